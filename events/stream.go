@@ -1,0 +1,77 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamName is the JetStream stream that keeps events.
+const StreamName = "EVENTS"
+
+// StreamConfig sets how events are kept. The zero value means the defaults.
+type StreamConfig struct {
+	// Retention is how long events are kept for replay (default 14 days).
+	Retention time.Duration
+	// DedupeWindow is how long a client-chosen event id is remembered, so
+	// the same id published again is stored once (default 1 hour).
+	DedupeWindow time.Duration
+	// Replicas is the stream's replication factor (default 1; 3 on a cluster).
+	Replicas int
+}
+
+func (c StreamConfig) withDefaults() StreamConfig {
+	if c.Retention <= 0 {
+		c.Retention = 14 * 24 * time.Hour
+	}
+	if c.DedupeWindow <= 0 {
+		c.DedupeWindow = time.Hour
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	return c
+}
+
+// EnsureStream creates the events stream, or updates it to cfg if it
+// exists. It is safe to call from every replica at start.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+	cfg = cfg.withDefaults()
+	sc := jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "Change events published by platform services",
+		Subjects:    []string{SubjectAll},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      cfg.Retention,
+		Duplicates:  cfg.DedupeWindow,
+		Replicas:    cfg.Replicas,
+		Discard:     jetstream.DiscardOld,
+	}
+	return ensureStream(ctx, js, sc)
+}
+
+// ensureStream creates or updates a stream; it is written once here and
+// used by every package that owns a stream through EnsureStreamConfig.
+func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.CreateOrUpdateStream(ctx, sc)
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+	}
+	return s, nil
+}
+
+// EnsureStreamConfig creates or updates any stream of the product; the
+// dispatcher and the limiter keep their own streams through it.
+func EnsureStreamConfig(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) (jetstream.Stream, error) {
+	return ensureStream(ctx, js, sc)
+}
+
+// IsNoResponders reports whether err means no JetStream server answered, as
+// when NATS is down or the stream is missing.
+func IsNoResponders(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrNoHeartbeat)
+}
