@@ -1,0 +1,212 @@
+package subscriptions
+
+import (
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/onestack/webhooks/events"
+)
+
+// Index is the in-memory view of tenants, API keys and subscriptions that
+// every replica keeps, fed by KV watches and by its own writes. Matching an
+// event, authenticating a key and reading a subscription use it and never
+// storage. It is safe for concurrent use; the *Subscription values it
+// hands out are shared and must not be modified.
+type Index struct {
+	mu      sync.RWMutex
+	tenants map[string]*Tenant
+	keys    map[string]*APIKey
+	subs    map[string]*tenantSubs // by tenant
+	// revs is the last revision applied per bucket key, deletions included,
+	// so a late watch update never undoes a newer local write.
+	revs map[string]uint64
+}
+
+// tenantSubs is one tenant's subscriptions and its matcher.
+type tenantSubs struct {
+	byID map[string]*Subscription
+	// byPattern maps each pattern ("ticket.updated", "ticket.*", "*") to
+	// the subscriptions that list it; rebuilt on every change.
+	byPattern map[string][]*Subscription
+}
+
+func newIndex() *Index {
+	return &Index{
+		tenants: make(map[string]*Tenant),
+		keys:    make(map[string]*APIKey),
+		subs:    make(map[string]*tenantSubs),
+		revs:    make(map[string]uint64),
+	}
+}
+
+// fresh reports whether rev is newer than what was applied for key, and
+// records it. Callers hold mu.
+func (x *Index) fresh(bucketKey string, rev uint64) bool {
+	if rev <= x.revs[bucketKey] {
+		return false
+	}
+	x.revs[bucketKey] = rev
+	return true
+}
+
+func (x *Index) putTenant(t *Tenant) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.fresh(bucketTenants+"/"+t.ID, t.Revision) {
+		x.tenants[t.ID] = t
+	}
+}
+
+func (x *Index) deleteTenant(id string, rev uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.fresh(bucketTenants+"/"+id, rev) {
+		delete(x.tenants, id)
+	}
+}
+
+func (x *Index) putKey(k *APIKey, rev uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.fresh(bucketKeys+"/"+k.ID, rev) {
+		x.keys[k.ID] = k
+	}
+}
+
+func (x *Index) deleteKey(id string, rev uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.fresh(bucketKeys+"/"+id, rev) {
+		delete(x.keys, id)
+	}
+}
+
+func (x *Index) putSub(s *Subscription) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.fresh(bucketSubs+"/"+subKey(s.TenantID, s.ID), s.Revision) {
+		return
+	}
+	ts := x.subs[s.TenantID]
+	if ts == nil {
+		ts = &tenantSubs{byID: make(map[string]*Subscription)}
+		x.subs[s.TenantID] = ts
+	}
+	ts.byID[s.ID] = s
+	ts.rebuild()
+}
+
+func (x *Index) deleteSub(tenant, id string, rev uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.fresh(bucketSubs+"/"+subKey(tenant, id), rev) {
+		return
+	}
+	if ts := x.subs[tenant]; ts != nil {
+		delete(ts.byID, id)
+		if len(ts.byID) == 0 {
+			delete(x.subs, tenant)
+			return
+		}
+		ts.rebuild()
+	}
+}
+
+func (ts *tenantSubs) rebuild() {
+	ts.byPattern = make(map[string][]*Subscription)
+	for _, s := range ts.byID {
+		for _, p := range s.EventTypes {
+			ts.byPattern[p] = append(ts.byPattern[p], s)
+		}
+	}
+}
+
+// Match appends to dst every subscription of tenant, active or not, whose
+// patterns match event type t, each once, and returns the extended slice.
+// A webhook.test event matches nothing: it goes to one endpoint on request.
+func (x *Index) Match(dst []*Subscription, tenant, t string) []*Subscription {
+	if t == events.TypeWebhookTest {
+		return dst
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	ts := x.subs[tenant]
+	if ts == nil {
+		return dst
+	}
+	start := len(dst)
+	for _, p := range [3]string{t, events.FamilyPattern(t), events.WildcardAll} {
+		for _, s := range ts.byPattern[p] {
+			if !slices.Contains(dst[start:], s) {
+				dst = append(dst, s)
+			}
+		}
+	}
+	return dst
+}
+
+// Subscription returns one of tenant's subscriptions.
+func (x *Index) Subscription(tenant, id string) (*Subscription, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	ts := x.subs[tenant]
+	if ts == nil {
+		return nil, false
+	}
+	s, ok := ts.byID[id]
+	return s, ok
+}
+
+// List returns up to limit of tenant's subscriptions, newest first, whose
+// ids sort before before (all of them when before is empty), and whether
+// more follow.
+func (x *Index) List(tenant, before string, limit int) ([]*Subscription, bool) {
+	x.mu.RLock()
+	ts := x.subs[tenant]
+	var all []*Subscription
+	if ts != nil {
+		all = make([]*Subscription, 0, len(ts.byID))
+		for id, s := range ts.byID {
+			if before == "" || strings.Compare(id, before) < 0 {
+				all = append(all, s)
+			}
+		}
+	}
+	x.mu.RUnlock()
+	slices.SortFunc(all, func(a, b *Subscription) int { return strings.Compare(b.ID, a.ID) })
+	if len(all) > limit {
+		return all[:limit], true
+	}
+	return all, false
+}
+
+// Tenant returns a tenant.
+func (x *Index) Tenant(id string) (*Tenant, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	t, ok := x.tenants[id]
+	return t, ok
+}
+
+// Authenticate returns the tenant and key id of a presented API key, or
+// false for a malformed, unknown or revoked key. The comparison is in
+// constant time against the stored hash.
+func (x *Index) Authenticate(presented string) (tenant, key string, ok bool) {
+	id, ok := keyID(presented)
+	x.mu.RLock()
+	k, found := x.keys[id]
+	x.mu.RUnlock()
+	if !ok || !found {
+		// Hash anyway, so an unknown key takes as long as a wrong one.
+		(&APIKey{Hash: dummyHash}).matches(presented)
+		return "", "", false
+	}
+	if !k.matches(presented) {
+		return "", "", false
+	}
+	return k.TenantID, k.ID, true
+}
+
+// dummyHash is compared against when no key is stored under the claimed id.
+const dummyHash = "0000000000000000000000000000000000000000000000000000000000000000"

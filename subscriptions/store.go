@@ -1,0 +1,504 @@
+package subscriptions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/signature"
+)
+
+// KV bucket names.
+const (
+	bucketTenants = "tenants"
+	bucketKeys    = "apikeys"
+	bucketSubs    = "subscriptions"
+)
+
+// Config sets up the stores. The zero value means the defaults.
+type Config struct {
+	// Replicas is the replication factor of the KV buckets (default 1).
+	Replicas int
+	// RotationOverlap is how long a rotated-out secret keeps signing
+	// (default 24 hours).
+	RotationOverlap time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.RotationOverlap <= 0 {
+		c.RotationOverlap = 24 * time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Store keeps tenants, API keys and subscriptions in JetStream KV buckets
+// and an Index of them up to date. Reads go to the index; writes go to KV
+// and are applied to the local index at once, so a replica reads its own
+// writes, while other replicas see them through their watches.
+type Store struct {
+	cfg                 Config
+	tenants, keys, subs jetstream.KeyValue
+	idx                 *Index
+	logger              *slog.Logger
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Open creates the buckets if needed, loads the index and keeps it live
+// until Close.
+func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.Logger) (*Store, error) {
+	cfg = cfg.withDefaults()
+	s := &Store{cfg: cfg, idx: newIndex(), logger: logger}
+	var err error
+	for _, b := range []struct {
+		name string
+		kv   *jetstream.KeyValue
+	}{{bucketTenants, &s.tenants}, {bucketKeys, &s.keys}, {bucketSubs, &s.subs}} {
+		*b.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:   b.name,
+			History:  1,
+			Storage:  jetstream.FileStorage,
+			Replicas: cfg.Replicas,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open bucket %s: %w", b.name, err)
+		}
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	loaded := make(chan error, 3)
+	for _, w := range []struct {
+		kv    jetstream.KeyValue
+		apply func(jetstream.KeyValueEntry) error
+	}{{s.tenants, s.applyTenant}, {s.keys, s.applyKey}, {s.subs, s.applySub}} {
+		watcher, err := w.kv.WatchAll(wctx)
+		if err != nil {
+			cancel()
+			s.wg.Wait()
+			return nil, fmt.Errorf("watch bucket %s: %w", w.kv.Bucket(), err)
+		}
+		s.wg.Add(1)
+		go s.watch(wctx, watcher, w.apply, loaded)
+	}
+	for range 3 {
+		select {
+		case err := <-loaded:
+			if err != nil {
+				s.Close()
+				return nil, err
+			}
+		case <-ctx.Done():
+			s.Close()
+			return nil, fmt.Errorf("load index: %w", ctx.Err())
+		}
+	}
+	return s, nil
+}
+
+// watch applies a bucket's updates to the index until ctx ends; it reports
+// on loaded once the initial values are in.
+func (s *Store) watch(ctx context.Context, w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry) error, loaded chan<- error) {
+	defer s.wg.Done()
+	defer w.Stop()
+	initial := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e == nil {
+				if initial {
+					initial = false
+					loaded <- nil
+				}
+				continue
+			}
+			if err := apply(e); err != nil {
+				s.logger.Error("index: skip undecodable entry", "bucket", e.Bucket(), "key", e.Key(), "err", err)
+			}
+		}
+	}
+}
+
+// Close stops the watches.
+func (s *Store) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// Index returns the live index.
+func (s *Store) Index() *Index { return s.idx }
+
+func isDelete(e jetstream.KeyValueEntry) bool {
+	return e.Operation() == jetstream.KeyValueDelete || e.Operation() == jetstream.KeyValuePurge
+}
+
+func (s *Store) applyTenant(e jetstream.KeyValueEntry) error {
+	if isDelete(e) {
+		s.idx.deleteTenant(e.Key(), e.Revision())
+		return nil
+	}
+	var t Tenant
+	if err := json.Unmarshal(e.Value(), &t); err != nil {
+		return fmt.Errorf("decode tenant: %w", err)
+	}
+	t.Revision = e.Revision()
+	s.idx.putTenant(&t)
+	return nil
+}
+
+func (s *Store) applyKey(e jetstream.KeyValueEntry) error {
+	if isDelete(e) {
+		s.idx.deleteKey(e.Key(), e.Revision())
+		return nil
+	}
+	var k APIKey
+	if err := json.Unmarshal(e.Value(), &k); err != nil {
+		return fmt.Errorf("decode api key: %w", err)
+	}
+	s.idx.putKey(&k, e.Revision())
+	return nil
+}
+
+func (s *Store) applySub(e jetstream.KeyValueEntry) error {
+	if isDelete(e) {
+		tenant, id, _ := strings.Cut(e.Key(), ".")
+		s.idx.deleteSub(tenant, id, e.Revision())
+		return nil
+	}
+	sub, err := decodeSub(e)
+	if err != nil {
+		return err
+	}
+	s.idx.putSub(sub)
+	return nil
+}
+
+func decodeSub(e jetstream.KeyValueEntry) (*Subscription, error) {
+	var r record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return nil, fmt.Errorf("decode subscription: %w", err)
+	}
+	sub := r.Subscription
+	sub.TenantID = r.TenantID
+	sub.secrets = r.Secrets
+	sub.Revision = e.Revision()
+	return &sub, nil
+}
+
+func encodeSub(sub *Subscription) ([]byte, error) {
+	b, err := json.Marshal(record{Subscription: *sub, TenantID: sub.TenantID, Secrets: sub.secrets})
+	if err != nil {
+		return nil, fmt.Errorf("encode subscription: %w", err)
+	}
+	return b, nil
+}
+
+// storeErr turns a KV error into the package's errors.
+func storeErr(op string, err error) error {
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+		return fmt.Errorf("%s: %w", op, ErrNotFound)
+	case errors.Is(err, jetstream.ErrKeyExists):
+		return fmt.Errorf("%s: %w", op, ErrConflict)
+	case isWrongRevision(err):
+		return fmt.Errorf("%s: %w", op, ErrConflict)
+	default:
+		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
+	}
+}
+
+func isWrongRevision(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// Tenants.
+
+// CreateTenant stores a new tenant with its first API key.
+func (s *Store) CreateTenant(ctx context.Context, in TenantInput) (Tenant, Key, APIKey, error) {
+	now := s.cfg.Now().UTC()
+	t := Tenant{ID: NewTenantID(), Name: in.Name, RateLimit: DefaultRateLimit, CreatedAt: now}
+	if in.RateLimit != nil {
+		t.RateLimit = *in.RateLimit
+	}
+	b, _ := json.Marshal(t)
+	rev, err := s.tenants.Create(ctx, t.ID, b)
+	if err != nil {
+		return Tenant{}, "", APIKey{}, storeErr("create tenant", err)
+	}
+	t.Revision = rev
+	s.idx.putTenant(&t)
+	key, k, err := s.CreateKey(ctx, t.ID)
+	if err != nil {
+		return Tenant{}, "", APIKey{}, err
+	}
+	return t, key, k, nil
+}
+
+// Tenant returns a tenant from the index.
+func (s *Store) Tenant(id string) (Tenant, error) {
+	t, ok := s.idx.Tenant(id)
+	if !ok {
+		return Tenant{}, fmt.Errorf("tenant %s: %w", id, ErrNotFound)
+	}
+	return *t, nil
+}
+
+// UpdateTenant applies a patch to a tenant.
+func (s *Store) UpdateTenant(ctx context.Context, id string, p TenantPatch) (Tenant, error) {
+	for {
+		e, err := s.tenants.Get(ctx, id)
+		if err != nil {
+			return Tenant{}, storeErr("get tenant "+id, err)
+		}
+		var t Tenant
+		if err := json.Unmarshal(e.Value(), &t); err != nil {
+			return Tenant{}, fmt.Errorf("decode tenant %s: %w", id, err)
+		}
+		if p.Name != nil {
+			t.Name = *p.Name
+		}
+		if p.RateLimit != nil {
+			t.RateLimit = *p.RateLimit
+		}
+		b, _ := json.Marshal(t)
+		rev, err := s.tenants.Update(ctx, id, b, e.Revision())
+		if err != nil {
+			if isWrongRevision(err) {
+				continue
+			}
+			return Tenant{}, storeErr("update tenant "+id, err)
+		}
+		t.Revision = rev
+		s.idx.putTenant(&t)
+		return t, nil
+	}
+}
+
+// CreateKey issues a new API key for a tenant.
+func (s *Store) CreateKey(ctx context.Context, tenant string) (Key, APIKey, error) {
+	if _, ok := s.idx.Tenant(tenant); !ok {
+		return "", APIKey{}, fmt.Errorf("tenant %s: %w", tenant, ErrNotFound)
+	}
+	key, k := newKey(tenant, s.cfg.Now())
+	b, _ := json.Marshal(k)
+	rev, err := s.keys.Create(ctx, k.ID, b)
+	if err != nil {
+		return "", APIKey{}, storeErr("create api key", err)
+	}
+	s.idx.putKey(&k, rev)
+	return key, k, nil
+}
+
+// RevokeKey deletes a tenant's key; it fails with 401 from then on, on
+// this replica at once and on the others as soon as their watch delivers.
+func (s *Store) RevokeKey(ctx context.Context, tenant, keyID string) error {
+	e, err := s.keys.Get(ctx, keyID)
+	if err != nil {
+		return storeErr("get api key "+keyID, err)
+	}
+	var k APIKey
+	if err := json.Unmarshal(e.Value(), &k); err != nil || k.TenantID != tenant {
+		return fmt.Errorf("api key %s: %w", keyID, ErrNotFound)
+	}
+	if err := s.keys.Delete(ctx, keyID, jetstream.LastRevision(e.Revision())); err != nil {
+		return storeErr("revoke api key "+keyID, err)
+	}
+	s.idx.deleteKey(keyID, e.Revision()+1)
+	return nil
+}
+
+// Subscriptions.
+
+// CreateSubscription stores a new subscription for tenant. The input must
+// have passed Rules.Check.
+func (s *Store) CreateSubscription(ctx context.Context, tenant string, in CreateInput) (Subscription, error) {
+	now := s.cfg.Now().UTC()
+	sub := Subscription{
+		ID: NewSubscriptionID(), TenantID: tenant, URL: in.URL, EventTypes: in.EventTypes,
+		Description: in.Description, Metadata: in.Metadata, Active: true, CreatedAt: now, UpdatedAt: now,
+	}
+	if sub.Metadata == nil {
+		sub.Metadata = map[string]string{}
+	}
+	if in.Active != nil {
+		sub.Active = *in.Active
+	}
+	secret := signature.NewSecret().Reveal()
+	if in.Secret != nil {
+		secret = *in.Secret
+	}
+	sub.secrets = []secretEntry{{Secret: secret}}
+	b, err := encodeSub(&sub)
+	if err != nil {
+		return Subscription{}, err
+	}
+	rev, err := s.subs.Create(ctx, subKey(tenant, sub.ID), b)
+	if err != nil {
+		return Subscription{}, storeErr("create subscription", err)
+	}
+	sub.Revision = rev
+	s.idx.putSub(&sub)
+	return sub, nil
+}
+
+// Subscription returns one of tenant's subscriptions from the index.
+func (s *Store) Subscription(tenant, id string) (Subscription, error) {
+	sub, ok := s.idx.Subscription(tenant, id)
+	if !ok {
+		return Subscription{}, fmt.Errorf("subscription %s: %w", id, ErrNotFound)
+	}
+	return *sub, nil
+}
+
+// LoadSubscription reads one subscription from storage, for the rare case
+// where the index may lag behind another replica's write.
+func (s *Store) LoadSubscription(ctx context.Context, tenant, id string) (Subscription, error) {
+	e, err := s.subs.Get(ctx, subKey(tenant, id))
+	if err != nil {
+		return Subscription{}, storeErr("load subscription "+id, err)
+	}
+	sub, err := decodeSub(e)
+	if err != nil {
+		return Subscription{}, err
+	}
+	s.idx.putSub(sub)
+	return *sub, nil
+}
+
+// UpdateSubscription changes a subscription with fn, under optimistic
+// concurrency: with ifMatch non-zero it fails with ErrConflict unless the
+// stored revision is ifMatch; with zero it retries on a concurrent change.
+func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, ifMatch uint64, fn func(*Subscription) error) (Subscription, error) {
+	key := subKey(tenant, id)
+	for {
+		e, err := s.subs.Get(ctx, key)
+		if err != nil {
+			return Subscription{}, storeErr("get subscription "+id, err)
+		}
+		if ifMatch != 0 && e.Revision() != ifMatch {
+			return Subscription{}, fmt.Errorf("update subscription %s: %w", id, ErrConflict)
+		}
+		sub, err := decodeSub(e)
+		if err != nil {
+			return Subscription{}, err
+		}
+		if err := fn(sub); err != nil {
+			return Subscription{}, err
+		}
+		sub.UpdatedAt = s.cfg.Now().UTC()
+		b, err := encodeSub(sub)
+		if err != nil {
+			return Subscription{}, err
+		}
+		rev, err := s.subs.Update(ctx, key, b, e.Revision())
+		if err != nil {
+			if isWrongRevision(err) && ifMatch == 0 {
+				continue
+			}
+			return Subscription{}, storeErr("update subscription "+id, err)
+		}
+		sub.Revision = rev
+		s.idx.putSub(sub)
+		return *sub, nil
+	}
+}
+
+// Apply applies a validated PatchInput; setting active to true clears the
+// disabled reason.
+func (p PatchInput) Apply(sub *Subscription) error {
+	if p.URL != nil {
+		sub.URL = *p.URL
+	}
+	if p.EventTypes != nil {
+		sub.EventTypes = *p.EventTypes
+	}
+	if p.Description != nil {
+		sub.Description = *p.Description
+	}
+	if p.Metadata != nil {
+		sub.Metadata = *p.Metadata
+		if sub.Metadata == nil {
+			sub.Metadata = map[string]string{}
+		}
+	}
+	if p.Active != nil {
+		sub.Active = *p.Active
+		if sub.Active {
+			sub.DisabledReason = ""
+		}
+	}
+	return nil
+}
+
+// Disable deactivates a subscription and records why; it reports whether
+// this call changed it (false if it was already disabled).
+func (s *Store) Disable(ctx context.Context, tenant, id, reason string) (bool, error) {
+	changed := false
+	_, err := s.UpdateSubscription(ctx, tenant, id, 0, func(sub *Subscription) error {
+		changed = sub.Active
+		sub.Active = false
+		sub.DisabledReason = reason
+		return nil
+	})
+	return changed, err
+}
+
+// RotateSecret makes a new current secret; the previous ones keep signing
+// for the configured overlap. It returns the new secret.
+func (s *Store) RotateSecret(ctx context.Context, tenant, id string) (string, error) {
+	fresh := signature.NewSecret().Reveal()
+	_, err := s.UpdateSubscription(ctx, tenant, id, 0, func(sub *Subscription) error {
+		now := s.cfg.Now().UTC()
+		kept := []secretEntry{{Secret: fresh}}
+		for i, e := range sub.secrets {
+			if i == 0 {
+				e.Expires = now.Add(s.cfg.RotationOverlap)
+			}
+			if e.Expires.After(now) {
+				kept = append(kept, e)
+			}
+		}
+		sub.secrets = kept
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return fresh, nil
+}
+
+// DeleteSubscription removes a subscription. From its return on, this
+// replica delivers nothing more to it.
+func (s *Store) DeleteSubscription(ctx context.Context, tenant, id string) error {
+	key := subKey(tenant, id)
+	e, err := s.subs.Get(ctx, key)
+	if err != nil {
+		return storeErr("get subscription "+id, err)
+	}
+	if err := s.subs.Delete(ctx, key, jetstream.LastRevision(e.Revision())); err != nil {
+		return storeErr("delete subscription "+id, err)
+	}
+	s.idx.deleteSub(tenant, id, e.Revision()+1)
+	return nil
+}

@@ -1,0 +1,164 @@
+package subscriptions
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// startJetStream runs an embedded JetStream server for one test.
+func startJetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatalf("new nats server: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	return js
+}
+
+func openStore(t *testing.T, js jetstream.JetStream) *Store {
+	t.Helper()
+	st, err := Open(context.Background(), js, Config{}, nil)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(st.Close)
+	return st
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestStoreAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	js := startJetStream(t)
+	a, b := openStore(t, js), openStore(t, js)
+
+	ten, key, _, err := a.CreateTenant(ctx, TenantInput{Name: "acme"})
+	if err != nil {
+		t.Fatalf("CreateTenant: %v", err)
+	}
+	if got, _, ok := a.Index().Authenticate(string(key)); !ok || got != ten.ID {
+		t.Fatalf("Authenticate on the writing replica = %q, %v; want %q, true", got, ok, ten.ID)
+	}
+	waitFor(t, "key on replica b", func() bool { _, _, ok := b.Index().Authenticate(string(key)); return ok })
+
+	sub, err := a.CreateSubscription(ctx, ten.ID, CreateInput{URL: "https://example.com/h", EventTypes: []string{"ticket.*"}})
+	if err != nil {
+		t.Fatalf("CreateSubscription: %v", err)
+	}
+	waitFor(t, "subscription on replica b", func() bool { return len(b.Index().Match(nil, ten.ID, "ticket.updated")) == 1 })
+	if got := b.Index().Match(nil, ten.ID, "board.updated"); len(got) != 0 {
+		t.Errorf("Match(board.updated) = %d subscriptions, want 0", len(got))
+	}
+	if got := b.Index().Match(nil, "ten_other", "ticket.updated"); len(got) != 0 {
+		t.Errorf("Match for another tenant = %d subscriptions, want 0", len(got))
+	}
+
+	if _, err := a.UpdateSubscription(ctx, ten.ID, sub.ID, sub.Revision+100, func(*Subscription) error { return nil }); !errors.Is(err, ErrConflict) {
+		t.Errorf("UpdateSubscription with a stale revision = %v, want ErrConflict", err)
+	}
+
+	if err := b.DeleteSubscription(ctx, ten.ID, sub.ID); err != nil {
+		t.Fatalf("DeleteSubscription: %v", err)
+	}
+	if _, ok := b.Index().Subscription(ten.ID, sub.ID); ok {
+		t.Error("deleted subscription still in the deleting replica's index")
+	}
+	waitFor(t, "delete on replica a", func() bool { _, ok := a.Index().Subscription(ten.ID, sub.ID); return !ok })
+
+	second, k, err := a.CreateKey(ctx, ten.ID)
+	if err != nil {
+		t.Fatalf("CreateKey: %v", err)
+	}
+	waitFor(t, "second key on replica b", func() bool { _, _, ok := b.Index().Authenticate(string(second)); return ok })
+	if err := b.RevokeKey(ctx, ten.ID, k.ID); err != nil {
+		t.Fatalf("RevokeKey: %v", err)
+	}
+	if _, _, ok := b.Index().Authenticate(string(second)); ok {
+		t.Error("revoked key still authenticates on the revoking replica")
+	}
+	waitFor(t, "revocation on replica a", func() bool { _, _, ok := a.Index().Authenticate(string(second)); return !ok })
+	if _, _, ok := a.Index().Authenticate(string(key)); !ok {
+		t.Error("first key stopped working after revoking the second")
+	}
+	if err := b.RevokeKey(ctx, "ten_other", k.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("RevokeKey of another tenant's key = %v, want ErrNotFound", err)
+	}
+}
+
+func TestMatchPatterns(t *testing.T) {
+	x := newIndex()
+	subs := []*Subscription{
+		{ID: "sub_1", TenantID: "t", EventTypes: []string{"ticket.updated"}, Revision: 1},
+		{ID: "sub_2", TenantID: "t", EventTypes: []string{"ticket.*", "ticket.updated"}, Revision: 2},
+		{ID: "sub_3", TenantID: "t", EventTypes: []string{"*"}, Revision: 3},
+		{ID: "sub_4", TenantID: "t", EventTypes: []string{"service_catalog.*"}, Revision: 4},
+	}
+	for _, s := range subs {
+		x.putSub(s)
+	}
+	tests := []struct {
+		typ  string
+		want int
+	}{
+		{"ticket.updated", 3},
+		{"ticket.created", 2},
+		{"board.updated", 1},
+		{"service_catalog.item.created", 2},
+		{"webhook.test", 0},
+	}
+	for _, tt := range tests {
+		if got := x.Match(nil, "t", tt.typ); len(got) != tt.want {
+			t.Errorf("Match(%q) = %d subscriptions, want %d", tt.typ, len(got), tt.want)
+		}
+	}
+}
+
+func BenchmarkMatch(b *testing.B) {
+	x := newIndex()
+	for i := range 200 {
+		types := []string{"board.updated"}
+		if i%10 == 0 {
+			types = []string{"ticket.*"}
+		}
+		x.putSub(&Subscription{ID: NewSubscriptionID(), TenantID: "t", EventTypes: types, Revision: uint64(i + 1)})
+	}
+	dst := make([]*Subscription, 0, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = x.Match(dst[:0], "t", "ticket.updated")
+	}
+	if len(dst) != 20 {
+		b.Fatalf("Match = %d, want 20", len(dst))
+	}
+}

@@ -1,0 +1,108 @@
+// Package subscriptions holds tenants, their API keys and their webhook
+// subscriptions: the types, their validation, the JetStream KV stores that
+// keep them, and a live in-memory index that every replica keeps so that
+// matching an event never reads storage.
+package subscriptions
+
+import (
+	"errors"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/signature"
+)
+
+// Errors of the stores.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means the record changed since the revision the caller
+	// expected (a failed If-Match).
+	ErrConflict = errors.New("revision conflict")
+	// ErrUnavailable means the store (NATS) could not be reached.
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Ordering values of a subscription.
+const (
+	OrderingNone = ""
+	OrderingFIFO = "fifo"
+)
+
+// Subscription is one tenant endpoint and the event types it wants.
+type Subscription struct {
+	ID             string            `json:"id"`
+	TenantID       string            `json:"-"`
+	URL            string            `json:"url"`
+	EventTypes     []string          `json:"eventTypes"`
+	Description    string            `json:"description"`
+	Metadata       map[string]string `json:"metadata"`
+	Active         bool              `json:"active"`
+	DisabledReason string            `json:"disabledReason,omitempty"`
+	CreatedAt      time.Time         `json:"createdAt"`
+	UpdatedAt      time.Time         `json:"updatedAt"`
+	// Revision is the store revision the subscription was read at; it is
+	// the ETag and the If-Match precondition.
+	Revision uint64 `json:"-"`
+
+	secrets []secretEntry
+}
+
+// secretEntry is one signing secret; Expires is zero for the current one.
+type secretEntry struct {
+	Secret  string    `json:"secret"`
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// record is the stored form of a subscription: its public fields and its
+// secrets, which the public JSON never shows.
+type record struct {
+	Subscription
+	TenantID string        `json:"tenantId"`
+	Secrets  []secretEntry `json:"secrets"`
+}
+
+// NewSubscriptionID returns a fresh subscription id.
+func NewSubscriptionID() string { return "sub_" + ulid.Make().String() }
+
+// Secret returns the current signing secret in its "whsec_" form.
+func (s *Subscription) Secret() string {
+	if len(s.secrets) == 0 {
+		return ""
+	}
+	return s.secrets[0].Secret
+}
+
+// SigningSecrets returns the secrets that sign a delivery made at now: the
+// current one first, then rotated ones still within their overlap.
+func (s *Subscription) SigningSecrets(now time.Time) []signature.Secret {
+	out := make([]signature.Secret, 0, len(s.secrets))
+	for _, e := range s.secrets {
+		if !e.Expires.IsZero() && !now.Before(e.Expires) {
+			continue
+		}
+		if sec, err := signature.ParseSecret(e.Secret); err == nil {
+			out = append(out, sec)
+		}
+	}
+	return out
+}
+
+// Wants reports whether the subscription's patterns match event type t.
+// A webhook.test event is sent only on request, so no pattern matches it.
+func (s *Subscription) Wants(t string) bool {
+	if t == events.TypeWebhookTest {
+		return false
+	}
+	for _, p := range s.EventTypes {
+		if events.Matches(p, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// key is the subscription's key in the KV bucket: tenant first, so a
+// tenant's subscriptions share a key prefix.
+func subKey(tenant, id string) string { return tenant + "." + id }

@@ -1,0 +1,182 @@
+package subscriptions
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/go-playground/validator/v10"
+
+	"github.com/onestack/webhooks/egress"
+	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/signature"
+)
+
+// FieldError is one problem with one field of a request.
+type FieldError struct {
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}
+
+// ValidationError lists every problem found in a request; the API answers
+// it with 400 VALIDATION_FAILED.
+type ValidationError struct {
+	Fields []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Field + ": " + f.Reason
+	}
+	return "validation failed: " + strings.Join(parts, "; ")
+}
+
+// Invalid returns a ValidationError about one field.
+func Invalid(field, reason string) *ValidationError {
+	return &ValidationError{Fields: []FieldError{{Field: field, Reason: reason}}}
+}
+
+// Limits on subscription fields.
+const (
+	MaxEventTypes     = 100
+	MaxDescription    = 500
+	MaxMetadataKeys   = 50
+	MaxMetadataKeyLen = 40
+	MaxMetadataValLen = 500
+)
+
+// CreateInput is the body of a subscription's creation.
+type CreateInput struct {
+	URL         string            `json:"url" validate:"required,webhookurl"`
+	EventTypes  []string          `json:"eventTypes" validate:"required,min=1,max=100,unique,dive,eventtype"`
+	Description string            `json:"description" validate:"max=500"`
+	Metadata    map[string]string `json:"metadata" validate:"max=50,dive,keys,min=1,max=40,endkeys,max=500"`
+	Active      *bool             `json:"active"`
+	Secret      *string           `json:"secret" validate:"omitnil,whsecret"`
+}
+
+// PatchInput is the body of a subscription's update; nil fields are left
+// as they are.
+type PatchInput struct {
+	URL         *string            `json:"url" validate:"omitnil,webhookurl"`
+	EventTypes  *[]string          `json:"eventTypes" validate:"omitnil,min=1,max=100,unique,dive,eventtype"`
+	Description *string            `json:"description" validate:"omitnil,max=500"`
+	Metadata    *map[string]string `json:"metadata" validate:"omitnil,max=50,dive,keys,min=1,max=40,endkeys,max=500"`
+	Active      *bool              `json:"active"`
+}
+
+// TenantInput is the body of a tenant's creation.
+type TenantInput struct {
+	Name      string `json:"name" validate:"required,min=1,max=200"`
+	RateLimit *int   `json:"rateLimit" validate:"omitnil,min=1,max=1000000"`
+}
+
+// TenantPatch is the body of a tenant's update.
+type TenantPatch struct {
+	Name      *string `json:"name" validate:"omitnil,min=1,max=200"`
+	RateLimit *int    `json:"rateLimit" validate:"omitnil,min=1,max=1000000"`
+}
+
+// Rules validates inputs against the event catalog and the destination
+// policy. It is safe for concurrent use.
+type Rules struct {
+	v       *validator.Validate
+	catalog events.Catalog
+	policy  egress.Policy
+}
+
+// NewRules returns the validation rules for catalog and policy.
+func NewRules(catalog events.Catalog, policy egress.Policy) *Rules {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			return ""
+		}
+		return name
+	})
+	r := &Rules{v: v, catalog: catalog, policy: policy}
+	must(v.RegisterValidation("webhookurl", func(fl validator.FieldLevel) bool {
+		return policy.CheckURL(fl.Field().String()) == nil
+	}))
+	must(v.RegisterValidation("eventtype", func(fl validator.FieldLevel) bool {
+		return catalog.ValidPattern(fl.Field().String())
+	}))
+	must(v.RegisterValidation("whsecret", func(fl validator.FieldLevel) bool {
+		_, err := signature.ParseSecret(fl.Field().String())
+		return err == nil && strings.HasPrefix(fl.Field().String(), signature.SecretPrefix)
+	}))
+	return r
+}
+
+func must(err error) {
+	if err != nil {
+		panic(err) // a programmer's mistake in a tag registration
+	}
+}
+
+// Check validates in (a pointer to one of the input types) and returns a
+// *ValidationError listing every problem, or nil.
+func (r *Rules) Check(in any) error {
+	err := r.v.Struct(in)
+	if err == nil {
+		return nil
+	}
+	var verrs validator.ValidationErrors
+	if !errors.As(err, &verrs) {
+		return fmt.Errorf("validate: %w", err)
+	}
+	out := &ValidationError{}
+	for _, fe := range verrs {
+		out.Fields = append(out.Fields, FieldError{Field: fieldPath(fe.Namespace()), Reason: r.reason(fe)})
+	}
+	return out
+}
+
+// fieldPath drops the struct name validator puts first:
+// "CreateInput.eventTypes[1]" → "eventTypes[1]".
+func fieldPath(ns string) string {
+	_, rest, ok := strings.Cut(ns, ".")
+	if !ok {
+		return ns
+	}
+	return rest
+}
+
+func (r *Rules) reason(fe validator.FieldError) string {
+	switch fe.Tag() {
+	case "required":
+		return "is required"
+	case "webhookurl":
+		s, _ := fe.Value().(string)
+		if err := r.policy.CheckURL(s); err != nil {
+			return err.Error()
+		}
+		return "is not an allowed destination"
+	case "eventtype":
+		return fmt.Sprintf("%q is not an event type of the catalog, a family wildcard such as \"ticket.*\", or \"*\"", fe.Value())
+	case "whsecret":
+		return "must be \"whsec_\" followed by the base64 of 24 to 64 random bytes"
+	case "unique":
+		return "must not repeat an entry"
+	case "min":
+		if fe.Kind() == reflect.Slice || fe.Kind() == reflect.Map {
+			return "must have at least " + fe.Param() + " entries"
+		}
+		if fe.Kind() == reflect.String {
+			return "must be at least " + fe.Param() + " characters"
+		}
+		return "must be at least " + fe.Param()
+	case "max":
+		if fe.Kind() == reflect.Slice || fe.Kind() == reflect.Map {
+			return "must have at most " + fe.Param() + " entries"
+		}
+		if fe.Kind() == reflect.String {
+			return "must be at most " + fe.Param() + " characters"
+		}
+		return "must be at most " + fe.Param()
+	}
+	return "is invalid (" + fe.Tag() + ")"
+}

@@ -1,0 +1,58 @@
+package subscriptions
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/onestack/webhooks/egress"
+	"github.com/onestack/webhooks/events"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestRulesCheck(t *testing.T) {
+	r := NewRules(events.DefaultCatalog(), egress.Policy{})
+	tests := []struct {
+		name string
+		in   any
+		want []string // field paths
+	}{
+		{"valid", &CreateInput{URL: "https://example.com/h", EventTypes: []string{"ticket.updated", "board.*", "*"}}, nil},
+		{"missing all", &CreateInput{}, []string{"url", "eventTypes"}},
+		{"bad type", &CreateInput{URL: "https://example.com/h", EventTypes: []string{"ticket.updated", "nope"}}, []string{"eventTypes[1]"}},
+		{"bad family", &CreateInput{URL: "https://example.com/h", EventTypes: []string{"nope.*"}}, []string{"eventTypes[0]"}},
+		{"duplicate", &CreateInput{URL: "https://example.com/h", EventTypes: []string{"ticket.updated", "ticket.updated"}}, []string{"eventTypes"}},
+		{"http", &CreateInput{URL: "http://example.com/h", EventTypes: []string{"*"}}, []string{"url"}},
+		{"loopback", &CreateInput{URL: "https://127.0.0.1/h", EventTypes: []string{"*"}}, []string{"url"}},
+		{"long description", &CreateInput{URL: "https://example.com/h", EventTypes: []string{"*"}, Description: strings.Repeat("x", 501)}, []string{"description"}},
+		{"metadata key", &CreateInput{URL: "https://example.com/h", EventTypes: []string{"*"}, Metadata: map[string]string{strings.Repeat("k", 41): "v"}}, []string{"metadata[" + strings.Repeat("k", 41) + "]"}},
+		{"bad secret", &CreateInput{URL: "https://example.com/h", EventTypes: []string{"*"}, Secret: ptr("whsec_short")}, []string{"secret"}},
+		{"patch ok", &PatchInput{Active: ptr(true)}, nil},
+		{"patch empty types", &PatchInput{EventTypes: &[]string{}}, []string{"eventTypes"}},
+		{"tenant limit", &TenantInput{Name: "acme", RateLimit: ptr(0)}, []string{"rateLimit"}},
+		{"tenant limit high", &TenantPatch{RateLimit: ptr(1_000_001)}, []string{"rateLimit"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := r.Check(tt.in)
+			var got []string
+			if err != nil {
+				ve, ok := err.(*ValidationError)
+				if !ok {
+					t.Fatalf("Check = %T %v, want *ValidationError", err, err)
+				}
+				for _, f := range ve.Fields {
+					if f.Reason == "" {
+						t.Errorf("field %s has no reason", f.Field)
+					}
+					got = append(got, f.Field)
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Check(%s) fields (-want +got):\n%s", tt.name, diff)
+			}
+		})
+	}
+}
