@@ -1,0 +1,287 @@
+// Package api is the REST API of spec/api.md: the operator API, the tenant
+// API, health, metrics and the OpenAPI document. It reaches NATS only
+// through the subscriptions store and the events publisher.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/subscriptions"
+)
+
+// Limiter guards the tenant API. Admit takes one unit of tenant's budget
+// (limit per window) for r. When the budget is spent it writes the 429
+// itself and returns ok false. Otherwise it returns the writer the handler
+// must use, which adds the rate-limit headers, and a done func to call after
+// the handler, which gives the unit back when the answer was not counted.
+type Limiter interface {
+	Admit(w http.ResponseWriter, r *http.Request, tenant string, limit int) (ww http.ResponseWriter, done func(), ok bool)
+}
+
+// Deliveries is what the API asks of the dispatcher.
+type Deliveries interface {
+	// SendTest delivers a webhook.test event to one subscription only.
+	SendTest(ctx context.Context, sub subscriptions.Subscription) (eventID string, err error)
+}
+
+// Config wires the API. Store, Rules, Publisher and Registry are required.
+type Config struct {
+	Store      *subscriptions.Store
+	Rules      *subscriptions.Rules
+	Publisher  *events.Publisher
+	Deliveries Deliveries
+	Catalog    events.Catalog
+	// Limiter guards /api; nil means no rate limiting.
+	Limiter Limiter
+	// AdminToken enables the operator API; empty answers it 404.
+	AdminToken string
+	// MaxBody bounds request bodies (default 1 MiB).
+	MaxBody int64
+	// Ready reports whether NATS and the streams are ready, for /readyz.
+	Ready    func(ctx context.Context) error
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// API serves the HTTP routes. Build it with New.
+type API struct {
+	cfg    Config
+	logger *slog.Logger
+	mux    *http.ServeMux
+	routes []route
+	// catalogETag is the strong ETag of the event-type catalog.
+	catalogETag string
+	catalogBody []byte
+	reqs        *prometheus.CounterVec
+	dur         *prometheus.HistogramVec
+}
+
+// access says who may call a route.
+type access int
+
+const (
+	public access = iota
+	tenant
+	admin
+)
+
+// route is one method and path pattern of the API.
+type route struct {
+	method, pattern string
+	access          access
+	handle          func(w http.ResponseWriter, r *http.Request, c *caller) error
+}
+
+// caller is who made a request.
+type caller struct {
+	tenant string
+}
+
+// New builds the API and its routes.
+func New(cfg Config) *API {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.Catalog == nil {
+		cfg.Catalog = events.DefaultCatalog()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &API{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux()}
+	a.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "webhooks_api_requests_total", Help: "API requests by route and status code.",
+	}, []string{"route", "code"})
+	a.dur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "webhooks_api_request_duration_seconds", Help: "API request duration by route.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	}, []string{"route"})
+	cfg.Registry.MustRegister(a.reqs, a.dur)
+	a.catalogBody, a.catalogETag = catalogDocument(cfg.Catalog)
+	a.routes = a.routeTable()
+	a.register()
+	return a
+}
+
+func (a *API) routeTable() []route {
+	return []route{
+		{"GET", "/healthz", public, a.healthz},
+		{"GET", "/readyz", public, a.readyz},
+		{"GET", "/openapi.json", public, a.openapi},
+
+		{"POST", "/admin/tenants", admin, a.createTenant},
+		{"GET", "/admin/tenants/{id}", admin, a.getTenant},
+		{"PATCH", "/admin/tenants/{id}", admin, a.patchTenant},
+		{"POST", "/admin/tenants/{id}/keys", admin, a.createKey},
+		{"DELETE", "/admin/tenants/{id}/keys/{keyId}", admin, a.revokeKey},
+
+		{"GET", "/api/event-types", tenant, a.eventTypes},
+		{"POST", "/api/subscriptions", tenant, a.createSubscription},
+		{"GET", "/api/subscriptions", tenant, a.listSubscriptions},
+		{"POST", "/api/subscriptions/batch", tenant, a.batchSubscriptions},
+		{"GET", "/api/subscriptions/{id}", tenant, a.getSubscription},
+		{"PATCH", "/api/subscriptions/{id}", tenant, a.patchSubscription},
+		{"DELETE", "/api/subscriptions/{id}", tenant, a.deleteSubscription},
+		{"GET", "/api/subscriptions/{id}/secret", tenant, a.getSecret},
+		{"POST", "/api/subscriptions/{id}/rotate-secret", tenant, a.rotateSecret},
+		{"POST", "/api/subscriptions/{id}/test", tenant, a.testSubscription},
+		{"POST", "/api/events", tenant, a.publishEvent},
+		{"POST", "/api/events/batch", tenant, a.publishEvents},
+	}
+}
+
+// register puts every route on the mux, a 405 with Allow for other methods
+// on each known path, and a JSON 404 for everything else.
+func (a *API) register() {
+	allow := map[string][]string{}
+	for _, rt := range a.routes {
+		a.mux.Handle(rt.method+" "+rt.pattern, a.wrap(rt))
+		allow[rt.pattern] = append(allow[rt.pattern], rt.method)
+	}
+	for pattern, methods := range allow {
+		if contains(methods, "GET") {
+			methods = append(methods, "HEAD")
+		}
+		sort.Strings(methods)
+		allowed := strings.Join(methods, ", ")
+		notAllowed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allowed)
+			a.writeError(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
+				Message: "method " + r.Method + " is not allowed here", Details: map[string]any{"allow": methods}})
+		})
+		// One pattern per other method: a method-less pattern would
+		// conflict with sibling wildcards such as /subscriptions/{id}.
+		for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+			if !contains(methods, m) {
+				a.mux.Handle(m+" "+pattern, notAllowed)
+			}
+		}
+	}
+	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.cfg.Registry, promhttp.HandlerOpts{}))
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		a.writeError(w, r, errNotFound("path"))
+	})
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ServeHTTP serves the API.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get("X-Request-Id")
+	if id == "" || len(id) > 128 || !events.ValidID(id) {
+		id = "req_" + events.NewID()[len(events.IDPrefix):]
+	}
+	w.Header().Set("X-Request-Id", id)
+	a.mux.ServeHTTP(w, r)
+}
+
+// wrap adds to a route its access check, rate limiting, error writing and
+// metrics.
+func (a *API) wrap(rt route) http.Handler {
+	label := rt.method + " " + rt.pattern
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			a.reqs.WithLabelValues(label, strconv.Itoa(sw.status)).Inc()
+			a.dur.WithLabelValues(label).Observe(time.Since(start).Seconds())
+		}()
+		c := &caller{}
+		var out http.ResponseWriter = sw
+		switch rt.access {
+		case admin:
+			if a.cfg.AdminToken == "" {
+				a.writeError(sw, r, errNotFound("path"))
+				return
+			}
+			tok, ok := bearer(r)
+			if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.AdminToken)) != 1 {
+				a.writeError(sw, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "missing or wrong admin token"})
+				return
+			}
+		case tenant:
+			key, ok := bearer(r)
+			ten := ""
+			if ok {
+				ten, _, ok = a.cfg.Store.Index().Authenticate(key)
+			}
+			if !ok {
+				a.writeError(sw, r, errUnauthorized())
+				return
+			}
+			c.tenant = ten
+			if a.cfg.Limiter != nil {
+				limit := subscriptions.DefaultRateLimit
+				if t, found := a.cfg.Store.Index().Tenant(ten); found && t.RateLimit > 0 {
+					limit = t.RateLimit
+				}
+				ww, done, admitted := a.cfg.Limiter.Admit(sw, r, ten, limit)
+				if !admitted {
+					return
+				}
+				defer done()
+				out = ww
+			}
+		}
+		if err := rt.handle(out, r, c); err != nil {
+			a.writeError(out, r, err)
+		}
+	})
+}
+
+// bearer returns the token of an "Authorization: Bearer" header.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// statusWriter records the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// isUnavailable reports whether err means NATS could not be reached.
+func isUnavailable(err error) bool {
+	return errors.Is(err, events.ErrPublish) || errors.Is(err, nats.ErrConnectionClosed) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
+}

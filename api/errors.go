@@ -1,0 +1,84 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/onestack/webhooks/subscriptions"
+)
+
+// Error codes of the API's error shape.
+const (
+	CodeInvalidJSON          = "INVALID_JSON"
+	CodeValidationFailed     = "VALIDATION_FAILED"
+	CodeUnauthorized         = "UNAUTHORIZED"
+	CodeNotFound             = "NOT_FOUND"
+	CodeMethodNotAllowed     = "METHOD_NOT_ALLOWED"
+	CodeConflict             = "CONFLICT"
+	CodePreconditionFailed   = "PRECONDITION_FAILED"
+	CodePayloadTooLarge      = "PAYLOAD_TOO_LARGE"
+	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
+	CodeRateLimitExceeded    = "RATE_LIMIT_EXCEEDED"
+	CodeInternal             = "INTERNAL"
+	CodeUnavailable          = "UNAVAILABLE"
+)
+
+// Error is an answer in the API's error shape.
+type Error struct {
+	Status  int            `json:"-"`
+	Message string         `json:"error"`
+	Code    string         `json:"code"`
+	Details map[string]any `json:"details,omitempty"`
+	// RetryAfter, in seconds, is sent as a Retry-After header when set.
+	RetryAfter int `json:"-"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func errNotFound(what string) *Error {
+	return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: what + " not found"}
+}
+
+func errUnauthorized() *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "missing, malformed, unknown or revoked API key"}
+}
+
+func errInvalidJSON(msg string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: msg}
+}
+
+func errPrecondition() *Error {
+	return &Error{Status: http.StatusPreconditionFailed, Code: CodePreconditionFailed, Message: "If-Match does not match the current ETag"}
+}
+
+// unavailableRetryAfter is the Retry-After sent with 503 UNAVAILABLE.
+const unavailableRetryAfter = 5
+
+// writeError answers err in the error shape. Known errors map to their
+// status; anything else is logged here, once, and answered 500 without
+// internals.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	var ve *subscriptions.ValidationError
+	switch {
+	case errors.As(err, &e):
+	case errors.As(err, &ve):
+		e = &Error{Status: http.StatusBadRequest, Code: CodeValidationFailed, Message: "the request is not valid",
+			Details: map[string]any{"fields": ve.Fields}}
+	case errors.Is(err, subscriptions.ErrNotFound):
+		e = errNotFound("resource")
+	case errors.Is(err, subscriptions.ErrConflict):
+		e = errPrecondition()
+	case errors.Is(err, subscriptions.ErrUnavailable), isUnavailable(err):
+		a.logger.Warn("dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		e = &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "a dependency is unavailable; retry later", RetryAfter: unavailableRetryAfter}
+	default:
+		a.logger.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		e = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	writeJSON(w, e.Status, e)
+}

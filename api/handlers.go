@@ -1,0 +1,519 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/subscriptions"
+)
+
+// Health.
+
+func (a *API) healthz(w http.ResponseWriter, _ *http.Request, _ *caller) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	if a.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := a.cfg.Ready(ctx); err != nil {
+			w.Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
+			writeJSON(w, http.StatusServiceUnavailable, &Error{Code: CodeUnavailable, Message: "not ready: NATS or its streams are unavailable"})
+			return nil
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+// Operator API.
+
+type tenantView struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	RateLimit int       `json:"rateLimit"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+type keyView struct {
+	ID  string `json:"id"`
+	Key string `json:"key"`
+}
+
+func viewTenant(t subscriptions.Tenant) tenantView {
+	return tenantView{ID: t.ID, Name: t.Name, RateLimit: t.RateLimit, CreatedAt: t.CreatedAt}
+}
+
+func (a *API) createTenant(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	var in subscriptions.TenantInput
+	if err := decode(w, r, a.cfg.MaxBody, &in, false); err != nil {
+		return err
+	}
+	if err := a.cfg.Rules.Check(&in); err != nil {
+		return err
+	}
+	t, key, k, err := a.cfg.Store.CreateTenant(r.Context(), in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/admin/tenants/"+t.ID)
+	writeJSON(w, http.StatusCreated, struct {
+		tenantView
+		APIKey keyView `json:"apiKey"`
+	}{viewTenant(t), keyView{ID: k.ID, Key: string(key)}})
+	return nil
+}
+
+func (a *API) getTenant(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	t, err := a.cfg.Store.Tenant(r.PathValue("id"))
+	if err != nil {
+		return tenantErr(err)
+	}
+	writeJSON(w, http.StatusOK, viewTenant(t))
+	return nil
+}
+
+func tenantErr(err error) error {
+	if errors.Is(err, subscriptions.ErrNotFound) {
+		return errNotFound("tenant")
+	}
+	return err
+}
+
+func (a *API) patchTenant(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	id := r.PathValue("id")
+	if _, err := a.cfg.Store.Tenant(id); err != nil {
+		return tenantErr(err)
+	}
+	var in subscriptions.TenantPatch
+	if err := decode(w, r, a.cfg.MaxBody, &in, false); err != nil {
+		return err
+	}
+	if err := a.cfg.Rules.Check(&in); err != nil {
+		return err
+	}
+	t, err := a.cfg.Store.UpdateTenant(r.Context(), id, in)
+	if err != nil {
+		return tenantErr(err)
+	}
+	writeJSON(w, http.StatusOK, viewTenant(t))
+	return nil
+}
+
+func (a *API) createKey(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	key, k, err := a.cfg.Store.CreateKey(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return tenantErr(err)
+	}
+	writeJSON(w, http.StatusCreated, keyView{ID: k.ID, Key: string(key)})
+	return nil
+}
+
+func (a *API) revokeKey(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	if err := a.cfg.Store.RevokeKey(r.Context(), r.PathValue("id"), r.PathValue("keyId")); err != nil {
+		if errors.Is(err, subscriptions.ErrNotFound) {
+			return errNotFound("api key")
+		}
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// Event types.
+
+func catalogDocument(c events.Catalog) ([]byte, string) {
+	b, _ := json.Marshal(map[string]any{"data": c})
+	return b, fmt.Sprintf(`"c%x"`, fnv64(b))
+}
+
+func fnv64(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
+func (a *API) eventTypes(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	w.Header().Set("ETag", a.catalogETag)
+	w.Header().Set("Cache-Control", "private, max-age=0, must-revalidate")
+	if etagMatches(r.Header.Get("If-None-Match"), a.catalogETag, false) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(a.catalogBody)
+	return nil
+}
+
+// etagMatches compares an If-None-Match or If-Match header with etag;
+// strong comparison refuses weak tags.
+func etagMatches(header, etag string, strong bool) bool {
+	if header == "" {
+		return false
+	}
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" {
+			return true
+		}
+		if strings.HasPrefix(t, "W/") {
+			if strong {
+				continue
+			}
+			t = t[2:]
+		}
+		if t == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// Subscriptions.
+
+type subscriptionView struct {
+	ID             string            `json:"id"`
+	URL            string            `json:"url"`
+	EventTypes     []string          `json:"eventTypes"`
+	Description    string            `json:"description"`
+	Metadata       map[string]string `json:"metadata"`
+	Active         bool              `json:"active"`
+	DisabledReason *string           `json:"disabledReason"`
+	CreatedAt      time.Time         `json:"createdAt"`
+	UpdatedAt      time.Time         `json:"updatedAt"`
+	Secret         string            `json:"secret,omitempty"`
+}
+
+func viewSubscription(s *subscriptions.Subscription) subscriptionView {
+	v := subscriptionView{ID: s.ID, URL: s.URL, EventTypes: s.EventTypes, Description: s.Description,
+		Metadata: s.Metadata, Active: s.Active, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+	if s.DisabledReason != "" {
+		reason := s.DisabledReason
+		v.DisabledReason = &reason
+	}
+	if v.Metadata == nil {
+		v.Metadata = map[string]string{}
+	}
+	return v
+}
+
+func etagOf(s *subscriptions.Subscription) string { return `"` + strconv.FormatUint(s.Revision, 10) + `"` }
+
+func (a *API) subscription(c *caller, id string) (subscriptions.Subscription, error) {
+	s, err := a.cfg.Store.Subscription(c.tenant, id)
+	if errors.Is(err, subscriptions.ErrNotFound) {
+		return s, errNotFound("subscription")
+	}
+	return s, err
+}
+
+func (a *API) createSubscription(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var in subscriptions.CreateInput
+	if err := decode(w, r, a.cfg.MaxBody, &in, false); err != nil {
+		return err
+	}
+	if err := a.cfg.Rules.Check(&in); err != nil {
+		return err
+	}
+	s, err := a.cfg.Store.CreateSubscription(r.Context(), c.tenant, in)
+	if err != nil {
+		return err
+	}
+	v := viewSubscription(&s)
+	v.Secret = s.Secret()
+	w.Header().Set("Location", "/api/subscriptions/"+s.ID)
+	w.Header().Set("ETag", etagOf(&s))
+	writeJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+// Pagination.
+
+const (
+	defaultPageSize = 50
+	maxPageSize     = 100
+	cursorVersion   = "v1:"
+)
+
+func encodeCursor(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorVersion + id))
+}
+
+// decodeCursor returns the id a cursor points after.
+func decodeCursor(c string) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return "", false
+	}
+	id, ok := strings.CutPrefix(string(b), cursorVersion)
+	return id, ok && events.ValidID(id)
+}
+
+// page reads limit and cursor.
+func page(r *http.Request) (limit int, after string, err error) {
+	q := r.URL.Query()
+	limit = defaultPageSize
+	if v := q.Get("limit"); v != "" {
+		n, convErr := strconv.Atoi(v)
+		if convErr != nil || n < 1 || n > maxPageSize {
+			return 0, "", subscriptions.Invalid("limit", "must be an integer from 1 to 100")
+		}
+		limit = n
+	}
+	if v := q.Get("cursor"); v != "" {
+		id, ok := decodeCursor(v)
+		if !ok {
+			return 0, "", subscriptions.Invalid("cursor", "is not a cursor this API returned")
+		}
+		after = id
+	}
+	return limit, after, nil
+}
+
+type listPage[T any] struct {
+	Data       []T    `json:"data"`
+	NextCursor string `json:"nextCursor,omitempty"`
+}
+
+func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request, c *caller) error {
+	limit, after, err := page(r)
+	if err != nil {
+		return err
+	}
+	subs, more := a.cfg.Store.Index().List(c.tenant, after, limit)
+	out := listPage[subscriptionView]{Data: make([]subscriptionView, len(subs))}
+	for i, s := range subs {
+		out.Data[i] = viewSubscription(s)
+	}
+	if more {
+		out.NextCursor = encodeCursor(subs[len(subs)-1].ID)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) getSubscription(w http.ResponseWriter, r *http.Request, c *caller) error {
+	s, err := a.subscription(c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	etag := etagOf(&s)
+	w.Header().Set("ETag", etag)
+	if etagMatches(r.Header.Get("If-None-Match"), etag, false) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, viewSubscription(&s))
+	return nil
+}
+
+func (a *API) patchSubscription(w http.ResponseWriter, r *http.Request, c *caller) error {
+	cur, err := a.subscription(c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var in subscriptions.PatchInput
+	if err := decode(w, r, a.cfg.MaxBody, &in, false); err != nil {
+		return err
+	}
+	if err := a.cfg.Rules.Check(&in); err != nil {
+		return err
+	}
+	var ifMatch uint64
+	if h := r.Header.Get("If-Match"); h != "" {
+		if strings.TrimSpace(h) != "*" {
+			if !etagMatches(h, etagOf(&cur), true) {
+				return errPrecondition()
+			}
+			ifMatch = cur.Revision
+		}
+	}
+	s, err := a.cfg.Store.UpdateSubscription(r.Context(), c.tenant, cur.ID, ifMatch, in.Apply)
+	switch {
+	case errors.Is(err, subscriptions.ErrConflict):
+		return errPrecondition()
+	case errors.Is(err, subscriptions.ErrNotFound):
+		return errNotFound("subscription")
+	case err != nil:
+		return err
+	}
+	w.Header().Set("ETag", etagOf(&s))
+	writeJSON(w, http.StatusOK, viewSubscription(&s))
+	return nil
+}
+
+func (a *API) deleteSubscription(w http.ResponseWriter, r *http.Request, c *caller) error {
+	s, err := a.subscription(c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := a.cfg.Store.DeleteSubscription(r.Context(), c.tenant, s.ID); err != nil {
+		if errors.Is(err, subscriptions.ErrNotFound) {
+			return errNotFound("subscription")
+		}
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) batchSubscriptions(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var in struct {
+		IDs []string `json:"ids"`
+	}
+	if err := decode(w, r, a.cfg.MaxBody, &in, false); err != nil {
+		return err
+	}
+	if len(in.IDs) < 1 || len(in.IDs) > maxPageSize {
+		return subscriptions.Invalid("ids", "must hold 1 to 100 ids")
+	}
+	out := struct {
+		Data    []subscriptionView `json:"data"`
+		Missing []string           `json:"missing"`
+	}{Data: []subscriptionView{}, Missing: []string{}}
+	for _, id := range in.IDs {
+		if s, ok := a.cfg.Store.Index().Subscription(c.tenant, id); ok {
+			out.Data = append(out.Data, viewSubscription(s))
+		} else {
+			out.Missing = append(out.Missing, id)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) getSecret(w http.ResponseWriter, r *http.Request, c *caller) error {
+	s, err := a.subscription(c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]string{"secret": s.Secret()})
+	return nil
+}
+
+func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request, c *caller) error {
+	s, err := a.subscription(c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	secret, err := a.cfg.Store.RotateSecret(r.Context(), c.tenant, s.ID)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]string{"secret": secret})
+	return nil
+}
+
+func (a *API) testSubscription(w http.ResponseWriter, r *http.Request, c *caller) error {
+	s, err := a.subscription(c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	id, err := a.cfg.Deliveries.SendTest(r.Context(), s)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"eventId": id})
+	return nil
+}
+
+// Events.
+
+type eventInput struct {
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
+	ID   *string         `json:"id"`
+}
+
+// event validates one input and builds its envelope; prefix names it in
+// field errors ("" or "events[3].").
+func (a *API) event(in eventInput, tenantID, prefix string, now time.Time) (events.Event, []subscriptions.FieldError) {
+	e := events.Event{Type: in.Type, TenantID: tenantID, OccurredAt: now, Data: in.Data}
+	if in.ID != nil {
+		e.ID = *in.ID
+	} else {
+		e.ID = events.NewID()
+	}
+	var fields []subscriptions.FieldError
+	if in.ID != nil && !events.ValidID(*in.ID) {
+		fields = append(fields, subscriptions.FieldError{Field: prefix + "id", Reason: "must be 1 to 64 letters, digits, '_' or '-'"})
+	}
+	switch {
+	case in.Type == "":
+		fields = append(fields, subscriptions.FieldError{Field: prefix + "type", Reason: "is required"})
+	case !a.cfg.Catalog.Has(in.Type):
+		fields = append(fields, subscriptions.FieldError{Field: prefix + "type", Reason: fmt.Sprintf("%q is not an event type of the catalog", in.Type)})
+	}
+	if len(in.Data) == 0 {
+		fields = append(fields, subscriptions.FieldError{Field: prefix + "data", Reason: "is required"})
+	} else if err := e.Validate(a.cfg.Catalog); err != nil {
+		var fe *events.FieldError
+		if errors.As(err, &fe) && fe.Field == "data" {
+			fields = append(fields, subscriptions.FieldError{Field: prefix + "data", Reason: "must be a JSON object of at most 256 KiB"})
+		}
+	}
+	return e, fields
+}
+
+func (a *API) publishEvent(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var in eventInput
+	if err := decode(w, r, a.cfg.MaxBody, &in, false); err != nil {
+		return err
+	}
+	e, fields := a.event(in, c.tenant, "", a.cfg.Now().UTC())
+	if len(fields) > 0 {
+		return &subscriptions.ValidationError{Fields: fields}
+	}
+	if err := a.cfg.Publisher.PublishEvents(r.Context(), true, e); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"id": e.ID})
+	return nil
+}
+
+func (a *API) publishEvents(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var in struct {
+		Events []eventInput `json:"events"`
+	}
+	if err := decode(w, r, a.cfg.MaxBody, &in, false); err != nil {
+		return err
+	}
+	if len(in.Events) < 1 || len(in.Events) > maxPageSize {
+		return subscriptions.Invalid("events", "must hold 1 to 100 events")
+	}
+	now := a.cfg.Now().UTC()
+	evts := make([]events.Event, len(in.Events))
+	var fields []subscriptions.FieldError
+	for i, ei := range in.Events {
+		e, fe := a.event(ei, c.tenant, "events["+strconv.Itoa(i)+"].", now)
+		evts[i] = e
+		fields = append(fields, fe...)
+	}
+	if len(fields) > 0 {
+		return &subscriptions.ValidationError{Fields: fields}
+	}
+	if err := a.cfg.Publisher.PublishEvents(r.Context(), true, evts...); err != nil {
+		return err
+	}
+	ids := make([]string, len(evts))
+	for i, e := range evts {
+		ids[i] = e.ID
+	}
+	writeJSON(w, http.StatusAccepted, map[string][]string{"ids": ids})
+	return nil
+}

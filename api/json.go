@@ -1,0 +1,101 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// DefaultMaxBody is the largest request body accepted.
+const DefaultMaxBody = 1 << 20
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"internal error","code":"INTERNAL"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+	w.Write([]byte("\n"))
+}
+
+// readBody reads a request body of at most max bytes; an empty body gives
+// nil. A body must be declared application/json.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodePayloadTooLarge,
+				Message: fmt.Sprintf("request body is larger than %d bytes", max), Details: map[string]any{"limit": max}}
+		}
+		return nil, errInvalidJSON("could not read the request body")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, nil
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMediaType,
+			Message: "request body must be application/json"}
+	}
+	return body, nil
+}
+
+// decode reads a JSON body into v, refusing unknown fields, wrong types and
+// trailing data. A missing body is an error unless optional.
+func decode(w http.ResponseWriter, r *http.Request, max int64, v any, optional bool) error {
+	body, err := readBody(w, r, max)
+	if err != nil {
+		return err
+	}
+	if body == nil {
+		if optional {
+			return nil
+		}
+		return errInvalidJSON("request body is required")
+	}
+	return decodeBytes(body, v)
+}
+
+func decodeBytes(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errInvalidJSON(describeJSONError(err))
+	}
+	if dec.More() {
+		return errInvalidJSON("request body has data after the JSON value")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errInvalidJSON("request body has data after the JSON value")
+	}
+	return nil
+}
+
+// describeJSONError explains a decoding error without echoing Go types.
+func describeJSONError(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("request body is not valid JSON (at byte %d)", se.Offset)
+	case errors.As(err, &te):
+		if te.Field != "" {
+			return fmt.Sprintf("field %q has the wrong type (got %s)", te.Field, te.Value)
+		}
+		return fmt.Sprintf("request body has the wrong type (got %s)", te.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "request body is truncated JSON"
+	}
+	return "request body is not valid JSON"
+}

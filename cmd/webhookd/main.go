@@ -1,0 +1,165 @@
+// Command webhookd runs One Stack Webhooks: the REST API, the dispatcher
+// and, unless --nats-url is given, an embedded NATS server with JetStream.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/onestack/webhooks/dispatcher"
+	"github.com/onestack/webhooks/egress"
+	"github.com/onestack/webhooks/server"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Environ(), os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "webhookd:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// options are webhookd's flags, each with a WEBHOOKD_ environment fallback.
+type options struct {
+	addr, dataDir, natsURL, natsListen, adminToken string
+	allowPrivate, allowHTTP                        bool
+	allowCIDRs, retrySchedule, logLevel            string
+	timeout, shutdownGrace                         time.Duration
+	workers                                        int
+}
+
+// flagEnv names each flag's environment variable.
+var flagEnv = map[string]string{
+	"addr":                       "WEBHOOKD_ADDR",
+	"data-dir":                   "WEBHOOKD_DATA_DIR",
+	"nats-url":                   "WEBHOOKD_NATS_URL",
+	"nats-listen":                "WEBHOOKD_NATS_LISTEN",
+	"admin-token":                "WEBHOOKD_ADMIN_TOKEN",
+	"allow-private-destinations": "WEBHOOKD_ALLOW_PRIVATE_DESTINATIONS",
+	"allow-http":                 "WEBHOOKD_ALLOW_HTTP",
+	"allow-destination-cidrs":    "WEBHOOKD_ALLOW_DESTINATION_CIDRS",
+	"retry-schedule":             "WEBHOOKD_RETRY_SCHEDULE",
+	"delivery-timeout":           "WEBHOOKD_DELIVERY_TIMEOUT",
+	"workers":                    "WEBHOOKD_WORKERS",
+	"shutdown-grace":             "WEBHOOKD_SHUTDOWN_GRACE",
+	"log-level":                  "WEBHOOKD_LOG_LEVEL",
+}
+
+func parse(args []string, getenv func(string) string, environ []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("webhookd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&o.dataDir, "data-dir", "./data", "storage directory (the embedded NATS keeps JetStream there)")
+	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS server or cluster; empty starts an embedded server")
+	fs.StringVar(&o.natsListen, "nats-listen", "", "expose the embedded NATS server on host:port")
+	fs.StringVar(&o.adminToken, "admin-token", "", "bearer token of the operator API; empty disables it")
+	fs.BoolVar(&o.allowPrivate, "allow-private-destinations", false, "allow webhooks to loopback, private and other internal addresses")
+	fs.BoolVar(&o.allowHTTP, "allow-http", false, "allow plain http webhook URLs")
+	fs.StringVar(&o.allowCIDRs, "allow-destination-cidrs", "", "comma-separated internal CIDRs webhooks may reach")
+	fs.StringVar(&o.retrySchedule, "retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "comma-separated waits before the 2nd, 3rd, ... attempt")
+	fs.DurationVar(&o.timeout, "delivery-timeout", 15*time.Second, "timeout of one delivery attempt")
+	fs.IntVar(&o.workers, "workers", 512, "delivery attempts in flight at most")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long a shutdown waits for deliveries in flight")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+
+	// Environment first, flags over it.
+	for name, env := range flagEnv {
+		if v := getenv(env); v != "" {
+			if err := fs.Set(name, v); err != nil {
+				return o, fmt.Errorf("%s=%q: %w", env, v, err)
+			}
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	known := make(map[string]bool, len(flagEnv))
+	for _, env := range flagEnv {
+		known[env] = true
+	}
+	var unknown []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "WEBHOOKD_") && !known[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	sort.Strings(unknown)
+	for _, name := range unknown {
+		fmt.Fprintf(stderr, "webhookd: warning: ignoring unknown environment variable %s\n", name)
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, environ []string, stderr io.Writer) error {
+	o, err := parse(args, getenv, environ, stderr)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	schedule, err := dispatcher.ParseSchedule(o.retrySchedule)
+	if err != nil {
+		return fmt.Errorf("--retry-schedule: %w", err)
+	}
+	if schedule == nil {
+		schedule = []time.Duration{}
+	}
+	cidrs, err := egress.ParseCIDRs(o.allowCIDRs)
+	if err != nil {
+		return fmt.Errorf("--allow-destination-cidrs: %w", err)
+	}
+	if o.timeout <= 0 {
+		return errors.New("--delivery-timeout must be positive")
+	}
+	if o.workers < 1 {
+		return errors.New("--workers must be at least 1")
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	srv, err := server.Start(ctx, server.Config{
+		Addr:       o.addr,
+		DataDir:    o.dataDir,
+		NATSURL:    o.natsURL,
+		NATSListen: o.natsListen,
+		AdminToken: o.adminToken,
+		Egress:     egress.Policy{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs},
+		Dispatcher: dispatcher.Config{Schedule: schedule, Timeout: o.timeout, Workers: o.workers},
+		Logger:     logger,
+	})
+	if err != nil {
+		return err
+	}
+	if o.adminToken == "" {
+		logger.Warn("no admin token: the operator API answers 404 (set --admin-token or WEBHOOKD_ADMIN_TOKEN)")
+	}
+	logger.Info("listening", "url", srv.URL(), "retry_schedule", o.retrySchedule, "attempts", strconv.Itoa(len(schedule)+1))
+	select {
+	case <-ctx.Done():
+	case err := <-srv.Err():
+		return fmt.Errorf("http server: %w", err)
+	}
+	logger.Info("shutting down", "grace", o.shutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}

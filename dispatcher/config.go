@@ -1,0 +1,153 @@
+// Package dispatcher turns events into webhooks: the fan-out stage matches
+// each event against the subscription index and stores one delivery task
+// per matching subscription; the delivery stage signs and POSTs each task,
+// records every attempt, and schedules the next attempt in JetStream when
+// one fails.
+package dispatcher
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/onestack/webhooks/egress"
+)
+
+// DefaultSchedule is the wait before each attempt after the first.
+var defaultSchedule = []time.Duration{
+	5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour,
+	5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+}
+
+// DefaultSchedule returns the default retry schedule: the waits before the
+// 2nd, 3rd, … attempt (8 attempts over about 28 hours).
+func DefaultSchedule() []time.Duration { return append([]time.Duration(nil), defaultSchedule...) }
+
+// ParseSchedule parses a comma-separated list of Go durations, such as
+// "5s,5m,30m". An empty string is an empty schedule: one attempt only.
+func ParseSchedule(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f)
+		if err != nil {
+			return nil, fmt.Errorf("parse retry schedule entry %q: %w", f, err)
+		}
+		if d < 0 {
+			return nil, fmt.Errorf("parse retry schedule entry %q: negative wait", f)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// Config tunes the dispatcher. The zero value means the defaults.
+type Config struct {
+	// Schedule is the wait before each attempt after the first; nil means
+	// DefaultSchedule. Use an empty non-nil slice for a single attempt.
+	Schedule []time.Duration
+	// Jitter spreads each wait by ±Jitter of itself (default 0.2; negative
+	// means none).
+	Jitter float64
+	// Timeout bounds one attempt (default 15 s).
+	Timeout time.Duration
+	// Workers is how many attempts may be in flight at once (default 512).
+	Workers int
+	// PerSubscription caps one subscription's attempts in flight, so a slow
+	// endpoint cannot take every worker (default 16).
+	PerSubscription int
+	// QueuePerSubscription is how many tasks of one subscription may wait
+	// in memory; past it, tasks are deferred through JetStream for a
+	// second without using an attempt (default 256).
+	QueuePerSubscription int
+	// MaxAckPending bounds the tasks a replica holds unacknowledged
+	// (default 20,000).
+	MaxAckPending int
+	// DedupeWindow is how long the stream remembers task ids, so a
+	// replayed event never doubles a delivery (default 2 minutes).
+	DedupeWindow time.Duration
+	// AttemptRetention is how long attempts are kept (default 30 days).
+	AttemptRetention time.Duration
+	// Replicas is the streams' replication factor (default 1).
+	Replicas int
+	// Egress is the destination policy of the HTTP client.
+	Egress egress.Policy
+	// UserAgent is sent with every webhook.
+	UserAgent string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.Schedule == nil {
+		c.Schedule = DefaultSchedule()
+	}
+	if c.Jitter == 0 {
+		c.Jitter = 0.2
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 15 * time.Second
+	}
+	if c.Workers <= 0 {
+		c.Workers = 512
+	}
+	if c.PerSubscription <= 0 {
+		c.PerSubscription = 16
+	}
+	if c.QueuePerSubscription <= 0 {
+		c.QueuePerSubscription = 256
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = 20_000
+	}
+	if c.DedupeWindow <= 0 {
+		c.DedupeWindow = 2 * time.Minute
+	}
+	if c.AttemptRetention <= 0 {
+		c.AttemptRetention = 30 * 24 * time.Hour
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "onestack-webhooks/dev"
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Jitter >= 1 {
+		errs = append(errs, errors.New("jitter must be below 1"))
+	}
+	if c.Workers < 0 || c.PerSubscription < 0 || c.QueuePerSubscription < 0 {
+		errs = append(errs, errors.New("worker counts must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Attempts returns how many attempts a delivery gets in all.
+func (c Config) Attempts() int { return len(c.Schedule) + 1 }
+
+// wait returns the jittered wait before attempt n+1, after attempt n
+// (1-based) failed, and whether there is one.
+func (c Config) wait(n int) (time.Duration, bool) {
+	if n < 1 || n > len(c.Schedule) {
+		return 0, false
+	}
+	d := c.Schedule[n-1]
+	if c.Jitter > 0 && d > 0 {
+		f := 1 + c.Jitter*(2*rand.Float64()-1)
+		d = time.Duration(float64(d) * f)
+	}
+	return d, true
+}

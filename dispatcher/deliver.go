@@ -1,0 +1,221 @@
+package dispatcher
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/signature"
+	"github.com/onestack/webhooks/subscriptions"
+)
+
+// Bounds on a receiver's Retry-After.
+const (
+	minRetryAfter = time.Second
+	maxRetryAfter = 24 * time.Hour
+)
+
+// drainLimit is how much of a response body is read to keep the connection
+// reusable; past it, the connection is closed instead.
+const drainLimit = 64 << 10
+
+// result is what one HTTP attempt came to.
+type result struct {
+	status     int
+	err        string
+	excerpt    string
+	retryAfter time.Duration
+	duration   time.Duration
+}
+
+func (r result) ok() bool   { return r.err == "" && r.status >= 200 && r.status < 300 }
+func (r result) gone() bool { return r.status == http.StatusGone }
+
+// attempt makes one try of a task and settles it: success is acked; a
+// failure with attempts left is acked with its next attempt scheduled in
+// JetStream; the last failure is acked as failed. The attempt is logged
+// before the ack.
+func (d *Dispatcher) attempt(t *task) {
+	sub, ok := d.subscription(t)
+	if !ok {
+		return
+	}
+	now := d.cfg.Now().UTC()
+	a := Attempt{
+		DeliveryID: t.delivery, EventID: t.eventID, EventType: t.eventType, SubscriptionID: t.sub,
+		TenantID: t.tenant, Number: t.attempt, At: now, CreatedAt: t.created,
+	}
+	if !sub.Active && !t.manual {
+		a.Status, a.Error = StatusSkipped, "subscription disabled"
+		d.m.attempts.WithLabelValues(StatusSkipped).Inc()
+		d.finish(t, []*nats.Msg{a.msg()})
+		return
+	}
+
+	res := d.post(sub, t, now)
+	a.StatusCode, a.Error, a.ResponseBody = res.status, res.err, res.excerpt
+	a.DurationMs = res.duration.Milliseconds()
+	d.m.latency.Observe(res.duration.Seconds())
+
+	msgs := make([]*nats.Msg, 0, 2)
+	switch {
+	case res.ok():
+		a.Status = StatusSucceeded
+		d.m.attempts.WithLabelValues(StatusSucceeded).Inc()
+		if t.attempt == 1 && !t.created.IsZero() {
+			d.m.endToEnd.Observe(time.Since(t.created).Seconds())
+		}
+	case res.gone():
+		a.Status = StatusFailed
+		d.m.attempts.WithLabelValues(StatusFailed).Inc()
+		if changed, err := d.store.Disable(d.runCtx, t.tenant, t.sub, "endpoint answered 410 Gone"); err != nil {
+			d.logger.Warn("disable subscription after 410", "subscription", t.sub, "err", err)
+		} else if changed {
+			d.m.disabled.Inc()
+		}
+	default:
+		wait, more := d.cfg.wait(t.attempt)
+		if t.manual || !more {
+			a.Status = StatusFailed
+			d.m.attempts.WithLabelValues(StatusFailed).Inc()
+			break
+		}
+		if res.retryAfter > 0 {
+			wait = res.retryAfter
+		}
+		next := now.Add(wait)
+		a.Status, a.NextAttemptAt = StatusPending, &next
+		d.m.attempts.WithLabelValues("retrying").Inc()
+		msgs = append(msgs, retryMsg(t, t.attempt+1, next, t.msg.Data()))
+	}
+	msgs = append(msgs, a.msg())
+	d.finish(t, msgs)
+}
+
+// subscription finds the task's subscription in the index, or in storage if
+// the index may lag another replica's write. A task of a deleted
+// subscription is dropped.
+func (d *Dispatcher) subscription(t *task) (*subscriptions.Subscription, bool) {
+	if s, ok := d.store.Index().Subscription(t.tenant, t.sub); ok {
+		return s, true
+	}
+	s, err := d.store.LoadSubscription(d.runCtx, t.tenant, t.sub)
+	switch {
+	case err == nil:
+		return &s, true
+	case errors.Is(err, subscriptions.ErrNotFound):
+		d.m.attempts.WithLabelValues("dropped").Inc()
+		_ = t.msg.Ack()
+	default:
+		d.logger.Warn("deliver: load subscription; task handed back", "subscription", t.sub, "err", err)
+		_ = t.msg.NakWithDelay(5 * time.Second)
+	}
+	return nil, false
+}
+
+// finish stores msgs and acks the task once they are stored.
+func (d *Dispatcher) finish(t *task, msgs []*nats.Msg) {
+	futures, err := events.PublishAsync(d.runCtx, d.js, msgs)
+	if err != nil {
+		d.logger.Warn("deliver: log attempt; task handed back", "delivery", t.delivery, "err", err)
+		_ = t.msg.NakWithDelay(time.Second)
+		return
+	}
+	d.settle <- settlement{msg: t.msg, futures: futures}
+}
+
+// post signs and sends the task's body to the subscription's URL.
+func (d *Dispatcher) post(sub *subscriptions.Subscription, t *task, now time.Time) result {
+	ctx, cancel := context.WithTimeout(d.runCtx, d.cfg.Timeout)
+	defer cancel()
+	body := t.msg.Data()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(body))
+	if err != nil {
+		return result{err: "invalid url"}
+	}
+	req.Header = http.Header{
+		"Content-Type": {"application/json"},
+		"User-Agent":   {d.cfg.UserAgent},
+		// Standard Webhooks headers, lower-case as the specification writes them.
+		signature.HeaderID:        {t.eventID},
+		signature.HeaderTimestamp: {strconv.FormatInt(now.Unix(), 10)},
+		signature.HeaderSignature: {signature.SignAll(sub.SigningSecrets(now), t.eventID, now, body)},
+	}
+	d.m.inflight.Inc()
+	start := time.Now()
+	resp, err := d.client.Do(req)
+	d.m.inflight.Dec()
+	if err != nil {
+		return result{err: describe(ctx, err), duration: time.Since(start)}
+	}
+	excerpt := make([]byte, MaxResponseExcerpt)
+	n, _ := io.ReadFull(resp.Body, excerpt)
+	_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
+	resp.Body.Close()
+	r := result{status: resp.StatusCode, excerpt: string(excerpt[:n]), duration: time.Since(start)}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+	}
+	if !r.ok() && !r.gone() {
+		r.err = "endpoint answered " + strconv.Itoa(resp.StatusCode)
+	}
+	return r
+}
+
+// describe turns a transport error into a short message for the tenant,
+// without internal detail.
+func describe(ctx context.Context, err error) string {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "cancelled by shutdown"
+	}
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	msg := err.Error()
+	for _, s := range []struct{ sub, say string }{
+		{"destination is in a private", "destination refused: internal address"},
+		{"connection refused", "connection refused"},
+		{"no such host", "host not found"},
+		{"tls:", "TLS error"},
+		{"x509:", "TLS certificate error"},
+		{"connection reset", "connection reset"},
+		{"EOF", "connection closed by endpoint"},
+	} {
+		if strings.Contains(msg, s.sub) {
+			return s.say
+		}
+	}
+	return "request failed"
+}
+
+// parseRetryAfter reads seconds or an HTTP date, bounded to sane values;
+// zero means absent or unusable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		d = time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	} else {
+		return 0
+	}
+	return min(max(d, minRetryAfter), maxRetryAfter)
+}

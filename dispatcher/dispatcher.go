@@ -1,0 +1,284 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/subscriptions"
+)
+
+// Durable consumer names, shared by every replica.
+const (
+	fanoutConsumer  = "fanout"
+	deliverConsumer = "deliver"
+)
+
+// ackTimeout bounds the wait for a batch of JetStream acknowledgements.
+const ackTimeout = 30 * time.Second
+
+// Dispatcher runs the fan-out and delivery stages. Start it once; Stop it
+// to drain.
+type Dispatcher struct {
+	cfg    Config
+	js     jetstream.JetStream
+	store  *subscriptions.Store
+	client *http.Client
+	logger *slog.Logger
+	m      *metrics
+
+	fanoutCons, deliverCons jetstream.Consumer
+	fanoutCC, deliverCC     jetstream.ConsumeContext
+
+	queue  *fairQueue
+	settle chan settlement
+	// runCtx bounds in-flight attempts; cancelled only when a drain runs
+	// out of time.
+	runCtx    context.Context
+	runCancel context.CancelFunc
+	workers   sync.WaitGroup
+	settler   sync.WaitGroup
+	stopOnce  sync.Once
+}
+
+// settlement is a message to acknowledge once its publications are stored.
+type settlement struct {
+	msg     jetstream.Msg
+	futures []jetstream.PubAckFuture
+}
+
+// New prepares the dispatcher: it creates its streams and consumers.
+func New(ctx context.Context, js jetstream.JetStream, store *subscriptions.Store, cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Dispatcher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("dispatcher config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	if err := ensureStreams(ctx, js, cfg); err != nil {
+		return nil, err
+	}
+	d := &Dispatcher{
+		cfg: cfg, js: js, store: store, logger: logger,
+		client: NewClient(cfg.Egress),
+		m:      newMetrics(reg),
+		queue:  newFairQueue(cfg.PerSubscription, cfg.QueuePerSubscription),
+		settle: make(chan settlement, 8192),
+	}
+	var err error
+	d.fanoutCons, err = js.CreateOrUpdateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{
+		Durable:       fanoutConsumer,
+		Description:   "Matches events against subscriptions and stores delivery tasks",
+		FilterSubject: events.SubjectAll,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackTimeout,
+		MaxAckPending: cfg.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure consumer %s: %w", fanoutConsumer, err)
+	}
+	d.deliverCons, err = js.CreateOrUpdateConsumer(ctx, DeliveriesStream, jetstream.ConsumerConfig{
+		Durable:       deliverConsumer,
+		Description:   "Sends delivery tasks to endpoints",
+		FilterSubject: taskSubjectPrefix + ">",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.Timeout + ackTimeout,
+		MaxAckPending: cfg.MaxAckPending,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure consumer %s: %w", deliverConsumer, err)
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "webhooks_consumer_pending", Help: "Messages not yet delivered to the consumers, events and delivery tasks together (consumer lag).",
+	}, d.lag))
+	return d, nil
+}
+
+// lag reads both consumers' pending counts; it runs on a metrics scrape.
+func (d *Dispatcher) lag() float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var n uint64
+	for _, c := range []jetstream.Consumer{d.fanoutCons, d.deliverCons} {
+		if info, err := c.Info(ctx); err == nil {
+			n += info.NumPending + uint64(info.NumAckPending)
+		}
+	}
+	return float64(n)
+}
+
+// Start begins consuming. It returns at once.
+func (d *Dispatcher) Start() error {
+	d.runCtx, d.runCancel = context.WithCancel(context.Background())
+	d.settler.Add(1)
+	go d.runSettler()
+	for range d.cfg.Workers {
+		d.workers.Add(1)
+		go d.runWorker()
+	}
+	onErr := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if !errors.Is(err, jetstream.ErrNoHeartbeat) && !errors.Is(err, nats.ErrConnectionClosed) {
+			d.logger.Warn("consume", "err", err)
+		}
+	})
+	var err error
+	d.fanoutCC, err = d.fanoutCons.Consume(d.fanout, jetstream.PullMaxMessages(1024), onErr)
+	if err != nil {
+		return fmt.Errorf("consume events: %w", err)
+	}
+	d.deliverCC, err = d.deliverCons.Consume(d.receive, jetstream.PullMaxMessages(1024), onErr)
+	if err != nil {
+		d.fanoutCC.Stop()
+		return fmt.Errorf("consume delivery tasks: %w", err)
+	}
+	return nil
+}
+
+// Stop stops taking work, lets attempts in flight finish until ctx ends,
+// hands queued tasks back to the stream and waits for every goroutine.
+func (d *Dispatcher) Stop(ctx context.Context) {
+	d.stopOnce.Do(func() {
+		if d.fanoutCC != nil {
+			d.fanoutCC.Drain()
+			<-d.fanoutCC.Closed()
+		}
+		if d.deliverCC != nil {
+			d.deliverCC.Drain()
+			<-d.deliverCC.Closed()
+		}
+		for _, t := range d.queue.close() {
+			_ = t.msg.Nak() // hand back for another replica, or for the restart
+		}
+		done := make(chan struct{})
+		go func() { d.workers.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			d.runCancel() // abort attempts in flight; their tasks are redelivered
+			<-done
+		}
+		close(d.settle)
+		d.settler.Wait()
+		d.runCancel()
+	})
+}
+
+// runSettler acknowledges messages in order once their publications are
+// stored; a failed publication hands the message back for a retry.
+func (d *Dispatcher) runSettler() {
+	defer d.settler.Done()
+	for s := range d.settle {
+		if err := events.AwaitAll(context.Background(), ackTimeout, s.futures); err != nil {
+			d.logger.Warn("store publications; message handed back", "subject", s.msg.Subject(), "err", err)
+			_ = s.msg.NakWithDelay(time.Second)
+			continue
+		}
+		_ = s.msg.Ack()
+	}
+}
+
+// fanout stores one delivery task per matching active subscription of an
+// event (and one skipped record per disabled one); the event is acked only
+// once all of them are stored.
+func (d *Dispatcher) fanout(m jetstream.Msg) {
+	tenant, typ, err := events.ParseSubject(m.Subject())
+	if err != nil {
+		d.logger.Error("fan-out: drop message on a malformed subject", "subject", m.Subject())
+		_ = m.Term()
+		return
+	}
+	eventID := m.Headers().Get(events.HeaderEventID)
+	if eventID == "" {
+		e, err := events.Parse(m.Data())
+		if err != nil || !events.ValidID(e.ID) {
+			d.logger.Error("fan-out: drop an event without a valid id", "subject", m.Subject())
+			_ = m.Term()
+			return
+		}
+		eventID = e.ID
+	}
+	d.m.events.Inc()
+	subs := d.store.Index().Match(nil, tenant, typ)
+	if len(subs) == 0 {
+		_ = m.Ack()
+		return
+	}
+	now := d.cfg.Now().UTC()
+	msgs := make([]*nats.Msg, 0, len(subs))
+	for _, s := range subs {
+		dlv := NewDeliveryID()
+		if !s.Active {
+			a := Attempt{DeliveryID: dlv, EventID: eventID, EventType: typ, SubscriptionID: s.ID, TenantID: tenant,
+				At: now, Status: StatusSkipped, Error: "subscription disabled", CreatedAt: now}
+			msgs = append(msgs, a.msg())
+			continue
+		}
+		msgs = append(msgs, newTaskMsg(tenant, s.ID, dlv, eventID, typ, eventID+":"+s.ID, now, m.Data()))
+	}
+	futures, err := events.PublishAsync(d.runCtx, d.js, msgs)
+	if err != nil {
+		d.logger.Warn("fan-out: store tasks; event handed back", "event", eventID, "err", err)
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	d.m.tasks.Add(float64(len(msgs)))
+	d.settle <- settlement{msg: m, futures: futures}
+}
+
+// receive queues a delivery task for the workers; a subscription whose
+// queue is full has the task deferred through JetStream for a second.
+func (d *Dispatcher) receive(m jetstream.Msg) {
+	t, err := parseTask(m)
+	if err != nil {
+		d.logger.Error("deliver: drop a malformed task", "err", err)
+		_ = m.Term()
+		return
+	}
+	t.receivedAt = time.Now()
+	if d.queue.push(t) {
+		return
+	}
+	d.m.deferred.Inc()
+	at := d.cfg.Now().Add(time.Second)
+	futures, err := events.PublishAsync(d.runCtx, d.js, []*nats.Msg{retryMsg(&t, t.attempt, at, m.Data())})
+	if err != nil {
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	d.settle <- settlement{msg: m, futures: futures}
+}
+
+func (d *Dispatcher) runWorker() {
+	defer d.workers.Done()
+	for {
+		t, ok := d.queue.next()
+		if !ok {
+			return
+		}
+		d.attempt(&t)
+		d.queue.done(t)
+	}
+}
+
+// SendTest delivers a webhook.test event to one subscription only,
+// whatever its event types, and returns the event id.
+func (d *Dispatcher) SendTest(ctx context.Context, sub subscriptions.Subscription) (string, error) {
+	now := d.cfg.Now().UTC()
+	data, _ := json.Marshal(map[string]string{"subscriptionId": sub.ID, "message": "This is a test webhook from One Stack."})
+	e := events.Event{ID: events.NewID(), Type: events.TypeWebhookTest, TenantID: sub.TenantID, OccurredAt: now, Data: data}
+	m := newTaskMsg(sub.TenantID, sub.ID, NewDeliveryID(), e.ID, e.Type, e.ID+":"+sub.ID, now, e.Marshal())
+	if err := events.PublishAll(ctx, d.js, ackTimeout, []*nats.Msg{m}); err != nil {
+		return "", fmt.Errorf("send test event: %w", err)
+	}
+	return e.ID, nil
+}

@@ -1,0 +1,112 @@
+package dispatcher
+
+import (
+	"sync"
+)
+
+// fairQueue hands tasks to workers one subscription at a time, round robin,
+// with at most perSub of one subscription's tasks in flight. A subscription
+// whose endpoint is slow therefore holds at most perSub workers, and the
+// others keep flowing.
+type fairQueue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	perSub  int
+	maxWait int
+	subs    map[string]*subQueue
+	ready   []*subQueue // subscriptions with waiting tasks and room in flight
+	closed  bool
+}
+
+type subQueue struct {
+	key      string
+	waiting  []task
+	inflight int
+	inReady  bool
+}
+
+func newFairQueue(perSub, maxWait int) *fairQueue {
+	q := &fairQueue{perSub: perSub, maxWait: maxWait, subs: make(map[string]*subQueue)}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// push queues t; it returns false, queueing nothing, when the
+// subscription's queue is full.
+func (q *fairQueue) push(t task) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	key := t.tenant + "." + t.sub
+	sq := q.subs[key]
+	if sq == nil {
+		sq = &subQueue{key: key}
+		q.subs[key] = sq
+	}
+	if len(sq.waiting) >= q.maxWait {
+		return false
+	}
+	sq.waiting = append(sq.waiting, t)
+	q.markReady(sq)
+	return true
+}
+
+func (q *fairQueue) markReady(sq *subQueue) {
+	if !sq.inReady && len(sq.waiting) > 0 && sq.inflight < q.perSub {
+		sq.inReady = true
+		q.ready = append(q.ready, sq)
+		q.cond.Signal()
+	}
+}
+
+// next blocks until a task may start, and returns it; false once closed
+// and empty of ready work.
+func (q *fairQueue) next() (task, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.ready) == 0 {
+		if q.closed {
+			return task{}, false
+		}
+		q.cond.Wait()
+	}
+	sq := q.ready[0]
+	q.ready[0] = nil
+	q.ready = q.ready[1:]
+	sq.inReady = false
+	t := sq.waiting[0]
+	sq.waiting[0] = task{}
+	sq.waiting = sq.waiting[1:]
+	sq.inflight++
+	q.markReady(sq)
+	return t, true
+}
+
+// done ends one of a subscription's tasks in flight.
+func (q *fairQueue) done(t task) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	key := t.tenant + "." + t.sub
+	sq := q.subs[key]
+	sq.inflight--
+	if sq.inflight == 0 && len(sq.waiting) == 0 {
+		delete(q.subs, key)
+		return
+	}
+	q.markReady(sq)
+}
+
+// close wakes every worker; the tasks still waiting are returned so the
+// caller can hand them back to the stream.
+func (q *fairQueue) close() []task {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	var left []task
+	for _, sq := range q.subs {
+		left = append(left, sq.waiting...)
+		sq.waiting = nil
+	}
+	q.ready = nil
+	q.cond.Broadcast()
+	return left
+}

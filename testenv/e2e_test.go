@@ -1,0 +1,172 @@
+package testenv_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/testenv"
+)
+
+func setup(t *testing.T, o testenv.Options) (*testenv.Env, testenv.Tenant) {
+	t.Helper()
+	env := testenv.Start(t, o)
+	ten, err := env.CreateTenant("acme", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, ten
+}
+
+func receiver(t *testing.T) *testenv.Receiver {
+	rc := testenv.NewReceiver()
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+func subscribe(t *testing.T, env *testenv.Env, ten testenv.Tenant, rc *testenv.Receiver, types ...string) testenv.Subscription {
+	t.Helper()
+	s, err := env.Subscribe(ten, rc.URL(), types...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.SetSecrets(s.Secret); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func publish(t *testing.T, env *testenv.Env, ten testenv.Tenant, typ string) string {
+	t.Helper()
+	id, err := env.Publish(ten, typ, map[string]any{"ticketId": "T-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestDeliversExactlyTheMatchingTypes(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{})
+	exact, family, all := receiver(t), receiver(t), receiver(t)
+	subscribe(t, env, ten, exact, "ticket.updated")
+	subscribe(t, env, ten, family, "ticket.*")
+	subscribe(t, env, ten, all, "*")
+
+	var ids []string
+	for _, typ := range []string{"ticket.updated", "ticket.created", "board.updated", "service_catalog.item.created"} {
+		ids = append(ids, publish(t, env, ten, typ))
+	}
+	gotAll := all.WaitFor(4, 10*time.Second)
+	gotFamily := family.WaitFor(2, 10*time.Second)
+	gotExact := exact.WaitFor(1, 10*time.Second)
+	// The last event reached "*"; give stragglers to the others a moment by
+	// publishing a marker that only "*" gets and waiting for it.
+	publish(t, env, ten, "account.created")
+	all.WaitFor(5, 10*time.Second)
+
+	types := func(rs []testenv.Received) []string {
+		var out []string
+		for _, r := range rs {
+			e, err := events.Parse(r.Body)
+			if err != nil {
+				t.Fatalf("webhook body: %v", err)
+			}
+			if r.Verified != nil {
+				t.Errorf("signature of %s: %v", e.ID, r.Verified)
+			}
+			if r.ID != e.ID {
+				t.Errorf("webhook-id %q, body id %q", r.ID, e.ID)
+			}
+			if e.TenantID != ten.ID {
+				t.Errorf("tenantId %q, want %q", e.TenantID, ten.ID)
+			}
+			out = append(out, e.Type)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got, want := types(exact.Received()), []string{"ticket.updated"}; !slices.Equal(got, want) {
+		t.Errorf("exact subscription got %v, want %v", got, want)
+	}
+	if got, want := types(family.Received()), []string{"ticket.created", "ticket.updated"}; !slices.Equal(got, want) {
+		t.Errorf("family subscription got %v, want %v", got, want)
+	}
+	if got := len(all.Received()); got != 5 {
+		t.Errorf("* subscription got %d webhooks, want 5", got)
+	}
+	_, _, _ = gotAll, gotFamily, gotExact
+	r := exact.Received()[0]
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	if ua := r.Header.Get("User-Agent"); len(ua) < len("onestack-webhooks/") || ua[:18] != "onestack-webhooks/" {
+		t.Errorf("User-Agent = %q", ua)
+	}
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(r.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"id", "type", "tenantId", "occurredAt", "data"} {
+		if _, ok := body[k]; !ok {
+			t.Errorf("webhook body lacks %q: %s", k, r.Body)
+		}
+	}
+	if len(body) != 5 {
+		t.Errorf("webhook body has %d keys, want 5: %s", len(body), r.Body)
+	}
+}
+
+func TestRetriesWithTheSameWebhookID(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{})
+	rc := receiver(t)
+	rc.Respond(func(n int, _ *http.Request) int {
+		if n == 1 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	subscribe(t, env, ten, rc, "ticket.updated")
+	id := publish(t, env, ten, "ticket.updated")
+	got := rc.WaitFor(2, 15*time.Second)
+	if len(got) != 2 {
+		t.Fatalf("got %d requests, want 2 (a 500, then the retry)", len(got))
+	}
+	for i, r := range got {
+		if r.ID != id {
+			t.Errorf("request %d webhook-id = %q, want %q", i, r.ID, id)
+		}
+		if r.Verified != nil {
+			t.Errorf("request %d signature: %v", i, r.Verified)
+		}
+	}
+}
+
+func TestDeleteStopsDeliveries(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{})
+	gone, stays := receiver(t), receiver(t)
+	s := subscribe(t, env, ten, gone, "ticket.updated")
+	subscribe(t, env, ten, stays, "ticket.updated")
+	publish(t, env, ten, "ticket.updated")
+	if n := len(gone.WaitFor(1, 10*time.Second)); n != 1 {
+		t.Fatalf("before delete: got %d, want 1", n)
+	}
+	r, err := env.Do("DELETE", "/api/subscriptions/"+s.ID, ten.APIKey, nil)
+	if err != nil || r.Status != http.StatusNoContent {
+		t.Fatalf("DELETE = %v %v", r, err)
+	}
+	for range 5 {
+		publish(t, env, ten, "ticket.updated")
+	}
+	if n := len(stays.WaitFor(6, 10*time.Second)); n != 6 {
+		t.Fatalf("the other subscription got %d, want 6", n)
+	}
+	if n := gone.Count(); n != 1 {
+		t.Errorf("deleted subscription got %d webhooks, want 1 (none after the 204)", n)
+	}
+}
