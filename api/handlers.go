@@ -210,7 +210,9 @@ func viewSubscription(s *subscriptions.Subscription) subscriptionView {
 	return v
 }
 
-func etagOf(s *subscriptions.Subscription) string { return `"` + strconv.FormatUint(s.Revision, 10) + `"` }
+func etagOf(s *subscriptions.Subscription) string {
+	return `"` + strconv.FormatUint(s.Revision, 10) + `"`
+}
 
 func (a *API) subscription(c *caller, id string) (subscriptions.Subscription, error) {
 	s, err := a.cfg.Store.Subscription(c.tenant, id)

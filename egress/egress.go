@@ -40,30 +40,30 @@ type Policy struct {
 // blocked lists the ranges that are never dialled unless allowed: RFC 6890
 // special-purpose ranges, cloud metadata, and the IPv6 forms that wrap IPv4.
 var blocked = mustPrefixes(
-	"0.0.0.0/8",          // "this network", unspecified
-	"10.0.0.0/8",         // RFC 1918
-	"100.64.0.0/10",      // CGNAT
-	"127.0.0.0/8",        // loopback
-	"169.254.0.0/16",     // link-local, cloud metadata (169.254.169.254)
-	"172.16.0.0/12",      // RFC 1918
-	"192.0.0.0/24",       // IETF protocol assignments
-	"192.0.2.0/24",       // TEST-NET-1
-	"192.88.99.0/24",     // 6to4 relay anycast
-	"192.168.0.0/16",     // RFC 1918
-	"198.18.0.0/15",      // benchmarking
-	"198.51.100.0/24",    // TEST-NET-2
-	"203.0.113.0/24",     // TEST-NET-3
-	"224.0.0.0/4",        // multicast
-	"240.0.0.0/4",        // reserved, broadcast
-	"::/128",             // unspecified
-	"::1/128",            // loopback
-	"100::/64",           // discard
-	"2001::/23",          // IETF protocol assignments (Teredo etc.)
-	"2001:db8::/32",      // documentation
-	"fc00::/7",           // unique local (AWS metadata fd00:ec2::254 too)
-	"fe80::/10",          // link-local
-	"fec0::/10",          // site-local, deprecated
-	"ff00::/8",           // multicast
+	"0.0.0.0/8",       // "this network", unspecified
+	"10.0.0.0/8",      // RFC 1918
+	"100.64.0.0/10",   // CGNAT
+	"127.0.0.0/8",     // loopback
+	"169.254.0.0/16",  // link-local, cloud metadata (169.254.169.254)
+	"172.16.0.0/12",   // RFC 1918
+	"192.0.0.0/24",    // IETF protocol assignments
+	"192.0.2.0/24",    // TEST-NET-1
+	"192.88.99.0/24",  // 6to4 relay anycast
+	"192.168.0.0/16",  // RFC 1918
+	"198.18.0.0/15",   // benchmarking
+	"198.51.100.0/24", // TEST-NET-2
+	"203.0.113.0/24",  // TEST-NET-3
+	"224.0.0.0/4",     // multicast
+	"240.0.0.0/4",     // reserved, broadcast
+	"::/128",          // unspecified
+	"::1/128",         // loopback
+	"100::/64",        // discard
+	"2001::/23",       // IETF protocol assignments (Teredo etc.)
+	"2001:db8::/32",   // documentation
+	"fc00::/7",        // unique local (AWS metadata fd00:ec2::254 too)
+	"fe80::/10",       // link-local
+	"fec0::/10",       // site-local, deprecated
+	"ff00::/8",        // multicast
 )
 
 func mustPrefixes(ss ...string) []netip.Prefix {

@@ -16,11 +16,11 @@ type Catalog []Type
 
 // Types of the platform and of the webhook product itself.
 const (
-	TypeWebhookTest           = "webhook.test"
-	TypeSubscriptionDisabled  = "subscription.disabled"
-	TypeDeliveryExhausted     = "delivery.exhausted"
-	WildcardAll               = "*"
-	familyWildcardSuffix      = ".*"
+	TypeWebhookTest          = "webhook.test"
+	TypeSubscriptionDisabled = "subscription.disabled"
+	TypeDeliveryExhausted    = "delivery.exhausted"
+	WildcardAll              = "*"
+	familyWildcardSuffix     = ".*"
 )
 
 // DefaultCatalog is the platform's catalog.

@@ -25,6 +25,7 @@ import (
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/limiter"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -55,10 +56,11 @@ type Config struct {
 	Events events.StreamConfig
 	// Replicas is the replication factor of every stream and bucket.
 	Replicas int
-	// Limiter builds the API's rate limiter on the connection; nil means
-	// no rate limiting.
-	Limiter func(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, reg prometheus.Registerer, logger *slog.Logger) (api.Limiter, error)
-	Logger  *slog.Logger
+	// RateLimiter is where tenants' budgets are counted: "nats" (the
+	// default: shared by every replica), "local" (this process only) or
+	// "off".
+	RateLimiter string
+	Logger      *slog.Logger
 }
 
 // Server is a running webhookd.
@@ -117,11 +119,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var lim api.Limiter
-	if cfg.Limiter != nil {
-		if lim, err = cfg.Limiter(ctx, s.nc, s.js, reg, cfg.Logger); err != nil {
-			return nil, fmt.Errorf("rate limiter: %w", err)
-		}
+	lim, err := s.limiter(ctx, reg)
+	if err != nil {
+		return nil, err
 	}
 	s.pub = events.NewPublisher(s.js)
 	handler := api.New(api.Config{
@@ -155,6 +155,26 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	go func() { s.serveErr <- s.http.Serve(s.listener) }()
 	s.logger.Info("webhookd started", "addr", s.URL(), "nats", s.natsDescription(), "version", Version)
 	return s, nil
+}
+
+// limiter builds the API's rate limiter as configured.
+func (s *Server) limiter(ctx context.Context, reg prometheus.Registerer) (api.Limiter, error) {
+	var store limiter.Store
+	switch s.cfg.RateLimiter {
+	case "", "nats":
+		ns, err := limiter.NewNATS(ctx, s.nc, s.js, s.cfg.Replicas, reg, s.logger)
+		if err != nil {
+			return nil, fmt.Errorf("rate limiter: %w", err)
+		}
+		store = ns
+	case "local":
+		store = limiter.NewLocal()
+	case "off":
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("rate limiter %q: want nats, local or off", s.cfg.RateLimiter)
+	}
+	return limiter.NewHTTP(limiter.New(store, nil), reg, s.logger), nil
 }
 
 // connect starts the embedded NATS server when no URL is given, and

@@ -1,0 +1,66 @@
+package limiter
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// The three benchmarks measure one request through a handler that writes
+// 200: bare, behind the limiter counting locally, and behind the limiter
+// counting in NATS. Their difference is the limiter's added cost.
+
+func serveBench(b *testing.B, h *HTTP) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	req := httptest.NewRequest("GET", "/api/subscriptions", nil)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		if h == nil {
+			ok.ServeHTTP(w, req)
+			continue
+		}
+		i++
+		// A budget no benchmark spends, spread over 64 tenants.
+		ww, done, admitted := h.Admit(w, req, "ten_bench"+itoa(i%64), 1_000_000_000)
+		if !admitted {
+			b.Fatal("refused")
+		}
+		ok.ServeHTTP(ww, req)
+		done()
+	}
+}
+
+func BenchmarkRouteWithoutLimiter(b *testing.B) { serveBench(b, nil) }
+
+func BenchmarkRouteLocalLimiter(b *testing.B) {
+	serveBench(b, NewHTTP(New(NewLocal(), nil), nil, slog.New(slog.NewTextHandler(io.Discard, nil))))
+}
+
+func BenchmarkRouteNATSLimiter(b *testing.B) {
+	srv := startNATS(b, b.TempDir(), -1)
+	defer srv.Shutdown()
+	l, _ := natsLimiter(b, srv.ClientURL())
+	serveBench(b, NewHTTP(l, nil, slog.New(slog.DiscardHandler)))
+}
+
+// BenchmarkNATSDecisionsParallel measures decisions per second with many
+// requests in flight, as a busy API has.
+func BenchmarkNATSDecisionsParallel(b *testing.B) {
+	srv := startNATS(b, b.TempDir(), -1)
+	defer srv.Shutdown()
+	l, _ := natsLimiter(b, srv.ClientURL())
+	b.SetParallelism(64)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := l.Take(context.Background(), "ten_par", 1_000_000_000); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

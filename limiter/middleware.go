@@ -1,0 +1,122 @@
+package limiter
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// HTTP applies a Limiter to API requests: it writes X-RateLimit-Limit,
+// X-RateLimit-Remaining and X-RateLimit-Reset on every answer (and the IETF
+// draft's RateLimit-Policy and RateLimit), answers 429 past the budget, and
+// gives the unit back for 304s, so neither 304s nor 429s count.
+type HTTP struct {
+	l       *Limiter
+	logger  *slog.Logger
+	refused *prometheus.CounterVec
+}
+
+// NewHTTP wraps l; refusals are counted by tenant on reg.
+func NewHTTP(l *Limiter, reg prometheus.Registerer, logger *slog.Logger) *HTTP {
+	h := &HTTP{l: l, logger: logger, refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "webhooks_api_rate_limited_total", Help: "API requests answered 429, by tenant.",
+	}, []string{"tenant"})}
+	if reg != nil {
+		reg.MustRegister(h.refused)
+	}
+	return h
+}
+
+// Admit takes one unit for the request; see api.Limiter.
+func (h *HTTP) Admit(w http.ResponseWriter, r *http.Request, tenant string, limit int) (http.ResponseWriter, func(), bool) {
+	d, err := h.l.Take(r.Context(), tenant, limit)
+	if err != nil {
+		// Stores fall back rather than fail; an error here means the
+		// request's own context ended. Let it through uncounted.
+		h.logger.Warn("rate limiter: no decision", "tenant", tenant, "err", err)
+		return w, func() {}, true
+	}
+	if !d.Allowed {
+		h.refused.WithLabelValues(tenant).Inc()
+		writeHeaders(w.Header(), d, 0)
+		w.Header().Set("Retry-After", strconv.Itoa(d.RetryAfter))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		w.Write(exceededBody(d))
+		return nil, nil, false
+	}
+	hw := &headerWriter{ResponseWriter: w, d: d}
+	done := func() {
+		if hw.status == http.StatusNotModified {
+			if err := h.l.Refund(context.WithoutCancel(r.Context()), d); err != nil {
+				h.logger.Warn("rate limiter: refund", "tenant", tenant, "err", err)
+			}
+		}
+	}
+	return hw, done, true
+}
+
+// exceededBody is the 429 body of spec/rate-limits.md.
+func exceededBody(d Decision) []byte {
+	b, _ := json.Marshal(struct {
+		Error   string `json:"error"`
+		Code    string `json:"code"`
+		Details struct {
+			Limit      int    `json:"limit"`
+			Window     string `json:"window"`
+			RetryAfter int    `json:"retryAfter"`
+		} `json:"details"`
+	}{Error: "Rate limit exceeded", Code: "RATE_LIMIT_EXCEEDED", Details: struct {
+		Limit      int    `json:"limit"`
+		Window     string `json:"window"`
+		RetryAfter int    `json:"retryAfter"`
+	}{d.Limit, "1m", d.RetryAfter}})
+	return b
+}
+
+// writeHeaders sets the rate-limit headers for a decision whose remaining
+// budget is d.Remaining+refund.
+// The keys are written in canonical form directly, which saves the
+// canonicalization of Header.Set on every API request.
+func writeHeaders(h http.Header, d Decision, refund int) {
+	limit := strconv.Itoa(d.Limit)
+	remaining := strconv.Itoa(d.Remaining + refund)
+	h["X-Ratelimit-Limit"] = []string{limit}
+	h["X-Ratelimit-Remaining"] = []string{remaining}
+	h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(d.Reset.Unix(), 10)}
+	h["Ratelimit-Policy"] = []string{`"tenant";q=` + limit + `;w=60`}
+	h["Ratelimit"] = []string{`"tenant";r=` + remaining + `;t=` + strconv.Itoa(d.RetryAfter)}
+}
+
+// headerWriter adds the headers when the handler writes its status: a 304
+// is answered as not counted, since done refunds it.
+type headerWriter struct {
+	http.ResponseWriter
+	d      Decision
+	status int
+}
+
+func (w *headerWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+		refund := 0
+		if code == http.StatusNotModified {
+			refund = 1
+		}
+		writeHeaders(w.ResponseWriter.Header(), w.d, refund)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *headerWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *headerWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,121 @@
+package limiter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// CounterStream is the JetStream counter stream that holds the windows.
+const CounterStream = "RATELIMITS"
+
+const subjectPrefix = "ratelimit."
+
+// NATS counts in a JetStream counter stream (AllowMsgCounter, server ≥
+// 2.12): each Add is one publish with a Nats-Incr header, and the server
+// answers with the new total, so every replica shares one exact count in
+// one round trip. Old windows expire with the stream's MaxAge.
+//
+// When NATS cannot be reached it counts in a Local store instead (fail
+// open, per replica), says so in a log line and the
+// webhooks_ratelimit_fallback gauge, and goes back to NATS as soon as a
+// request succeeds there again.
+type NATS struct {
+	nc       *nats.Conn
+	timeout  time.Duration
+	fallback *Local
+	logger   *slog.Logger
+	degraded atomic.Bool
+	gauge    prometheus.Gauge
+}
+
+// NewNATS creates the counter stream if needed and returns the store.
+func NewNATS(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, replicas int, reg prometheus.Registerer, logger *slog.Logger) (*NATS, error) {
+	if replicas <= 0 {
+		replicas = 1
+	}
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              CounterStream,
+		Description:       "Per-tenant rate-limit windows",
+		Subjects:          []string{subjectPrefix + ">"},
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicas,
+		AllowMsgCounter:   true,
+		AllowDirect:       true,
+		MaxAge:            3 * Window,
+		MaxMsgsPerSubject: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", CounterStream, err)
+	}
+	s := &NATS{nc: nc, timeout: 500 * time.Millisecond, fallback: NewLocal(), logger: logger}
+	s.gauge = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "webhooks_ratelimit_fallback",
+		Help: "1 while the rate limiter counts locally because NATS is unreachable.",
+	})
+	if reg != nil {
+		reg.MustRegister(s.gauge)
+	}
+	return s, nil
+}
+
+// pubAck is the server's answer to a counter increment.
+type pubAck struct {
+	Error *struct {
+		Description string `json:"description"`
+	} `json:"error"`
+	Value string `json:"val"`
+}
+
+// Add implements Store.
+func (s *NATS) Add(ctx context.Context, tenant string, window, delta int64) (int64, error) {
+	if !s.nc.IsConnected() {
+		return s.degrade(ctx, tenant, window, delta, nats.ErrConnectionClosed)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	m := &nats.Msg{
+		Subject: subjectPrefix + tenant + "." + strconv.FormatInt(window, 10),
+		Header:  nats.Header{"Nats-Incr": {strconv.FormatInt(delta, 10)}},
+	}
+	reply, err := s.nc.RequestMsgWithContext(ctx, m)
+	if err != nil {
+		return s.degrade(ctx, tenant, window, delta, err)
+	}
+	var ack pubAck
+	if err := json.Unmarshal(reply.Data, &ack); err != nil {
+		return s.degrade(ctx, tenant, window, delta, fmt.Errorf("decode counter reply: %w", err))
+	}
+	if ack.Error != nil {
+		return s.degrade(ctx, tenant, window, delta, errors.New(ack.Error.Description))
+	}
+	n, err := strconv.ParseInt(ack.Value, 10, 64)
+	if err != nil {
+		return s.degrade(ctx, tenant, window, delta, fmt.Errorf("counter value %q: %w", ack.Value, err))
+	}
+	if s.degraded.CompareAndSwap(true, false) {
+		s.gauge.Set(0)
+		s.logger.Info("rate limiter: NATS reachable again; counting in the shared store")
+	}
+	return n, nil
+}
+
+func (s *NATS) degrade(ctx context.Context, tenant string, window, delta int64, cause error) (int64, error) {
+	if s.degraded.CompareAndSwap(false, true) {
+		s.gauge.Set(1)
+		s.logger.Warn("rate limiter: NATS unreachable; counting locally on this replica until it is back", "err", cause)
+	}
+	return s.fallback.Add(ctx, tenant, window, delta)
+}
+
+// Degraded reports whether the store is counting locally.
+func (s *NATS) Degraded() bool { return s.degraded.Load() }

@@ -1,0 +1,99 @@
+package limiter
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func startNATS(t testing.TB, dir string, port int) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	return s
+}
+
+func natsLimiter(t testing.TB, url string) (*Limiter, *NATS) {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	s, err := NewNATS(context.Background(), nc, js, 1, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(s, nil), s
+}
+
+func TestNATSThreeInstancesShareOneBudget(t *testing.T) {
+	t.Parallel()
+	srv := startNATS(t, t.TempDir(), -1)
+	t.Cleanup(srv.Shutdown)
+	var ls []*Limiter
+	for range 3 {
+		l, _ := natsLimiter(t, srv.ClientURL())
+		ls = append(ls, l)
+	}
+	for round := range 3 {
+		tenant := "ten_shared" + itoa(round)
+		if got := admitConcurrently(t, ls, tenant, 1000, 100); got != 100 {
+			t.Errorf("round %d: %d of 1000 concurrent takes over 3 instances allowed, want 100", round, got)
+		}
+	}
+}
+
+func TestNATSDownFallsBackAndReturns(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := startNATS(t, dir, -1)
+	url := srv.ClientURL()
+	port := srv.Addr().(*net.TCPAddr).Port
+	l, store := natsLimiter(t, url)
+	ctx := context.Background()
+	for range 10 {
+		if d, err := l.Take(ctx, "ten_f", 100); err != nil || !d.Allowed {
+			t.Fatalf("Take with NATS up = %+v, %v", d, err)
+		}
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	d, err := l.Take(ctx, "ten_f", 100)
+	if err != nil || !d.Allowed {
+		t.Fatalf("Take with NATS down = %+v, %v; want allowed by the local fallback", d, err)
+	}
+	if !store.Degraded() {
+		t.Error("Degraded() = false with NATS down")
+	}
+	// Restart on the same port and storage: the shared count is back.
+	srv2 := startNATS(t, dir, port)
+	t.Cleanup(srv2.Shutdown)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d, err = l.Take(ctx, "ten_f", 100)
+		if !store.Degraded() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("still degraded 10 s after NATS came back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil || d.Remaining > 89 {
+		t.Errorf("Take after NATS is back = %+v, %v; want the shared count (at most 89 left after 11 takes)", d, err)
+	}
+}
