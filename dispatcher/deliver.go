@@ -94,7 +94,9 @@ func (d *Dispatcher) attempt(t *task) {
 		next := now.Add(wait)
 		a.Status, a.NextAttemptAt = StatusPending, &next
 		d.m.attempts.WithLabelValues("retrying").Inc()
-		msgs = append(msgs, retryMsg(t, t.attempt+1, next, t.msg.Data()))
+		// One schedule per attempt: a crash that repeats this attempt
+		// publishes the same id, which JetStream stores once.
+		msgs = append(msgs, retryMsg(t, t.attempt+1, next, "a"+strconv.Itoa(t.attempt+1), t.msg.Data()))
 	}
 	msgs = append(msgs, a.msg())
 	d.finish(t, msgs)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,6 +27,14 @@ const (
 
 // ackTimeout bounds the wait for a batch of JetStream acknowledgements.
 const ackTimeout = 30 * time.Second
+
+// Redelivery bounds: how long a message handed to a replica that died
+// waits before another replica (or the restarted one) gets it. Fan-out
+// takes milliseconds; an attempt takes at most the timeout.
+const (
+	fanoutAckWait = 10 * time.Second
+	attemptSlack  = 5 * time.Second
+)
 
 // Dispatcher runs the fan-out and delivery stages. Start it once; Stop it
 // to drain.
@@ -48,6 +57,7 @@ type Dispatcher struct {
 	runCancel context.CancelFunc
 	workers   sync.WaitGroup
 	settler   sync.WaitGroup
+	keeper    sync.WaitGroup
 	stopOnce  sync.Once
 }
 
@@ -79,7 +89,7 @@ func New(ctx context.Context, js jetstream.JetStream, store *subscriptions.Store
 		Description:   "Matches events against subscriptions and stores delivery tasks",
 		FilterSubject: events.SubjectAll,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackTimeout,
+		AckWait:       fanoutAckWait,
 		MaxAckPending: cfg.MaxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
@@ -91,7 +101,7 @@ func New(ctx context.Context, js jetstream.JetStream, store *subscriptions.Store
 		Description:   "Sends delivery tasks to endpoints",
 		FilterSubject: taskSubjectPrefix + ">",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.Timeout + ackTimeout,
+		AckWait:       cfg.Timeout + attemptSlack,
 		MaxAckPending: cfg.MaxAckPending,
 		MaxDeliver:    -1,
 	})
@@ -126,6 +136,8 @@ func (d *Dispatcher) Start() error {
 		d.workers.Add(1)
 		go d.runWorker()
 	}
+	d.keeper.Add(1)
+	go d.keepQueuedAlive()
 	onErr := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) && !errors.Is(err, nats.ErrConnectionClosed) {
 			d.logger.Warn("consume", "err", err)
@@ -170,6 +182,7 @@ func (d *Dispatcher) Stop(ctx context.Context) {
 		close(d.settle)
 		d.settler.Wait()
 		d.runCancel()
+		d.keeper.Wait()
 	})
 }
 
@@ -250,12 +263,42 @@ func (d *Dispatcher) receive(m jetstream.Msg) {
 	}
 	d.m.deferred.Inc()
 	at := d.cfg.Now().Add(time.Second)
-	futures, err := events.PublishAsync(d.runCtx, d.js, []*nats.Msg{retryMsg(&t, t.attempt, at, m.Data())})
+	// A task may be deferred many times: the id names this stored message,
+	// so each deferral is stored, and a redelivery of this one is not.
+	key := "d" + strconv.FormatUint(streamSeq(m), 10)
+	futures, err := events.PublishAsync(d.runCtx, d.js, []*nats.Msg{retryMsg(&t, t.attempt, at, key, m.Data())})
 	if err != nil {
 		_ = m.NakWithDelay(time.Second)
 		return
 	}
 	d.settle <- settlement{msg: m, futures: futures}
+}
+
+// keepQueuedAlive tells JetStream, a third of AckWait apart, that tasks
+// waiting in memory for their subscription's turn are still being worked
+// on, so a short AckWait (fast recovery after a crash) does not redeliver
+// them while they wait.
+func (d *Dispatcher) keepQueuedAlive() {
+	defer d.keeper.Done()
+	t := time.NewTicker((d.cfg.Timeout + attemptSlack) / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.runCtx.Done():
+			return
+		case <-t.C:
+			d.queue.each(func(t *task) { _ = t.msg.InProgress() })
+		}
+	}
+}
+
+// streamSeq is a message's sequence in its stream.
+func streamSeq(m jetstream.Msg) uint64 {
+	md, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return md.Sequence.Stream
 }
 
 func (d *Dispatcher) runWorker() {

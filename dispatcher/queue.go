@@ -110,3 +110,14 @@ func (q *fairQueue) close() []task {
 	q.cond.Broadcast()
 	return left
 }
+
+// each calls f for every waiting task, under the queue's lock.
+func (q *fairQueue) each(f func(*task)) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, sq := range q.subs {
+		for i := range sq.waiting {
+			f(&sq.waiting[i])
+		}
+	}
+}

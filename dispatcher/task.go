@@ -107,8 +107,12 @@ func newTaskMsg(tenant, sub, delivery, eventID, eventType, msgID string, created
 }
 
 // retryMsg builds the schedule that re-publishes t as attempt next at at.
-// One schedule subject per delivery: a newer schedule replaces an older one.
-func retryMsg(t *task, next int, at time.Time, body []byte) *nats.Msg {
+// key names this schedule: it is both its subject's last token and its
+// message id, so a repeated publication (after a crash) is stored once,
+// and no two schedules share a subject. Sharing one would be unsafe: the
+// server purges a fired schedule's whole subject, which measured here lost
+// a later schedule published on it.
+func retryMsg(t *task, next int, at time.Time, key string, body []byte) *nats.Msg {
 	h := nats.Header{
 		hdrDelivery:                    {t.delivery},
 		events.HeaderEventID:           {t.eventID},
@@ -117,9 +121,9 @@ func retryMsg(t *task, next int, at time.Time, body []byte) *nats.Msg {
 		hdrCreated:                     {strconv.FormatInt(t.created.UnixNano(), 10)},
 		jetstream.ScheduleHeader:       {"@at " + at.UTC().Format(time.RFC3339Nano)},
 		jetstream.ScheduleTargetHeader: {taskSubject(t.tenant, t.sub)},
-		nats.MsgIdHdr:                  {t.delivery + ":" + strconv.Itoa(next)},
+		nats.MsgIdHdr:                  {t.delivery + "." + key},
 	}
-	return &nats.Msg{Subject: retrySubjectPrefix + t.delivery, Header: h, Data: body}
+	return &nats.Msg{Subject: retrySubjectPrefix + t.delivery + "." + key, Header: h, Data: body}
 }
 
 // ensureStreams creates the deliveries stream (tasks and their schedules)
