@@ -1,0 +1,147 @@
+package testenv_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/onestack/webhooks/testenv"
+)
+
+func TestRateLimitThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t, testenv.Options{})
+	ten, err := env.CreateTenant("limited", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := env.CreateTenant("other", 0)
+	r, _ := env.Do("POST", "/admin/tenants/"+ten.ID+"/keys", env.AdminToken, nil)
+	var second struct{ Key string }
+	json.Unmarshal(r.Body, &second)
+
+	// 150 conditional GETs answered 304 are not counted.
+	first, _ := env.Do("GET", "/api/event-types", ten.APIKey, nil)
+	etag := first.Header.Get("ETag")
+	if first.Status != 200 || etag == "" || first.Header.Get("X-RateLimit-Remaining") != "99" {
+		t.Fatalf("first GET = %d, ETag %q, Remaining %q", first.Status, etag, first.Header.Get("X-RateLimit-Remaining"))
+	}
+	for range 150 {
+		r, _ := env.Do("GET", "/api/event-types", ten.APIKey, nil, "If-None-Match", etag)
+		if r.Status != http.StatusNotModified || r.Header.Get("X-RateLimit-Remaining") != "99" {
+			t.Fatalf("304 = %d, Remaining %q; want 304 with 99", r.Status, r.Header.Get("X-RateLimit-Remaining"))
+		}
+	}
+	// Two keys, 200 concurrent requests: exactly 99 more pass.
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	for i := range 200 {
+		key := ten.APIKey
+		if i%2 == 1 {
+			key = second.Key
+		}
+		wg.Go(func() {
+			r, err := env.Do("GET", "/api/subscriptions", key, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			codes[r.Status]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if codes[200] != 99 || codes[429] != 101 {
+		t.Errorf("codes = %v, want 99 × 200 and 101 × 429", codes)
+	}
+	r, _ = env.Do("GET", "/api/subscriptions", second.Key, nil)
+	var body struct {
+		Error   string
+		Code    string
+		Details map[string]any
+	}
+	json.Unmarshal(r.Body, &body)
+	ra, _ := strconv.Atoi(r.Header.Get("Retry-After"))
+	if r.Status != 429 || body.Error != "Rate limit exceeded" || body.Code != "RATE_LIMIT_EXCEEDED" ||
+		body.Details["limit"] != float64(100) || body.Details["window"] != "1m" || body.Details["retryAfter"] != float64(ra) || ra < 1 || ra > 60 {
+		t.Errorf("429 = %d %s, Retry-After %q", r.Status, r.Body, r.Header.Get("Retry-After"))
+	}
+	for _, h := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit-Policy", "RateLimit"} {
+		if r.Header.Get(h) == "" {
+			t.Errorf("429 lacks %s", h)
+		}
+	}
+	// Another tenant is untouched; a raised limit applies on the next request.
+	if r, _ := env.Do("GET", "/api/subscriptions", other.APIKey, nil); r.Status != 200 || r.Header.Get("X-RateLimit-Remaining") != "99" {
+		t.Errorf("other tenant = %d, Remaining %q", r.Status, r.Header.Get("X-RateLimit-Remaining"))
+	}
+	if r, _ := env.Do("PATCH", "/admin/tenants/"+ten.ID, env.AdminToken, map[string]any{"rateLimit": 500}); r.Status != 200 {
+		t.Fatalf("PATCH tenant = %d %s", r.Status, r.Body)
+	}
+	r, _ = env.Do("GET", "/api/subscriptions", ten.APIKey, nil)
+	if r.Status != 200 || r.Header.Get("X-RateLimit-Limit") != "500" {
+		t.Errorf("after raising to 500: %d, Limit %q", r.Status, r.Header.Get("X-RateLimit-Limit"))
+	}
+}
+
+func TestAPIErrors(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{Strict: true})
+	tests := []struct {
+		name, method, path string
+		body               any
+		header             []string
+		status             int
+		code               string
+	}{
+		{"no key", "GET", "/api/subscriptions", nil, nil, 401, "UNAUTHORIZED"},
+		{"bad json", "POST", "/api/subscriptions", []byte("{"), nil, 400, "INVALID_JSON"},
+		{"unknown field", "POST", "/api/subscriptions", map[string]any{"url": "https://example.com", "eventTypes": []string{"*"}, "nope": 1}, nil, 400, "INVALID_JSON"},
+		{"bad type", "POST", "/api/subscriptions", map[string]any{"url": "https://example.com", "eventTypes": []string{"ticket.nope"}}, nil, 400, "VALIDATION_FAILED"},
+		{"loopback url", "POST", "/api/subscriptions", map[string]any{"url": "https://127.0.0.1/x", "eventTypes": []string{"*"}}, nil, 400, "VALIDATION_FAILED"},
+		{"unknown sub", "GET", "/api/subscriptions/sub_nope", nil, nil, 404, "NOT_FOUND"},
+		{"method", "PUT", "/api/subscriptions", []byte("{}"), nil, 405, "METHOD_NOT_ALLOWED"},
+		{"limit", "GET", "/api/subscriptions?limit=101", nil, nil, 400, "VALIDATION_FAILED"},
+		{"event type", "POST", "/api/events", map[string]any{"type": "nope", "data": map[string]any{}}, nil, 400, "VALIDATION_FAILED"},
+		{"batch item", "POST", "/api/events/batch", map[string]any{"events": []any{map[string]any{"type": "ticket.updated", "data": map[string]any{}}, map[string]any{"type": "x", "data": map[string]any{}}}}, nil, 400, "VALIDATION_FAILED"},
+	}
+	for _, tt := range tests {
+		key := ten.APIKey
+		if tt.name == "no key" {
+			key = ""
+		}
+		r, err := env.Do(tt.method, tt.path, key, tt.body, tt.header...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e map[string]any
+		json.Unmarshal(r.Body, &e)
+		if r.Status != tt.status || e["code"] != tt.code || e["error"] == "" {
+			t.Errorf("%s: %d %s, want %d %s", tt.name, r.Status, r.Body, tt.status, tt.code)
+		}
+		for k := range e {
+			if k != "error" && k != "code" && k != "details" {
+				t.Errorf("%s: unexpected key %q in error body", tt.name, k)
+			}
+		}
+		if tt.code == "METHOD_NOT_ALLOWED" && r.Header.Get("Allow") == "" {
+			t.Errorf("%s: no Allow header", tt.name)
+		}
+		if tt.name == "batch item" && !json.Valid(r.Body) || (tt.name == "batch item" && !contains(string(r.Body), "events[1].type")) {
+			t.Errorf("batch error does not name events[1].type: %s", r.Body)
+		}
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
