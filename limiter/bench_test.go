@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 )
 
@@ -26,7 +27,7 @@ func serveBench(b *testing.B, h *HTTP) {
 		}
 		i++
 		// A budget no benchmark spends, spread over 64 tenants.
-		ww, done, admitted := h.Admit(w, req, "ten_bench"+itoa(i%64), 1_000_000_000)
+		ww, done, admitted := h.Admit(w, req, "ten_bench"+strconv.Itoa(i%64), 1_000_000_000)
 		if !admitted {
 			b.Fatal("refused")
 		}

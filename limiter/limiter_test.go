@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -142,22 +143,12 @@ func TestMemoryBounded(t *testing.T) {
 	l := New(s, clk.now)
 	for round := range 3 {
 		for i := range 10_000 {
-			l.Take(ctx, "ten_"+string(rune('a'+round))+itoa(i), 100)
+			l.Take(ctx, "ten_"+string(rune('a'+round))+strconv.Itoa(i), 100)
 		}
 		clk.add(3 * Window)
 	}
 	if n := s.Len(); n > 20_000 {
 		t.Errorf("Local holds %d counters after 30,000 tenants over 9 minutes, want at most 20,000", n)
-	}
-}
-
-func itoa(i int) string {
-	b := []byte{}
-	for {
-		b = append([]byte{byte('0' + i%10)}, b...)
-		if i /= 10; i == 0 {
-			return string(b)
-		}
 	}
 }
 
@@ -186,7 +177,7 @@ func TestConcurrentLocal(t *testing.T) {
 	t.Parallel()
 	l := New(NewLocal(), nil)
 	for round := range 5 {
-		tenant := "ten_conc" + itoa(round)
+		tenant := "ten_conc" + strconv.Itoa(round)
 		if got := admitConcurrently(t, []*Limiter{l}, tenant, 1000, 100); got != 100 {
 			t.Errorf("round %d: %d of 1000 concurrent takes allowed, want 100", round, got)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -50,7 +51,7 @@ func TestNATSThreeInstancesShareOneBudget(t *testing.T) {
 		ls = append(ls, l)
 	}
 	for round := range 3 {
-		tenant := "ten_shared" + itoa(round)
+		tenant := "ten_shared" + strconv.Itoa(round)
 		if got := admitConcurrently(t, ls, tenant, 1000, 100); got != 100 {
 			t.Errorf("round %d: %d of 1000 concurrent takes over 3 instances allowed, want 100", round, got)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -131,17 +132,8 @@ func TestAPIErrors(t *testing.T) {
 		if tt.code == "METHOD_NOT_ALLOWED" && r.Header.Get("Allow") == "" {
 			t.Errorf("%s: no Allow header", tt.name)
 		}
-		if tt.name == "batch item" && !json.Valid(r.Body) || (tt.name == "batch item" && !contains(string(r.Body), "events[1].type")) {
+		if tt.name == "batch item" && !json.Valid(r.Body) || (tt.name == "batch item" && !strings.Contains(string(r.Body), "events[1].type")) {
 			t.Errorf("batch error does not name events[1].type: %s", r.Body)
 		}
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
