@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -157,7 +158,7 @@ func (a *API) register() {
 		allow[rt.pattern] = append(allow[rt.pattern], rt.method)
 	}
 	for pattern, methods := range allow {
-		if contains(methods, "GET") {
+		if slices.Contains(methods, "GET") {
 			methods = append(methods, "HEAD")
 		}
 		sort.Strings(methods)
@@ -170,7 +171,7 @@ func (a *API) register() {
 		// One pattern per other method: a method-less pattern would
 		// conflict with sibling wildcards such as /subscriptions/{id}.
 		for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
-			if !contains(methods, m) {
+			if !slices.Contains(methods, m) {
 				a.mux.Handle(m+" "+pattern, notAllowed)
 			}
 		}
@@ -179,15 +180,6 @@ func (a *API) register() {
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, errNotFound("path"))
 	})
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ServeHTTP serves the API.

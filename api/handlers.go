@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"strconv"
 	"strings"
@@ -56,7 +57,7 @@ func viewTenant(t subscriptions.Tenant) tenantView {
 
 func (a *API) createTenant(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	var in subscriptions.TenantInput
-	if err := decode(w, r, a.cfg.MaxBody, &in, false); err != nil {
+	if err := decode(w, r, a.cfg.MaxBody, &in); err != nil {
 		return err
 	}
 	if err := a.cfg.Rules.Check(&in); err != nil {
@@ -96,7 +97,7 @@ func (a *API) patchTenant(w http.ResponseWriter, r *http.Request, _ *caller) err
 		return tenantErr(err)
 	}
 	var in subscriptions.TenantPatch
-	if err := decode(w, r, a.cfg.MaxBody, &in, false); err != nil {
+	if err := decode(w, r, a.cfg.MaxBody, &in); err != nil {
 		return err
 	}
 	if err := a.cfg.Rules.Check(&in); err != nil {
@@ -134,16 +135,9 @@ func (a *API) revokeKey(w http.ResponseWriter, r *http.Request, _ *caller) error
 
 func catalogDocument(c events.Catalog) ([]byte, string) {
 	b, _ := json.Marshal(map[string]any{"data": c})
-	return b, fmt.Sprintf(`"c%x"`, fnv64(b))
-}
-
-func fnv64(b []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, c := range b {
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
-	return h
+	h := fnv.New64a()
+	h.Write(b)
+	return b, fmt.Sprintf(`"c%x"`, h.Sum64())
 }
 
 func (a *API) eventTypes(w http.ResponseWriter, r *http.Request, _ *caller) error {
@@ -224,7 +218,7 @@ func (a *API) subscription(c *caller, id string) (subscriptions.Subscription, er
 
 func (a *API) createSubscription(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var in subscriptions.CreateInput
-	if err := decode(w, r, a.cfg.MaxBody, &in, false); err != nil {
+	if err := decode(w, r, a.cfg.MaxBody, &in); err != nil {
 		return err
 	}
 	if err := a.cfg.Rules.Check(&in); err != nil {
@@ -247,7 +241,9 @@ func (a *API) createSubscription(w http.ResponseWriter, r *http.Request, c *call
 const (
 	defaultPageSize = 50
 	maxPageSize     = 100
-	cursorVersion   = "v1:"
+	// maxBatch bounds the ids or events of one batch request.
+	maxBatch      = 100
+	cursorVersion = "v1:"
 )
 
 func encodeCursor(id string) string {
@@ -328,7 +324,7 @@ func (a *API) patchSubscription(w http.ResponseWriter, r *http.Request, c *calle
 		return err
 	}
 	var in subscriptions.PatchInput
-	if err := decode(w, r, a.cfg.MaxBody, &in, false); err != nil {
+	if err := decode(w, r, a.cfg.MaxBody, &in); err != nil {
 		return err
 	}
 	if err := a.cfg.Rules.Check(&in); err != nil {
@@ -376,10 +372,10 @@ func (a *API) batchSubscriptions(w http.ResponseWriter, r *http.Request, c *call
 	var in struct {
 		IDs []string `json:"ids"`
 	}
-	if err := decode(w, r, a.cfg.MaxBody, &in, false); err != nil {
+	if err := decode(w, r, a.cfg.MaxBody, &in); err != nil {
 		return err
 	}
-	if len(in.IDs) < 1 || len(in.IDs) > maxPageSize {
+	if len(in.IDs) < 1 || len(in.IDs) > maxBatch {
 		return subscriptions.Invalid("ids", "must hold 1 to 100 ids")
 	}
 	out := struct {
@@ -442,39 +438,23 @@ type eventInput struct {
 	ID   *string         `json:"id"`
 }
 
-// event validates one input and builds its envelope; prefix names it in
-// field errors ("" or "events[3].").
+// event builds one input's envelope and lists its problems; prefix names
+// it in field errors ("" or "events[3].").
 func (a *API) event(in eventInput, tenantID, prefix string, now time.Time) (events.Event, []subscriptions.FieldError) {
-	e := events.Event{Type: in.Type, TenantID: tenantID, OccurredAt: now, Data: in.Data}
+	e := events.Event{ID: events.NewID(), Type: in.Type, TenantID: tenantID, OccurredAt: now, Data: in.Data}
 	if in.ID != nil {
 		e.ID = *in.ID
-	} else {
-		e.ID = events.NewID()
 	}
 	var fields []subscriptions.FieldError
-	if in.ID != nil && !events.ValidID(*in.ID) {
-		fields = append(fields, subscriptions.FieldError{Field: prefix + "id", Reason: "must be 1 to 64 letters, digits, '_' or '-'"})
-	}
-	switch {
-	case in.Type == "":
-		fields = append(fields, subscriptions.FieldError{Field: prefix + "type", Reason: "is required"})
-	case !a.cfg.Catalog.Has(in.Type):
-		fields = append(fields, subscriptions.FieldError{Field: prefix + "type", Reason: fmt.Sprintf("%q is not an event type of the catalog", in.Type)})
-	}
-	if len(in.Data) == 0 {
-		fields = append(fields, subscriptions.FieldError{Field: prefix + "data", Reason: "is required"})
-	} else if err := e.Validate(a.cfg.Catalog); err != nil {
-		var fe *events.FieldError
-		if errors.As(err, &fe) && fe.Field == "data" {
-			fields = append(fields, subscriptions.FieldError{Field: prefix + "data", Reason: "must be a JSON object of at most 256 KiB"})
-		}
+	for _, p := range e.Problems(a.cfg.Catalog) {
+		fields = append(fields, subscriptions.FieldError{Field: prefix + p.Field, Reason: p.Err.Error()})
 	}
 	return e, fields
 }
 
 func (a *API) publishEvent(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var in eventInput
-	if err := decode(w, r, a.cfg.MaxBody, &in, false); err != nil {
+	if err := decode(w, r, a.cfg.MaxBody, &in); err != nil {
 		return err
 	}
 	e, fields := a.event(in, c.tenant, "", a.cfg.Now().UTC())
@@ -492,10 +472,10 @@ func (a *API) publishEvents(w http.ResponseWriter, r *http.Request, c *caller) e
 	var in struct {
 		Events []eventInput `json:"events"`
 	}
-	if err := decode(w, r, a.cfg.MaxBody, &in, false); err != nil {
+	if err := decode(w, r, a.cfg.MaxBody, &in); err != nil {
 		return err
 	}
-	if len(in.Events) < 1 || len(in.Events) > maxPageSize {
+	if len(in.Events) < 1 || len(in.Events) > maxBatch {
 		return subscriptions.Invalid("events", "must hold 1 to 100 events")
 	}
 	now := a.cfg.Now().UTC()

@@ -49,17 +49,14 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	return body, nil
 }
 
-// decode reads a JSON body into v, refusing unknown fields, wrong types and
-// trailing data. A missing body is an error unless optional.
-func decode(w http.ResponseWriter, r *http.Request, max int64, v any, optional bool) error {
+// decode reads a required JSON body into v, refusing unknown fields, wrong
+// types and trailing data.
+func decode(w http.ResponseWriter, r *http.Request, max int64, v any) error {
 	body, err := readBody(w, r, max)
 	if err != nil {
 		return err
 	}
 	if body == nil {
-		if optional {
-			return nil
-		}
 		return errInvalidJSON("request body is required")
 	}
 	return decodeBytes(body, v)
@@ -93,6 +90,8 @@ func describeJSONError(err error) string {
 		}
 		return fmt.Sprintf("request body has the wrong type (got %s)", te.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// encoding/json has no typed error for an unknown field; its text
+		// is the only place the field's name is found.
 		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return "request body is truncated JSON"

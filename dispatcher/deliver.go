@@ -53,7 +53,7 @@ func (d *Dispatcher) attempt(t *task) {
 		DeliveryID: t.delivery, EventID: t.eventID, EventType: t.eventType, SubscriptionID: t.sub,
 		TenantID: t.tenant, Number: t.attempt, At: now, CreatedAt: t.created,
 	}
-	if !sub.Active && !t.manual {
+	if !sub.Active {
 		a.Status, a.Error = StatusSkipped, "subscription disabled"
 		d.m.attempts.WithLabelValues(StatusSkipped).Inc()
 		d.finish(t, []*nats.Msg{a.msg()})
@@ -83,7 +83,7 @@ func (d *Dispatcher) attempt(t *task) {
 		}
 	default:
 		wait, more := d.cfg.wait(t.attempt)
-		if t.manual || !more {
+		if !more {
 			a.Status = StatusFailed
 			d.m.attempts.WithLabelValues(StatusFailed).Inc()
 			break

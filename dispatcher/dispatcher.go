@@ -257,7 +257,6 @@ func (d *Dispatcher) receive(m jetstream.Msg) {
 		_ = m.Term()
 		return
 	}
-	t.receivedAt = time.Now()
 	if d.queue.push(t) {
 		return
 	}

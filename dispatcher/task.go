@@ -29,8 +29,6 @@ const (
 	hdrEventType = "Event-Type"
 	hdrAttempt   = "Attempt"
 	hdrCreated   = "Delivery-Created"
-	// hdrManual marks a task asked for by hand: one attempt, no schedule.
-	hdrManual = "Manual"
 )
 
 // taskSubject is the subject of a subscription's delivery tasks.
@@ -52,16 +50,14 @@ func NewDeliveryID() string { return "dlv_" + ulid.Make().String() }
 
 // task is one delivery attempt to make, as read from the stream.
 type task struct {
-	msg        jetstream.Msg
-	tenant     string
-	sub        string
-	delivery   string
-	eventID    string
-	eventType  string
-	attempt    int
-	created    time.Time
-	manual     bool
-	receivedAt time.Time
+	msg       jetstream.Msg
+	tenant    string
+	sub       string
+	delivery  string
+	eventID   string
+	eventType string
+	attempt   int
+	created   time.Time
 }
 
 func parseTask(m jetstream.Msg) (task, error) {
@@ -75,7 +71,6 @@ func parseTask(m jetstream.Msg) (task, error) {
 		delivery:  h.Get(hdrDelivery),
 		eventID:   h.Get(events.HeaderEventID),
 		eventType: h.Get(hdrEventType),
-		manual:    h.Get(hdrManual) != "",
 	}
 	t.attempt, _ = strconv.Atoi(h.Get(hdrAttempt))
 	if t.attempt < 1 {
@@ -129,7 +124,7 @@ func retryMsg(t *task, next int, at time.Time, key string, body []byte) *nats.Ms
 // ensureStreams creates the deliveries stream (tasks and their schedules)
 // and the attempt log.
 func ensureStreams(ctx context.Context, js jetstream.JetStream, c Config) error {
-	if _, err := events.EnsureStreamConfig(ctx, js, jetstream.StreamConfig{
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              DeliveriesStream,
 		Description:       "Delivery tasks and scheduled retries",
 		Subjects:          []string{taskSubjectPrefix + ">", retrySubjectPrefix + ">"},
@@ -139,9 +134,9 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, c Config) error 
 		Replicas:          c.Replicas,
 		AllowMsgSchedules: true,
 	}); err != nil {
-		return err
+		return fmt.Errorf("ensure stream %s: %w", DeliveriesStream, err)
 	}
-	_, err := events.EnsureStreamConfig(ctx, js, jetstream.StreamConfig{
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        AttemptsStream,
 		Description: "Every delivery attempt",
 		Subjects:    []string{attemptPrefix + ">"},
@@ -150,6 +145,8 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, c Config) error 
 		MaxAge:      c.AttemptRetention,
 		Replicas:    c.Replicas,
 		Discard:     jetstream.DiscardOld,
-	})
-	return err
+	}); err != nil {
+		return fmt.Errorf("ensure stream %s: %w", AttemptsStream, err)
+	}
+	return nil
 }

@@ -33,7 +33,8 @@ type Event struct {
 
 // Errors of event validation; Validate wraps them with the offending field.
 var (
-	ErrUnknownType = errors.New("unknown event type")
+	ErrRequired    = errors.New("is required")
+	ErrUnknownType = errors.New("is not an event type of the catalog")
 	ErrInvalidID   = errors.New("event id must be 1-64 letters, digits, '_' or '-'")
 	ErrInvalidData = errors.New("data must be a JSON object of at most 256 KiB")
 	ErrNoTenant    = errors.New("event has no valid tenant")
@@ -66,21 +67,37 @@ func ValidID(id string) bool {
 	return true
 }
 
-// Validate checks the envelope against the catalog and the size limits.
+// Validate checks the envelope against the catalog and the size limits,
+// and returns its first problem.
 func (e *Event) Validate(c Catalog) error {
-	if !ValidID(e.ID) {
-		return &FieldError{Field: "id", Err: ErrInvalidID}
-	}
-	if !ValidID(e.TenantID) {
-		return &FieldError{Field: "tenantId", Err: ErrNoTenant}
-	}
-	if !c.Has(e.Type) {
-		return &FieldError{Field: "type", Err: fmt.Errorf("%w %q", ErrUnknownType, e.Type)}
-	}
-	if !validData(e.Data) {
-		return &FieldError{Field: "data", Err: ErrInvalidData}
+	if p := e.Problems(c); len(p) > 0 {
+		return p[0]
 	}
 	return nil
+}
+
+// Problems lists every problem of the envelope, one per field.
+func (e *Event) Problems(c Catalog) []*FieldError {
+	var out []*FieldError
+	if !ValidID(e.ID) {
+		out = append(out, &FieldError{Field: "id", Err: ErrInvalidID})
+	}
+	if !ValidID(e.TenantID) {
+		out = append(out, &FieldError{Field: "tenantId", Err: ErrNoTenant})
+	}
+	switch {
+	case e.Type == "":
+		out = append(out, &FieldError{Field: "type", Err: ErrRequired})
+	case !c.Has(e.Type):
+		out = append(out, &FieldError{Field: "type", Err: fmt.Errorf("%q %w", e.Type, ErrUnknownType)})
+	}
+	switch {
+	case len(e.Data) == 0:
+		out = append(out, &FieldError{Field: "data", Err: ErrRequired})
+	case !validData(e.Data):
+		out = append(out, &FieldError{Field: "data", Err: ErrInvalidData})
+	}
+	return out
 }
 
 func validData(d json.RawMessage) bool {

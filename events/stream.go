@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -51,27 +50,9 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		Replicas:    cfg.Replicas,
 		Discard:     jetstream.DiscardOld,
 	}
-	return ensureStream(ctx, js, sc)
-}
-
-// ensureStream creates or updates a stream; it is written once here and
-// used by every package that owns a stream through EnsureStreamConfig.
-func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) (jetstream.Stream, error) {
 	s, err := js.CreateOrUpdateStream(ctx, sc)
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 	}
 	return s, nil
-}
-
-// EnsureStreamConfig creates or updates any stream of the product; the
-// dispatcher and the limiter keep their own streams through it.
-func EnsureStreamConfig(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) (jetstream.Stream, error) {
-	return ensureStream(ctx, js, sc)
-}
-
-// IsNoResponders reports whether err means no JetStream server answered, as
-// when NATS is down or the stream is missing.
-func IsNoResponders(err error) bool {
-	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrNoHeartbeat)
 }

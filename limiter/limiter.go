@@ -7,7 +7,7 @@ package limiter
 
 import (
 	"context"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,9 +38,9 @@ type Decision struct {
 type Limiter struct {
 	store Store
 	now   func() time.Time
-
-	mu   sync.Mutex
-	last time.Time // the latest time seen: the clock never goes back
+	// last is the latest time seen, in Unix nanoseconds: the clock never
+	// goes back.
+	last atomic.Int64
 }
 
 // New returns a limiter counting in store; now nil means time.Now.
@@ -73,14 +73,16 @@ func windowOf(tenant string, t time.Time) (int64, time.Time) {
 // clock returns now, never earlier than a time already used, so a clock
 // stepped back cannot reopen an earlier window's budget.
 func (l *Limiter) clock() time.Time {
-	t := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if t.Before(l.last) {
-		return l.last
+	t := l.now().UnixNano()
+	for {
+		last := l.last.Load()
+		if t <= last {
+			return time.Unix(0, last)
+		}
+		if l.last.CompareAndSwap(last, t) {
+			return time.Unix(0, t)
+		}
 	}
-	l.last = t
-	return t
 }
 
 // Take takes one unit of tenant's budget of limit per window. A refused

@@ -56,7 +56,7 @@ func TestSequence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		clk.set(start.Add(tt.at))
-		l.last = time.Time{} // this table steps the clock freely
+		l.last.Store(0) // this table steps the clock freely
 		d, err := l.Take(ctx, "ten_a", 100)
 		if err != nil || d.Allowed {
 			t.Fatalf("Take at %v = %+v, %v; want refused", tt.at, d, err)

@@ -60,21 +60,22 @@ func (h *HTTP) Admit(w http.ResponseWriter, r *http.Request, tenant string, limi
 	return hw, done, true
 }
 
-// exceededBody is the 429 body of spec/rate-limits.md.
+// exceeded is the 429 body of spec/rate-limits.md.
+type exceeded struct {
+	Error   string          `json:"error"`
+	Code    string          `json:"code"`
+	Details exceededDetails `json:"details"`
+}
+
+type exceededDetails struct {
+	Limit      int    `json:"limit"`
+	Window     string `json:"window"`
+	RetryAfter int    `json:"retryAfter"`
+}
+
 func exceededBody(d Decision) []byte {
-	b, _ := json.Marshal(struct {
-		Error   string `json:"error"`
-		Code    string `json:"code"`
-		Details struct {
-			Limit      int    `json:"limit"`
-			Window     string `json:"window"`
-			RetryAfter int    `json:"retryAfter"`
-		} `json:"details"`
-	}{Error: "Rate limit exceeded", Code: "RATE_LIMIT_EXCEEDED", Details: struct {
-		Limit      int    `json:"limit"`
-		Window     string `json:"window"`
-		RetryAfter int    `json:"retryAfter"`
-	}{d.Limit, "1m", d.RetryAfter}})
+	b, _ := json.Marshal(exceeded{Error: "Rate limit exceeded", Code: "RATE_LIMIT_EXCEEDED",
+		Details: exceededDetails{Limit: d.Limit, Window: "1m", RetryAfter: d.RetryAfter}})
 	return b
 }
 

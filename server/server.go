@@ -278,15 +278,6 @@ func (s *Server) ready(ctx context.Context) error {
 // URL is the base URL of the HTTP API.
 func (s *Server) URL() string { return "http://" + s.listener.Addr().String() }
 
-// NATSClientURL is the embedded server's client URL when it listens, or the
-// external URL.
-func (s *Server) NATSClientURL() string {
-	if s.ns != nil && s.cfg.NATSListen != "" {
-		return s.ns.ClientURL()
-	}
-	return s.cfg.NATSURL
-}
-
 // Publisher is the events publisher on this server's connection, as a
 // platform service in the same process would use it.
 func (s *Server) Publisher() *events.Publisher { return s.pub }

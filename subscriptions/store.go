@@ -82,7 +82,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	loaded := make(chan error, 3)
+	loaded := make(chan struct{}, 3)
 	for _, w := range []struct {
 		kv    jetstream.KeyValue
 		apply func(jetstream.KeyValueEntry) error
@@ -98,11 +98,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 	}
 	for range 3 {
 		select {
-		case err := <-loaded:
-			if err != nil {
-				s.Close()
-				return nil, err
-			}
+		case <-loaded:
 		case <-ctx.Done():
 			s.Close()
 			return nil, fmt.Errorf("load index: %w", ctx.Err())
@@ -113,7 +109,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 
 // watch applies a bucket's updates to the index until ctx ends; it reports
 // on loaded once the initial values are in.
-func (s *Store) watch(ctx context.Context, w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry) error, loaded chan<- error) {
+func (s *Store) watch(ctx context.Context, w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry) error, loaded chan<- struct{}) {
 	defer s.wg.Done()
 	defer w.Stop()
 	initial := true
@@ -128,7 +124,7 @@ func (s *Store) watch(ctx context.Context, w jetstream.KeyWatcher, apply func(je
 			if e == nil {
 				if initial {
 					initial = false
-					loaded <- nil
+					loaded <- struct{}{}
 				}
 				continue
 			}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/signature"
 )
 
@@ -22,12 +21,6 @@ var (
 	ErrConflict = errors.New("revision conflict")
 	// ErrUnavailable means the store (NATS) could not be reached.
 	ErrUnavailable = errors.New("store unavailable")
-)
-
-// Ordering values of a subscription.
-const (
-	OrderingNone = ""
-	OrderingFIFO = "fifo"
 )
 
 // Subscription is one tenant endpoint and the event types it wants.
@@ -89,20 +82,6 @@ func (s *Subscription) SigningSecrets(now time.Time) []signature.Secret {
 	return out
 }
 
-// Wants reports whether the subscription's patterns match event type t.
-// A webhook.test event is sent only on request, so no pattern matches it.
-func (s *Subscription) Wants(t string) bool {
-	if t == events.TypeWebhookTest {
-		return false
-	}
-	for _, p := range s.EventTypes {
-		if events.Matches(p, t) {
-			return true
-		}
-	}
-	return false
-}
-
-// key is the subscription's key in the KV bucket: tenant first, so a
+// subKey is the subscription's key in the KV bucket: tenant first, so a
 // tenant's subscriptions share a key prefix.
 func subKey(tenant, id string) string { return tenant + "." + id }

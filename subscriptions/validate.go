@@ -82,9 +82,8 @@ type TenantPatch struct {
 // Rules validates inputs against the event catalog and the destination
 // policy. It is safe for concurrent use.
 type Rules struct {
-	v       *validator.Validate
-	catalog events.Catalog
-	policy  egress.Policy
+	v      *validator.Validate
+	policy egress.Policy
 }
 
 // NewRules returns the validation rules for catalog and policy.
@@ -97,7 +96,7 @@ func NewRules(catalog events.Catalog, policy egress.Policy) *Rules {
 		}
 		return name
 	})
-	r := &Rules{v: v, catalog: catalog, policy: policy}
+	r := &Rules{v: v, policy: policy}
 	must(v.RegisterValidation("webhookurl", func(fl validator.FieldLevel) bool {
 		return policy.CheckURL(fl.Field().String()) == nil
 	}))

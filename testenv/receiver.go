@@ -104,6 +104,16 @@ func (rc *Receiver) Received() []Received {
 	return append([]Received(nil), rc.got...)
 }
 
+// Since returns a copy of what arrived after the first n webhooks.
+func (rc *Receiver) Since(n int) []Received {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if n >= len(rc.got) {
+		return nil
+	}
+	return append([]Received(nil), rc.got[n:]...)
+}
+
 // Count is how many webhooks arrived.
 func (rc *Receiver) Count() int {
 	rc.mu.Lock()

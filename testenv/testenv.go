@@ -35,8 +35,6 @@ type Options struct {
 	Timeout time.Duration
 	// Strict refuses private destinations and plain http, as production does.
 	Strict bool
-	// NATSListen exposes the embedded NATS server (host:port, port 0 picks one).
-	NATSListen string
 	// NATSURL uses an external NATS instead of the embedded one.
 	NATSURL string
 	// Dispatcher overrides delivery tuning; Schedule and Timeout above win.
@@ -80,7 +78,6 @@ func New(ctx context.Context, o Options) (*Env, error) {
 		Addr:       "127.0.0.1:0",
 		DataDir:    dir,
 		NATSURL:    o.NATSURL,
-		NATSListen: o.NATSListen,
 		AdminToken: env.AdminToken,
 		Egress:     egress.Policy{AllowHTTP: !o.Strict, AllowPrivate: !o.Strict},
 		Dispatcher: dc,

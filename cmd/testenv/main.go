@@ -94,15 +94,15 @@ Signed webhooks the demo receiver gets are printed below. Ctrl-C stops.
 				fmt.Fprintln(stderr, "simulator:", err)
 			}
 		case <-poll.C:
-			got := rc.Received()
-			for _, r := range got[seen:] {
+			fresh := rc.Since(seen)
+			for _, r := range fresh {
 				verdict := "signature OK"
 				if r.Verified != nil {
 					verdict = "signature INVALID: " + r.Verified.Error()
 				}
 				fmt.Fprintf(stdout, "%s  webhook-id=%s  %s  %s\n", r.At.Format("15:04:05.000"), r.ID, verdict, r.Body)
 			}
-			seen = len(got)
+			seen += len(fresh)
 		}
 	}
 }
