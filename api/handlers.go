@@ -204,9 +204,10 @@ func viewSubscription(s *subscriptions.Subscription) subscriptionView {
 	return v
 }
 
-func etagOf(s *subscriptions.Subscription) string {
-	return `"` + strconv.FormatUint(s.Revision, 10) + `"`
-}
+func etagOf(s *subscriptions.Subscription) string { return etagFor(s.Revision) }
+
+// etagFor is the strong ETag of a store revision.
+func etagFor(rev uint64) string { return `"` + strconv.FormatUint(rev, 10) + `"` }
 
 func (a *API) subscription(c *caller, id string) (subscriptions.Subscription, error) {
 	s, err := a.cfg.Store.Subscription(c.tenant, id)
@@ -330,23 +331,18 @@ func (a *API) patchSubscription(w http.ResponseWriter, r *http.Request, c *calle
 	if err := a.cfg.Rules.Check(&in); err != nil {
 		return err
 	}
-	var ifMatch uint64
+	// If-Match is compared, strongly, with the revision the store reads,
+	// not with this replica's index, which may lag another replica's write.
+	var precondition func(uint64) bool
 	if h := r.Header.Get("If-Match"); h != "" {
-		if strings.TrimSpace(h) != "*" {
-			if !etagMatches(h, etagOf(&cur), true) {
-				return errPrecondition()
-			}
-			ifMatch = cur.Revision
-		}
+		precondition = func(rev uint64) bool { return etagMatches(h, etagFor(rev), true) }
 	}
-	s, err := a.cfg.Store.UpdateSubscription(r.Context(), c.tenant, cur.ID, ifMatch, in.Apply)
-	switch {
-	case errors.Is(err, subscriptions.ErrConflict):
-		return errPrecondition()
-	case errors.Is(err, subscriptions.ErrNotFound):
+	s, err := a.cfg.Store.UpdateSubscription(r.Context(), c.tenant, cur.ID, precondition, in.Apply)
+	if errors.Is(err, subscriptions.ErrNotFound) {
 		return errNotFound("subscription")
-	case err != nil:
-		return err
+	}
+	if err != nil {
+		return err // ErrConflict answers 412 through writeError
 	}
 	w.Header().Set("ETag", etagOf(&s))
 	writeJSON(w, http.StatusOK, viewSubscription(&s))

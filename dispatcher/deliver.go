@@ -3,15 +3,18 @@ package dispatcher
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
-	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/signature"
 	"github.com/onestack/webhooks/subscriptions"
@@ -181,23 +184,30 @@ func describe(ctx context.Context, err error) string {
 	case errors.Is(err, context.Canceled):
 		return "cancelled by shutdown"
 	}
-	var ne interface{ Timeout() bool }
-	if errors.As(err, &ne) && ne.Timeout() {
+	var (
+		timeout interface{ Timeout() bool }
+		dnsErr  *net.DNSError
+		certErr *tls.CertificateVerificationError
+		recErr  tls.RecordHeaderError
+		alert   tls.AlertError
+	)
+	switch {
+	case errors.As(err, &timeout) && timeout.Timeout():
 		return "timeout"
-	}
-	msg := err.Error()
-	for _, s := range []struct{ sub, say string }{
-		{"destination is in a private", "destination refused: internal address"},
-		{"connection refused", "connection refused"},
-		{"no such host", "host not found"},
-		{"tls:", "TLS error"},
-		{"x509:", "TLS certificate error"},
-		{"connection reset", "connection reset"},
-		{"EOF", "connection closed by endpoint"},
-	} {
-		if strings.Contains(msg, s.sub) {
-			return s.say
-		}
+	case errors.Is(err, egress.ErrInternal):
+		return "destination refused: internal address"
+	case errors.As(err, &dnsErr):
+		return "host not found"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.As(err, &certErr):
+		return "TLS certificate error"
+	case errors.As(err, &recErr), errors.As(err, &alert):
+		return "TLS error"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed by endpoint"
 	}
 	return "request failed"
 }

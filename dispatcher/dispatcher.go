@@ -260,11 +260,17 @@ func (d *Dispatcher) receive(m jetstream.Msg) {
 	if d.queue.push(t) {
 		return
 	}
+	// A task may be deferred many times: the key names this stored message,
+	// so each deferral is stored, and a redelivery of this one is not.
+	// Without its sequence there is no safe key: hand the task back.
+	md, err := m.Metadata()
+	if err != nil {
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
 	d.m.deferred.Inc()
 	at := d.cfg.Now().Add(time.Second)
-	// A task may be deferred many times: the id names this stored message,
-	// so each deferral is stored, and a redelivery of this one is not.
-	key := "d" + strconv.FormatUint(streamSeq(m), 10)
+	key := "d" + strconv.FormatUint(md.Sequence.Stream, 10)
 	futures, err := events.PublishAsync(d.runCtx, d.js, []*nats.Msg{retryMsg(&t, t.attempt, at, key, m.Data())})
 	if err != nil {
 		_ = m.NakWithDelay(time.Second)
@@ -286,18 +292,11 @@ func (d *Dispatcher) keepQueuedAlive() {
 		case <-d.runCtx.Done():
 			return
 		case <-t.C:
-			d.queue.each(func(t *task) { _ = t.msg.InProgress() })
+			for _, m := range d.queue.waitingMsgs() {
+				_ = m.InProgress()
+			}
 		}
 	}
-}
-
-// streamSeq is a message's sequence in its stream.
-func streamSeq(m jetstream.Msg) uint64 {
-	md, err := m.Metadata()
-	if err != nil {
-		return 0
-	}
-	return md.Sequence.Stream
 }
 
 func (d *Dispatcher) runWorker() {

@@ -2,6 +2,8 @@ package dispatcher
 
 import (
 	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // fairQueue hands tasks to workers one subscription at a time, round robin,
@@ -111,13 +113,16 @@ func (q *fairQueue) close() []task {
 	return left
 }
 
-// each calls f for every waiting task, under the queue's lock.
-func (q *fairQueue) each(f func(*task)) {
+// waitingMsgs returns the messages of every waiting task, so the caller
+// can talk to JetStream about them without holding the queue's lock.
+func (q *fairQueue) waitingMsgs() []jetstream.Msg {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	var out []jetstream.Msg
 	for _, sq := range q.subs {
-		for i := range sq.waiting {
-			f(&sq.waiting[i])
+		for _, t := range sq.waiting {
+			out = append(out, t.msg)
 		}
 	}
+	return out
 }

@@ -45,7 +45,7 @@ func BenchmarkRouteLocalLimiter(b *testing.B) {
 func BenchmarkRouteNATSLimiter(b *testing.B) {
 	srv := startNATS(b, b.TempDir(), -1)
 	defer srv.Shutdown()
-	l, _ := natsLimiter(b, srv.ClientURL())
+	l, _ := natsLimiter(b, srv.ClientURL(), nil)
 	serveBench(b, NewHTTP(l, nil, slog.New(slog.DiscardHandler)))
 }
 
@@ -54,7 +54,7 @@ func BenchmarkRouteNATSLimiter(b *testing.B) {
 func BenchmarkNATSDecisionsParallel(b *testing.B) {
 	srv := startNATS(b, b.TempDir(), -1)
 	defer srv.Shutdown()
-	l, _ := natsLimiter(b, srv.ClientURL())
+	l, _ := natsLimiter(b, srv.ClientURL(), nil)
 	b.SetParallelism(64)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -123,7 +123,7 @@ func TestClockSteppedBack(t *testing.T) {
 
 func TestTenantsAreIndependent(t *testing.T) {
 	ctx := context.Background()
-	l := New(NewLocal(), nil)
+	l := New(NewLocal(), fixed(time.Now()))
 	for range 100 {
 		l.Take(ctx, "ten_x", 100)
 	}
@@ -173,9 +173,12 @@ func admitConcurrently(t *testing.T, ls []*Limiter, tenant string, n, limit int)
 	return int(allowed.Load())
 }
 
+// fixed returns a clock held at t.
+func fixed(t time.Time) func() time.Time { return func() time.Time { return t } }
+
 func TestConcurrentLocal(t *testing.T) {
 	t.Parallel()
-	l := New(NewLocal(), nil)
+	l := New(NewLocal(), fixed(time.Now()))
 	for round := range 5 {
 		tenant := "ten_conc" + strconv.Itoa(round)
 		if got := admitConcurrently(t, []*Limiter{l}, tenant, 1000, 100); got != 100 {

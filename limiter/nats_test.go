@@ -26,7 +26,9 @@ func startNATS(t testing.TB, dir string, port int) *server.Server {
 	return s
 }
 
-func natsLimiter(t testing.TB, url string) (*Limiter, *NATS) {
+// natsLimiter connects a limiter with clock to url. Tests hold the clock
+// still, so their counts never straddle a window reset.
+func natsLimiter(t testing.TB, url string, clock func() time.Time) (*Limiter, *NATS) {
 	t.Helper()
 	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
@@ -38,7 +40,7 @@ func natsLimiter(t testing.TB, url string) (*Limiter, *NATS) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(s, nil), s
+	return New(s, clock), s
 }
 
 func TestNATSThreeInstancesShareOneBudget(t *testing.T) {
@@ -46,8 +48,9 @@ func TestNATSThreeInstancesShareOneBudget(t *testing.T) {
 	srv := startNATS(t, t.TempDir(), -1)
 	t.Cleanup(srv.Shutdown)
 	var ls []*Limiter
+	clock := fixed(time.Now()) // one instant for all three instances
 	for range 3 {
-		l, _ := natsLimiter(t, srv.ClientURL())
+		l, _ := natsLimiter(t, srv.ClientURL(), clock)
 		ls = append(ls, l)
 	}
 	for round := range 3 {
@@ -64,7 +67,7 @@ func TestNATSDownFallsBackAndReturns(t *testing.T) {
 	srv := startNATS(t, dir, -1)
 	url := srv.ClientURL()
 	port := srv.Addr().(*net.TCPAddr).Port
-	l, store := natsLimiter(t, url)
+	l, store := natsLimiter(t, url, fixed(time.Now()))
 	ctx := context.Background()
 	for range 10 {
 		if d, err := l.Take(ctx, "ten_f", 100); err != nil || !d.Allowed {

@@ -60,7 +60,10 @@ type Config struct {
 	// default: shared by every replica), "local" (this process only) or
 	// "off".
 	RateLimiter string
-	Logger      *slog.Logger
+	// Clock is the rate limiter's time source (default time.Now); tests
+	// hold it still so no window ends in the middle of a count.
+	Clock  func() time.Time
+	Logger *slog.Logger
 }
 
 // Server is a running webhookd.
@@ -76,7 +79,11 @@ type Server struct {
 	http     *http.Server
 	listener net.Listener
 	serveErr chan error
+	ncClosed chan struct{}
 }
+
+// drainTimeout bounds the NATS drain at shutdown.
+const drainTimeout = 5 * time.Second
 
 // Start brings the whole stack up and serves HTTP until Shutdown.
 func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
@@ -97,7 +104,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Dispatcher.UserAgent == "" {
 		cfg.Dispatcher.UserAgent = "onestack-webhooks/" + Version
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger, serveErr: make(chan error, 1)}
+	s := &Server{cfg: cfg, logger: cfg.Logger, serveErr: make(chan error, 1), ncClosed: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.closeBackends()
@@ -174,7 +181,7 @@ func (s *Server) limiter(ctx context.Context, reg prometheus.Registerer) (api.Li
 	default:
 		return nil, fmt.Errorf("rate limiter %q: want nats, local or off", s.cfg.RateLimiter)
 	}
-	return limiter.NewHTTP(limiter.New(store, nil), reg, s.logger), nil
+	return limiter.NewHTTP(limiter.New(store, s.cfg.Clock), reg, s.logger), nil
 }
 
 // connect starts the embedded NATS server when no URL is given, and
@@ -191,6 +198,8 @@ func (s *Server) connect() error {
 			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { s.logger.Info("nats reconnected") }),
+		nats.ClosedHandler(func(*nats.Conn) { close(s.ncClosed) }),
+		nats.DrainTimeout(drainTimeout),
 	}
 	url := s.cfg.NATSURL
 	if url == "" {
@@ -310,9 +319,13 @@ func (s *Server) closeBackends() {
 		s.store.Close()
 	}
 	if s.nc != nil {
-		_ = s.nc.Drain()
-		for s.nc.IsDraining() {
-			time.Sleep(10 * time.Millisecond)
+		// Drain flushes what the dispatcher published and acked; the
+		// closed handler says when it is done, within the drain timeout.
+		if err := s.nc.Drain(); err == nil {
+			select {
+			case <-s.ncClosed:
+			case <-time.After(drainTimeout + time.Second):
+			}
 		}
 		s.nc.Close()
 	}

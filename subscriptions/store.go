@@ -382,17 +382,20 @@ func (s *Store) LoadSubscription(ctx context.Context, tenant, id string) (Subscr
 	return *sub, nil
 }
 
-// UpdateSubscription changes a subscription with fn, under optimistic
-// concurrency: with ifMatch non-zero it fails with ErrConflict unless the
-// stored revision is ifMatch; with zero it retries on a concurrent change.
-func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, ifMatch uint64, fn func(*Subscription) error) (Subscription, error) {
+// UpdateSubscription changes a subscription with fn under optimistic
+// concurrency. With a precondition (nil: none), the stored revision must
+// satisfy it or the update fails with ErrConflict; it is checked against
+// storage, never the index, which may lag another replica's write. A
+// concurrent change between read and write is retried, and the retry
+// checks the precondition again.
+func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, precondition func(revision uint64) bool, fn func(*Subscription) error) (Subscription, error) {
 	key := subKey(tenant, id)
 	for {
 		e, err := s.subs.Get(ctx, key)
 		if err != nil {
 			return Subscription{}, storeErr("get subscription "+id, err)
 		}
-		if ifMatch != 0 && e.Revision() != ifMatch {
+		if precondition != nil && !precondition(e.Revision()) {
 			return Subscription{}, fmt.Errorf("update subscription %s: %w", id, ErrConflict)
 		}
 		sub, err := decodeSub(e)
@@ -409,7 +412,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, ifMat
 		}
 		rev, err := s.subs.Update(ctx, key, b, e.Revision())
 		if err != nil {
-			if isWrongRevision(err) && ifMatch == 0 {
+			if isWrongRevision(err) {
 				continue
 			}
 			return Subscription{}, storeErr("update subscription "+id, err)
@@ -451,7 +454,7 @@ func (p PatchInput) Apply(sub *Subscription) error {
 // this call changed it (false if it was already disabled).
 func (s *Store) Disable(ctx context.Context, tenant, id, reason string) (bool, error) {
 	changed := false
-	_, err := s.UpdateSubscription(ctx, tenant, id, 0, func(sub *Subscription) error {
+	_, err := s.UpdateSubscription(ctx, tenant, id, nil, func(sub *Subscription) error {
 		changed = sub.Active
 		sub.Active = false
 		sub.DisabledReason = reason
@@ -464,7 +467,7 @@ func (s *Store) Disable(ctx context.Context, tenant, id, reason string) (bool, e
 // for the configured overlap. It returns the new secret.
 func (s *Store) RotateSecret(ctx context.Context, tenant, id string) (string, error) {
 	fresh := signature.NewSecret().Reveal()
-	_, err := s.UpdateSubscription(ctx, tenant, id, 0, func(sub *Subscription) error {
+	_, err := s.UpdateSubscription(ctx, tenant, id, nil, func(sub *Subscription) error {
 		now := s.cfg.Now().UTC()
 		kept := []secretEntry{{Secret: fresh}}
 		for i, e := range sub.secrets {

@@ -84,7 +84,8 @@ func TestStoreAcrossReplicas(t *testing.T) {
 		t.Errorf("Match for another tenant = %d subscriptions, want 0", len(got))
 	}
 
-	if _, err := a.UpdateSubscription(ctx, ten.ID, sub.ID, sub.Revision+100, func(*Subscription) error { return nil }); !errors.Is(err, ErrConflict) {
+	stale := func(rev uint64) bool { return rev == sub.Revision+100 }
+	if _, err := a.UpdateSubscription(ctx, ten.ID, sub.ID, stale, func(*Subscription) error { return nil }); !errors.Is(err, ErrConflict) {
 		t.Errorf("UpdateSubscription with a stale revision = %v, want ErrConflict", err)
 	}
 

@@ -7,13 +7,18 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/onestack/webhooks/server"
 
 	"github.com/onestack/webhooks/testenv"
 )
 
 func TestRateLimitThroughTheAPI(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t, testenv.Options{})
+	// A clock held still: the counts below cannot straddle a window reset.
+	at := time.Now()
+	env := testenv.Start(t, testenv.Options{Server: func(c *server.Config) { c.Clock = func() time.Time { return at } }})
 	ten, err := env.CreateTenant("limited", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -135,5 +140,46 @@ func TestAPIErrors(t *testing.T) {
 		if tt.name == "batch item" && !json.Valid(r.Body) || (tt.name == "batch item" && !strings.Contains(string(r.Body), "events[1].type")) {
 			t.Errorf("batch error does not name events[1].type: %s", r.Body)
 		}
+	}
+}
+
+func TestSubscriptionConditionalRequests(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{})
+	r, _ := env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": "https://example.com/h", "eventTypes": []string{"ticket.*"}})
+	if r.Status != 201 || r.Header.Get("Location") == "" {
+		t.Fatalf("create = %d %s (Location %q)", r.Status, r.Body, r.Header.Get("Location"))
+	}
+	var sub struct{ ID string }
+	r.JSON(&sub)
+	path := "/api/subscriptions/" + sub.ID
+	get, _ := env.Do("GET", path, ten.APIKey, nil)
+	etag := get.Header.Get("ETag")
+	if get.Status != 200 || etag == "" || strings.HasPrefix(etag, "W/") {
+		t.Fatalf("GET = %d, ETag %q; want 200 with a strong ETag", get.Status, etag)
+	}
+	if r, _ := env.Do("GET", path, ten.APIKey, nil, "If-None-Match", etag); r.Status != 304 || len(r.Body) != 0 {
+		t.Errorf("GET If-None-Match = %d %q, want 304 with no body", r.Status, r.Body)
+	}
+	patch := map[string]any{"description": "changed"}
+	for _, bad := range []string{`"999999"`, "W/" + etag} {
+		r, _ := env.Do("PATCH", path, ten.APIKey, patch, "If-Match", bad)
+		if r.Status != 412 || !strings.Contains(string(r.Body), "PRECONDITION_FAILED") {
+			t.Errorf("PATCH If-Match %s = %d %s, want 412 PRECONDITION_FAILED", bad, r.Status, r.Body)
+		}
+	}
+	r, _ = env.Do("PATCH", path, ten.APIKey, patch, "If-Match", etag)
+	newTag := r.Header.Get("ETag")
+	if r.Status != 200 || newTag == "" || newTag == etag || !strings.Contains(string(r.Body), `"description":"changed"`) {
+		t.Fatalf("PATCH with the current ETag = %d %s (ETag %q)", r.Status, r.Body, newTag)
+	}
+	if r, _ := env.Do("PATCH", path, ten.APIKey, patch, "If-Match", etag); r.Status != 412 {
+		t.Errorf("PATCH with the replaced ETag = %d, want 412", r.Status)
+	}
+	if r, _ := env.Do("PATCH", path, ten.APIKey, map[string]any{"active": false}, "If-Match", "*"); r.Status != 200 {
+		t.Errorf("PATCH If-Match * = %d %s, want 200", r.Status, r.Body)
+	}
+	if r, _ := env.Do("PATCH", path, ten.APIKey, patch); r.Status != 200 {
+		t.Errorf("PATCH without If-Match = %d %s, want 200", r.Status, r.Body)
 	}
 }
