@@ -61,9 +61,13 @@ type Config struct {
 	// PerSubscription caps one subscription's attempts in flight, so a slow
 	// endpoint cannot take every worker (default 16).
 	PerSubscription int
-	// QueuePerSubscription is how many tasks of one subscription may wait
-	// in memory; past it, tasks are deferred through JetStream for a
-	// second without using an attempt (default 256).
+	// QueueWait bounds how long a task should wait in memory for its
+	// subscription's turn, judged by the endpoint's recent attempt
+	// durations; tasks past it are deferred through JetStream for a second
+	// without using an attempt (default 5 s).
+	QueueWait time.Duration
+	// QueuePerSubscription caps one subscription's tasks waiting in memory,
+	// whatever its speed (default 10,000).
 	QueuePerSubscription int
 	// MaxAckPending bounds the tasks a replica holds unacknowledged
 	// (default 20,000).
@@ -99,8 +103,11 @@ func (c Config) withDefaults() Config {
 	if c.PerSubscription <= 0 {
 		c.PerSubscription = 16
 	}
+	if c.QueueWait <= 0 {
+		c.QueueWait = 5 * time.Second
+	}
 	if c.QueuePerSubscription <= 0 {
-		c.QueuePerSubscription = 256
+		c.QueuePerSubscription = 10_000
 	}
 	if c.MaxAckPending <= 0 {
 		c.MaxAckPending = 20_000

@@ -80,7 +80,7 @@ func New(ctx context.Context, js jetstream.JetStream, store *subscriptions.Store
 		cfg: cfg, js: js, store: store, logger: logger,
 		client: NewClient(cfg.Egress),
 		m:      newMetrics(reg),
-		queue:  newFairQueue(cfg.PerSubscription, cfg.QueuePerSubscription),
+		queue:  newFairQueue(cfg.PerSubscription, cfg.QueuePerSubscription, cfg.QueueWait),
 		settle: make(chan settlement, 8192),
 	}
 	var err error
@@ -248,8 +248,8 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 	d.settle <- settlement{msg: m, futures: futures}
 }
 
-// receive queues a delivery task for the workers; a subscription whose
-// queue is full has the task deferred through JetStream for a second.
+// receive queues a delivery task for the workers; a subscription with no
+// room in memory has the task deferred.
 func (d *Dispatcher) receive(m jetstream.Msg) {
 	t, err := parseTask(m)
 	if err != nil {
@@ -257,26 +257,32 @@ func (d *Dispatcher) receive(m jetstream.Msg) {
 		_ = m.Term()
 		return
 	}
-	if d.queue.push(t) {
-		return
+	if !d.queue.push(t) {
+		d.deferTask(&t)
 	}
+}
+
+// deferTask hands a task back through JetStream for a second, without
+// using an attempt, so it waits in the stream rather than in this
+// replica's memory and the consumer's pending set.
+func (d *Dispatcher) deferTask(t *task) {
 	// A task may be deferred many times: the key names this stored message,
 	// so each deferral is stored, and a redelivery of this one is not.
 	// Without its sequence there is no safe key: hand the task back.
-	md, err := m.Metadata()
+	md, err := t.msg.Metadata()
 	if err != nil {
-		_ = m.NakWithDelay(time.Second)
+		_ = t.msg.NakWithDelay(time.Second)
 		return
 	}
 	d.m.deferred.Inc()
 	at := d.cfg.Now().Add(time.Second)
 	key := "d" + strconv.FormatUint(md.Sequence.Stream, 10)
-	futures, err := events.PublishAsync(d.runCtx, d.js, []*nats.Msg{retryMsg(&t, t.attempt, at, key, m.Data())})
+	futures, err := events.PublishAsync(d.runCtx, d.js, []*nats.Msg{retryMsg(t, t.attempt, at, key, t.msg.Data())})
 	if err != nil {
-		_ = m.NakWithDelay(time.Second)
+		_ = t.msg.NakWithDelay(time.Second)
 		return
 	}
-	d.settle <- settlement{msg: m, futures: futures}
+	d.settle <- settlement{msg: t.msg, futures: futures}
 }
 
 // keepQueuedAlive tells JetStream, a third of AckWait apart, that tasks
@@ -306,8 +312,11 @@ func (d *Dispatcher) runWorker() {
 		if !ok {
 			return
 		}
+		start := time.Now()
 		d.attempt(&t)
-		d.queue.done(t)
+		for _, late := range d.queue.done(t, time.Since(start)) {
+			d.deferTask(&late)
+		}
 	}
 }
 

@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "webhooks_subscriptions_disabled_total", Help: "Subscriptions disabled by the dispatcher (410 Gone or endpoint health).",
 		}),
 		deferred: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "webhooks_tasks_deferred_total", Help: "Tasks put back for a second because their subscription's queue was full.",
+			Name: "webhooks_tasks_deferred_total", Help: "Tasks put back for a second because their subscription's endpoint was too slow for more to wait in memory.",
 		}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "webhooks_attempts_in_flight", Help: "HTTP attempts in flight.",

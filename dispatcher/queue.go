@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -10,11 +11,18 @@ import (
 // with at most perSub of one subscription's tasks in flight. A subscription
 // whose endpoint is slow therefore holds at most perSub workers, and the
 // others keep flowing.
+//
+// How many tasks one subscription may keep waiting in memory follows its
+// endpoint's speed: no more than would wait about maxWait, judged by a
+// moving average of its attempts' durations, and never more than maxLen. A
+// fast endpoint can absorb a burst; a slow one keeps only a few, so it
+// cannot hold the consumer's MaxAckPending that every tenant shares.
 type fairQueue struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	perSub  int
-	maxWait int
+	maxLen  int
+	maxWait time.Duration
 	subs    map[string]*subQueue
 	ready   []*subQueue // subscriptions with waiting tasks and room in flight
 	closed  bool
@@ -25,16 +33,28 @@ type subQueue struct {
 	waiting  []task
 	inflight int
 	inReady  bool
+	// avg is the moving average of attempt durations, zero until the
+	// first attempt ends.
+	avg time.Duration
 }
 
-func newFairQueue(perSub, maxWait int) *fairQueue {
-	q := &fairQueue{perSub: perSub, maxWait: maxWait, subs: make(map[string]*subQueue)}
+func newFairQueue(perSub, maxLen int, maxWait time.Duration) *fairQueue {
+	q := &fairQueue{perSub: perSub, maxLen: maxLen, maxWait: maxWait, subs: make(map[string]*subQueue)}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
 
+// room is how many tasks sq may keep waiting. Callers hold mu.
+func (q *fairQueue) room(sq *subQueue) int {
+	if sq.avg <= 0 {
+		return q.maxLen
+	}
+	n := int(int64(q.maxWait) * int64(q.perSub) / int64(sq.avg))
+	return min(max(n, q.perSub), q.maxLen)
+}
+
 // push queues t; it returns false, queueing nothing, when the
-// subscription's queue is full.
+// subscription has no room.
 func (q *fairQueue) push(t task) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -44,7 +64,10 @@ func (q *fairQueue) push(t task) bool {
 		sq = &subQueue{key: key}
 		q.subs[key] = sq
 	}
-	if len(sq.waiting) >= q.maxWait {
+	if len(sq.waiting) >= q.room(sq) {
+		if sq.inflight == 0 && len(sq.waiting) == 0 {
+			delete(q.subs, key)
+		}
 		return false
 	}
 	sq.waiting = append(sq.waiting, t)
@@ -83,18 +106,31 @@ func (q *fairQueue) next() (task, bool) {
 	return t, true
 }
 
-// done ends one of a subscription's tasks in flight.
-func (q *fairQueue) done(t task) {
+// done ends one of a subscription's tasks in flight, which took took. If
+// the subscription turned out slower than its queue assumed, the tasks past
+// its room are taken out and returned, for the caller to defer.
+func (q *fairQueue) done(t task, took time.Duration) (evicted []task) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	key := t.tenant + "." + t.sub
 	sq := q.subs[key]
 	sq.inflight--
+	if sq.avg == 0 {
+		sq.avg = took
+	} else {
+		sq.avg += (took - sq.avg) / 8
+	}
+	if room := q.room(sq); len(sq.waiting) > room {
+		evicted = append(evicted, sq.waiting[room:]...)
+		clear(sq.waiting[room:])
+		sq.waiting = sq.waiting[:room]
+	}
 	if sq.inflight == 0 && len(sq.waiting) == 0 {
 		delete(q.subs, key)
-		return
+		return evicted
 	}
 	q.markReady(sq)
+	return evicted
 }
 
 // close wakes every worker; the tasks still waiting are returned so the

@@ -1,0 +1,84 @@
+package dispatcher
+
+import (
+	"testing"
+	"time"
+)
+
+func tk(sub string, n int) task { return task{tenant: "t", sub: sub, attempt: n} }
+
+func TestFairQueueRoundRobinAndCap(t *testing.T) {
+	q := newFairQueue(2, 100, 5*time.Second)
+	for i := range 4 {
+		q.push(tk("a", i))
+	}
+	q.push(tk("b", 0))
+	var order []string
+	for range 3 {
+		got, _ := q.next()
+		order = append(order, got.sub)
+	}
+	// a, b, a: round robin; then a is at its cap of 2 in flight.
+	if want := []string{"a", "b", "a"}; order[0] != want[0] || order[1] != want[1] || order[2] != want[2] {
+		t.Errorf("order = %v, want %v", order, want)
+	}
+	q.mu.Lock()
+	ready := len(q.ready)
+	q.mu.Unlock()
+	if ready != 0 {
+		t.Errorf("%d subscriptions ready with a at its in-flight cap and b empty, want 0", ready)
+	}
+	q.done(tk("a", 0), time.Millisecond)
+	if got, _ := q.next(); got.sub != "a" {
+		t.Errorf("after a finished one, next = %q, want a", got.sub)
+	}
+}
+
+func TestFairQueueRoomFollowsEndpointSpeed(t *testing.T) {
+	tests := []struct {
+		name   string
+		took   time.Duration
+		queued int
+		want   int // waiting after done
+	}{
+		{"fast endpoint keeps a burst", 2 * time.Millisecond, 500, 500},
+		{"slow endpoint keeps 5 s worth", time.Second, 500, 10},
+		{"dead endpoint keeps its in-flight cap", 15 * time.Second, 500, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := newFairQueue(2, 1000, 5*time.Second)
+			for i := range tt.queued + 1 {
+				if !q.push(tk("a", i)) {
+					t.Fatalf("push #%d refused before the endpoint's speed was known", i)
+				}
+			}
+			first, _ := q.next()
+			evicted := q.done(first, tt.took)
+			q.mu.Lock()
+			waiting := len(q.subs["t.a"].waiting)
+			q.mu.Unlock()
+			if waiting != tt.want || waiting+len(evicted) != tt.queued {
+				t.Errorf("after one %v attempt: %d waiting, %d evicted; want %d waiting, none lost", tt.took, waiting, len(evicted), tt.want)
+			}
+			if len(evicted) > 0 && q.push(tk("a", -1)) {
+				t.Error("push accepted past the room of a slow endpoint")
+			}
+		})
+	}
+}
+
+func TestFairQueueHardCap(t *testing.T) {
+	q := newFairQueue(2, 3, 5*time.Second)
+	for i := range 3 {
+		if !q.push(tk("a", i)) {
+			t.Fatalf("push #%d refused under the cap", i)
+		}
+	}
+	if q.push(tk("a", 3)) {
+		t.Error("push past the hard cap accepted")
+	}
+	if !q.push(tk("b", 0)) {
+		t.Error("another subscription refused because of a's cap")
+	}
+}
