@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/onestack/webhooks/client"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/testenv"
 )
@@ -51,10 +52,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sub, err := env.Subscribe(ten, rc.URL()+"/demo", "ticket.*")
+	// The demo registers its endpoint through the Go client, as an
+	// integrator would.
+	api, err := client.New(client.Config{BaseURL: env.URL(), APIKey: ten.APIKey})
 	if err != nil {
 		return err
 	}
+	sub, err := api.CreateSubscription(ctx, client.NewSubscription{URL: rc.URL() + "/demo", EventTypes: []string{"ticket.*"}, Description: "demo receiver"})
+	if err != nil {
+		return err
+	}
+	types, err := api.EventTypes(ctx)
+	if err != nil {
+		return err
+	}
+	budget := api.Budget()
 	if err := rc.SetSecrets(sub.Secret); err != nil {
 		return err
 	}
@@ -65,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
   tenant       %s
   API key      %s
   receiver     %s/demo  (subscription %s, ticket.*)
+  catalog      %d event types; API budget %d of %d left until %s
 
 Try:
   curl -s %s/api/event-types -H 'Authorization: Bearer %s'
@@ -73,7 +86,7 @@ Try:
 
 Signed webhooks the demo receiver gets are printed below. Ctrl-C stops.
 
-`, env.URL(), env.AdminToken, ten.ID, ten.APIKey, rc.URL(), sub.ID, env.URL(), ten.APIKey, env.URL(), ten.APIKey)
+`, env.URL(), env.AdminToken, ten.ID, ten.APIKey, rc.URL(), sub.ID, len(types), budget.Remaining, budget.Limit, budget.Reset.Format("15:04:05"), env.URL(), ten.APIKey, env.URL(), ten.APIKey)
 
 	var tick <-chan time.Time
 	if *every > 0 {
