@@ -150,12 +150,16 @@ func (a *API) routeTable() []route {
 }
 
 // register puts every route on the mux, a 405 with Allow for other methods
-// on each known path, and a JSON 404 for everything else.
+// on each known path, and a JSON 404 for everything else. The 405s and the
+// 404s under /api/ go through the same access check and rate limiting as
+// the path's routes: an authenticated request is counted, errors included.
 func (a *API) register() {
 	allow := map[string][]string{}
+	accessOf := map[string]access{}
 	for _, rt := range a.routes {
 		a.mux.Handle(rt.method+" "+rt.pattern, a.wrap(rt))
 		allow[rt.pattern] = append(allow[rt.pattern], rt.method)
+		accessOf[rt.pattern] = rt.access
 	}
 	for pattern, methods := range allow {
 		if slices.Contains(methods, "GET") {
@@ -163,23 +167,23 @@ func (a *API) register() {
 		}
 		sort.Strings(methods)
 		allowed := strings.Join(methods, ", ")
-		notAllowed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		notAllowed := func(w http.ResponseWriter, r *http.Request, _ *caller) error {
 			w.Header().Set("Allow", allowed)
-			a.writeError(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
-				Message: "method " + r.Method + " is not allowed here", Details: map[string]any{"allow": methods}})
-		})
+			return &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
+				Message: "method " + r.Method + " is not allowed here", Details: map[string]any{"allow": methods}}
+		}
 		// One pattern per other method: a method-less pattern would
 		// conflict with sibling wildcards such as /subscriptions/{id}.
 		for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
 			if !slices.Contains(methods, m) {
-				a.mux.Handle(m+" "+pattern, notAllowed)
+				a.mux.Handle(m+" "+pattern, a.wrap(route{m, pattern, accessOf[pattern], notAllowed}))
 			}
 		}
 	}
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.cfg.Registry, promhttp.HandlerOpts{}))
-	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		a.writeError(w, r, errNotFound("path"))
-	})
+	unknown := func(http.ResponseWriter, *http.Request, *caller) error { return errNotFound("path") }
+	a.mux.Handle("/api/", a.wrap(route{"", "/api/", tenant, unknown}))
+	a.mux.Handle("/", a.wrap(route{"", "/", public, unknown}))
 }
 
 // ServeHTTP serves the API.
@@ -195,7 +199,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // wrap adds to a route its access check, rate limiting, error writing and
 // metrics.
 func (a *API) wrap(rt route) http.Handler {
-	label := rt.method + " " + rt.pattern
+	label := strings.TrimSpace(rt.method + " " + rt.pattern)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}

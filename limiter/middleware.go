@@ -86,11 +86,20 @@ func exceededBody(d Decision) []byte {
 func writeHeaders(h http.Header, d Decision, refund int) {
 	limit := strconv.Itoa(d.Limit)
 	remaining := strconv.Itoa(d.Remaining + refund)
-	h["X-Ratelimit-Limit"] = []string{limit}
-	h["X-Ratelimit-Remaining"] = []string{remaining}
-	h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(d.Reset.Unix(), 10)}
-	h["Ratelimit-Policy"] = []string{`"tenant";q=` + limit + `;w=60`}
-	h["Ratelimit"] = []string{`"tenant";r=` + remaining + `;t=` + strconv.Itoa(d.RetryAfter)}
+	// One backing array for the five values: one allocation, not five.
+	v := [5]string{
+		limit,
+		remaining,
+		strconv.FormatInt(d.Reset.Unix(), 10),
+		`"tenant";q=` + limit + `;w=60`,
+		`"tenant";r=` + remaining + `;t=` + strconv.Itoa(d.RetryAfter),
+	}
+	vals := v[:]
+	h["X-Ratelimit-Limit"] = vals[0:1:1]
+	h["X-Ratelimit-Remaining"] = vals[1:2:2]
+	h["X-Ratelimit-Reset"] = vals[2:3:3]
+	h["Ratelimit-Policy"] = vals[3:4:4]
+	h["Ratelimit"] = vals[4:5:5]
 }
 
 // headerWriter adds the headers when the handler writes its status: a 304

@@ -183,3 +183,96 @@ func TestSubscriptionConditionalRequests(t *testing.T) {
 		t.Errorf("PATCH without If-Match = %d %s, want 200", r.Status, r.Body)
 	}
 }
+
+// TestNotModifiedInterleavedWithCountedRequests sends 200 revalidations
+// (answered 304) and 200 counted requests at once: counted successes never
+// exceed the budget, and once the burst is over every 304's unit has come
+// back, so filling the window one request at a time reaches exactly 100.
+func TestNotModifiedInterleavedWithCountedRequests(t *testing.T) {
+	t.Parallel()
+	at := time.Now()
+	env := testenv.Start(t, testenv.Options{Server: func(c *server.Config) { c.Clock = func() time.Time { return at } }})
+	ten, err := env.CreateTenant("interleaved", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := env.Do("GET", "/api/event-types", ten.APIKey, nil) // counted: 1
+	etag := first.Header.Get("ETag")
+	var mu sync.Mutex
+	counted, conditional := map[int]int{}, map[int]int{}
+	var wg sync.WaitGroup
+	for i := range 400 {
+		wg.Go(func() {
+			var r *testenv.Response
+			var err error
+			if i%2 == 0 {
+				r, err = env.Do("GET", "/api/event-types", ten.APIKey, nil, "If-None-Match", etag)
+			} else {
+				r, err = env.Do("GET", "/api/subscriptions", ten.APIKey, nil)
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			if i%2 == 0 {
+				conditional[r.Status]++
+			} else {
+				counted[r.Status]++
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if conditional[200] != 0 || conditional[304]+conditional[429] != 200 {
+		t.Errorf("revalidations answered %v, want only 304s and 429s", conditional)
+	}
+	if counted[200] > 99 {
+		t.Errorf("%d counted requests passed besides the first, want at most 99", counted[200])
+	}
+	total := 1 + counted[200]
+	for range 100 {
+		r, _ := env.Do("GET", "/api/subscriptions", ten.APIKey, nil)
+		if r.Status == 429 {
+			break
+		}
+		total++
+	}
+	if total != 100 {
+		t.Errorf("%d counted requests passed in the window, want exactly 100 (a 304's unit leaked or was refunded twice)", total)
+	}
+}
+
+// TestAuthenticatedErrorsAreCounted: a valid key on an unknown /api path or
+// with a wrong method is counted and carries the headers; without a key
+// nothing is counted.
+func TestAuthenticatedErrorsAreCounted(t *testing.T) {
+	t.Parallel()
+	at := time.Now()
+	env := testenv.Start(t, testenv.Options{Server: func(c *server.Config) { c.Clock = func() time.Time { return at } }})
+	ten, err := env.CreateTenant("errors", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		method, path, key string
+		status            int
+		remaining         string
+	}{
+		{"GET", "/api/nope", ten.APIKey, 404, "99"},
+		{"PUT", "/api/subscriptions", ten.APIKey, 405, "98"},
+		{"GET", "/api/nope", "", 401, ""},
+		{"PUT", "/api/subscriptions", "", 401, ""},
+		{"GET", "/nope", ten.APIKey, 404, ""},
+		{"GET", "/api/subscriptions", ten.APIKey, 200, "97"},
+	}
+	for _, tt := range tests {
+		r, err := env.Do(tt.method, tt.path, tt.key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != tt.status || r.Header.Get("X-RateLimit-Remaining") != tt.remaining {
+			t.Errorf("%s %s (key %v) = %d, Remaining %q; want %d, %q", tt.method, tt.path, tt.key != "", r.Status, r.Header.Get("X-RateLimit-Remaining"), tt.status, tt.remaining)
+		}
+	}
+}

@@ -46,7 +46,7 @@ type daemon struct {
 	logs *bytes.Buffer
 }
 
-func startDaemon(t *testing.T, bin, dataDir, addr, token string) *daemon {
+func startDaemon(t *testing.T, bin, dataDir, addr, token string, env ...string) *daemon {
 	t.Helper()
 	d := &daemon{addr: addr, logs: &bytes.Buffer{}}
 	d.cmd = exec.Command(bin)
@@ -55,6 +55,7 @@ func startDaemon(t *testing.T, bin, dataDir, addr, token string) *daemon {
 		"WEBHOOKD_ALLOW_PRIVATE_DESTINATIONS=true", "WEBHOOKD_ALLOW_HTTP=true",
 		"WEBHOOKD_RETRY_SCHEDULE=200ms,500ms,1s,2s", "WEBHOOKD_LOG_LEVEL=warn",
 		"WEBHOOKD_DELIVERY_TIMEOUT=2s")
+	d.cmd.Env = append(d.cmd.Env, env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
