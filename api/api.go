@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/idempotency"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	Catalog    events.Catalog
 	// Limiter guards /api; nil means no rate limiting.
 	Limiter Limiter
+	// Idempotency keeps answers to POSTs made with an Idempotency-Key; nil
+	// ignores the header.
+	Idempotency *idempotency.Store
 	// AdminToken enables the operator API; empty answers it 404.
 	AdminToken string
 	// MaxBody bounds request bodies (default 1 MiB).
@@ -244,10 +248,19 @@ func (a *API) wrap(rt route) http.Handler {
 				out = ww
 			}
 		}
-		if err := rt.handle(out, r, c); err != nil {
-			a.writeError(out, r, err)
+		if rt.access == tenant && r.Method == http.MethodPost && r.Header.Get(idempotencyHeader) != "" && a.cfg.Idempotency != nil {
+			a.serveIdempotent(out, r, c, rt)
+			return
 		}
+		a.serve(out, r, c, rt)
 	})
+}
+
+// serve runs a route's handler and writes its error, if any.
+func (a *API) serve(w http.ResponseWriter, r *http.Request, c *caller, rt route) {
+	if err := rt.handle(w, r, c); err != nil {
+		a.writeError(w, r, err)
+	}
 }
 
 // bearer returns the token of an "Authorization: Bearer" header.

@@ -25,6 +25,7 @@ import (
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/idempotency"
 	"github.com/onestack/webhooks/limiter"
 	"github.com/onestack/webhooks/subscriptions"
 )
@@ -130,17 +131,22 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	idem, err := idempotency.Open(ctx, s.js, idempotency.Config{Replicas: cfg.Replicas})
+	if err != nil {
+		return nil, err
+	}
 	s.pub = events.NewPublisher(s.js)
 	handler := api.New(api.Config{
-		Store:      s.store,
-		Rules:      subscriptions.NewRules(events.DefaultCatalog(), cfg.Egress),
-		Publisher:  s.pub,
-		Deliveries: s.disp,
-		Limiter:    lim,
-		AdminToken: cfg.AdminToken,
-		Ready:      s.ready,
-		Registry:   reg,
-		Logger:     cfg.Logger,
+		Store:       s.store,
+		Rules:       subscriptions.NewRules(events.DefaultCatalog(), cfg.Egress),
+		Publisher:   s.pub,
+		Deliveries:  s.disp,
+		Limiter:     lim,
+		Idempotency: idem,
+		AdminToken:  cfg.AdminToken,
+		Ready:       s.ready,
+		Registry:    reg,
+		Logger:      cfg.Logger,
 	})
 	s.listener, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {

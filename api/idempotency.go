@@ -1,0 +1,111 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/onestack/webhooks/idempotency"
+)
+
+const (
+	idempotencyHeader = "Idempotency-Key"
+	maxIdempotencyKey = 255
+)
+
+// storedHeaders are the answer headers a replay repeats; the others
+// (request id, rate-limit headers) belong to the repeat itself.
+var storedHeaders = []string{"Content-Type", "Location", "ETag"}
+
+// serveIdempotent runs a POST made with an Idempotency-Key: the first
+// request with a key runs and its answer is kept; a repeat with the same
+// method, path and body gets that answer again (same status, same body);
+// one with a different request gets 409 CONFLICT. A repeat that arrives
+// while the first still runs waits for its answer, so it never creates a
+// second resource. Answers of 5xx are not kept: a repeat runs again.
+func (a *API) serveIdempotent(w http.ResponseWriter, r *http.Request, c *caller, rt route) {
+	key := r.Header.Get(idempotencyHeader)
+	if len(key) > maxIdempotencyKey {
+		a.writeError(w, r, invalidHeader(idempotencyHeader, "must be at most 255 characters"))
+		return
+	}
+	// Read the body once to fingerprint it, then hand it to the handler,
+	// which applies its own size limit (a body over it is answered 413 and
+	// not kept).
+	body, err := io.ReadAll(io.LimitReader(r.Body, a.cfg.MaxBody+1))
+	if err != nil {
+		a.writeError(w, r, errInvalidJSON("could not read the request body"))
+		return
+	}
+	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
+	if int64(len(body)) > a.cfg.MaxBody {
+		a.serve(w, r, c, rt)
+		return
+	}
+	fp := idempotency.Fingerprint([]byte(r.Method), []byte(r.URL.Path), body)
+	replay, claim, err := a.cfg.Idempotency.Begin(r.Context(), c.tenant, key, fp)
+	switch {
+	case errors.Is(err, idempotency.ErrMismatch):
+		a.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeConflict,
+			Message: "this Idempotency-Key was used with a different request"})
+		return
+	case errors.Is(err, idempotency.ErrInProgress):
+		a.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeConflict,
+			Message: "a request with this Idempotency-Key is still in progress; retry later"})
+		return
+	case err != nil:
+		a.writeError(w, r, err)
+		return
+	case replay != nil:
+		for k, v := range replay.Header {
+			w.Header().Set(k, v)
+		}
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.WriteHeader(replay.Status)
+		w.Write(replay.Body)
+		return
+	}
+	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+	a.serve(rec, r, c, rt)
+	ctx := r.Context()
+	if rec.status >= 500 {
+		if err := claim.Abandon(ctx); err != nil {
+			a.logger.Warn("release idempotency key", "err", err)
+		}
+		return
+	}
+	ans := idempotency.Answer{Status: rec.status, Body: rec.body.Bytes(), Header: map[string]string{}}
+	for _, h := range storedHeaders {
+		if v := w.Header().Get(h); v != "" {
+			ans.Header[h] = v
+		}
+	}
+	if err := claim.Finish(ctx, ans); err != nil {
+		a.logger.Warn("store idempotent answer", "err", err)
+	}
+}
+
+// recorder passes an answer through and keeps a copy of it.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.body.Write(b)
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func invalidHeader(name, reason string) error {
+	return &Error{Status: http.StatusBadRequest, Code: CodeValidationFailed, Message: "the request is not valid",
+		Details: map[string]any{"fields": []map[string]string{{"field": name, "reason": reason}}}}
+}
