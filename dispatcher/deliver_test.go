@@ -132,3 +132,28 @@ func TestScheduleWaits(t *testing.T) {
 		t.Error("ParseSchedule(1s,-2s) accepted a negative wait")
 	}
 }
+
+// TestClientNeverFollowsRedirects: a 3xx is the answer, and its target is
+// never requested.
+func TestClientNeverFollowsRedirects(t *testing.T) {
+	t.Parallel()
+	var targetHits atomic.Int64
+	target := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { targetHits.Add(1) }))
+	defer target.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL, http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+	req, _ := http.NewRequest("POST", redirector.URL, nil)
+	resp, err := NewClient(egress.Policy{AllowHTTP: true, AllowPrivate: true}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || targetHits.Load() != 0 {
+		t.Errorf("status %d, target hit %d times; want 307 and 0", resp.StatusCode, targetHits.Load())
+	}
+	if (result{status: resp.StatusCode}).ok() {
+		t.Error("a 3xx counts as success")
+	}
+}

@@ -55,6 +55,9 @@ type Config struct {
 	Dispatcher dispatcher.Config
 	// Events tunes the events stream.
 	Events events.StreamConfig
+	// RotationOverlap is how long a rotated-out signing secret keeps
+	// signing (default 24 h).
+	RotationOverlap time.Duration
 	// Replicas is the replication factor of every stream and bucket.
 	Replicas int
 	// RateLimiter is where tenants' budgets are counted: "nats" (the
@@ -117,7 +120,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if _, err := events.EnsureStream(ctx, s.js, cfg.Events); err != nil {
 		return nil, err
 	}
-	s.store, err = subscriptions.Open(ctx, s.js, subscriptions.Config{Replicas: cfg.Replicas}, cfg.Logger)
+	s.store, err = subscriptions.Open(ctx, s.js, subscriptions.Config{Replicas: cfg.Replicas, RotationOverlap: cfg.RotationOverlap}, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,11 @@
 package subscriptions
 
 import (
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -54,5 +57,18 @@ func TestRulesCheck(t *testing.T) {
 				t.Errorf("Check(%s) fields (-want +got):\n%s", tt.name, diff)
 			}
 		})
+	}
+}
+
+func TestKeysAndSecretsNeverLogged(t *testing.T) {
+	var buf strings.Builder
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	key, _ := newKey("ten_1", time.Now())
+	logger.Info("issued", "key", key)
+	if strings.Contains(buf.String(), string(key)) || !strings.Contains(buf.String(), "REDACTED") {
+		t.Errorf("log line = %q, want the key REDACTED", buf.String())
+	}
+	if fmt.Sprint(key) != "REDACTED" {
+		t.Errorf("fmt.Sprint(key) = %q, want REDACTED", fmt.Sprint(key))
 	}
 }

@@ -114,6 +114,10 @@ func TestAPIErrors(t *testing.T) {
 		{"limit", "GET", "/api/subscriptions?limit=101", nil, nil, 400, "VALIDATION_FAILED"},
 		{"event type", "POST", "/api/events", map[string]any{"type": "nope", "data": map[string]any{}}, nil, 400, "VALIDATION_FAILED"},
 		{"batch item", "POST", "/api/events/batch", map[string]any{"events": []any{map[string]any{"type": "ticket.updated", "data": map[string]any{}}, map[string]any{"type": "x", "data": map[string]any{}}}}, nil, 400, "VALIDATION_FAILED"},
+		{"body over 1 MiB", "POST", "/api/subscriptions", []byte(`{"description":"` + strings.Repeat("x", 1<<20) + `"}`), nil, 413, "PAYLOAD_TOO_LARGE"},
+		{"event data over 256 KiB", "POST", "/api/events", []byte(`{"type":"ticket.updated","data":{"x":"` + strings.Repeat("x", 256<<10) + `"}}`), nil, 400, "VALIDATION_FAILED"},
+		{"event data not an object", "POST", "/api/events", map[string]any{"type": "ticket.updated", "data": []int{1}}, nil, 400, "VALIDATION_FAILED"},
+		{"not json", "POST", "/api/subscriptions", []byte(`url=x`), []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "UNSUPPORTED_MEDIA_TYPE"},
 	}
 	for _, tt := range tests {
 		key := ten.APIKey
@@ -133,6 +137,9 @@ func TestAPIErrors(t *testing.T) {
 			if k != "error" && k != "code" && k != "details" {
 				t.Errorf("%s: unexpected key %q in error body", tt.name, k)
 			}
+		}
+		if strings.Contains(string(r.Body), "nats") || strings.Contains(string(r.Body), "goroutine") {
+			t.Errorf("%s: internal detail in the answer: %s", tt.name, r.Body)
 		}
 		if tt.code == "METHOD_NOT_ALLOWED" && r.Header.Get("Allow") == "" {
 			t.Errorf("%s: no Allow header", tt.name)
@@ -274,5 +281,35 @@ func TestAuthenticatedErrorsAreCounted(t *testing.T) {
 		if r.Status != tt.status || r.Header.Get("X-RateLimit-Remaining") != tt.remaining {
 			t.Errorf("%s %s (key %v) = %d, Remaining %q; want %d, %q", tt.method, tt.path, tt.key != "", r.Status, r.Header.Get("X-RateLimit-Remaining"), tt.status, tt.remaining)
 		}
+	}
+}
+
+func TestKeyRevocation(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{})
+	other, _ := env.CreateTenant("other", 0)
+	r, _ := env.Do("POST", "/admin/tenants/"+ten.ID+"/keys", env.AdminToken, nil)
+	var k struct{ ID, Key string }
+	r.JSON(&k)
+	if r.Status != 201 || !strings.HasPrefix(k.Key, "sk_") || !strings.HasPrefix(k.ID, "key_") {
+		t.Fatalf("new key = %d %s", r.Status, r.Body)
+	}
+	if r, _ := env.Do("GET", "/api/subscriptions", k.Key, nil); r.Status != 200 {
+		t.Fatalf("new key = %d, want 200", r.Status)
+	}
+	if r, _ := env.Do("DELETE", "/admin/tenants/"+other.ID+"/keys/"+k.ID, env.AdminToken, nil); r.Status != 404 {
+		t.Errorf("revoking through another tenant = %d, want 404", r.Status)
+	}
+	if r, _ := env.Do("DELETE", "/admin/tenants/"+ten.ID+"/keys/"+k.ID, env.AdminToken, nil); r.Status != 204 {
+		t.Fatalf("revoke = %d %s, want 204", r.Status, r.Body)
+	}
+	if r, _ := env.Do("GET", "/api/subscriptions", k.Key, nil); r.Status != 401 || r.Header.Get("X-RateLimit-Remaining") != "" {
+		t.Errorf("revoked key = %d (Remaining %q), want 401 uncounted", r.Status, r.Header.Get("X-RateLimit-Remaining"))
+	}
+	if r, _ := env.Do("GET", "/api/subscriptions", ten.APIKey, nil); r.Status != 200 {
+		t.Errorf("the tenant's first key = %d after revoking the second, want 200", r.Status)
+	}
+	if r, _ := env.Do("GET", "/admin/tenants/"+ten.ID, "wrong-token", nil); r.Status != 401 {
+		t.Errorf("operator API with a wrong token = %d, want 401", r.Status)
 	}
 }

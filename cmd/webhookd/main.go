@@ -38,7 +38,7 @@ type options struct {
 	addr, dataDir, natsURL, natsListen, adminToken string
 	allowPrivate, allowHTTP                        bool
 	allowCIDRs, retrySchedule, logLevel            string
-	timeout, shutdownGrace                         time.Duration
+	timeout, shutdownGrace, rotationOverlap        time.Duration
 	workers                                        int
 }
 
@@ -54,6 +54,7 @@ var flagEnv = map[string]string{
 	"allow-destination-cidrs":    "WEBHOOKD_ALLOW_DESTINATION_CIDRS",
 	"retry-schedule":             "WEBHOOKD_RETRY_SCHEDULE",
 	"delivery-timeout":           "WEBHOOKD_DELIVERY_TIMEOUT",
+	"secret-rotation-overlap":    "WEBHOOKD_SECRET_ROTATION_OVERLAP",
 	"workers":                    "WEBHOOKD_WORKERS",
 	"shutdown-grace":             "WEBHOOKD_SHUTDOWN_GRACE",
 	"log-level":                  "WEBHOOKD_LOG_LEVEL",
@@ -74,6 +75,7 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.StringVar(&o.retrySchedule, "retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "comma-separated waits before the 2nd, 3rd, ... attempt")
 	fs.DurationVar(&o.timeout, "delivery-timeout", 15*time.Second, "timeout of one delivery attempt")
 	fs.IntVar(&o.workers, "workers", 512, "delivery attempts in flight at most")
+	fs.DurationVar(&o.rotationOverlap, "secret-rotation-overlap", 24*time.Hour, "how long a rotated-out signing secret keeps signing")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long a shutdown waits for deliveries in flight")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 
@@ -132,19 +134,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if o.timeout <= 0 {
 		return errors.New("--delivery-timeout must be positive")
 	}
+	if o.rotationOverlap <= 0 {
+		return errors.New("--secret-rotation-overlap must be positive")
+	}
 	if o.workers < 1 {
 		return errors.New("--workers must be at least 1")
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	srv, err := server.Start(ctx, server.Config{
-		Addr:       o.addr,
-		DataDir:    o.dataDir,
-		NATSURL:    o.natsURL,
-		NATSListen: o.natsListen,
-		AdminToken: o.adminToken,
-		Egress:     egress.Policy{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs},
-		Dispatcher: dispatcher.Config{Schedule: schedule, Timeout: o.timeout, Workers: o.workers},
-		Logger:     logger,
+		Addr:            o.addr,
+		DataDir:         o.dataDir,
+		NATSURL:         o.natsURL,
+		NATSListen:      o.natsListen,
+		AdminToken:      o.adminToken,
+		RotationOverlap: o.rotationOverlap,
+		Egress:          egress.Policy{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs},
+		Dispatcher:      dispatcher.Config{Schedule: schedule, Timeout: o.timeout, Workers: o.workers},
+		Logger:          logger,
 	})
 	if err != nil {
 		return err
