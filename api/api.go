@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/idempotency"
 	"github.com/onestack/webhooks/subscriptions"
@@ -38,6 +39,14 @@ type Limiter interface {
 type Deliveries interface {
 	// SendTest delivers a webhook.test event to one subscription only.
 	SendTest(ctx context.Context, sub subscriptions.Subscription) (eventID string, err error)
+	// Delivery reads one of tenant's deliveries.
+	Delivery(ctx context.Context, tenant, id string) (dispatcher.Delivery, error)
+	// Deliveries lists a subscription's deliveries, newest first.
+	Deliveries(ctx context.Context, tenant, sub, status, before string, limit int) ([]dispatcher.Delivery, bool, error)
+	// Retry makes one more attempt of a delivery now.
+	Retry(ctx context.Context, tenant, id string) (dispatcher.Delivery, error)
+	// Replay delivers again every retained event of sub's types in a range.
+	Replay(ctx context.Context, sub subscriptions.Subscription, since, until time.Time) (int, error)
 }
 
 // Config wires the API. Store, Rules, Publisher and Registry are required.
@@ -148,6 +157,10 @@ func (a *API) routeTable() []route {
 		{"GET", "/api/subscriptions/{id}/secret", tenant, a.getSecret},
 		{"POST", "/api/subscriptions/{id}/rotate-secret", tenant, a.rotateSecret},
 		{"POST", "/api/subscriptions/{id}/test", tenant, a.testSubscription},
+		{"POST", "/api/subscriptions/{id}/replay", tenant, a.replay},
+		{"GET", "/api/subscriptions/{id}/deliveries", tenant, a.listDeliveries},
+		{"GET", "/api/deliveries/{id}", tenant, a.getDelivery},
+		{"POST", "/api/deliveries/{id}/retry", tenant, a.retryDelivery},
 		{"POST", "/api/events", tenant, a.publishEvent},
 		{"POST", "/api/events/batch", tenant, a.publishEvents},
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/onestack/webhooks/egress"
+	"github.com/onestack/webhooks/subscriptions"
 )
 
 // DefaultSchedule is the wait before each attempt after the first.
@@ -77,6 +78,9 @@ type Config struct {
 	DedupeWindow time.Duration
 	// AttemptRetention is how long attempts are kept (default 30 days).
 	AttemptRetention time.Duration
+	// Health says when an endpoint whose deliveries keep being given up is
+	// disabled (default: after 5 days of failures with no success).
+	Health subscriptions.HealthPolicy
 	// Replicas is the streams' replication factor (default 1).
 	Replicas int
 	// Egress is the destination policy of the HTTP client.
@@ -120,6 +124,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
+	}
+	if c.Health == (subscriptions.HealthPolicy{}) {
+		c.Health.Period = 5 * 24 * time.Hour
 	}
 	if c.UserAgent == "" {
 		c.UserAgent = "onestack-webhooks/dev"

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -44,65 +46,106 @@ func (r result) gone() bool { return r.status == http.StatusGone }
 
 // attempt makes one try of a task and settles it: success is acked; a
 // failure with attempts left is acked with its next attempt scheduled in
-// JetStream; the last failure is acked as failed. The attempt is logged
-// before the ack.
+// JetStream; the last failure is acked as given up. The delivery's snapshot
+// (every attempt so far) is stored before the ack.
 func (d *Dispatcher) attempt(t *task) {
 	sub, ok := d.subscription(t)
 	if !ok {
 		return
 	}
 	now := d.cfg.Now().UTC()
-	a := Attempt{
-		DeliveryID: t.delivery, EventID: t.eventID, EventType: t.eventType, SubscriptionID: t.sub,
-		TenantID: t.tenant, Number: t.attempt, At: now, CreatedAt: t.created,
+	dlv := Delivery{
+		ID: t.delivery, EventID: t.eventID, EventType: t.eventType, SubscriptionID: t.sub,
+		TenantID: t.tenant, Attempts: t.history, CreatedAt: t.created, EventSeq: t.eventSeq,
 	}
-	if !sub.Active {
-		a.Status, a.Error = StatusSkipped, "subscription disabled"
+	if !sub.Active && !t.manual {
+		dlv.Status = StatusSkipped
 		d.m.attempts.WithLabelValues(StatusSkipped).Inc()
-		d.finish(t, []*nats.Msg{a.msg()})
+		d.finish(t, []*nats.Msg{dlv.msg()})
 		return
 	}
 
 	res := d.post(sub, t, now)
-	a.StatusCode, a.Error, a.ResponseBody = res.status, res.err, res.excerpt
-	a.DurationMs = res.duration.Milliseconds()
+	dlv.Attempts = append(slices.Clip(t.history), Attempt{
+		At: now, StatusCode: res.status, Error: res.err, ResponseBody: res.excerpt, DurationMs: res.duration.Milliseconds(),
+	})
 	d.m.latency.Observe(res.duration.Seconds())
 
-	msgs := make([]*nats.Msg, 0, 2)
+	msgs := make([]*nats.Msg, 0, 3)
 	switch {
 	case res.ok():
-		a.Status = StatusSucceeded
+		dlv.Status = StatusSucceeded
 		d.m.attempts.WithLabelValues(StatusSucceeded).Inc()
 		if t.attempt == 1 && !t.created.IsZero() {
 			d.m.endToEnd.Observe(time.Since(t.created).Seconds())
 		}
+		if err := d.store.RecordSuccess(d.runCtx, t.tenant, t.sub); err != nil {
+			d.logger.Warn("record endpoint health", "subscription", t.sub, "err", err)
+		}
 	case res.gone():
-		a.Status = StatusFailed
+		dlv.Status = StatusFailed
 		d.m.attempts.WithLabelValues(StatusFailed).Inc()
-		if changed, err := d.store.Disable(d.runCtx, t.tenant, t.sub, "endpoint answered 410 Gone"); err != nil {
+		changed, err := d.store.Disable(d.runCtx, t.tenant, t.sub, "endpoint answered 410 Gone")
+		if err != nil {
 			d.logger.Warn("disable subscription after 410", "subscription", t.sub, "err", err)
 		} else if changed {
-			d.m.disabled.Inc()
+			msgs = append(msgs, d.disabledEvent(t, "endpoint answered 410 Gone", now))
 		}
 	default:
 		wait, more := d.cfg.wait(t.attempt)
-		if !more {
-			a.Status = StatusFailed
+		if t.manual || !more {
+			dlv.Status = StatusFailed
 			d.m.attempts.WithLabelValues(StatusFailed).Inc()
+			if !t.manual {
+				msgs = append(msgs, d.givenUp(t, &dlv, now)...)
+			}
 			break
 		}
 		if res.retryAfter > 0 {
 			wait = res.retryAfter
 		}
-		next := now.Add(wait)
-		a.Status, a.NextAttemptAt = StatusPending, &next
+		at := now.Add(wait)
+		dlv.Status, dlv.NextAttemptAt = StatusPending, &at
 		d.m.attempts.WithLabelValues("retrying").Inc()
+		next := *t
+		next.attempt, next.history = t.attempt+1, dlv.Attempts
 		// One schedule per attempt: a crash that repeats this attempt
 		// publishes the same id, which JetStream stores once.
-		msgs = append(msgs, retryMsg(t, t.attempt+1, next, "a"+strconv.Itoa(t.attempt+1), t.msg.Data()))
+		msgs = append(msgs, retryMsg(&next, at, "a"+strconv.Itoa(next.attempt), t.msg.Data()))
 	}
-	msgs = append(msgs, a.msg())
+	msgs = append(msgs, dlv.msg())
 	d.finish(t, msgs)
+}
+
+// givenUp records a delivery given up against its endpoint's health and
+// returns the events that tell the tenant: delivery.exhausted, and
+// subscription.disabled if the endpoint is now disabled. Deliveries of
+// those two types raise none, so a dead endpoint cannot feed a loop.
+func (d *Dispatcher) givenUp(t *task, dlv *Delivery, now time.Time) []*nats.Msg {
+	if t.eventType == events.TypeDeliveryExhausted || t.eventType == events.TypeSubscriptionDisabled {
+		return nil
+	}
+	data, _ := json.Marshal(map[string]any{
+		"deliveryId": dlv.ID, "subscriptionId": dlv.SubscriptionID, "eventId": dlv.EventID,
+		"eventType": dlv.EventType, "attempts": len(dlv.Attempts),
+	})
+	e := events.Event{ID: events.NewID(), Type: events.TypeDeliveryExhausted, TenantID: t.tenant, OccurredAt: now, Data: data}
+	msgs := []*nats.Msg{e.Msg(false)}
+	disabled, err := d.store.RecordGivenUp(d.runCtx, t.tenant, t.sub, t.created, now, d.cfg.Health)
+	if err != nil {
+		d.logger.Warn("record endpoint health", "subscription", t.sub, "err", err)
+	} else if disabled {
+		msgs = append(msgs, d.disabledEvent(t, "deliveries kept failing", now))
+	}
+	return msgs
+}
+
+// disabledEvent tells the tenant a subscription was disabled.
+func (d *Dispatcher) disabledEvent(t *task, reason string, now time.Time) *nats.Msg {
+	d.m.disabled.Inc()
+	data, _ := json.Marshal(map[string]string{"subscriptionId": t.sub, "reason": reason})
+	e := events.Event{ID: events.NewID(), Type: events.TypeSubscriptionDisabled, TenantID: t.tenant, OccurredAt: now, Data: data}
+	return e.Msg(false)
 }
 
 // subscription finds the task's subscription in the index, or in storage if

@@ -47,7 +47,9 @@ type Dispatcher struct {
 	m      *metrics
 
 	fanoutCons, deliverCons jetstream.Consumer
-	fanoutCC, deliverCC     jetstream.ConsumeContext
+	// attempts and events are the streams the read side reads.
+	attempts, eventStream jetstream.Stream
+	fanoutCC, deliverCC   jetstream.ConsumeContext
 
 	queue  *fairQueue
 	settle chan settlement
@@ -76,14 +78,23 @@ func New(ctx context.Context, js jetstream.JetStream, store *subscriptions.Store
 	if err := ensureStreams(ctx, js, cfg); err != nil {
 		return nil, err
 	}
+	attempts, err := js.Stream(ctx, AttemptsStream)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", AttemptsStream, err)
+	}
+	eventStream, err := js.Stream(ctx, events.StreamName)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", events.StreamName, err)
+	}
 	d := &Dispatcher{
 		cfg: cfg, js: js, store: store, logger: logger,
-		client: NewClient(cfg.Egress),
-		m:      newMetrics(reg),
-		queue:  newFairQueue(cfg.PerSubscription, cfg.QueuePerSubscription, cfg.QueueWait),
-		settle: make(chan settlement, 8192),
+		client:      NewClient(cfg.Egress),
+		m:           newMetrics(reg),
+		queue:       newFairQueue(cfg.PerSubscription, cfg.QueuePerSubscription, cfg.QueueWait),
+		settle:      make(chan settlement, 8192),
+		attempts:    attempts,
+		eventStream: eventStream,
 	}
-	var err error
 	d.fanoutCons, err = js.CreateOrUpdateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{
 		Durable:       fanoutConsumer,
 		Description:   "Matches events against subscriptions and stores delivery tasks",
@@ -227,16 +238,22 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 		return
 	}
 	now := d.cfg.Now().UTC()
+	var seq uint64
+	if md, err := m.Metadata(); err == nil {
+		seq = md.Sequence.Stream
+	}
 	msgs := make([]*nats.Msg, 0, len(subs))
 	for _, s := range subs {
-		dlv := NewDeliveryID()
 		if !s.Active {
-			a := Attempt{DeliveryID: dlv, EventID: eventID, EventType: typ, SubscriptionID: s.ID, TenantID: tenant,
-				At: now, Status: StatusSkipped, Error: "subscription disabled", CreatedAt: now}
-			msgs = append(msgs, a.msg())
+			// Kept as skipped, so a replay after re-enabling can send it.
+			skipped := Delivery{ID: NewDeliveryID(s.ID), EventID: eventID, EventType: typ, SubscriptionID: s.ID,
+				TenantID: tenant, Status: StatusSkipped, CreatedAt: now, EventSeq: seq}
+			msgs = append(msgs, skipped.msg())
 			continue
 		}
-		msgs = append(msgs, newTaskMsg(tenant, s.ID, dlv, eventID, typ, eventID+":"+s.ID, now, m.Data()))
+		t := task{tenant: tenant, sub: s.ID, delivery: NewDeliveryID(s.ID), eventID: eventID, eventType: typ,
+			eventSeq: seq, attempt: 1, created: now}
+		msgs = append(msgs, newTaskMsg(&t, eventID+":"+s.ID, m.Data()))
 	}
 	futures, err := events.PublishAsync(d.runCtx, d.js, msgs)
 	if err != nil {
@@ -277,7 +294,7 @@ func (d *Dispatcher) deferTask(t *task) {
 	d.m.deferred.Inc()
 	at := d.cfg.Now().Add(time.Second)
 	key := "d" + strconv.FormatUint(md.Sequence.Stream, 10)
-	futures, err := events.PublishAsync(d.runCtx, d.js, []*nats.Msg{retryMsg(t, t.attempt, at, key, t.msg.Data())})
+	futures, err := events.PublishAsync(d.runCtx, d.js, []*nats.Msg{retryMsg(t, at, key, t.msg.Data())})
 	if err != nil {
 		_ = t.msg.NakWithDelay(time.Second)
 		return
@@ -321,13 +338,20 @@ func (d *Dispatcher) runWorker() {
 }
 
 // SendTest delivers a webhook.test event to one subscription only,
-// whatever its event types, and returns the event id.
+// whatever its event types, and returns the event id. The event is stored
+// like any other (fan-out matches webhook.test to nothing), so its delivery
+// can be retried by hand.
 func (d *Dispatcher) SendTest(ctx context.Context, sub subscriptions.Subscription) (string, error) {
 	now := d.cfg.Now().UTC()
 	data, _ := json.Marshal(map[string]string{"subscriptionId": sub.ID, "message": "This is a test webhook from One Stack."})
 	e := events.Event{ID: events.NewID(), Type: events.TypeWebhookTest, TenantID: sub.TenantID, OccurredAt: now, Data: data}
-	m := newTaskMsg(sub.TenantID, sub.ID, NewDeliveryID(), e.ID, e.Type, e.ID+":"+sub.ID, now, e.Marshal())
-	if err := events.PublishAll(ctx, d.js, ackTimeout, []*nats.Msg{m}); err != nil {
+	ack, err := d.js.PublishMsg(ctx, e.Msg(true))
+	if err != nil {
+		return "", fmt.Errorf("store test event: %w: %w", events.ErrPublish, err)
+	}
+	t := task{tenant: sub.TenantID, sub: sub.ID, delivery: NewDeliveryID(sub.ID), eventID: e.ID, eventType: e.Type,
+		eventSeq: ack.Sequence, attempt: 1, created: now}
+	if err := events.PublishAll(ctx, d.js, ackTimeout, []*nats.Msg{newTaskMsg(&t, e.ID+":"+sub.ID, e.Marshal())}); err != nil {
 		return "", fmt.Errorf("send test event: %w", err)
 	}
 	return e.ID, nil

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/oklog/ulid/v2"
 
 	"github.com/onestack/webhooks/events"
 )
@@ -29,6 +29,13 @@ const (
 	hdrEventType = "Event-Type"
 	hdrAttempt   = "Attempt"
 	hdrCreated   = "Delivery-Created"
+	hdrEventSeq  = "Event-Seq"
+	// hdrHistory carries the attempts made so far, as JSON, so each
+	// attempt can log the whole delivery without reading storage.
+	hdrHistory = "Attempts"
+	// hdrManual marks an attempt asked for by hand: one attempt, no
+	// schedule after it, and made even if the subscription is disabled.
+	hdrManual = "Manual"
 )
 
 // taskSubject is the subject of a subscription's delivery tasks.
@@ -45,10 +52,8 @@ func parseTaskSubject(s string) (tenant, sub string, ok bool) {
 	return tenant, sub, ok && tenant != "" && sub != ""
 }
 
-// NewDeliveryID returns a fresh delivery id.
-func NewDeliveryID() string { return "dlv_" + ulid.Make().String() }
-
-// task is one delivery attempt to make, as read from the stream.
+// task is one delivery attempt to make: the delivery's state as the task
+// message carries it.
 type task struct {
 	msg       jetstream.Msg
 	tenant    string
@@ -56,8 +61,11 @@ type task struct {
 	delivery  string
 	eventID   string
 	eventType string
+	eventSeq  uint64
 	attempt   int
 	created   time.Time
+	history   []Attempt
+	manual    bool
 }
 
 func parseTask(m jetstream.Msg) (task, error) {
@@ -71,13 +79,20 @@ func parseTask(m jetstream.Msg) (task, error) {
 		delivery:  h.Get(hdrDelivery),
 		eventID:   h.Get(events.HeaderEventID),
 		eventType: h.Get(hdrEventType),
+		manual:    h.Get(hdrManual) != "",
 	}
 	t.attempt, _ = strconv.Atoi(h.Get(hdrAttempt))
 	if t.attempt < 1 {
 		t.attempt = 1
 	}
+	t.eventSeq, _ = strconv.ParseUint(h.Get(hdrEventSeq), 10, 64)
 	if ns, err := strconv.ParseInt(h.Get(hdrCreated), 10, 64); err == nil {
 		t.created = time.Unix(0, ns).UTC()
+	}
+	if v := h.Get(hdrHistory); v != "" {
+		if err := json.Unmarshal([]byte(v), &t.history); err != nil {
+			return task{}, fmt.Errorf("task on %s: attempts header: %w", m.Subject(), err)
+		}
 	}
 	if t.delivery == "" || t.eventID == "" {
 		return task{}, fmt.Errorf("task on %s: missing delivery or event id", m.Subject())
@@ -85,39 +100,49 @@ func parseTask(m jetstream.Msg) (task, error) {
 	return t, nil
 }
 
-// newTaskMsg builds the first task of a delivery. msgID deduplicates it in
-// the stream: "<event>:<subscription>" for fan-out.
-func newTaskMsg(tenant, sub, delivery, eventID, eventType, msgID string, created time.Time, body []byte) *nats.Msg {
+// header encodes the task's state for its message.
+func (t *task) header() nats.Header {
 	h := nats.Header{
-		hdrDelivery:          {delivery},
-		events.HeaderEventID: {eventID},
-		hdrEventType:         {eventType},
-		hdrAttempt:           {"1"},
-		hdrCreated:           {strconv.FormatInt(created.UnixNano(), 10)},
+		hdrDelivery:          {t.delivery},
+		events.HeaderEventID: {t.eventID},
+		hdrEventType:         {t.eventType},
+		hdrAttempt:           {strconv.Itoa(t.attempt)},
+		hdrCreated:           {strconv.FormatInt(t.created.UnixNano(), 10)},
 	}
+	if t.eventSeq != 0 {
+		h[hdrEventSeq] = []string{strconv.FormatUint(t.eventSeq, 10)}
+	}
+	if len(t.history) > 0 {
+		b, _ := json.Marshal(t.history) // JSON escapes control characters: safe in a header
+		h[hdrHistory] = []string{string(b)}
+	}
+	if t.manual {
+		h[hdrManual] = []string{"1"}
+	}
+	return h
+}
+
+// newTaskMsg builds the message of t. msgID deduplicates it in the stream:
+// "<event>:<subscription>" for fan-out.
+func newTaskMsg(t *task, msgID string, body []byte) *nats.Msg {
+	h := t.header()
 	if msgID != "" {
 		h[nats.MsgIdHdr] = []string{msgID}
 	}
-	return &nats.Msg{Subject: taskSubject(tenant, sub), Header: h, Data: body}
+	return &nats.Msg{Subject: taskSubject(t.tenant, t.sub), Header: h, Data: body}
 }
 
-// retryMsg builds the schedule that re-publishes t as attempt next at at.
-// key names this schedule: it is both its subject's last token and its
-// message id, so a repeated publication (after a crash) is stored once,
-// and no two schedules share a subject. Sharing one would be unsafe: the
-// server purges a fired schedule's whole subject, which measured here lost
-// a later schedule published on it.
-func retryMsg(t *task, next int, at time.Time, key string, body []byte) *nats.Msg {
-	h := nats.Header{
-		hdrDelivery:                    {t.delivery},
-		events.HeaderEventID:           {t.eventID},
-		hdrEventType:                   {t.eventType},
-		hdrAttempt:                     {strconv.Itoa(next)},
-		hdrCreated:                     {strconv.FormatInt(t.created.UnixNano(), 10)},
-		jetstream.ScheduleHeader:       {"@at " + at.UTC().Format(time.RFC3339Nano)},
-		jetstream.ScheduleTargetHeader: {taskSubject(t.tenant, t.sub)},
-		nats.MsgIdHdr:                  {t.delivery + "." + key},
-	}
+// retryMsg builds the schedule that re-publishes t at at. key names this
+// schedule: it is both its subject's last token and its message id, so a
+// repeated publication (after a crash) is stored once, and no two schedules
+// share a subject. Sharing one would be unsafe: the server purges a fired
+// schedule's whole subject, which measured here lost a later schedule
+// published on it.
+func retryMsg(t *task, at time.Time, key string, body []byte) *nats.Msg {
+	h := t.header()
+	h[jetstream.ScheduleHeader] = []string{"@at " + at.UTC().Format(time.RFC3339Nano)}
+	h[jetstream.ScheduleTargetHeader] = []string{taskSubject(t.tenant, t.sub)}
+	h[nats.MsgIdHdr] = []string{t.delivery + "." + key}
 	return &nats.Msg{Subject: retrySubjectPrefix + t.delivery + "." + key, Header: h, Data: body}
 }
 
@@ -137,14 +162,16 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, c Config) error 
 		return fmt.Errorf("ensure stream %s: %w", DeliveriesStream, err)
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        AttemptsStream,
-		Description: "Every delivery attempt",
-		Subjects:    []string{attemptPrefix + ">"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      c.AttemptRetention,
-		Replicas:    c.Replicas,
-		Discard:     jetstream.DiscardOld,
+		Name:              AttemptsStream,
+		Description:       "The latest snapshot of every delivery, its attempts included",
+		MaxMsgsPerSubject: 1,
+		AllowDirect:       true,
+		Subjects:          []string{attemptPrefix + ">"},
+		Storage:           jetstream.FileStorage,
+		Retention:         jetstream.LimitsPolicy,
+		MaxAge:            c.AttemptRetention,
+		Replicas:          c.Replicas,
+		Discard:           jetstream.DiscardOld,
 	}); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", AttemptsStream, err)
 	}

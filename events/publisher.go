@@ -47,14 +47,19 @@ func NewPublisher(js jetstream.JetStream) *Publisher {
 func (p *Publisher) PublishEvents(ctx context.Context, dedupe bool, evts ...Event) error {
 	msgs := make([]*nats.Msg, len(evts))
 	for i := range evts {
-		e := &evts[i]
-		h := nats.Header{HeaderEventID: {e.ID}, HeaderWatermillUUID: {e.ID}}
-		if dedupe {
-			h[nats.MsgIdHdr] = []string{e.ID}
-		}
-		msgs[i] = &nats.Msg{Subject: Subject(e.TenantID, e.Type), Header: h, Data: e.Marshal()}
+		msgs[i] = evts[i].Msg(dedupe)
 	}
 	return PublishAll(ctx, p.js, p.ackTimeout, msgs)
+}
+
+// Msg is the NATS message that carries e on its subject; with dedupe its id
+// is also the JetStream message id.
+func (e *Event) Msg(dedupe bool) *nats.Msg {
+	h := nats.Header{HeaderEventID: {e.ID}, HeaderWatermillUUID: {e.ID}}
+	if dedupe {
+		h[nats.MsgIdHdr] = []string{e.ID}
+	}
+	return &nats.Msg{Subject: Subject(e.TenantID, e.Type), Header: h, Data: e.Marshal()}
 }
 
 // Publish implements message.Publisher: every message goes to subject

@@ -445,6 +445,7 @@ func (p PatchInput) Apply(sub *Subscription) error {
 		sub.Active = *p.Active
 		if sub.Active {
 			sub.DisabledReason = ""
+			sub.Health = Health{} // re-enabled: a fresh start
 		}
 	}
 	return nil
@@ -461,6 +462,52 @@ func (s *Store) Disable(ctx context.Context, tenant, id, reason string) (bool, e
 		return nil
 	})
 	return changed, err
+}
+
+// HealthPolicy says when an endpoint that keeps failing is disabled.
+type HealthPolicy struct {
+	// GivenUp disables after this many deliveries given up in a row
+	// (0: never by count).
+	GivenUp int
+	// Period disables once deliveries have failed, with none succeeding,
+	// for this long (0: never by time).
+	Period time.Duration
+}
+
+// RecordGivenUp notes a delivery, created at created, given up at now; it
+// disables the subscription when the policy says so and reports whether
+// this call did.
+func (s *Store) RecordGivenUp(ctx context.Context, tenant, id string, created, now time.Time, p HealthPolicy) (bool, error) {
+	disabled := false
+	_, err := s.UpdateSubscription(ctx, tenant, id, nil, func(sub *Subscription) error {
+		h := &sub.Health
+		h.GivenUp++
+		if h.FailingSince.IsZero() || created.Before(h.FailingSince) {
+			h.FailingSince = created
+		}
+		byCount := p.GivenUp > 0 && h.GivenUp >= p.GivenUp
+		byTime := p.Period > 0 && now.Sub(h.FailingSince) >= p.Period
+		if sub.Active && (byCount || byTime) {
+			sub.Active = false
+			sub.DisabledReason = fmt.Sprintf("disabled after %d deliveries in a row were given up, failing since %s",
+				h.GivenUp, h.FailingSince.UTC().Format(time.RFC3339))
+			disabled = true
+		}
+		return nil
+	})
+	return disabled, err
+}
+
+// RecordSuccess ends a run of failures; it writes only when there was one.
+func (s *Store) RecordSuccess(ctx context.Context, tenant, id string) error {
+	if cur, ok := s.idx.Subscription(tenant, id); ok && cur.Health == (Health{}) {
+		return nil
+	}
+	_, err := s.UpdateSubscription(ctx, tenant, id, nil, func(sub *Subscription) error {
+		sub.Health = Health{}
+		return nil
+	})
+	return err
 }
 
 // RotateSecret makes a new current secret; the previous ones keep signing

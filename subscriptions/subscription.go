@@ -10,6 +10,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/signature"
 )
 
@@ -38,8 +39,19 @@ type Subscription struct {
 	// Revision is the store revision the subscription was read at; it is
 	// the ETag and the If-Match precondition.
 	Revision uint64 `json:"-"`
+	// Health counts the deliveries given up in a row since the last
+	// success; the dispatcher disables an endpoint that keeps failing.
+	Health Health `json:"health,omitzero"`
 
 	secrets []secretEntry
+}
+
+// Health is an endpoint's run of given-up deliveries.
+type Health struct {
+	// GivenUp is how many deliveries in a row were given up.
+	GivenUp int `json:"givenUp,omitempty"`
+	// FailingSince is when the first of them was created.
+	FailingSince time.Time `json:"failingSince,omitzero"`
 }
 
 // secretEntry is one signing secret; Expires is zero for the current one.
@@ -80,6 +92,20 @@ func (s *Subscription) SigningSecrets(now time.Time) []signature.Secret {
 		}
 	}
 	return out
+}
+
+// Wants reports whether the subscription's patterns match event type t.
+// A webhook.test event is sent only on request, so no pattern matches it.
+func (s *Subscription) Wants(t string) bool {
+	if t == events.TypeWebhookTest {
+		return false
+	}
+	for _, p := range s.EventTypes {
+		if events.Matches(p, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // subKey is the subscription's key in the KV bucket: tenant first, so a

@@ -32,6 +32,7 @@ type Receiver struct {
 	got     []Received
 	secrets []signature.Secret
 	respond func(n int, r *http.Request) int
+	header  http.Header
 	notify  chan struct{}
 }
 
@@ -56,6 +57,9 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 	rc.got = append(rc.got, got)
 	n := len(rc.got)
 	respond := rc.respond
+	for k, v := range rc.header {
+		w.Header()[k] = v
+	}
 	rc.mu.Unlock()
 	select {
 	case rc.notify <- struct{}{}:
@@ -95,6 +99,16 @@ func (rc *Receiver) Respond(f func(n int, r *http.Request) int) {
 	rc.mu.Lock()
 	rc.respond = f
 	rc.mu.Unlock()
+}
+
+// Header adds a header to every answer.
+func (rc *Receiver) Header(name, value string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.header == nil {
+		rc.header = http.Header{}
+	}
+	rc.header.Set(name, value)
 }
 
 // Received returns a copy of everything received so far.
