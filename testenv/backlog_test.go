@@ -1,0 +1,75 @@
+package testenv_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/dispatcher"
+	"github.com/onestack/webhooks/testenv"
+)
+
+// TestDeadEndpointBacklogDoesNotStallOthers queues 5,000 deliveries for a
+// dead endpoint, whose retries wait an hour, on a consumer that allows only
+// 500 unacknowledged tasks. Were the retries held in the consumer's pending
+// set, the healthy endpoint would stop after 500. It gets all 5,000, and
+// the retries wait as schedules in the stream, not as pending tasks.
+func TestDeadEndpointBacklogDoesNotStallOthers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 deliveries")
+	}
+	t.Parallel()
+	env := testenv.Start(t, testenv.Options{Schedule: []time.Duration{time.Hour}, Dispatcher: dispatcher.Config{MaxAckPending: 500}})
+	ten, err := env.CreateTenant("backlog", 1_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, healthy := receiver(t), receiver(t)
+	dead.Respond(func(int, *http.Request) int { return http.StatusInternalServerError })
+	subscribe(t, env, ten, dead, "ticket.*")
+	subscribe(t, env, ten, healthy, "ticket.*")
+
+	const n = 5000
+	evts := make([]map[string]any, 100)
+	for i := range evts {
+		evts[i] = map[string]any{"type": "ticket.updated", "data": map[string]any{"n": i}}
+	}
+	for range n / 100 {
+		if r, err := env.Do("POST", "/api/events/batch", ten.APIKey, map[string]any{"events": evts}); err != nil || r.Status != 202 {
+			t.Fatalf("publish: %v %v", r, err)
+		}
+	}
+	if got := len(healthy.WaitFor(n, 2*time.Minute)); got != n {
+		t.Fatalf("healthy endpoint got %d of %d with a dead endpoint's backlog", got, n)
+	}
+	if got := len(dead.WaitFor(n, 2*time.Minute)); got != n {
+		t.Fatalf("dead endpoint got %d first attempts of %d", got, n)
+	}
+
+	js, _ := jetstream.New(env.Conn())
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, _ := js.Stream(ctx, dispatcher.DeliveriesStream)
+		info, _ := st.Info(ctx, jetstream.WithSubjectFilter("retries.>"))
+		c, _ := js.Consumer(ctx, dispatcher.DeliveriesStream, "deliver")
+		ci, _ := c.Info(ctx)
+		schedules := 0
+		for subj := range info.State.Subjects {
+			if strings.HasPrefix(subj, "retries.") {
+				schedules++
+			}
+		}
+		if schedules == n && ci.NumAckPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d retries waiting as schedules (want %d), %d tasks pending on the consumer (want 0)", schedules, n, ci.NumAckPending)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
