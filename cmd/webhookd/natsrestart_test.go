@@ -1,0 +1,136 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/onestack/webhooks/testenv"
+)
+
+// natsServer is an external nats-server child process.
+type natsServer struct {
+	cmd *exec.Cmd
+}
+
+func buildNATSServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "nats-server")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot build nats-server from the module cache: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func startNATSServer(t *testing.T, bin, addr, dir string) *natsServer {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "-js", "-a", host, "-p", port, "-sd", dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return &natsServer{cmd: cmd}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nats-server not listening in 20 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestExternalNATSRestartedMidRunLosesNoEvent publishes events while the
+// external NATS server webhookd uses is killed with SIGKILL and restarted
+// on the same storage: every event answered 202 is delivered.
+func TestExternalNATSRestartedMidRunLosesNoEvent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs nats-server and webhookd as child processes")
+	}
+	t.Parallel()
+	natsBin, bin := buildNATSServer(t), buildWebhookd(t)
+	natsAddr, natsDir := freeAddr(t), t.TempDir()
+	ns := startNATSServer(t, natsBin, natsAddr, natsDir)
+	addr, token := freeAddr(t), "admin-secret"
+	startDaemon(t, bin, t.TempDir(), addr, token, "WEBHOOKD_NATS_URL=nats://"+natsAddr)
+	base := "http://" + addr
+
+	rc := testenv.NewReceiver()
+	defer rc.Close()
+	status, body := call(t, "POST", base+"/admin/tenants", token, map[string]any{"name": "restart", "rateLimit": 100000})
+	if status != 201 {
+		t.Fatalf("create tenant: %d %s", status, body)
+	}
+	var ten struct {
+		APIKey struct{ Key string } `json:"apiKey"`
+	}
+	json.Unmarshal(body, &ten)
+	if status, body = call(t, "POST", base+"/api/subscriptions", ten.APIKey.Key, map[string]any{"url": rc.URL(), "eventTypes": []string{"ticket.*"}}); status != 201 {
+		t.Fatalf("create subscription: %d %s", status, body)
+	}
+
+	accepted := map[string]bool{}
+	refused := 0
+	for b := range 20 {
+		if b == 10 {
+			ns.cmd.Process.Signal(syscall.SIGKILL)
+			ns.cmd.Wait()
+			ns = startNATSServer(t, natsBin, natsAddr, natsDir)
+		}
+		evts := make([]map[string]any, 100)
+		for i := range evts {
+			evts[i] = map[string]any{"type": "ticket.updated", "data": map[string]any{"n": b*100 + i}}
+		}
+		status, body := call(t, "POST", base+"/api/events/batch", ten.APIKey.Key, map[string]any{"events": evts})
+		if status != 202 {
+			if status != 503 {
+				t.Fatalf("batch %d: %d %s, want 202 or 503", b, status, body)
+			}
+			refused++
+			continue
+		}
+		var out struct{ IDs []string }
+		json.Unmarshal(body, &out)
+		for _, id := range out.IDs {
+			accepted[id] = true
+		}
+	}
+	if len(accepted) < 1000 {
+		t.Fatalf("only %d events accepted around the restart", len(accepted))
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		seen := map[string]int{}
+		for _, r := range rc.Received() {
+			seen[r.ID]++
+		}
+		var lost []string
+		for id := range accepted {
+			if seen[id] == 0 {
+				lost = append(lost, id)
+			}
+		}
+		if len(lost) == 0 {
+			dups := 0
+			for _, n := range seen {
+				dups += n - 1
+			}
+			t.Logf("%d events accepted (%d batches refused with 503 during the restart), all delivered; %d duplicate deliveries", len(accepted), refused, dups)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d accepted events never delivered after the NATS restart (first: %s)", len(lost), len(accepted), strings.Join(lost[:min(3, len(lost))], ", "))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
