@@ -186,6 +186,7 @@ type subscriptionView struct {
 	Metadata       map[string]string `json:"metadata"`
 	Active         bool              `json:"active"`
 	DisabledReason *string           `json:"disabledReason"`
+	RateLimit      *float64          `json:"rateLimit"`
 	CreatedAt      time.Time         `json:"createdAt"`
 	UpdatedAt      time.Time         `json:"updatedAt"`
 	Secret         string            `json:"secret,omitempty"`
@@ -200,6 +201,10 @@ func viewSubscription(s *subscriptions.Subscription) subscriptionView {
 	}
 	if v.Metadata == nil {
 		v.Metadata = map[string]string{}
+	}
+	if s.RateLimit > 0 {
+		pace := s.RateLimit
+		v.RateLimit = &pace
 	}
 	return v
 }

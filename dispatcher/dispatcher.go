@@ -274,7 +274,11 @@ func (d *Dispatcher) receive(m jetstream.Msg) {
 		_ = m.Term()
 		return
 	}
-	if !d.queue.push(t) {
+	var pace float64
+	if s, ok := d.store.Index().Subscription(t.tenant, t.sub); ok {
+		pace = s.RateLimit
+	}
+	if !d.queue.push(t, pace) {
 		d.deferTask(&t)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -26,6 +28,9 @@ type fairQueue struct {
 	subs    map[string]*subQueue
 	ready   []*subQueue // subscriptions with waiting tasks and room in flight
 	closed  bool
+	// paces outlive the queues, which are dropped when idle: a pace must
+	// remember its last token across idle moments.
+	paces map[string]*rate.Limiter
 }
 
 type subQueue struct {
@@ -33,29 +38,40 @@ type subQueue struct {
 	waiting  []task
 	inflight int
 	inReady  bool
+	// pace, when set, spaces the subscription's attempts; paced says a
+	// token is already reserved for the next one, and pacing that a timer
+	// will make it ready again.
+	pace   *rate.Limiter
+	paced  bool
+	pacing bool
 	// avg is the moving average of attempt durations, zero until the
 	// first attempt ends.
 	avg time.Duration
 }
 
 func newFairQueue(perSub, maxLen int, maxWait time.Duration) *fairQueue {
-	q := &fairQueue{perSub: perSub, maxLen: maxLen, maxWait: maxWait, subs: make(map[string]*subQueue)}
+	q := &fairQueue{perSub: perSub, maxLen: maxLen, maxWait: maxWait, subs: make(map[string]*subQueue), paces: make(map[string]*rate.Limiter)}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
 
-// room is how many tasks sq may keep waiting. Callers hold mu.
+// room is how many tasks sq may keep waiting: about maxWait's worth at
+// the endpoint's speed and at its pace. Callers hold mu.
 func (q *fairQueue) room(sq *subQueue) int {
-	if sq.avg <= 0 {
-		return q.maxLen
+	n := q.maxLen
+	if sq.avg > 0 {
+		n = min(n, max(int(int64(q.maxWait)*int64(q.perSub)/int64(sq.avg)), q.perSub))
 	}
-	n := int(int64(q.maxWait) * int64(q.perSub) / int64(sq.avg))
-	return min(max(n, q.perSub), q.maxLen)
+	if sq.pace != nil {
+		n = min(n, max(int(q.maxWait.Seconds()*float64(sq.pace.Limit())), 1))
+	}
+	return n
 }
 
-// push queues t; it returns false, queueing nothing, when the
+// push queues t for a subscription paced at pace deliveries per second
+// (zero: unpaced); it returns false, queueing nothing, when the
 // subscription has no room.
-func (q *fairQueue) push(t task) bool {
+func (q *fairQueue) push(t task, pace float64) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	key := t.tenant + "." + t.sub
@@ -63,6 +79,19 @@ func (q *fairQueue) push(t task) bool {
 	if sq == nil {
 		sq = &subQueue{key: key}
 		q.subs[key] = sq
+	}
+	switch lim := q.paces[key]; {
+	case pace <= 0:
+		delete(q.paces, key)
+		sq.pace = nil
+	case lim == nil:
+		sq.pace = rate.NewLimiter(rate.Limit(pace), 1)
+		q.paces[key] = sq.pace
+	default:
+		if lim.Limit() != rate.Limit(pace) {
+			lim.SetLimit(rate.Limit(pace))
+		}
+		sq.pace = lim
 	}
 	if len(sq.waiting) >= q.room(sq) {
 		if sq.inflight == 0 && len(sq.waiting) == 0 {
@@ -76,7 +105,7 @@ func (q *fairQueue) push(t task) bool {
 }
 
 func (q *fairQueue) markReady(sq *subQueue) {
-	if !sq.inReady && len(sq.waiting) > 0 && sq.inflight < q.perSub {
+	if !sq.inReady && !sq.pacing && len(sq.waiting) > 0 && sq.inflight < q.perSub {
 		sq.inReady = true
 		q.ready = append(q.ready, sq)
 		q.cond.Signal()
@@ -88,16 +117,36 @@ func (q *fairQueue) markReady(sq *subQueue) {
 func (q *fairQueue) next() (task, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for len(q.ready) == 0 {
-		if q.closed {
-			return task{}, false
+	var sq *subQueue
+	for sq == nil {
+		for len(q.ready) == 0 {
+			if q.closed {
+				return task{}, false
+			}
+			q.cond.Wait()
 		}
-		q.cond.Wait()
+		sq = q.ready[0]
+		q.ready[0] = nil
+		q.ready = q.ready[1:]
+		sq.inReady = false
+		if sq.pace != nil && !sq.paced {
+			// Reserve the next token; if it is not due yet, the
+			// subscription sits out until it is, and others go first.
+			if d := sq.pace.Reserve().Delay(); d > 0 {
+				sq.pacing, sq.paced = true, true
+				paced := sq
+				time.AfterFunc(d, func() {
+					q.mu.Lock()
+					defer q.mu.Unlock()
+					paced.pacing = false
+					q.markReady(paced)
+				})
+				sq = nil
+				continue
+			}
+		}
+		sq.paced = false
 	}
-	sq := q.ready[0]
-	q.ready[0] = nil
-	q.ready = q.ready[1:]
-	sq.inReady = false
 	t := sq.waiting[0]
 	sq.waiting[0] = task{}
 	sq.waiting = sq.waiting[1:]

@@ -10,9 +10,9 @@ func tk(sub string, n int) task { return task{tenant: "t", sub: sub, attempt: n}
 func TestFairQueueRoundRobinAndCap(t *testing.T) {
 	q := newFairQueue(2, 100, 5*time.Second)
 	for i := range 4 {
-		q.push(tk("a", i))
+		q.push(tk("a", i), 0)
 	}
-	q.push(tk("b", 0))
+	q.push(tk("b", 0), 0)
 	var order []string
 	for range 3 {
 		got, _ := q.next()
@@ -49,7 +49,7 @@ func TestFairQueueRoomFollowsEndpointSpeed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			q := newFairQueue(2, 1000, 5*time.Second)
 			for i := range tt.queued + 1 {
-				if !q.push(tk("a", i)) {
+				if !q.push(tk("a", i), 0) {
 					t.Fatalf("push #%d refused before the endpoint's speed was known", i)
 				}
 			}
@@ -61,7 +61,7 @@ func TestFairQueueRoomFollowsEndpointSpeed(t *testing.T) {
 			if waiting != tt.want || waiting+len(evicted) != tt.queued {
 				t.Errorf("after one %v attempt: %d waiting, %d evicted; want %d waiting, none lost", tt.took, waiting, len(evicted), tt.want)
 			}
-			if len(evicted) > 0 && q.push(tk("a", -1)) {
+			if len(evicted) > 0 && q.push(tk("a", -1), 0) {
 				t.Error("push accepted past the room of a slow endpoint")
 			}
 		})
@@ -71,14 +71,38 @@ func TestFairQueueRoomFollowsEndpointSpeed(t *testing.T) {
 func TestFairQueueHardCap(t *testing.T) {
 	q := newFairQueue(2, 3, 5*time.Second)
 	for i := range 3 {
-		if !q.push(tk("a", i)) {
+		if !q.push(tk("a", i), 0) {
 			t.Fatalf("push #%d refused under the cap", i)
 		}
 	}
-	if q.push(tk("a", 3)) {
+	if q.push(tk("a", 3), 0) {
 		t.Error("push past the hard cap accepted")
 	}
-	if !q.push(tk("b", 0)) {
+	if !q.push(tk("b", 0), 0) {
 		t.Error("another subscription refused because of a's cap")
+	}
+}
+
+// TestFairQueuePace: a paced subscription sits out until its next token is
+// due while another subscription's task goes first.
+func TestFairQueuePace(t *testing.T) {
+	q := newFairQueue(4, 100, 5*time.Second)
+	q.push(tk("slow", 0), 1) // one per second
+	q.push(tk("slow", 1), 1)
+	first, _ := q.next()
+	q.done(first, time.Millisecond)
+	q.push(tk("other", 0), 0)
+	if got, _ := q.next(); got.sub != "other" {
+		t.Fatalf("next = %q, want the unpaced subscription while the paced one waits for its token", got.sub)
+	}
+	got, _ := q.next() // blocks until the paced token is due
+	if got.sub != "slow" || got.attempt != 1 {
+		t.Errorf("next = %+v, want slow's second task once its token is due", got)
+	}
+	q.mu.Lock()
+	room := q.room(q.subs["t.slow"])
+	q.mu.Unlock()
+	if room != 5 {
+		t.Errorf("room of a subscription paced at 1/s = %d, want 5 (5 s at its pace)", room)
 	}
 }

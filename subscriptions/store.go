@@ -340,6 +340,9 @@ func (s *Store) CreateSubscription(ctx context.Context, tenant string, in Create
 	if in.Active != nil {
 		sub.Active = *in.Active
 	}
+	if in.RateLimit != nil {
+		sub.RateLimit = *in.RateLimit
+	}
 	secret := signature.NewSecret().Reveal()
 	if in.Secret != nil {
 		secret = *in.Secret
@@ -440,6 +443,9 @@ func (p PatchInput) Apply(sub *Subscription) error {
 		if sub.Metadata == nil {
 			sub.Metadata = map[string]string{}
 		}
+	}
+	if p.RateLimit != nil {
+		sub.RateLimit = *p.RateLimit
 	}
 	if p.Active != nil {
 		sub.Active = *p.Active

@@ -34,8 +34,11 @@ type Subscription struct {
 	Metadata       map[string]string `json:"metadata"`
 	Active         bool              `json:"active"`
 	DisabledReason string            `json:"disabledReason,omitempty"`
-	CreatedAt      time.Time         `json:"createdAt"`
-	UpdatedAt      time.Time         `json:"updatedAt"`
+	// RateLimit paces deliveries to the endpoint, in deliveries per
+	// second; zero means as fast as the endpoint answers.
+	RateLimit float64   `json:"rateLimit,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 	// Revision is the store revision the subscription was read at; it is
 	// the ETag and the If-Match precondition.
 	Revision uint64 `json:"-"`

@@ -55,6 +55,7 @@ type CreateInput struct {
 	Metadata    map[string]string `json:"metadata" validate:"max=50,dive,keys,min=1,max=40,endkeys,max=500"`
 	Active      *bool             `json:"active"`
 	Secret      *string           `json:"secret" validate:"omitnil,whsecret"`
+	RateLimit   *float64          `json:"rateLimit" validate:"omitnil,gte=0,lte=10000"`
 }
 
 // PatchInput is the body of a subscription's update; nil fields are left
@@ -65,6 +66,7 @@ type PatchInput struct {
 	Description *string            `json:"description" validate:"omitnil,max=500"`
 	Metadata    *map[string]string `json:"metadata" validate:"omitnil,max=50,dive,keys,min=1,max=40,endkeys,max=500"`
 	Active      *bool              `json:"active"`
+	RateLimit   *float64           `json:"rateLimit" validate:"omitnil,gte=0,lte=10000"`
 }
 
 // TenantInput is the body of a tenant's creation.

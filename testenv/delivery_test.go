@@ -286,3 +286,29 @@ func TestTestEndpointSendsOnlyToThatSubscription(t *testing.T) {
 		t.Errorf("bystander got %d webhooks (%v), want only the marker", len(b), b)
 	}
 }
+
+// TestSubscriptionPace: rateLimit spaces deliveries. At 4 a second, 6
+// deliveries take at least 1.25 s from first to last; the check is a lower
+// bound, which a slow machine can only make easier to meet.
+func TestSubscriptionPace(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{})
+	rc := receiver(t)
+	r, _ := env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": rc.URL(), "eventTypes": []string{"ticket.*"}, "rateLimit": 4})
+	if r.Status != 201 || !strings.Contains(string(r.Body), `"rateLimit":4`) {
+		t.Fatalf("create paced subscription = %d %s", r.Status, r.Body)
+	}
+	if bad, _ := env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": rc.URL(), "eventTypes": []string{"*"}, "rateLimit": -1}); bad.Status != 400 {
+		t.Errorf("negative rateLimit = %d, want 400", bad.Status)
+	}
+	for range 6 {
+		publish(t, env, ten, "ticket.updated")
+	}
+	got := rc.WaitFor(6, 20*time.Second)
+	if len(got) != 6 {
+		t.Fatalf("got %d deliveries, want 6", len(got))
+	}
+	if span := got[5].At.Sub(got[0].At); span < time.Second {
+		t.Errorf("6 deliveries at 4/s arrived within %v, want at least 1 s", span)
+	}
+}

@@ -133,4 +133,3 @@ func TestExternalNATSRestartedMidRunLosesNoEvent(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
