@@ -187,6 +187,7 @@ type subscriptionView struct {
 	Active         bool              `json:"active"`
 	DisabledReason *string           `json:"disabledReason"`
 	RateLimit      *float64          `json:"rateLimit"`
+	Ordering       string            `json:"ordering"`
 	CreatedAt      time.Time         `json:"createdAt"`
 	UpdatedAt      time.Time         `json:"updatedAt"`
 	Secret         string            `json:"secret,omitempty"`
@@ -205,6 +206,10 @@ func viewSubscription(s *subscriptions.Subscription) subscriptionView {
 	if s.RateLimit > 0 {
 		pace := s.RateLimit
 		v.RateLimit = &pace
+	}
+	v.Ordering = subscriptions.OrderingNone
+	if s.Ordered() {
+		v.Ordering = subscriptions.OrderingFIFO
 	}
 	return v
 }

@@ -72,6 +72,7 @@ func (d *Dispatcher) attempt(t *task) {
 	d.m.latency.Observe(res.duration.Seconds())
 
 	msgs := make([]*nats.Msg, 0, 3)
+	var retryIn time.Duration // an ordered task is retried in place, after this
 	switch {
 	case res.ok():
 		dlv.Status = StatusSucceeded
@@ -107,6 +108,12 @@ func (d *Dispatcher) attempt(t *task) {
 		at := now.Add(wait)
 		dlv.Status, dlv.NextAttemptAt = StatusPending, &at
 		d.m.attempts.WithLabelValues("retrying").Inc()
+		if t.ordered {
+			// The head of a FIFO subscription blocks the rest: it stays the
+			// consumer's one pending message until its next attempt.
+			retryIn = max(wait, time.Millisecond)
+			break
+		}
 		next := *t
 		next.attempt, next.history = t.attempt+1, dlv.Attempts
 		// One schedule per attempt: a crash that repeats this attempt
@@ -114,7 +121,7 @@ func (d *Dispatcher) attempt(t *task) {
 		msgs = append(msgs, retryMsg(&next, at, "a"+strconv.Itoa(next.attempt), t.msg.Data()))
 	}
 	msgs = append(msgs, dlv.msg())
-	d.finish(t, msgs)
+	d.settleAfter(t, msgs, retryIn)
 }
 
 // givenUp records a delivery given up against its endpoint's health and
@@ -170,14 +177,18 @@ func (d *Dispatcher) subscription(t *task) (*subscriptions.Subscription, bool) {
 }
 
 // finish stores msgs and acks the task once they are stored.
-func (d *Dispatcher) finish(t *task, msgs []*nats.Msg) {
+func (d *Dispatcher) finish(t *task, msgs []*nats.Msg) { d.settleAfter(t, msgs, 0) }
+
+// settleAfter stores msgs, then acks the task, or, with retryIn, hands it
+// back to be delivered again after that long.
+func (d *Dispatcher) settleAfter(t *task, msgs []*nats.Msg, retryIn time.Duration) {
 	futures, err := events.PublishAsync(d.runCtx, d.js, msgs)
 	if err != nil {
 		d.logger.Warn("deliver: log attempt; task handed back", "delivery", t.delivery, "err", err)
 		_ = t.msg.NakWithDelay(time.Second)
 		return
 	}
-	d.settle <- settlement{msg: t.msg, futures: futures}
+	d.settle <- settlement{msg: t.msg, futures: futures, retryIn: retryIn}
 }
 
 // post signs and sends the task's body to the subscription's URL.

@@ -61,12 +61,18 @@ type Dispatcher struct {
 	settler   sync.WaitGroup
 	keeper    sync.WaitGroup
 	stopOnce  sync.Once
+	// stopping ends the background loops when a drain begins.
+	stopping chan struct{}
+	ordered  orderedConsumers
 }
 
 // settlement is a message to acknowledge once its publications are stored.
 type settlement struct {
 	msg     jetstream.Msg
 	futures []jetstream.PubAckFuture
+	// retryIn, when set, hands the message back for redelivery after it
+	// instead of acking it.
+	retryIn time.Duration
 }
 
 // New prepares the dispatcher: it creates its streams and consumers.
@@ -93,6 +99,8 @@ func New(ctx context.Context, js jetstream.JetStream, store *subscriptions.Store
 		queue:       newFairQueue(cfg.PerSubscription, cfg.QueuePerSubscription, cfg.QueueWait),
 		settle:      make(chan settlement, 8192),
 		attempts:    attempts,
+		stopping:    make(chan struct{}),
+		ordered:     orderedConsumers{running: make(map[string]jetstream.ConsumeContext)},
 		eventStream: eventStream,
 	}
 	d.fanoutCons, err = js.CreateOrUpdateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{
@@ -147,8 +155,9 @@ func (d *Dispatcher) Start() error {
 		d.workers.Add(1)
 		go d.runWorker()
 	}
-	d.keeper.Add(1)
+	d.keeper.Add(2)
 	go d.keepQueuedAlive()
+	go d.runOrdered()
 	onErr := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) && !errors.Is(err, nats.ErrConnectionClosed) {
 			d.logger.Warn("consume", "err", err)
@@ -171,6 +180,7 @@ func (d *Dispatcher) Start() error {
 // hands queued tasks back to the stream and waits for every goroutine.
 func (d *Dispatcher) Stop(ctx context.Context) {
 	d.stopOnce.Do(func() {
+		close(d.stopping)
 		if d.fanoutCC != nil {
 			d.fanoutCC.Drain()
 			<-d.fanoutCC.Closed()
@@ -179,6 +189,7 @@ func (d *Dispatcher) Stop(ctx context.Context) {
 			d.deliverCC.Drain()
 			<-d.deliverCC.Closed()
 		}
+		d.stopOrdered() // after the reconcile loop can no longer start one
 		for _, t := range d.queue.close() {
 			_ = t.msg.Nak() // hand back for another replica, or for the restart
 		}
@@ -205,6 +216,10 @@ func (d *Dispatcher) runSettler() {
 		if err := events.AwaitAll(context.Background(), ackTimeout, s.futures); err != nil {
 			d.logger.Warn("store publications; message handed back", "subject", s.msg.Subject(), "err", err)
 			_ = s.msg.NakWithDelay(time.Second)
+			continue
+		}
+		if s.retryIn > 0 {
+			_ = s.msg.NakWithDelay(s.retryIn)
 			continue
 		}
 		_ = s.msg.Ack()
@@ -252,7 +267,7 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 			continue
 		}
 		t := task{tenant: tenant, sub: s.ID, delivery: NewDeliveryID(s.ID), eventID: eventID, eventType: typ,
-			eventSeq: seq, attempt: 1, created: now}
+			eventSeq: seq, attempt: 1, created: now, ordered: s.Ordered()}
 		msgs = append(msgs, newTaskMsg(&t, eventID+":"+s.ID, m.Data()))
 	}
 	futures, err := events.PublishAsync(d.runCtx, d.js, msgs)

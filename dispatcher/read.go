@@ -165,7 +165,7 @@ func (d *Dispatcher) Replay(ctx context.Context, sub subscriptions.Subscription,
 			}
 			id := m.Headers().Get(events.HeaderEventID)
 			t := task{tenant: sub.TenantID, sub: sub.ID, delivery: NewDeliveryID(sub.ID), eventID: id, eventType: typ,
-				eventSeq: md.Sequence.Stream, attempt: 1, created: now}
+				eventSeq: md.Sequence.Stream, attempt: 1, created: now, ordered: sub.Ordered()}
 			f, err := events.PublishAsync(ctx, d.js, []*nats.Msg{newTaskMsg(&t, "", m.Data())})
 			if err != nil {
 				return n, fmt.Errorf("replay: %w", err)

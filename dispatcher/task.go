@@ -21,7 +21,10 @@ const (
 	// AttemptsStream is the attempt log.
 	AttemptsStream = "ATTEMPTS"
 
-	taskSubjectPrefix  = "deliveries."
+	taskSubjectPrefix = "deliveries."
+	// orderedPrefix carries the tasks of FIFO subscriptions, each read by
+	// its own consumer, one at a time.
+	orderedPrefix      = "ordered."
 	retrySubjectPrefix = "retries."
 	attemptPrefix      = "attempts."
 
@@ -39,17 +42,23 @@ const (
 )
 
 // taskSubject is the subject of a subscription's delivery tasks.
-func taskSubject(tenant, sub string) string {
+func taskSubject(tenant, sub string, ordered bool) string {
+	if ordered {
+		return orderedPrefix + tenant + "." + sub
+	}
 	return taskSubjectPrefix + tenant + "." + sub
 }
 
-func parseTaskSubject(s string) (tenant, sub string, ok bool) {
+func parseTaskSubject(s string) (tenant, sub string, ordered, ok bool) {
 	rest, ok := strings.CutPrefix(s, taskSubjectPrefix)
 	if !ok {
-		return "", "", false
+		if rest, ok = strings.CutPrefix(s, orderedPrefix); !ok {
+			return "", "", false, false
+		}
+		ordered = true
 	}
 	tenant, sub, ok = strings.Cut(rest, ".")
-	return tenant, sub, ok && tenant != "" && sub != ""
+	return tenant, sub, ordered, ok && tenant != "" && sub != ""
 }
 
 // task is one delivery attempt to make: the delivery's state as the task
@@ -66,16 +75,18 @@ type task struct {
 	created   time.Time
 	history   []Attempt
 	manual    bool
+	// ordered tasks belong to a FIFO subscription: retried in place.
+	ordered bool
 }
 
 func parseTask(m jetstream.Msg) (task, error) {
-	tenant, sub, ok := parseTaskSubject(m.Subject())
+	tenant, sub, ordered, ok := parseTaskSubject(m.Subject())
 	if !ok {
 		return task{}, fmt.Errorf("task subject %q: malformed", m.Subject())
 	}
 	h := m.Headers()
 	t := task{
-		msg: m, tenant: tenant, sub: sub,
+		msg: m, tenant: tenant, sub: sub, ordered: ordered,
 		delivery:  h.Get(hdrDelivery),
 		eventID:   h.Get(events.HeaderEventID),
 		eventType: h.Get(hdrEventType),
@@ -129,7 +140,7 @@ func newTaskMsg(t *task, msgID string, body []byte) *nats.Msg {
 	if msgID != "" {
 		h[nats.MsgIdHdr] = []string{msgID}
 	}
-	return &nats.Msg{Subject: taskSubject(t.tenant, t.sub), Header: h, Data: body}
+	return &nats.Msg{Subject: taskSubject(t.tenant, t.sub, t.ordered), Header: h, Data: body}
 }
 
 // retryMsg builds the schedule that re-publishes t at at. key names this
@@ -141,7 +152,7 @@ func newTaskMsg(t *task, msgID string, body []byte) *nats.Msg {
 func retryMsg(t *task, at time.Time, key string, body []byte) *nats.Msg {
 	h := t.header()
 	h[jetstream.ScheduleHeader] = []string{"@at " + at.UTC().Format(time.RFC3339Nano)}
-	h[jetstream.ScheduleTargetHeader] = []string{taskSubject(t.tenant, t.sub)}
+	h[jetstream.ScheduleTargetHeader] = []string{taskSubject(t.tenant, t.sub, t.ordered)}
 	h[nats.MsgIdHdr] = []string{t.delivery + "." + key}
 	return &nats.Msg{Subject: retrySubjectPrefix + t.delivery + "." + key, Header: h, Data: body}
 }
@@ -152,7 +163,7 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, c Config) error 
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              DeliveriesStream,
 		Description:       "Delivery tasks and scheduled retries",
-		Subjects:          []string{taskSubjectPrefix + ">", retrySubjectPrefix + ">"},
+		Subjects:          []string{taskSubjectPrefix + ">", retrySubjectPrefix + ">", orderedPrefix + ">"},
 		Storage:           jetstream.FileStorage,
 		Retention:         jetstream.WorkQueuePolicy,
 		Duplicates:        c.DedupeWindow,

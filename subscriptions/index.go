@@ -21,6 +21,8 @@ type Index struct {
 	// revs is the last revision applied per bucket key, deletions included,
 	// so a late watch update never undoes a newer local write.
 	revs map[string]uint64
+	// ordered holds the FIFO subscriptions, by bucket key.
+	ordered map[string]*Subscription
 }
 
 // tenantSubs is one tenant's subscriptions and its matcher.
@@ -37,6 +39,7 @@ func newIndex() *Index {
 		keys:    make(map[string]*APIKey),
 		subs:    make(map[string]*tenantSubs),
 		revs:    make(map[string]uint64),
+		ordered: make(map[string]*Subscription),
 	}
 }
 
@@ -95,6 +98,11 @@ func (x *Index) putSub(s *Subscription) {
 	}
 	ts.byID[s.ID] = s
 	ts.rebuild()
+	if s.Ordered() {
+		x.ordered[subKey(s.TenantID, s.ID)] = s
+	} else {
+		delete(x.ordered, subKey(s.TenantID, s.ID))
+	}
 }
 
 func (x *Index) deleteSub(tenant, id string, rev uint64) {
@@ -103,6 +111,7 @@ func (x *Index) deleteSub(tenant, id string, rev uint64) {
 	if !x.fresh(bucketSubs+"/"+subKey(tenant, id), rev) {
 		return
 	}
+	delete(x.ordered, subKey(tenant, id))
 	if ts := x.subs[tenant]; ts != nil {
 		delete(ts.byID, id)
 		if len(ts.byID) == 0 {
@@ -144,6 +153,17 @@ func (x *Index) Match(dst []*Subscription, tenant, t string) []*Subscription {
 		}
 	}
 	return dst
+}
+
+// Ordered returns every FIFO subscription, of all tenants.
+func (x *Index) Ordered() []*Subscription {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]*Subscription, 0, len(x.ordered))
+	for _, s := range x.ordered {
+		out = append(out, s)
+	}
+	return out
 }
 
 // Subscription returns one of tenant's subscriptions.

@@ -343,6 +343,9 @@ func (s *Store) CreateSubscription(ctx context.Context, tenant string, in Create
 	if in.RateLimit != nil {
 		sub.RateLimit = *in.RateLimit
 	}
+	if in.Ordering != nil && *in.Ordering == OrderingFIFO {
+		sub.Ordering = OrderingFIFO
+	}
 	secret := signature.NewSecret().Reveal()
 	if in.Secret != nil {
 		secret = *in.Secret
@@ -446,6 +449,12 @@ func (p PatchInput) Apply(sub *Subscription) error {
 	}
 	if p.RateLimit != nil {
 		sub.RateLimit = *p.RateLimit
+	}
+	if p.Ordering != nil {
+		sub.Ordering = ""
+		if *p.Ordering == OrderingFIFO {
+			sub.Ordering = OrderingFIFO
+		}
 	}
 	if p.Active != nil {
 		sub.Active = *p.Active

@@ -34,6 +34,9 @@ type Subscription struct {
 	Metadata       map[string]string `json:"metadata"`
 	Active         bool              `json:"active"`
 	DisabledReason string            `json:"disabledReason,omitempty"`
+	// Ordering is OrderingFIFO to deliver events one at a time in publish
+	// order, each after the previous one succeeded or was given up.
+	Ordering string `json:"ordering,omitempty"`
 	// RateLimit paces deliveries to the endpoint, in deliveries per
 	// second; zero means as fast as the endpoint answers.
 	RateLimit float64   `json:"rateLimit,omitempty"`
@@ -70,6 +73,15 @@ type record struct {
 	TenantID string        `json:"tenantId"`
 	Secrets  []secretEntry `json:"secrets"`
 }
+
+// Ordering values: none (the default, stored as "") or FIFO.
+const (
+	OrderingNone = "none"
+	OrderingFIFO = "fifo"
+)
+
+// Ordered reports whether the subscription wants FIFO delivery.
+func (s *Subscription) Ordered() bool { return s.Ordering == OrderingFIFO }
 
 // NewSubscriptionID returns a fresh subscription id.
 func NewSubscriptionID() string { return "sub_" + ulid.Make().String() }

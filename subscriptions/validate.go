@@ -56,6 +56,7 @@ type CreateInput struct {
 	Active      *bool             `json:"active"`
 	Secret      *string           `json:"secret" validate:"omitnil,whsecret"`
 	RateLimit   *float64          `json:"rateLimit" validate:"omitnil,gte=0,lte=10000"`
+	Ordering    *string           `json:"ordering" validate:"omitnil,oneof=fifo none"`
 }
 
 // PatchInput is the body of a subscription's update; nil fields are left
@@ -67,6 +68,7 @@ type PatchInput struct {
 	Metadata    *map[string]string `json:"metadata" validate:"omitnil,max=50,dive,keys,min=1,max=40,endkeys,max=500"`
 	Active      *bool              `json:"active"`
 	RateLimit   *float64           `json:"rateLimit" validate:"omitnil,gte=0,lte=10000"`
+	Ordering    *string            `json:"ordering" validate:"omitnil,oneof=fifo none"`
 }
 
 // TenantInput is the body of a tenant's creation.
@@ -160,6 +162,8 @@ func (r *Rules) reason(fe validator.FieldError) string {
 		return fmt.Sprintf("%q is not an event type of the catalog, a family wildcard such as \"ticket.*\", or \"*\"", fe.Value())
 	case "whsecret":
 		return "must be \"whsec_\" followed by the base64 of 24 to 64 random bytes"
+	case "oneof":
+		return "must be one of: " + strings.ReplaceAll(fe.Param(), " ", ", ")
 	case "unique":
 		return "must not repeat an entry"
 	case "min":

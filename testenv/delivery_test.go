@@ -312,3 +312,49 @@ func TestSubscriptionPace(t *testing.T) {
 		t.Errorf("6 deliveries at 4/s arrived within %v, want at least 1 s", span)
 	}
 }
+
+// TestFIFOOrdering: on a FIFO subscription the first event fails twice
+// and then succeeds; the four published right after it arrive only after
+// it succeeded, in publish order.
+func TestFIFOOrdering(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{})
+	fifo := receiver(t)
+	fifo.Respond(func(n int, _ *http.Request) int {
+		if n <= 2 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	r, _ := env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": fifo.URL(), "eventTypes": []string{"ticket.*"}, "ordering": "fifo"})
+	if r.Status != 201 || !strings.Contains(string(r.Body), `"ordering":"fifo"`) {
+		t.Fatalf("create FIFO subscription = %d %s", r.Status, r.Body)
+	}
+	if bad, _ := env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": fifo.URL(), "eventTypes": []string{"*"}, "ordering": "random"}); bad.Status != 400 {
+		t.Errorf("ordering \"random\" = %d, want 400", bad.Status)
+	}
+	evts := make([]map[string]any, 5)
+	for i := range evts {
+		evts[i] = map[string]any{"type": "ticket.updated", "data": map[string]any{"n": i}}
+	}
+	r, _ = env.Do("POST", "/api/events/batch", ten.APIKey, map[string]any{"events": evts})
+	var out struct{ IDs []string }
+	r.JSON(&out)
+	if r.Status != 202 || len(out.IDs) != 5 {
+		t.Fatalf("publish = %d %s", r.Status, r.Body)
+	}
+	got := fifo.WaitFor(7, 20*time.Second)
+	if len(got) != 7 {
+		t.Fatalf("FIFO receiver got %d requests, want 7 (the first event 3 times, then 4)", len(got))
+	}
+	want := []string{out.IDs[0], out.IDs[0], out.IDs[0], out.IDs[1], out.IDs[2], out.IDs[3], out.IDs[4]}
+	for i, g := range got {
+		if g.ID != want[i] {
+			var order []string
+			for _, g := range got {
+				order = append(order, g.ID)
+			}
+			t.Fatalf("FIFO order = %v, want %v", order, want)
+		}
+	}
+}
