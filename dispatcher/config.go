@@ -79,7 +79,8 @@ type Config struct {
 	// AttemptRetention is how long attempts are kept (default 30 days).
 	AttemptRetention time.Duration
 	// Health says when an endpoint whose deliveries keep being given up is
-	// disabled (default: after 5 days of failures with no success).
+	// disabled. The zero value means after 5 days of failures with no
+	// success; a negative Period and a zero GivenUp mean never.
 	Health subscriptions.HealthPolicy
 	// Replicas is the streams' replication factor (default 1).
 	Replicas int

@@ -485,7 +485,7 @@ type HealthPolicy struct {
 	// (0: never by count).
 	GivenUp int
 	// Period disables once deliveries have failed, with none succeeding,
-	// for this long (0: never by time).
+	// for this long (negative: never by time).
 	Period time.Duration
 }
 

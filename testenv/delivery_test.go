@@ -68,6 +68,7 @@ func TestAttemptLogAndManualRetry(t *testing.T) {
 		}
 		return http.StatusOK
 	})
+	rc.Body([]byte(strings.Repeat("e", 2000)))
 	sub := subscribe(t, env, ten, rc, "ticket.*")
 	watcher := receiver(t)
 	subscribe(t, env, ten, watcher, "delivery.exhausted", "subscription.disabled")
@@ -78,8 +79,8 @@ func TestAttemptLogAndManualRetry(t *testing.T) {
 		t.Fatalf("failed delivery = %+v, want 3 attempts of %s and no next attempt", got, evt)
 	}
 	for i, a := range got.Attempts {
-		if a.StatusCode == nil || *a.StatusCode != 500 || a.Error == nil {
-			t.Errorf("attempt %d = %+v, want status 500 with an error", i, a)
+		if a.StatusCode == nil || *a.StatusCode != 500 || a.Error == nil || len(a.ResponseBody) != 1024 {
+			t.Errorf("attempt %d = status %v, error %v, %d bytes of answer; want 500, an error and the first 1,024 bytes", i, a.StatusCode, a.Error, len(a.ResponseBody))
 		}
 	}
 	if rc.Count() != 3 {

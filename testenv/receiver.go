@@ -33,6 +33,7 @@ type Receiver struct {
 	secrets []signature.Secret
 	respond func(n int, r *http.Request) int
 	header  http.Header
+	body    []byte
 	notify  chan struct{}
 }
 
@@ -60,6 +61,7 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 	for k, v := range rc.header {
 		w.Header()[k] = v
 	}
+	answer := rc.body
 	rc.mu.Unlock()
 	select {
 	case rc.notify <- struct{}{}:
@@ -70,6 +72,7 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 		status = respond(n, r)
 	}
 	w.WriteHeader(status)
+	w.Write(answer)
 }
 
 // URL is the receiver's address.
@@ -99,6 +102,13 @@ func (rc *Receiver) Respond(f func(n int, r *http.Request) int) {
 	rc.mu.Lock()
 	rc.respond = f
 	rc.mu.Unlock()
+}
+
+// Body sets the body of every answer.
+func (rc *Receiver) Body(b []byte) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.body = b
 }
 
 // Header adds a header to every answer.

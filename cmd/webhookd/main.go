@@ -19,7 +19,9 @@ import (
 
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/egress"
+	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/server"
+	"github.com/onestack/webhooks/subscriptions"
 )
 
 func main() {
@@ -39,6 +41,8 @@ type options struct {
 	allowPrivate, allowHTTP                        bool
 	allowCIDRs, retrySchedule, logLevel            string
 	timeout, shutdownGrace, rotationOverlap        time.Duration
+	eventRetention, deliveryRetention, failPeriod  time.Duration
+	failCount                                      int
 	workers                                        int
 }
 
@@ -55,6 +59,10 @@ var flagEnv = map[string]string{
 	"retry-schedule":             "WEBHOOKD_RETRY_SCHEDULE",
 	"delivery-timeout":           "WEBHOOKD_DELIVERY_TIMEOUT",
 	"secret-rotation-overlap":    "WEBHOOKD_SECRET_ROTATION_OVERLAP",
+	"event-retention":            "WEBHOOKD_EVENT_RETENTION",
+	"delivery-retention":         "WEBHOOKD_DELIVERY_RETENTION",
+	"disable-after-failing":      "WEBHOOKD_DISABLE_AFTER_FAILING",
+	"disable-after-given-up":     "WEBHOOKD_DISABLE_AFTER_GIVEN_UP",
 	"workers":                    "WEBHOOKD_WORKERS",
 	"shutdown-grace":             "WEBHOOKD_SHUTDOWN_GRACE",
 	"log-level":                  "WEBHOOKD_LOG_LEVEL",
@@ -75,6 +83,10 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.StringVar(&o.retrySchedule, "retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "comma-separated waits before the 2nd, 3rd, ... attempt")
 	fs.DurationVar(&o.timeout, "delivery-timeout", 15*time.Second, "timeout of one delivery attempt")
 	fs.IntVar(&o.workers, "workers", 512, "delivery attempts in flight at most")
+	fs.DurationVar(&o.eventRetention, "event-retention", 14*24*time.Hour, "how long events are kept for replay")
+	fs.DurationVar(&o.deliveryRetention, "delivery-retention", 30*24*time.Hour, "how long delivery records and their attempts are kept")
+	fs.DurationVar(&o.failPeriod, "disable-after-failing", 5*24*time.Hour, "disable a subscription whose deliveries have been given up, with none succeeding, for this long (0: never)")
+	fs.IntVar(&o.failCount, "disable-after-given-up", 0, "disable a subscription after this many deliveries in a row were given up (0: never)")
 	fs.DurationVar(&o.rotationOverlap, "secret-rotation-overlap", 24*time.Hour, "how long a rotated-out signing secret keeps signing")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long a shutdown waits for deliveries in flight")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -134,6 +146,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if o.timeout <= 0 {
 		return errors.New("--delivery-timeout must be positive")
 	}
+	if o.eventRetention <= 0 || o.deliveryRetention <= 0 {
+		return errors.New("--event-retention and --delivery-retention must be positive")
+	}
+	if o.failPeriod < 0 || o.failCount < 0 {
+		return errors.New("--disable-after-failing and --disable-after-given-up must not be negative")
+	}
+	health := subscriptions.HealthPolicy{GivenUp: o.failCount, Period: o.failPeriod}
+	if health.Period == 0 {
+		health.Period = -1 // the flag's 0 means never
+	}
 	if o.rotationOverlap <= 0 {
 		return errors.New("--secret-rotation-overlap must be positive")
 	}
@@ -149,8 +171,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		AdminToken:      o.adminToken,
 		RotationOverlap: o.rotationOverlap,
 		Egress:          egress.Policy{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs},
-		Dispatcher:      dispatcher.Config{Schedule: schedule, Timeout: o.timeout, Workers: o.workers},
-		Logger:          logger,
+		Dispatcher: dispatcher.Config{
+			Schedule: schedule, Timeout: o.timeout, Workers: o.workers,
+			AttemptRetention: o.deliveryRetention, Health: health,
+		},
+		Events: events.StreamConfig{Retention: o.eventRetention},
+		Logger: logger,
 	})
 	if err != nil {
 		return err
