@@ -6,9 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/onestack/webhooks/internal/natstest"
 )
 
 // TestWatermillSeam publishes through both paths of Publisher (the typed
@@ -16,21 +14,7 @@ import (
 // Watermill subscriber: UUIDs are event ids and payloads are envelopes.
 func TestWatermillSeam(t *testing.T) {
 	t.Parallel()
-	s, err := server.NewServer(&server.Options{Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	defer s.Shutdown()
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	nc, js := natstest.Start(t, natstest.Options{}).Connect(t)
 	ctx := context.Background()
 	if _, err := EnsureStream(ctx, js, StreamConfig{}); err != nil {
 		t.Fatal(err)

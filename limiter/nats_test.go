@@ -8,22 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/internal/natstest"
 )
 
-func startNATS(t testing.TB, dir string, port int) *server.Server {
+func startNATS(t testing.TB, dir string, port int) *natstest.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	return s
+	return natstest.Start(t, natstest.Options{Dir: dir, Port: port})
 }
 
 // natsLimiter connects a limiter with clock to url. Tests hold the clock

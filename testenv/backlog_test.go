@@ -34,15 +34,7 @@ func TestDeadEndpointBacklogDoesNotStallOthers(t *testing.T) {
 	subscribe(t, env, ten, healthy, "ticket.*")
 
 	const n = 5000
-	evts := make([]map[string]any, 100)
-	for i := range evts {
-		evts[i] = map[string]any{"type": "ticket.updated", "data": map[string]any{"n": i}}
-	}
-	for range n / 100 {
-		if r, err := env.Do("POST", "/api/events/batch", ten.APIKey, map[string]any{"events": evts}); err != nil || r.Status != 202 {
-			t.Fatalf("publish: %v %v", r, err)
-		}
-	}
+	publishBatches(t, env, ten, n)
 	if got := len(healthy.WaitFor(n, 2*time.Minute)); got != n {
 		t.Fatalf("healthy endpoint got %d of %d with a dead endpoint's backlog", got, n)
 	}

@@ -334,21 +334,12 @@ func TestFIFOOrdering(t *testing.T) {
 	if bad, _ := env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": fifo.URL(), "eventTypes": []string{"*"}, "ordering": "random"}); bad.Status != 400 {
 		t.Errorf("ordering \"random\" = %d, want 400", bad.Status)
 	}
-	evts := make([]map[string]any, 5)
-	for i := range evts {
-		evts[i] = map[string]any{"type": "ticket.updated", "data": map[string]any{"n": i}}
-	}
-	r, _ = env.Do("POST", "/api/events/batch", ten.APIKey, map[string]any{"events": evts})
-	var out struct{ IDs []string }
-	r.JSON(&out)
-	if r.Status != 202 || len(out.IDs) != 5 {
-		t.Fatalf("publish = %d %s", r.Status, r.Body)
-	}
+	ids := publishBatches(t, env, ten, 5)
 	got := fifo.WaitFor(7, 20*time.Second)
 	if len(got) != 7 {
 		t.Fatalf("FIFO receiver got %d requests, want 7 (the first event 3 times, then 4)", len(got))
 	}
-	want := []string{out.IDs[0], out.IDs[0], out.IDs[0], out.IDs[1], out.IDs[2], out.IDs[3], out.IDs[4]}
+	want := []string{ids[0], ids[0], ids[0], ids[1], ids[2], ids[3], ids[4]}
 	for i, g := range got {
 		if g.ID != want[i] {
 			var order []string

@@ -48,6 +48,29 @@ func publish(t *testing.T, env *testenv.Env, ten testenv.Tenant, typ string) str
 	return id
 }
 
+// publishBatches publishes n ticket.updated events through the batch call,
+// 100 a request, and returns their ids in order.
+func publishBatches(t *testing.T, env *testenv.Env, ten testenv.Tenant, n int) []string {
+	t.Helper()
+	var ids []string
+	for start := 0; start < n; start += 100 {
+		evts := make([]map[string]any, min(100, n-start))
+		for i := range evts {
+			evts[i] = map[string]any{"type": "ticket.updated", "data": map[string]any{"n": start + i}}
+		}
+		r, err := env.Do("POST", "/api/events/batch", ten.APIKey, map[string]any{"events": evts})
+		if err != nil || r.Status != 202 {
+			t.Fatalf("publish batch: %v %v", r, err)
+		}
+		var out struct{ IDs []string }
+		if err := r.JSON(&out); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, out.IDs...)
+	}
+	return ids
+}
+
 func TestDeliversExactlyTheMatchingTypes(t *testing.T) {
 	t.Parallel()
 	env, ten := setup(t, testenv.Options{})

@@ -39,15 +39,7 @@ func TestSlowEndpointDoesNotDelayOthers(t *testing.T) {
 	defer close(release)
 
 	const n = 200
-	evts := make([]map[string]any, 100)
-	for i := range evts {
-		evts[i] = map[string]any{"type": "ticket.updated", "data": map[string]any{"n": i}}
-	}
-	for range n / 100 {
-		if r, err := env.Do("POST", "/api/events/batch", ten.APIKey, map[string]any{"events": evts}); err != nil || r.Status != 202 {
-			t.Fatalf("publish: %v %v", r, err)
-		}
-	}
+	publishBatches(t, env, ten, n)
 	if got := len(healthy.WaitFor(n, 30*time.Second)); got != n {
 		t.Fatalf("healthy endpoint got %d of %d while the other was stuck", got, n)
 	}
