@@ -14,10 +14,6 @@ const (
 	maxIdempotencyKey = 255
 )
 
-// storedHeaders are the answer headers a replay repeats; the others
-// (request id, rate-limit headers) belong to the repeat itself.
-var storedHeaders = []string{"Content-Type", "Location", "ETag"}
-
 // serveIdempotent runs a POST made with an Idempotency-Key: the first
 // request with a key runs and its answer is kept; a repeat with the same
 // method, path and body gets that answer again (same status, same body);
@@ -76,7 +72,9 @@ func (a *API) serveIdempotent(w http.ResponseWriter, r *http.Request, c *caller,
 		return
 	}
 	ans := idempotency.Answer{Status: rec.status, Body: rec.body.Bytes(), Header: map[string]string{}}
-	for _, h := range storedHeaders {
+	// A replay repeats these headers; the others (request id, rate-limit
+	// headers) belong to the repeat itself.
+	for _, h := range [...]string{"Content-Type", "Location", "ETag"} {
 		if v := w.Header().Get(h); v != "" {
 			ans.Header[h] = v
 		}

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,7 +90,7 @@ func (d *Dispatcher) reconcileOrdered(ctx context.Context) {
 		if _, ok := want[key]; ok {
 			continue
 		}
-		tenant, sub := splitKey(key)
+		tenant, sub, _ := strings.Cut(key, ".")
 		if _, exists := d.store.Index().Subscription(tenant, sub); exists && !d.drained(ctx, sub) {
 			continue // no longer FIFO: finish what is queued in order first
 		}
@@ -118,15 +119,6 @@ func (d *Dispatcher) drained(ctx context.Context, sub string) bool {
 	}
 	info, err := c.Info(ctx)
 	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
-}
-
-func splitKey(key string) (tenant, sub string) {
-	for i := 0; i < len(key); i++ {
-		if key[i] == '.' {
-			return key[:i], key[i+1:]
-		}
-	}
-	return key, ""
 }
 
 // receiveOrdered makes one attempt of a FIFO subscription's head task, on
