@@ -65,8 +65,9 @@ type Config struct {
 	AdminToken string
 	// MaxBody bounds request bodies (default 1 MiB).
 	MaxBody int64
-	// Ready reports whether NATS and the streams are ready, for /readyz.
-	Ready    func(ctx context.Context) error
+	// Ready lists what the process is missing to serve (NATS, a stream, a
+	// bucket), for /readyz; empty means ready.
+	Ready    func(ctx context.Context) []string
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
 	Now      func() time.Time

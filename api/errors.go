@@ -16,6 +16,7 @@ const (
 	CodeNotFound             = "NOT_FOUND"
 	CodeMethodNotAllowed     = "METHOD_NOT_ALLOWED"
 	CodeConflict             = "CONFLICT"
+	CodeIdempotencyKeyInUse  = "IDEMPOTENCY_KEY_IN_USE"
 	CodePreconditionFailed   = "PRECONDITION_FAILED"
 	CodePayloadTooLarge      = "PAYLOAD_TOO_LARGE"
 	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"

@@ -27,9 +27,10 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	if a.cfg.Ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := a.cfg.Ready(ctx); err != nil {
+		if missing := a.cfg.Ready(ctx); len(missing) > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
-			writeJSON(w, http.StatusServiceUnavailable, &Error{Code: CodeUnavailable, Message: "not ready: NATS or its streams are unavailable"})
+			writeJSON(w, http.StatusServiceUnavailable, &Error{Code: CodeUnavailable,
+				Message: "not ready: " + strings.Join(missing, ", ") + " unavailable", Details: map[string]any{"missing": missing}})
 			return nil
 		}
 	}
@@ -75,8 +76,22 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request, _ *caller) er
 	return nil
 }
 
+// tenantID returns the {id} of an operator path, or a 404 for an id that
+// cannot name a tenant.
+func tenantID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if !subscriptions.ValidTenantID(id) {
+		return "", errNotFound("tenant")
+	}
+	return id, nil
+}
+
 func (a *API) getTenant(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	t, err := a.cfg.Store.Tenant(r.PathValue("id"))
+	id, err := tenantID(r)
+	if err != nil {
+		return err
+	}
+	t, err := a.cfg.Store.Tenant(id)
 	if err != nil {
 		return tenantErr(err)
 	}
@@ -92,7 +107,10 @@ func tenantErr(err error) error {
 }
 
 func (a *API) patchTenant(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	id := r.PathValue("id")
+	id, err := tenantID(r)
+	if err != nil {
+		return err
+	}
 	if _, err := a.cfg.Store.Tenant(id); err != nil {
 		return tenantErr(err)
 	}
@@ -112,7 +130,11 @@ func (a *API) patchTenant(w http.ResponseWriter, r *http.Request, _ *caller) err
 }
 
 func (a *API) createKey(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	key, k, err := a.cfg.Store.CreateKey(r.Context(), r.PathValue("id"))
+	id, err := tenantID(r)
+	if err != nil {
+		return err
+	}
+	key, k, err := a.cfg.Store.CreateKey(r.Context(), id)
 	if err != nil {
 		return tenantErr(err)
 	}
@@ -121,7 +143,15 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request, _ *caller) error
 }
 
 func (a *API) revokeKey(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	if err := a.cfg.Store.RevokeKey(r.Context(), r.PathValue("id"), r.PathValue("keyId")); err != nil {
+	id, err := tenantID(r)
+	if err != nil {
+		return err
+	}
+	keyID := r.PathValue("keyId")
+	if !subscriptions.ValidKeyID(keyID) {
+		return errNotFound("api key")
+	}
+	if err := a.cfg.Store.RevokeKey(r.Context(), id, keyID); err != nil {
 		if errors.Is(err, subscriptions.ErrNotFound) {
 			return errNotFound("api key")
 		}
@@ -220,6 +250,9 @@ func etagOf(s *subscriptions.Subscription) string { return etagFor(s.Revision) }
 func etagFor(rev uint64) string { return `"` + strconv.FormatUint(rev, 10) + `"` }
 
 func (a *API) subscription(c *caller, id string) (subscriptions.Subscription, error) {
+	if !subscriptions.ValidSubscriptionID(id) {
+		return subscriptions.Subscription{}, errNotFound("subscription")
+	}
 	s, err := a.cfg.Store.Subscription(c.tenant, id)
 	if errors.Is(err, subscriptions.ErrNotFound) {
 		return s, errNotFound("subscription")

@@ -2,9 +2,11 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/onestack/webhooks/idempotency"
 )
@@ -14,12 +16,28 @@ const (
 	maxIdempotencyKey = 255
 )
 
+// Bounds on idempotent work that outlives its request.
+const (
+	// idempotentRunTimeout bounds a handler run with an Idempotency-Key,
+	// which a client's disconnect does not cut short: a half-done create
+	// would otherwise leave no answer to replay.
+	idempotentRunTimeout = 30 * time.Second
+	// idempotencyBookkeeping bounds storing or releasing a claim.
+	idempotencyBookkeeping = 5 * time.Second
+)
+
 // serveIdempotent runs a POST made with an Idempotency-Key: the first
 // request with a key runs and its answer is kept; a repeat with the same
 // method, path and body gets that answer again (same status, same body);
 // one with a different request gets 409 CONFLICT. A repeat that arrives
 // while the first still runs waits for its answer, so it never creates a
-// second resource. Answers of 5xx are not kept: a repeat runs again.
+// second resource; past the wait it gets 409 IDEMPOTENCY_KEY_IN_USE with
+// Retry-After: 1. Answers of 5xx are not kept: the claim is released and a
+// repeat runs again.
+//
+// Once claimed, the request runs to its end even if the client goes away,
+// and the answer is stored (or the claim released) on a context of its
+// own: a disconnect never leaves a claim behind without an answer.
 func (a *API) serveIdempotent(w http.ResponseWriter, r *http.Request, c *caller, rt route) {
 	key := r.Header.Get(idempotencyHeader)
 	if len(key) > maxIdempotencyKey {
@@ -47,8 +65,8 @@ func (a *API) serveIdempotent(w http.ResponseWriter, r *http.Request, c *caller,
 			Message: "this Idempotency-Key was used with a different request"})
 		return
 	case errors.Is(err, idempotency.ErrInProgress):
-		a.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeConflict,
-			Message: "a request with this Idempotency-Key is still in progress; retry later"})
+		a.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeIdempotencyKeyInUse,
+			Message: "the first request with this Idempotency-Key is still running; retry later", RetryAfter: 1})
 		return
 	case err != nil:
 		a.writeError(w, r, err)
@@ -62,26 +80,36 @@ func (a *API) serveIdempotent(w http.ResponseWriter, r *http.Request, c *caller,
 		w.Write(replay.Body)
 		return
 	}
+
+	runCtx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), idempotentRunTimeout)
+	defer cancel()
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-	a.serve(rec, r, c, rt)
-	ctx := r.Context()
-	if rec.status >= 500 {
-		if err := claim.Abandon(ctx); err != nil {
-			a.logger.Warn("release idempotency key", "err", err)
+	answered := false
+	defer func() {
+		// However the handler ended, the claim is settled on a context
+		// the client cannot cancel.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), idempotencyBookkeeping)
+		defer cancel()
+		if !answered || rec.status >= 500 {
+			if err := claim.Abandon(ctx); err != nil {
+				a.logger.Warn("release idempotency key", "err", err)
+			}
+			return
 		}
-		return
-	}
-	ans := idempotency.Answer{Status: rec.status, Body: rec.body.Bytes(), Header: map[string]string{}}
-	// A replay repeats these headers; the others (request id, rate-limit
-	// headers) belong to the repeat itself.
-	for _, h := range [...]string{"Content-Type", "Location", "ETag"} {
-		if v := w.Header().Get(h); v != "" {
-			ans.Header[h] = v
+		ans := idempotency.Answer{Status: rec.status, Body: rec.body.Bytes(), Header: map[string]string{}}
+		// A replay repeats these headers; the others (request id,
+		// rate-limit headers) belong to the repeat itself.
+		for _, h := range [...]string{"Content-Type", "Location", "ETag"} {
+			if v := w.Header().Get(h); v != "" {
+				ans.Header[h] = v
+			}
 		}
-	}
-	if err := claim.Finish(ctx, ans); err != nil {
-		a.logger.Warn("store idempotent answer", "err", err)
-	}
+		if err := claim.Finish(ctx, ans); err != nil {
+			a.logger.Warn("store idempotent answer", "err", err)
+		}
+	}()
+	a.serve(rec, r.WithContext(runCtx), c, rt)
+	answered = true
 }
 
 // recorder passes an answer through and keeps a copy of it.

@@ -39,6 +39,9 @@ type Config struct {
 	MaxWait time.Duration
 	// Sleep waits d or until ctx ends (default: a timer); tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// CacheEntries bounds the GET answers kept for revalidation with
+	// If-None-Match, least recently used first out (default 256).
+	CacheEntries int
 }
 
 // Client calls the tenant API. It is safe for concurrent use.
@@ -47,7 +50,7 @@ type Client struct {
 
 	mu     sync.Mutex
 	budget Budget
-	cache  map[string]cached // GET path → last 200 answer and its ETag
+	cache  *etagCache // GET path → last 200 answer and its ETag
 }
 
 type cached struct {
@@ -95,7 +98,10 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleep
 	}
-	return &Client{cfg: cfg, cache: make(map[string]cached)}, nil
+	if cfg.CacheEntries <= 0 {
+		cfg.CacheEntries = 256
+	}
+	return &Client{cfg: cfg, cache: newETagCache(cfg.CacheEntries)}, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -166,7 +172,7 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (*h
 	}
 	if method == http.MethodGet {
 		c.mu.Lock()
-		if e, ok := c.cache[path]; ok {
+		if e, ok := c.cache.get(path); ok {
 			req.Header.Set("If-None-Match", e.etag)
 		}
 		c.mu.Unlock()
@@ -190,7 +196,7 @@ func (c *Client) handle(method, path string, resp *http.Response, out any) (func
 	switch {
 	case resp.StatusCode == http.StatusNotModified:
 		c.mu.Lock()
-		e, ok := c.cache[path]
+		e, ok := c.cache.get(path)
 		c.mu.Unlock()
 		if !ok {
 			return nil, false, fmt.Errorf("%s %s: 304 without a cached answer", method, path)
@@ -200,11 +206,16 @@ func (c *Client) handle(method, path string, resp *http.Response, out any) (func
 		if method == http.MethodGet {
 			if etag := resp.Header.Get("ETag"); etag != "" {
 				c.mu.Lock()
-				c.cache[path] = cached{etag: etag, body: body}
+				c.cache.put(path, cached{etag: etag, body: body})
 				c.mu.Unlock()
 			}
 		}
 		return nil, false, decodeInto(body, out)
+	}
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
+		c.mu.Lock()
+		c.cache.remove(path) // gone: its answer will not be revalidated
+		c.mu.Unlock()
 	}
 	apiErr := &Error{Status: resp.StatusCode}
 	if json.Unmarshal(body, apiErr) != nil || apiErr.Code == "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -121,5 +122,39 @@ func TestETagRevalidation(t *testing.T) {
 	}
 	if b := c.Budget(); b.Limit != 100 || b.Remaining != 99 || b.Reset.Unix() != 1764172860 {
 		t.Errorf("Budget = %+v", b)
+	}
+}
+
+// TestETagCacheIsBounded: a client that reads many paths keeps at most
+// CacheEntries answers, dropping the least recently used, and still
+// revalidates the ones it kept.
+func TestETagCacheIsBounded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		etag := `"` + r.URL.Path + `"`
+		w.Header().Set("ETag", etag)
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	c, err := New(Config{BaseURL: srv.URL, APIKey: "k", CacheEntries: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		if err := c.do(context.Background(), http.MethodGet, "/api/p/"+strconv.Itoa(i), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.cache.len(); n != 8 {
+		t.Errorf("cache holds %d answers after 1,000 paths, want 8", n)
+	}
+	if _, ok := c.cache.get("/api/p/999"); !ok {
+		t.Error("the most recent path was dropped")
+	}
+	if _, ok := c.cache.get("/api/p/0"); ok {
+		t.Error("the oldest path was kept")
 	}
 }

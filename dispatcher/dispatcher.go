@@ -133,6 +133,9 @@ func New(ctx context.Context, js jetstream.JetStream, store *subscriptions.Store
 	return d, nil
 }
 
+// Streams names the streams the dispatcher uses besides the events stream.
+func (d *Dispatcher) Streams() []string { return []string{DeliveriesStream, AttemptsStream} }
+
 // lag reads both consumers' pending counts; it runs on a metrics scrape.
 func (d *Dispatcher) lag() float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -9,6 +9,9 @@ import (
 type Type struct {
 	Type        string `json:"type"`
 	Description string `json:"description"`
+	// Internal types are emitted only by the platform itself: tenants may
+	// subscribe to them but never publish them.
+	Internal bool `json:"internal,omitempty"`
 }
 
 // Catalog is the list of event types tenants may subscribe to.
@@ -26,24 +29,30 @@ const (
 // DefaultCatalog is the platform's catalog.
 func DefaultCatalog() Catalog {
 	return Catalog{
-		{"ticket.created", "A ticket was created."},
-		{"ticket.updated", "A ticket's fields, status or assignee changed."},
-		{"ticket.deleted", "A ticket was deleted."},
-		{"service_catalog.item.created", "A service catalog item was created."},
-		{"service_catalog.item.updated", "A service catalog item changed."},
-		{"service_catalog.item.deleted", "A service catalog item was deleted."},
-		{"board.updated", "A board's configuration changed."},
-		{"account.created", "An account was added to the chart of accounts."},
-		{"account.updated", "An account of the chart of accounts changed."},
-		{TypeWebhookTest, "A test event sent on request to one endpoint."},
-		{TypeSubscriptionDisabled, "One of the tenant's subscriptions was disabled."},
-		{TypeDeliveryExhausted, "A delivery was given up after its last attempt."},
+		{"ticket.created", "A ticket was created.", false},
+		{"ticket.updated", "A ticket's fields, status or assignee changed.", false},
+		{"ticket.deleted", "A ticket was deleted.", false},
+		{"service_catalog.item.created", "A service catalog item was created.", false},
+		{"service_catalog.item.updated", "A service catalog item changed.", false},
+		{"service_catalog.item.deleted", "A service catalog item was deleted.", false},
+		{"board.updated", "A board's configuration changed.", false},
+		{"account.created", "An account was added to the chart of accounts.", false},
+		{"account.updated", "An account of the chart of accounts changed.", false},
+		{TypeWebhookTest, "A test event sent on request to one endpoint.", true},
+		{TypeSubscriptionDisabled, "One of the tenant's subscriptions was disabled.", true},
+		{TypeDeliveryExhausted, "A delivery was given up after its last attempt.", true},
 	}
 }
 
 // Has reports whether t is a type of the catalog.
 func (c Catalog) Has(t string) bool {
 	return slices.ContainsFunc(c, func(x Type) bool { return x.Type == t })
+}
+
+// Internal reports whether t is a type only the platform emits, which
+// producers may not publish.
+func (c Catalog) Internal(t string) bool {
+	return slices.ContainsFunc(c, func(x Type) bool { return x.Type == t && x.Internal })
 }
 
 // ValidPattern reports whether p may appear in a subscription's eventTypes:

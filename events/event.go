@@ -33,11 +33,12 @@ type Event struct {
 
 // Errors of event validation; Validate wraps them with the offending field.
 var (
-	ErrRequired    = errors.New("is required")
-	ErrUnknownType = errors.New("is not an event type of the catalog")
-	ErrInvalidID   = errors.New("event id must be 1-64 letters, digits, '_' or '-'")
-	ErrInvalidData = errors.New("data must be a JSON object of at most 256 KiB")
-	ErrNoTenant    = errors.New("event has no valid tenant")
+	ErrRequired     = errors.New("is required")
+	ErrUnknownType  = errors.New("is not an event type of the catalog")
+	ErrInternalType = errors.New("is emitted only by the platform and cannot be published")
+	ErrInvalidID    = errors.New("event id must be 1-64 letters, digits, '_' or '-'")
+	ErrInvalidData  = errors.New("data must be a JSON object of at most 256 KiB")
+	ErrNoTenant     = errors.New("event has no valid tenant")
 )
 
 // FieldError names the envelope field a validation error is about.
@@ -90,6 +91,8 @@ func (e *Event) Problems(c Catalog) []*FieldError {
 		out = append(out, &FieldError{Field: "type", Err: ErrRequired})
 	case !c.Has(e.Type):
 		out = append(out, &FieldError{Field: "type", Err: fmt.Errorf("%q %w", e.Type, ErrUnknownType)})
+	case c.Internal(e.Type):
+		out = append(out, &FieldError{Field: "type", Err: fmt.Errorf("%q %w", e.Type, ErrInternalType)})
 	}
 	switch {
 	case len(e.Data) == 0:

@@ -41,9 +41,10 @@ func NewPublisher(js jetstream.JetStream) *Publisher {
 }
 
 // PublishEvents publishes evts, each on its subject, and returns once every
-// one is stored. With dedupe, the event id is the JetStream message id, so
-// an id published again within the stream's duplicate window is stored
-// once; use it for client-chosen ids. The events must be valid.
+// one is stored. With dedupe, the message id is the event id scoped to its
+// tenant (MsgID), so an id published again by the same tenant within the
+// stream's duplicate window is stored once, while the same id from another
+// tenant is another event. The events must be valid.
 func (p *Publisher) PublishEvents(ctx context.Context, dedupe bool, evts ...Event) error {
 	msgs := make([]*nats.Msg, len(evts))
 	for i := range evts {
@@ -52,21 +53,30 @@ func (p *Publisher) PublishEvents(ctx context.Context, dedupe bool, evts ...Even
 	return PublishAll(ctx, p.js, p.ackTimeout, msgs)
 }
 
-// Msg is the NATS message that carries e on its subject; with dedupe its id
-// is also the JetStream message id.
+// Msg is the NATS message that carries e on its subject; with dedupe it
+// carries MsgID(e.TenantID, e.ID) as its JetStream message id.
 func (e *Event) Msg(dedupe bool) *nats.Msg {
 	h := nats.Header{HeaderEventID: {e.ID}, HeaderWatermillUUID: {e.ID}}
 	if dedupe {
-		h[nats.MsgIdHdr] = []string{e.ID}
+		h[nats.MsgIdHdr] = []string{MsgID(e.TenantID, e.ID)}
 	}
 	return &nats.Msg{Subject: Subject(e.TenantID, e.Type), Header: h, Data: e.Marshal()}
 }
 
+// MsgID is the JetStream message id of tenant's event id: ids are scoped
+// to their tenant, so two tenants never deduplicate each other's events.
+func MsgID(tenant, eventID string) string { return tenant + ":" + eventID }
+
 // Publish implements message.Publisher: every message goes to subject
-// topic, its UUID is its JetStream message id (so a retried publish is
-// stored once) and its metadata become headers. For events, build messages
+// topic, its UUID is its JetStream message id, scoped to the tenant of an
+// event subject (so a retried publish is stored once, and never suppresses
+// another tenant's message) and its metadata become headers. For events, build messages
 // with NewMessage and topics with Subject.
 func (p *Publisher) Publish(topic string, messages ...*message.Message) error {
+	scope := ""
+	if tenant, _, err := ParseSubject(topic); err == nil {
+		scope = tenant + ":"
+	}
 	msgs := make([]*nats.Msg, len(messages))
 	for i, m := range messages {
 		h := make(nats.Header, len(m.Metadata)+2)
@@ -74,7 +84,7 @@ func (p *Publisher) Publish(topic string, messages ...*message.Message) error {
 			h.Set(k, v)
 		}
 		h.Set(HeaderWatermillUUID, m.UUID)
-		h.Set(nats.MsgIdHdr, m.UUID)
+		h.Set(nats.MsgIdHdr, scope+m.UUID)
 		msgs[i] = &nats.Msg{Subject: topic, Header: h, Data: m.Payload}
 	}
 	ctx := context.Background()

@@ -11,12 +11,17 @@ import (
 // StreamName is the JetStream stream that keeps events.
 const StreamName = "EVENTS"
 
+// DefaultDedupeWindow is how long event ids are remembered by default.
+const DefaultDedupeWindow = 24 * time.Hour
+
 // StreamConfig sets how events are kept. The zero value means the defaults.
 type StreamConfig struct {
 	// Retention is how long events are kept for replay (default 14 days).
 	Retention time.Duration
-	// DedupeWindow is how long a client-chosen event id is remembered, so
-	// the same id published again is stored once (default 1 hour).
+	// DedupeWindow is how long an event id is remembered per tenant, so
+	// the same id published again by that tenant is stored once (default
+	// 24 hours, as long as an Idempotency-Key). The NATS server keeps every
+	// id of the window in memory.
 	DedupeWindow time.Duration
 	// Replicas is the stream's replication factor (default 1; 3 on a cluster).
 	Replicas int
@@ -27,7 +32,7 @@ func (c StreamConfig) withDefaults() StreamConfig {
 		c.Retention = 14 * 24 * time.Hour
 	}
 	if c.DedupeWindow <= 0 {
-		c.DedupeWindow = time.Hour
+		c.DedupeWindow = DefaultDedupeWindow
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1

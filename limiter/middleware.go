@@ -17,14 +17,16 @@ import (
 type HTTP struct {
 	l       *Limiter
 	logger  *slog.Logger
-	refused *prometheus.CounterVec
+	refused prometheus.Counter
 }
 
-// NewHTTP wraps l; refusals are counted by tenant on reg.
+// NewHTTP wraps l; refusals are counted on reg, all tenants together (a
+// label per tenant would make one series per tenant), and logged with
+// their tenant at debug level.
 func NewHTTP(l *Limiter, reg prometheus.Registerer, logger *slog.Logger) *HTTP {
-	h := &HTTP{l: l, logger: logger, refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "webhooks_api_rate_limited_total", Help: "API requests answered 429, by tenant.",
-	}, []string{"tenant"})}
+	h := &HTTP{l: l, logger: logger, refused: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "webhooks_api_rate_limited_total", Help: "API requests answered 429 (the tenant of each is in the debug log).",
+	})}
 	if reg != nil {
 		reg.MustRegister(h.refused)
 	}
@@ -41,7 +43,8 @@ func (h *HTTP) Admit(w http.ResponseWriter, r *http.Request, tenant string, limi
 		return w, func() {}, true
 	}
 	if !d.Allowed {
-		h.refused.WithLabelValues(tenant).Inc()
+		h.refused.Inc()
+		h.logger.Debug("rate limited", "tenant", tenant, "limit", d.Limit, "retry_after", d.RetryAfter)
 		writeHeaders(w.Header(), d, 0)
 		w.Header().Set("Retry-After", strconv.Itoa(d.RetryAfter))
 		w.Header().Set("Content-Type", "application/json")

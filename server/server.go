@@ -55,6 +55,9 @@ type Config struct {
 	Dispatcher dispatcher.Config
 	// Events tunes the events stream.
 	Events events.StreamConfig
+	// Idempotency tunes the stored answers of Idempotency-Key requests
+	// (TTL, a duplicate's wait).
+	Idempotency idempotency.Config
 	// RotationOverlap is how long a rotated-out signing secret keeps
 	// signing (default 24 h).
 	RotationOverlap time.Duration
@@ -84,6 +87,20 @@ type Server struct {
 	listener net.Listener
 	serveErr chan error
 	ncClosed chan struct{}
+	// needs names every stream and KV bucket the process uses, for /readyz.
+	needs []need
+}
+
+// need is a stream or bucket the process cannot work without.
+type need struct {
+	kind, name string // "stream" or "bucket"; its name
+}
+
+func (n need) stream() string {
+	if n.kind == "bucket" {
+		return "KV_" + n.name
+	}
+	return n.name
 }
 
 // drainTimeout bounds the NATS drain at shutdown.
@@ -120,9 +137,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if _, err := events.EnsureStream(ctx, s.js, cfg.Events); err != nil {
 		return nil, err
 	}
+	s.needs = append(s.needs, need{"stream", events.StreamName})
 	s.store, err = subscriptions.Open(ctx, s.js, subscriptions.Config{Replicas: cfg.Replicas, RotationOverlap: cfg.RotationOverlap}, cfg.Logger)
 	if err != nil {
 		return nil, err
+	}
+	for _, b := range s.store.Buckets() {
+		s.needs = append(s.needs, need{"bucket", b})
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -130,14 +151,20 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, st := range s.disp.Streams() {
+		s.needs = append(s.needs, need{"stream", st})
+	}
 	lim, err := s.limiter(ctx, reg)
 	if err != nil {
 		return nil, err
 	}
-	idem, err := idempotency.Open(ctx, s.js, idempotency.Config{Replicas: cfg.Replicas})
+	idemCfg := cfg.Idempotency
+	idemCfg.Replicas = cfg.Replicas
+	idem, err := idempotency.Open(ctx, s.js, idemCfg)
 	if err != nil {
 		return nil, err
 	}
+	s.needs = append(s.needs, need{"bucket", idempotency.Bucket})
 	s.pub = events.NewPublisher(s.js)
 	handler := api.New(api.Config{
 		Store:       s.store,
@@ -182,6 +209,7 @@ func (s *Server) limiter(ctx context.Context, reg prometheus.Registerer) (api.Li
 		if err != nil {
 			return nil, fmt.Errorf("rate limiter: %w", err)
 		}
+		s.needs = append(s.needs, need{"stream", limiter.CounterStream})
 		store = ns
 	case "local":
 		store = limiter.NewLocal()
@@ -280,17 +308,28 @@ func (s *Server) natsDescription() string {
 	return "embedded at " + s.ns.ClientURL()
 }
 
-// ready reports whether NATS is connected and the streams answer.
-func (s *Server) ready(ctx context.Context) error {
+// ready lists what keeps the process from serving: a NATS connection
+// down, or a stream or bucket it uses that JetStream does not have. One
+// listing of the streams answers for all of them.
+func (s *Server) ready(ctx context.Context) []string {
 	if !s.nc.IsConnected() {
-		return errors.New("nats not connected")
+		return []string{"nats connection"}
 	}
-	for _, name := range []string{events.StreamName, dispatcher.DeliveriesStream} {
-		if _, err := s.js.Stream(ctx, name); err != nil {
-			return fmt.Errorf("stream %s: %w", name, err)
+	have := map[string]bool{}
+	names := s.js.StreamNames(ctx)
+	for n := range names.Name() {
+		have[n] = true
+	}
+	if err := names.Err(); err != nil {
+		return []string{"jetstream"}
+	}
+	var missing []string
+	for _, n := range s.needs {
+		if !have[n.stream()] {
+			missing = append(missing, n.kind+" "+n.name)
 		}
 	}
-	return nil
+	return missing
 }
 
 // URL is the base URL of the HTTP API.
@@ -303,18 +342,31 @@ func (s *Server) Publisher() *events.Publisher { return s.pub }
 // Conn is the server's NATS connection.
 func (s *Server) Conn() *nats.Conn { return s.nc }
 
+// JetStream is the server's NATS connection and its JetStream context, for
+// tests and tools that inspect or act on the streams directly.
+func (s *Server) JetStream() (*nats.Conn, jetstream.JetStream) { return s.nc, s.js }
+
 // Store is the subscription store.
 func (s *Server) Store() *subscriptions.Store { return s.store }
 
 // Err reports the HTTP server's failure, if it stops on its own.
 func (s *Server) Err() <-chan error { return s.serveErr }
 
-// Shutdown stops taking requests and work, drains deliveries in flight
-// until ctx ends (their tasks are handed back to JetStream), and closes
-// NATS.
+// Shutdown stops taking requests and work and closes NATS. HTTP and the
+// dispatcher each get their share of ctx's time: requests in flight get at
+// most half of it (then their connections are closed), and the dispatcher
+// the rest, at least half, to let attempts in flight finish; those it must
+// cut are handed back to JetStream for redelivery.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.http.Shutdown(ctx)
+	httpCtx := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		httpCtx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
+		defer cancel()
+	}
+	err := s.http.Shutdown(httpCtx)
 	if errors.Is(err, context.DeadlineExceeded) {
+		s.logger.Warn("shutdown: requests still running after their share of the grace; closing their connections")
 		err = s.http.Close()
 	}
 	s.disp.Stop(ctx)

@@ -18,9 +18,14 @@ type Index struct {
 	tenants map[string]*Tenant
 	keys    map[string]*APIKey
 	subs    map[string]*tenantSubs // by tenant
-	// revs is the last revision applied per bucket key, deletions included,
-	// so a late watch update never undoes a newer local write.
+	// revs is the last revision applied per bucket key, so a late watch
+	// update never undoes a newer local write. A deleted key keeps its
+	// entry (a tombstone) only until its bucket's watch has passed the
+	// deletion: from then on no older update can arrive, so the entry goes
+	// and the map follows the live keys, not every key ever deleted.
 	revs map[string]uint64
+	// watched is, per bucket, the last revision the watch delivered.
+	watched map[string]uint64
 	// ordered holds the FIFO subscriptions, by bucket key.
 	ordered map[string]*Subscription
 }
@@ -39,6 +44,7 @@ func newIndex() *Index {
 		keys:    make(map[string]*APIKey),
 		subs:    make(map[string]*tenantSubs),
 		revs:    make(map[string]uint64),
+		watched: make(map[string]uint64),
 		ordered: make(map[string]*Subscription),
 	}
 }
@@ -53,41 +59,67 @@ func (x *Index) fresh(bucketKey string, rev uint64) bool {
 	return true
 }
 
-func (x *Index) putTenant(t *Tenant) {
+// deleted settles the revision entry of a key just deleted at rev: a
+// deletion the watch delivered (or one the watch has already passed) can
+// be outrun by nothing older, so no tombstone is kept. Callers hold mu.
+func (x *Index) deleted(bucket, bucketKey string, rev uint64, fromWatch bool) {
+	if fromWatch {
+		x.watched[bucket] = max(x.watched[bucket], rev)
+	}
+	if fromWatch || rev <= x.watched[bucket] {
+		delete(x.revs, bucketKey)
+	}
+}
+
+// sawWatch records how far a bucket's watch has got. Callers hold mu.
+func (x *Index) sawWatch(bucket string, rev uint64, fromWatch bool) {
+	if fromWatch {
+		x.watched[bucket] = max(x.watched[bucket], rev)
+	}
+}
+
+func (x *Index) putTenant(t *Tenant, fromWatch bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.sawWatch(bucketTenants, t.Revision, fromWatch)
 	if x.fresh(bucketTenants+"/"+t.ID, t.Revision) {
 		x.tenants[t.ID] = t
 	}
 }
 
-func (x *Index) deleteTenant(id string, rev uint64) {
+func (x *Index) deleteTenant(id string, rev uint64, fromWatch bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.fresh(bucketTenants+"/"+id, rev) {
+	key := bucketTenants + "/" + id
+	if x.fresh(key, rev) {
 		delete(x.tenants, id)
 	}
+	x.deleted(bucketTenants, key, rev, fromWatch)
 }
 
-func (x *Index) putKey(k *APIKey, rev uint64) {
+func (x *Index) putKey(k *APIKey, rev uint64, fromWatch bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.sawWatch(bucketKeys, rev, fromWatch)
 	if x.fresh(bucketKeys+"/"+k.ID, rev) {
 		x.keys[k.ID] = k
 	}
 }
 
-func (x *Index) deleteKey(id string, rev uint64) {
+func (x *Index) deleteKey(id string, rev uint64, fromWatch bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.fresh(bucketKeys+"/"+id, rev) {
+	key := bucketKeys + "/" + id
+	if x.fresh(key, rev) {
 		delete(x.keys, id)
 	}
+	x.deleted(bucketKeys, key, rev, fromWatch)
 }
 
-func (x *Index) putSub(s *Subscription) {
+func (x *Index) putSub(s *Subscription, fromWatch bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.sawWatch(bucketSubs, s.Revision, fromWatch)
 	if !x.fresh(bucketSubs+"/"+subKey(s.TenantID, s.ID), s.Revision) {
 		return
 	}
@@ -105,10 +137,12 @@ func (x *Index) putSub(s *Subscription) {
 	}
 }
 
-func (x *Index) deleteSub(tenant, id string, rev uint64) {
+func (x *Index) deleteSub(tenant, id string, rev uint64, fromWatch bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if !x.fresh(bucketSubs+"/"+subKey(tenant, id), rev) {
+	key := bucketSubs + "/" + subKey(tenant, id)
+	defer x.deleted(bucketSubs, key, rev, fromWatch)
+	if !x.fresh(key, rev) {
 		return
 	}
 	delete(x.ordered, subKey(tenant, id))

@@ -141,6 +141,9 @@ func (s *Store) Close() {
 	s.wg.Wait()
 }
 
+// Buckets names the KV buckets the store uses.
+func (s *Store) Buckets() []string { return []string{bucketTenants, bucketKeys, bucketSubs} }
+
 // Index returns the live index.
 func (s *Store) Index() *Index { return s.idx }
 
@@ -150,7 +153,7 @@ func isDelete(e jetstream.KeyValueEntry) bool {
 
 func (s *Store) applyTenant(e jetstream.KeyValueEntry) error {
 	if isDelete(e) {
-		s.idx.deleteTenant(e.Key(), e.Revision())
+		s.idx.deleteTenant(e.Key(), e.Revision(), true)
 		return nil
 	}
 	var t Tenant
@@ -158,34 +161,34 @@ func (s *Store) applyTenant(e jetstream.KeyValueEntry) error {
 		return fmt.Errorf("decode tenant: %w", err)
 	}
 	t.Revision = e.Revision()
-	s.idx.putTenant(&t)
+	s.idx.putTenant(&t, true)
 	return nil
 }
 
 func (s *Store) applyKey(e jetstream.KeyValueEntry) error {
 	if isDelete(e) {
-		s.idx.deleteKey(e.Key(), e.Revision())
+		s.idx.deleteKey(e.Key(), e.Revision(), true)
 		return nil
 	}
 	var k APIKey
 	if err := json.Unmarshal(e.Value(), &k); err != nil {
 		return fmt.Errorf("decode api key: %w", err)
 	}
-	s.idx.putKey(&k, e.Revision())
+	s.idx.putKey(&k, e.Revision(), true)
 	return nil
 }
 
 func (s *Store) applySub(e jetstream.KeyValueEntry) error {
 	if isDelete(e) {
 		tenant, id, _ := strings.Cut(e.Key(), ".")
-		s.idx.deleteSub(tenant, id, e.Revision())
+		s.idx.deleteSub(tenant, id, e.Revision(), true)
 		return nil
 	}
 	sub, err := decodeSub(e)
 	if err != nil {
 		return err
 	}
-	s.idx.putSub(sub)
+	s.idx.putSub(sub, true)
 	return nil
 }
 
@@ -212,7 +215,8 @@ func encodeSub(sub *Subscription) ([]byte, error) {
 // storeErr turns a KV error into the package's errors.
 func storeErr(op string, err error) error {
 	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted), errors.Is(err, jetstream.ErrInvalidKey):
+		// An invalid key names nothing: the input's fault, never an outage.
 		return fmt.Errorf("%s: %w", op, ErrNotFound)
 	case errors.Is(err, jetstream.ErrKeyExists):
 		return fmt.Errorf("%s: %w", op, ErrConflict)
@@ -243,7 +247,7 @@ func (s *Store) CreateTenant(ctx context.Context, in TenantInput) (Tenant, Key, 
 		return Tenant{}, "", APIKey{}, storeErr("create tenant", err)
 	}
 	t.Revision = rev
-	s.idx.putTenant(&t)
+	s.idx.putTenant(&t, false)
 	key, k, err := s.CreateKey(ctx, t.ID)
 	if err != nil {
 		return Tenant{}, "", APIKey{}, err
@@ -262,6 +266,9 @@ func (s *Store) Tenant(id string) (Tenant, error) {
 
 // UpdateTenant applies a patch to a tenant.
 func (s *Store) UpdateTenant(ctx context.Context, id string, p TenantPatch) (Tenant, error) {
+	if !ValidTenantID(id) {
+		return Tenant{}, fmt.Errorf("tenant %q: %w", id, ErrNotFound)
+	}
 	for {
 		e, err := s.tenants.Get(ctx, id)
 		if err != nil {
@@ -286,7 +293,7 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, p TenantPatch) (Ten
 			return Tenant{}, storeErr("update tenant "+id, err)
 		}
 		t.Revision = rev
-		s.idx.putTenant(&t)
+		s.idx.putTenant(&t, false)
 		return t, nil
 	}
 }
@@ -302,13 +309,16 @@ func (s *Store) CreateKey(ctx context.Context, tenant string) (Key, APIKey, erro
 	if err != nil {
 		return "", APIKey{}, storeErr("create api key", err)
 	}
-	s.idx.putKey(&k, rev)
+	s.idx.putKey(&k, rev, false)
 	return key, k, nil
 }
 
 // RevokeKey deletes a tenant's key; it fails with 401 from then on, on
 // this replica at once and on the others as soon as their watch delivers.
 func (s *Store) RevokeKey(ctx context.Context, tenant, keyID string) error {
+	if !ValidTenantID(tenant) || !ValidKeyID(keyID) {
+		return fmt.Errorf("api key %q: %w", keyID, ErrNotFound)
+	}
 	e, err := s.keys.Get(ctx, keyID)
 	if err != nil {
 		return storeErr("get api key "+keyID, err)
@@ -320,7 +330,7 @@ func (s *Store) RevokeKey(ctx context.Context, tenant, keyID string) error {
 	if err := s.keys.Delete(ctx, keyID, jetstream.LastRevision(e.Revision())); err != nil {
 		return storeErr("revoke api key "+keyID, err)
 	}
-	s.idx.deleteKey(keyID, e.Revision()+1)
+	s.idx.deleteKey(keyID, e.Revision()+1, false)
 	return nil
 }
 
@@ -360,7 +370,7 @@ func (s *Store) CreateSubscription(ctx context.Context, tenant string, in Create
 		return Subscription{}, storeErr("create subscription", err)
 	}
 	sub.Revision = rev
-	s.idx.putSub(&sub)
+	s.idx.putSub(&sub, false)
 	return sub, nil
 }
 
@@ -376,6 +386,9 @@ func (s *Store) Subscription(tenant, id string) (Subscription, error) {
 // LoadSubscription reads one subscription from storage, for the rare case
 // where the index may lag behind another replica's write.
 func (s *Store) LoadSubscription(ctx context.Context, tenant, id string) (Subscription, error) {
+	if !ValidSubscriptionID(id) {
+		return Subscription{}, fmt.Errorf("subscription %q: %w", id, ErrNotFound)
+	}
 	e, err := s.subs.Get(ctx, subKey(tenant, id))
 	if err != nil {
 		return Subscription{}, storeErr("load subscription "+id, err)
@@ -384,7 +397,7 @@ func (s *Store) LoadSubscription(ctx context.Context, tenant, id string) (Subscr
 	if err != nil {
 		return Subscription{}, err
 	}
-	s.idx.putSub(sub)
+	s.idx.putSub(sub, false)
 	return *sub, nil
 }
 
@@ -395,6 +408,9 @@ func (s *Store) LoadSubscription(ctx context.Context, tenant, id string) (Subscr
 // concurrent change between read and write is retried, and the retry
 // checks the precondition again.
 func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, precondition func(revision uint64) bool, fn func(*Subscription) error) (Subscription, error) {
+	if !ValidSubscriptionID(id) {
+		return Subscription{}, fmt.Errorf("subscription %q: %w", id, ErrNotFound)
+	}
 	key := subKey(tenant, id)
 	for {
 		e, err := s.subs.Get(ctx, key)
@@ -424,7 +440,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, preco
 			return Subscription{}, storeErr("update subscription "+id, err)
 		}
 		sub.Revision = rev
-		s.idx.putSub(sub)
+		s.idx.putSub(sub, false)
 		return *sub, nil
 	}
 }
@@ -552,6 +568,9 @@ func (s *Store) RotateSecret(ctx context.Context, tenant, id string) (string, er
 // DeleteSubscription removes a subscription. From its return on, this
 // replica delivers nothing more to it.
 func (s *Store) DeleteSubscription(ctx context.Context, tenant, id string) error {
+	if !ValidSubscriptionID(id) {
+		return fmt.Errorf("subscription %q: %w", id, ErrNotFound)
+	}
 	key := subKey(tenant, id)
 	e, err := s.subs.Get(ctx, key)
 	if err != nil {
@@ -560,6 +579,6 @@ func (s *Store) DeleteSubscription(ctx context.Context, tenant, id string) error
 	if err := s.subs.Delete(ctx, key, jetstream.LastRevision(e.Revision())); err != nil {
 		return storeErr("delete subscription "+id, err)
 	}
-	s.idx.deleteSub(tenant, id, e.Revision()+1)
+	s.idx.deleteSub(tenant, id, e.Revision()+1, false)
 	return nil
 }

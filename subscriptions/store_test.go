@@ -109,7 +109,7 @@ func TestMatchPatterns(t *testing.T) {
 		{ID: "sub_4", TenantID: "t", EventTypes: []string{"service_catalog.*"}, Revision: 4},
 	}
 	for _, s := range subs {
-		x.putSub(s)
+		x.putSub(s, false)
 	}
 	tests := []struct {
 		typ  string
@@ -135,7 +135,7 @@ func BenchmarkMatch(b *testing.B) {
 		if i%10 == 0 {
 			types = []string{"ticket.*"}
 		}
-		x.putSub(&Subscription{ID: NewSubscriptionID(), TenantID: "t", EventTypes: types, Revision: uint64(i + 1)})
+		x.putSub(&Subscription{ID: NewSubscriptionID(), TenantID: "t", EventTypes: types, Revision: uint64(i + 1)}, false)
 	}
 	dst := make([]*Subscription, 0, 64)
 	b.ReportAllocs()
@@ -145,4 +145,42 @@ func BenchmarkMatch(b *testing.B) {
 	if len(dst) != 20 {
 		b.Fatalf("Match = %d, want 20", len(dst))
 	}
+}
+
+// TestIndexForgetsDeletedKeys: once the watch has passed a deletion, the
+// index keeps nothing of the deleted key, so its memory follows the live
+// objects, not every one ever deleted.
+func TestIndexForgetsDeletedKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	js := startJetStream(t)
+	st := openStore(t, js)
+	ten, _, _, err := st.CreateTenant(ctx, TenantInput{Name: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	for range n {
+		sub, err := st.CreateSubscription(ctx, ten.ID, CreateInput{URL: "https://example.com/h", EventTypes: []string{"ticket.*"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.DeleteSubscription(ctx, ten.ID, sub.ID); err != nil {
+			t.Fatal(err)
+		}
+		key, k, err := st.CreateKey(ctx, ten.ID)
+		if err != nil || key == "" {
+			t.Fatal(err)
+		}
+		if err := st.RevokeKey(ctx, ten.ID, k.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x := st.Index()
+	// Live: the tenant and its first key.
+	waitFor(t, "the index to forget deleted keys", func() bool {
+		x.mu.RLock()
+		defer x.mu.RUnlock()
+		return len(x.revs) == 2
+	})
 }

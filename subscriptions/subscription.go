@@ -84,7 +84,7 @@ const (
 func (s *Subscription) Ordered() bool { return s.Ordering == OrderingFIFO }
 
 // NewSubscriptionID returns a fresh subscription id.
-func NewSubscriptionID() string { return "sub_" + ulid.Make().String() }
+func NewSubscriptionID() string { return subscriptionIDPrefix + ulid.Make().String() }
 
 // Secret returns the current signing secret in its "whsec_" form.
 func (s *Subscription) Secret() string {

@@ -29,7 +29,7 @@ type Tenant struct {
 }
 
 // NewTenantID returns a fresh tenant id.
-func NewTenantID() string { return "ten_" + ulid.Make().String() }
+func NewTenantID() string { return tenantIDPrefix + ulid.Make().String() }
 
 // APIKey is the stored form of a tenant's key: never the key itself.
 type APIKey struct {

@@ -1,10 +1,18 @@
 package testenv_test
 
 import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/onestack/webhooks/idempotency"
+	"github.com/onestack/webhooks/server"
 	"github.com/onestack/webhooks/testenv"
 )
 
@@ -68,5 +76,73 @@ func TestIdempotencyKeys(t *testing.T) {
 	b1, b2 := post("k3", ten, bad), post("k3", ten, bad)
 	if b1.Status != 400 || b2.Status != 400 || string(b1.Body) != string(b2.Body) {
 		t.Errorf("repeated invalid request = %d then %d, want the same 400", b1.Status, b2.Status)
+	}
+}
+
+// TestIdempotentCreateSurvivesADisconnect: a client sends an idempotent
+// create and hangs up without reading the answer; its retry with the same
+// key gets one answer and the tenant has exactly one subscription, however
+// far the first request had got when the client left.
+func TestIdempotentCreateSurvivesADisconnect(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{})
+	body := []byte(`{"url":"https://example.com/h","eventTypes":["ticket.*"]}`)
+	const tries = 10
+	for i := range tries {
+		key := "gone-" + strconv.Itoa(i)
+		conn, err := net.Dial("tcp", strings.TrimPrefix(env.URL(), "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST /api/subscriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nIdempotency-Key: %s\r\nContent-Length: %d\r\n\r\n%s",
+			ten.APIKey, key, len(body), body)
+		conn.Close() // gone before the answer
+		r, err := env.Do("POST", "/api/subscriptions", ten.APIKey, body, "Idempotency-Key", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != http.StatusCreated {
+			t.Fatalf("retry after a disconnect = %d %s, want 201", r.Status, r.Body)
+		}
+	}
+	r, _ := env.Do("GET", "/api/subscriptions?limit=100", ten.APIKey, nil)
+	var page struct{ Data []any }
+	r.JSON(&page)
+	if len(page.Data) != tries {
+		t.Errorf("%d subscriptions after %d disconnected creates and their retries, want %d", len(page.Data), tries, tries)
+	}
+}
+
+// TestIdempotencyKeyInUse: a duplicate of a request still running (here a
+// claim held as another replica would hold it) waits, then gets 409
+// IDEMPOTENCY_KEY_IN_USE with Retry-After: 1; once the first request's
+// answer is stored, the repeat gets that answer.
+func TestIdempotencyKeyInUse(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{Server: func(c *server.Config) { c.Idempotency.Wait = 200 * time.Millisecond }})
+	_, js := env.JetStream()
+	other, err := idempotency.Open(context.Background(), js, idempotency.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"url":"https://example.com/h","eventTypes":["ticket.*"]}`)
+	fp := idempotency.Fingerprint([]byte("POST"), []byte("/api/subscriptions"), body)
+	_, claim, err := other.Begin(context.Background(), ten.ID, "busy", fp)
+	if err != nil || claim == nil {
+		t.Fatalf("hold a claim: %v", err)
+	}
+	r, err := env.Do("POST", "/api/subscriptions", ten.APIKey, body, "Idempotency-Key", "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), `"code":"IDEMPOTENCY_KEY_IN_USE"`) || r.Header.Get("Retry-After") != "1" {
+		t.Fatalf("duplicate in flight = %d %s (Retry-After %q), want 409 IDEMPOTENCY_KEY_IN_USE with Retry-After: 1", r.Status, r.Body, r.Header.Get("Retry-After"))
+	}
+	if err := claim.Finish(context.Background(), idempotency.Answer{Status: 201, Body: []byte(`{"id":"sub_first"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	r, _ = env.Do("POST", "/api/subscriptions", ten.APIKey, body, "Idempotency-Key", "busy")
+	if r.Status != http.StatusCreated || string(r.Body) != `{"id":"sub_first"}` {
+		t.Errorf("repeat after the first finished = %d %s, want its stored 201", r.Status, r.Body)
 	}
 }

@@ -42,6 +42,7 @@ type options struct {
 	allowCIDRs, retrySchedule, logLevel            string
 	timeout, shutdownGrace, rotationOverlap        time.Duration
 	eventRetention, deliveryRetention, failPeriod  time.Duration
+	dedupeWindow                                   time.Duration
 	failCount                                      int
 	workers                                        int
 }
@@ -60,6 +61,7 @@ var flagEnv = map[string]string{
 	"delivery-timeout":           "WEBHOOKD_DELIVERY_TIMEOUT",
 	"secret-rotation-overlap":    "WEBHOOKD_SECRET_ROTATION_OVERLAP",
 	"event-retention":            "WEBHOOKD_EVENT_RETENTION",
+	"dedupe-window":              "WEBHOOKD_DEDUPE_WINDOW",
 	"delivery-retention":         "WEBHOOKD_DELIVERY_RETENTION",
 	"disable-after-failing":      "WEBHOOKD_DISABLE_AFTER_FAILING",
 	"disable-after-given-up":     "WEBHOOKD_DISABLE_AFTER_GIVEN_UP",
@@ -84,6 +86,7 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.DurationVar(&o.timeout, "delivery-timeout", 15*time.Second, "timeout of one delivery attempt")
 	fs.IntVar(&o.workers, "workers", 512, "delivery attempts in flight at most")
 	fs.DurationVar(&o.eventRetention, "event-retention", 14*24*time.Hour, "how long events are kept for replay")
+	fs.DurationVar(&o.dedupeWindow, "dedupe-window", events.DefaultDedupeWindow, "how long an event id is remembered per tenant: the same id published again within it is delivered once")
 	fs.DurationVar(&o.deliveryRetention, "delivery-retention", 30*24*time.Hour, "how long delivery records and their attempts are kept")
 	fs.DurationVar(&o.failPeriod, "disable-after-failing", 5*24*time.Hour, "disable a subscription whose deliveries have been given up, with none succeeding, for this long (0: never)")
 	fs.IntVar(&o.failCount, "disable-after-given-up", 0, "disable a subscription after this many deliveries in a row were given up (0: never)")
@@ -149,6 +152,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if o.eventRetention <= 0 || o.deliveryRetention <= 0 {
 		return errors.New("--event-retention and --delivery-retention must be positive")
 	}
+	if o.dedupeWindow <= 0 || o.dedupeWindow > o.eventRetention {
+		return errors.New("--dedupe-window must be positive and at most --event-retention")
+	}
 	if o.failPeriod < 0 || o.failCount < 0 {
 		return errors.New("--disable-after-failing and --disable-after-given-up must not be negative")
 	}
@@ -175,7 +181,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 			Schedule: schedule, Timeout: o.timeout, Workers: o.workers,
 			AttemptRetention: o.deliveryRetention, Health: health,
 		},
-		Events: events.StreamConfig{Retention: o.eventRetention},
+		Events: events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow},
 		Logger: logger,
 	})
 	if err != nil {
