@@ -58,7 +58,12 @@ func (a *API) serveIdempotent(w http.ResponseWriter, r *http.Request, c *caller,
 		return
 	}
 	fp := idempotency.Fingerprint([]byte(r.Method), []byte(r.URL.Path), body)
-	replay, claim, err := a.cfg.Idempotency.Begin(r.Context(), c.tenant, key, fp)
+	// A claim written as the client hangs up must still come back to this
+	// request, to be finished or released: claiming runs on a context the
+	// client cannot cancel (the store bounds its own wait).
+	beginCtx, cancelBegin := context.WithTimeout(context.WithoutCancel(r.Context()), idempotentRunTimeout)
+	defer cancelBegin()
+	replay, claim, err := a.cfg.Idempotency.Begin(beginCtx, c.tenant, key, fp)
 	switch {
 	case errors.Is(err, idempotency.ErrMismatch):
 		a.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeConflict,

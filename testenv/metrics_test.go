@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/onestack/webhooks/server"
 	"github.com/onestack/webhooks/subscriptions"
@@ -18,7 +19,12 @@ import (
 // tenants did.
 func TestMetricSeriesDoNotFollowTenants(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t, testenv.Options{Server: func(c *server.Config) { c.RateLimiter = "local" }})
+	// A clock held still: no tenant's window ends between its two requests.
+	at := time.Now()
+	env := testenv.Start(t, testenv.Options{Server: func(c *server.Config) {
+		c.RateLimiter = "local"
+		c.Clock = func() time.Time { return at }
+	}})
 	one := 1
 	act := func(n int) {
 		t.Helper()
