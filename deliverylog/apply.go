@@ -96,9 +96,10 @@ type pending struct {
 }
 
 // apply merges recs, in order, into the store in one atomic batch that
-// also records seq as the last applied stream sequence. A record that would
-// create a delivery already past retention is dropped.
-func (ix *Index) apply(recs []Record, seq uint64) error {
+// also records seq as the last applied stream sequence; the records came
+// from msgs stream messages. A record that would create a delivery already
+// past retention is dropped.
+func (ix *Index) apply(recs []Record, seq, msgs uint64) error {
 	ix.writeMu.Lock()
 	defer ix.writeMu.Unlock()
 	defer clear(ix.dirty)
@@ -155,6 +156,7 @@ func (ix *Index) apply(recs []Record, seq uint64) error {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("apply to delivery index: %w: %w", ErrUnavailable, err)
 	}
+	ix.msgsApplied.Add(msgs)
 	ix.setApplied(seq)
 	return nil
 }

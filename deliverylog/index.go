@@ -227,7 +227,10 @@ func (ix *Index) reset(created []byte) error {
 	defer b.Close()
 	_ = b.DeleteRange([]byte{0}, []byte{0xff}, nil)
 	_ = b.Set(keyStream, created, nil)
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("reset delivery index: %w: %w", ErrUnavailable, err)
+	}
+	if err := ix.db.Flush(); err != nil {
 		return fmt.Errorf("reset delivery index: %w: %w", ErrUnavailable, err)
 	}
 	ix.applied.Store(0)
@@ -311,11 +314,7 @@ func (ix *Index) applyMsgs(msgs []jetstream.Msg, recs []Record) ([]Record, error
 	if last == 0 {
 		return recs, nil
 	}
-	if err := ix.apply(recs, last); err != nil {
-		return recs, err
-	}
-	ix.msgsApplied.Add(n)
-	return recs, nil
+	return recs, ix.apply(recs, last, n)
 }
 
 // Applied returns the stream sequence of the last message applied.

@@ -269,26 +269,31 @@ func (w *Writer) Close(ctx context.Context) error {
 }
 
 // flushLoop publishes the batches: a full one at once, the others
-// FlushInterval after the first record buffered into an empty writer.
+// FlushInterval after the first record buffered into an empty writer, and
+// everything when Close begins.
 func (w *Writer) flushLoop() {
 	defer close(w.inflight)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	armed := false
 	var batches []*batch
 	for {
+		all, last := false, false
 		select {
 		case <-w.kick:
-			timer.Reset(w.cfg.FlushInterval)
-			select {
-			case <-timer.C:
-			case <-w.full:
-			case <-w.stop:
+			if !armed {
+				timer.Reset(w.cfg.FlushInterval)
+				armed = true
 			}
-			timer.Stop()
+			continue
 		case <-w.full:
+		case <-timer.C:
+			armed, all = false, true
 		case <-w.stop:
+			// Close forbids new records before stop: one take gets all.
+			all, last = true, true
 		}
-		batches = w.take(batches[:0])
+		batches = w.take(batches[:0], all)
 		for _, b := range batches {
 			w.publish(b)
 			select {
@@ -298,32 +303,26 @@ func (w *Writer) flushLoop() {
 			}
 		}
 		clear(batches)
-		select {
-		case <-w.stop:
-			// Close forbids new records: take's last result was all of them.
-			w.mu.Lock()
-			empty := !w.buffered
-			w.mu.Unlock()
-			if empty {
-				return
-			}
-		default:
+		if last {
+			return
 		}
 	}
 }
 
-// take removes every buffered batch.
-func (w *Writer) take(dst []*batch) []*batch {
+// take removes the full batches, and with all the others too.
+func (w *Writer) take(dst []*batch, all bool) []*batch {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	dst = append(dst, w.ready...)
 	clear(w.ready)
 	w.ready = w.ready[:0]
-	for _, b := range w.open {
-		dst = append(dst, b)
+	if all {
+		for _, b := range w.open {
+			dst = append(dst, b)
+		}
+		clear(w.open)
 	}
-	clear(w.open)
-	w.buffered = false
+	w.buffered = len(w.open) > 0
 	return dst
 }
 
