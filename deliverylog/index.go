@@ -239,6 +239,9 @@ func (ix *Index) reset(created []byte) error {
 
 // receive hands a message from the consumer to applyLoop.
 func (ix *Index) receive(m jetstream.Msg) {
+	if ix.stalled.Load() && ix.stalled.Swap(false) {
+		ix.log.Info("delivery index: following the stream again")
+	}
 	select {
 	case ix.msgs <- m:
 	case <-ix.done:
@@ -266,9 +269,6 @@ func (ix *Index) applyLoop() {
 			default:
 				break more
 			}
-		}
-		if ix.stalled.Swap(false) {
-			ix.log.Info("delivery index: following the stream again")
 		}
 		var err error
 		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
