@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -14,11 +15,12 @@ import (
 // records back to back. The tenant is the message's subject, so no record
 // repeats it. Version 1 record:
 //
-//	flags          1 byte: bits 0-1 status, bit 2 attempt, bit 3 next attempt, bit 4 manual
+//	flags          1 byte: bits 0-1 status, bit 2 attempt, bit 3 next attempt,
+//	               bit 4 manual, bit 5 event id is "evt_" + a ULID
 //	delivery ULID  16 bytes (its creation time, in ms, is the base of CreatedAt)
 //	sub ULID       16 bytes (the subscription id is "sub_" + its text)
 //	created        varint, ns after the delivery ULID's time
-//	event id       uvarint length, bytes
+//	event id       (bit 5) its ULID, 16 bytes; else uvarint length, bytes
 //	event type     uvarint length, bytes
 //	event seq      uvarint
 //	attempt        (bit 2) uvarint N, varint ns after created, varint status
@@ -33,8 +35,28 @@ const (
 	flagAttempt = 1 << 2
 	flagNext    = 1 << 3
 	flagManual  = 1 << 4
-	flagsKnown  = flagStatus | flagAttempt | flagNext | flagManual
+	flagEvent   = 1 << 5
+	flagsKnown  = flagStatus | flagAttempt | flagNext | flagManual | flagEvent
 )
+
+const eventPrefix = "evt_"
+
+// eventULID returns the ULID of an event id "evt_<ULID>" in canonical form.
+func eventULID(id string) (ulid.ULID, bool) {
+	rest, ok := strings.CutPrefix(id, eventPrefix)
+	if !ok || len(rest) != ulidLen || !canonicalULIDs(rest) {
+		return ulid.ULID{}, false
+	}
+	u, err := ulid.ParseStrict(rest)
+	return u, err == nil
+}
+
+func eventIDOf(u ulid.ULID) string {
+	var b [len(eventPrefix) + ulidLen]byte
+	copy(b[:], eventPrefix)
+	_ = u.MarshalTextTo(b[len(eventPrefix):])
+	return string(b[:])
+}
 
 var errCorrupt = errors.New("corrupt delivery log data")
 
@@ -57,12 +79,20 @@ func appendRecord(dst []byte, k deliveryKey, r *Record) []byte {
 	if r.Manual {
 		flags |= flagManual
 	}
+	ev, evOK := eventULID(r.EventID)
+	if evOK {
+		flags |= flagEvent
+	}
 	dst = append(dst, flags)
 	dst = append(dst, k.dlv[:]...)
 	dst = append(dst, k.sub[:]...)
 	created := r.CreatedAt.UnixNano()
 	dst = binary.AppendVarint(dst, created-ulidNanos(k.dlv))
-	dst = appendString(dst, r.EventID)
+	if evOK {
+		dst = append(dst, ev[:]...)
+	} else {
+		dst = appendString(dst, r.EventID)
+	}
 	dst = appendString(dst, r.EventType)
 	dst = binary.AppendUvarint(dst, r.EventSeq)
 	if a := r.Attempt; a != nil {
@@ -120,11 +150,19 @@ func (d *decoder) record(tenant string) (Record, bool) {
 		return Record{}, false
 	}
 	created := ulidNanos(k.dlv) + d.varint()
+	var event string
+	if flags&flagEvent != 0 {
+		var u ulid.ULID
+		copy(u[:], d.bytes(16))
+		event = eventIDOf(u)
+	} else {
+		event = d.string(MaxIDLen)
+	}
 	r := Record{
 		DeliveryID:     k.id(),
 		TenantID:       tenant,
 		SubscriptionID: k.subscriptionID(),
-		EventID:        d.string(MaxIDLen),
+		EventID:        event,
 		EventType:      d.string(MaxIDLen),
 		EventSeq:       d.uvarint(),
 		CreatedAt:      time.Unix(0, created).UTC(),

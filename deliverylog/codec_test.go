@@ -66,6 +66,8 @@ func TestRecordRoundTrip(t *testing.T) {
 			r.CreatedAt = r.CreatedAt.In(time.FixedZone("X", 3600)).Add(-48 * time.Hour)
 			r.Attempt.At = r.CreatedAt.Add(-time.Nanosecond)
 		}},
+		{name: "event id not a ULID", edit: func(r *Record) { r.EventID = "evt_1" }},
+		{name: "lower-case event ULID kept as written", edit: func(r *Record) { r.EventID = strings.ToLower(r.EventID) }},
 		{name: "subscription id left out", edit: func(r *Record) { r.SubscriptionID = "" },
 			want: func(r *Record) { r.SubscriptionID = testSub }},
 		{name: "long texts cut at a rune", edit: func(r *Record) {
@@ -110,8 +112,8 @@ func TestHappyRecordSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(appendRecord(nil, k, &r)); n > 140 {
-		t.Errorf("happy-path record encodes to %d bytes, want <= 140", n)
+	if n := len(appendRecord(nil, k, &r)); n > 110 {
+		t.Errorf("happy-path record encodes to %d bytes, want <= 110", n)
 	}
 }
 
@@ -236,6 +238,7 @@ func seedBatches() [][]byte {
 		func(r *Record) { r.Status, r.Attempt = StatusSkipped, nil },
 		func(r *Record) { r.Status, r.Attempt, r.Manual = StatusPending, nil, true },
 		func(r *Record) { r.Status, r.Attempt.N, r.Attempt.Error = StatusFailed, 8, "timeout" },
+		func(r *Record) { r.EventID = "evt_1" },
 	}
 	var seeds [][]byte
 	all := []byte{batchV1}

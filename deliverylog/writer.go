@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/oklog/ulid/v2"
 )
 
 // WriterConfig tunes a [Writer]; the zero value of each field means its
@@ -85,7 +85,7 @@ type Writer struct {
 	js  jetstream.JetStream
 	cfg WriterConfig
 	log *slog.Logger
-	id  string // this instance's part of every message id
+	id  string // this instance's part of every message id: 64 random bits
 
 	scratch sync.Pool // *[]byte for encoding outside the lock
 
@@ -136,7 +136,7 @@ func NewWriter(js jetstream.JetStream, cfg WriterConfig, logger *slog.Logger) *W
 		js:       js,
 		cfg:      cfg.withDefaults(),
 		log:      logger,
-		id:       ulid.Make().String(),
+		id:       strconv.FormatUint(rand.Uint64(), 36),
 		open:     make(map[string]*batch),
 		kick:     make(chan struct{}, 1),
 		full:     make(chan struct{}, 1),
@@ -332,7 +332,7 @@ func (w *Writer) publish(b *batch) {
 	if b.msg.Subject == "" { // first publish, from the flusher
 		w.seq++
 		b.msg.Subject = subjectPrefix + b.tenant
-		b.msg.Header.Set(jetstream.MsgIDHeader, w.id+"-"+strconv.FormatUint(w.seq, 10))
+		b.msg.Header.Set(jetstream.MsgIDHeader, w.id+"-"+strconv.FormatUint(w.seq, 36))
 	}
 	b.msg.Data = b.data
 	b.fut, b.err = w.js.PublishMsgAsync(&b.msg)
