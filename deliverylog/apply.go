@@ -1,9 +1,11 @@
 package deliverylog
 
 import (
+	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -86,6 +88,7 @@ func equalTime(a, b *time.Time) bool {
 
 // pending is one delivery changed by the records of one apply.
 type pending struct {
+	pk        string // primary key
 	tenant    string
 	key       deliveryKey
 	d         Delivery
@@ -103,26 +106,22 @@ func (ix *Index) apply(recs []Record, seq, msgs uint64) error {
 	ix.writeMu.Lock()
 	defer ix.writeMu.Unlock()
 	defer clear(ix.dirty)
+	if err := ix.loadAll(recs); err != nil {
+		return err
+	}
 	cutoff := ix.cutoff.Load()
 	var kb []byte
 	for i := range recs {
 		r := &recs[i]
 		k, ok := parseDeliveryID(r.DeliveryID)
 		if !ok {
-			continue // decodeBatch writes only well-formed ids
+			continue
 		}
 		if r.SubscriptionID == "" {
 			r.SubscriptionID = k.subscriptionID()
 		}
 		kb = primaryKey(kb[:0], r.TenantID, k)
 		p := ix.dirty[string(kb)]
-		if p == nil {
-			var err error
-			if p, err = ix.load(r.TenantID, k, kb); err != nil {
-				return err
-			}
-			ix.dirty[string(kb)] = p
-		}
 		if !p.known && r.CreatedAt.UnixNano() < cutoff {
 			continue
 		}
@@ -138,18 +137,19 @@ func (ix *Index) apply(recs []Record, seq, msgs uint64) error {
 		if !p.changed {
 			continue
 		}
-		kb = primaryKey(kb[:0], p.tenant, p.key)
 		vb = appendDeliveryValue(vb[:0], &p.d)
-		_ = b.Set(kb, vb, nil) // a batch's Set fails only once committed
+		// A batch's Set fails only once committed.
+		_ = b.Set([]byte(p.pk), vb, nil)
 		code, _ := statusCode(p.d.Status)
-		switch {
-		case !p.stored:
-			_ = b.Set(statusKey(kb[:0], p.tenant, p.key, code), nil, nil)
+		if p.stored && code != p.oldStatus {
+			_ = b.Delete(statusKey(kb[:0], p.tenant, p.key, p.oldStatus), nil)
+		}
+		// The status key holds the delivery too, so that a page by status
+		// reads one range, not a lookup per delivery.
+		_ = b.Set(statusKey(kb[:0], p.tenant, p.key, code), vb, nil)
+		if !p.stored {
 			_ = b.Set(eventKey(kb[:0], p.tenant, p.d.EventID, p.key), nil, nil)
 			_ = b.Set(createdKey(kb[:0], p.d.CreatedAt.UnixNano(), p.tenant, p.key), nil, nil)
-		case code != p.oldStatus:
-			_ = b.Delete(statusKey(kb[:0], p.tenant, p.key, p.oldStatus), nil)
-			_ = b.Set(statusKey(kb[:0], p.tenant, p.key, code), nil, nil)
 		}
 	}
 	_ = b.Set(keyApplied, binary.BigEndian.AppendUint64(nil, seq), nil)
@@ -161,25 +161,55 @@ func (ix *Index) apply(recs []Record, seq, msgs uint64) error {
 	return nil
 }
 
-// load reads delivery k of tenant, whose primary key is key, for apply.
-func (ix *Index) load(tenant string, k deliveryKey, key []byte) (*pending, error) {
-	p := &pending{tenant: tenant, key: k}
-	val, closer, err := ix.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return p, nil
+// loadAll reads the deliveries recs name into ix.dirty: one iterator
+// seeking the keys in order, which costs less than a lookup each.
+func (ix *Index) loadAll(recs []Record) error {
+	keys := ix.keys[:0]
+	var kb []byte
+	for i := range recs {
+		r := &recs[i]
+		k, ok := parseDeliveryID(r.DeliveryID)
+		if !ok {
+			continue // decodeBatch writes only well-formed ids
+		}
+		kb = primaryKey(kb[:0], r.TenantID, k)
+		if ix.dirty[string(kb)] != nil {
+			continue
+		}
+		p := &pending{pk: string(kb), tenant: r.TenantID, key: k}
+		ix.dirty[p.pk] = p
+		keys = append(keys, p)
 	}
+	ix.keys = keys
+	defer clear(keys)
+	slices.SortFunc(keys, func(a, b *pending) int { return strings.Compare(a.pk, b.pk) })
+	it, err := ix.db.NewIter(nil)
 	if err != nil {
-		return nil, fmt.Errorf("read delivery index: %w: %w", ErrUnavailable, err)
+		return fmt.Errorf("read delivery index: %w: %w", ErrUnavailable, err)
 	}
-	defer closer.Close()
-	p.d = Delivery{ID: k.id(), TenantID: tenant, SubscriptionID: k.subscriptionID()}
-	if err := decodeDeliveryValue(val, &p.d); err != nil {
-		// A stored delivery the code cannot read is replaced by what the
-		// records say next.
-		ix.log.Error("delivery index: unreadable delivery replaced", "id", p.d.ID, "err", err)
-		return p, nil
+	defer it.Close()
+	for _, p := range keys {
+		kb = append(kb[:0], p.pk...)
+		if !it.SeekPrefixGE(kb) || !bytes.Equal(it.Key(), kb) {
+			continue
+		}
+		val, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("read delivery index: %w: %w", ErrUnavailable, err)
+		}
+		p.d = Delivery{ID: p.key.id(), TenantID: p.tenant, SubscriptionID: p.key.subscriptionID()}
+		if err := decodeDeliveryValue(val, &p.d); err != nil {
+			// A stored delivery the code cannot read is replaced by what
+			// the records say next.
+			ix.log.Error("delivery index: unreadable delivery replaced", "id", p.d.ID, "err", err)
+			p.d = Delivery{}
+			continue
+		}
+		p.known, p.stored = true, true
+		p.oldStatus, _ = statusCode(p.d.Status)
 	}
-	p.known, p.stored = true, true
-	p.oldStatus, _ = statusCode(p.d.Status)
-	return p, nil
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("read delivery index: %w: %w", ErrUnavailable, err)
+	}
+	return nil
 }

@@ -241,7 +241,8 @@ func BenchmarkIndexLarge(b *testing.B) {
 		}
 	}
 	g := newCorpus(total, time.Now())
-	ix, err := openStore(IndexConfig{Dir: b.TempDir(), Now: g.now}, nil)
+	cacheMB, _ := strconv.Atoi(os.Getenv("DELIVERYLOG_BENCH_CACHE_MB"))
+	ix, err := openStore(IndexConfig{Dir: b.TempDir(), Now: g.now, CacheBytes: int64(cacheMB) << 20}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

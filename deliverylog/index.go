@@ -80,6 +80,7 @@ type Index struct {
 	// writeMu orders apply and retention, each a read-modify-write.
 	writeMu sync.Mutex
 	dirty   map[string]*pending // apply's scratch
+	keys    []*pending          // apply's scratch
 	cutoff  atomic.Int64        // ns: deliveries created before are deleted
 
 	applied     atomic.Uint64 // last applied stream sequence

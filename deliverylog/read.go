@@ -67,7 +67,7 @@ func (ix *Index) decode(tenant string, k deliveryKey, val []byte) (Delivery, boo
 // status ("" for any), at most limit of them (limit <= 0 means
 // DefaultListLimit; it is capped at MaxListLimit), and whether more follow.
 // A page costs the page, whatever the subscription retains, with or
-// without a status. A malformed sub, status or before is an error wrapping
+// without a status: it reads one key range. A malformed sub, status or before is an error wrapping
 // ErrInvalid.
 func (ix *Index) List(ctx context.Context, tenant, sub, status, before string, limit int) ([]Delivery, bool, error) {
 	subID, ok := parseSubscriptionID(sub)
@@ -118,7 +118,6 @@ func (ix *Index) List(ctx context.Context, tenant, sub, status, before string, l
 	defer it.Close()
 
 	out := make([]Delivery, 0, min(limit, 64))
-	var pk []byte
 	for valid := it.Last(); valid; valid = it.Prev() {
 		if len(out) == limit {
 			return out, true, nil
@@ -129,23 +128,14 @@ func (ix *Index) List(ctx context.Context, tenant, sub, status, before string, l
 		key := it.Key()
 		k := deliveryKey{sub: subID}
 		copy(k.dlv[:], key[len(key)-16:])
-		var d Delivery
-		var found bool
-		if status == "" {
-			val, err := it.ValueAndErr()
-			if err != nil {
-				return nil, false, fmt.Errorf("list deliveries: %w: %w", ErrUnavailable, err)
-			}
-			d, found, err = ix.decode(tenant, k, val)
-			if err != nil {
-				return nil, false, err
-			}
-		} else {
-			pk = primaryKey(pk[:0], tenant, k)
-			if d, found, err = ix.get(tenant, k, pk); err != nil {
-				return nil, false, err
-			}
-			found = found && d.Status == status
+		// Primary and status keys both hold the delivery.
+		val, err := it.ValueAndErr()
+		if err != nil {
+			return nil, false, fmt.Errorf("list deliveries: %w: %w", ErrUnavailable, err)
+		}
+		d, found, err := ix.decode(tenant, k, val)
+		if err != nil {
+			return nil, false, err
 		}
 		if found {
 			out = append(out, d)
