@@ -1,0 +1,215 @@
+package deliverylog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Bounds on what one delivery keeps: the newest maxDetailedAttempts
+// attempts in full, older ones without their error and response texts, and
+// no more than maxAttempts in all (the oldest go first). Deliveries
+// normally have at most 8.
+const (
+	maxDetailedAttempts = 20
+	maxAttempts         = 100
+)
+
+// merge applies r, the next record of delivery d in stream order, and
+// reports whether d changed. known tells whether d holds a delivery yet.
+//
+//   - A record for an unknown delivery creates it from the record.
+//   - A record whose attempt number is at most the highest stored is a
+//     repeat (a batch delivered again, an attempt logged twice) and changes
+//     nothing.
+//   - Otherwise its attempt, if any, is appended, and the delivery's status
+//     and next attempt time become the record's; but a skipped record never
+//     downgrades a delivery that has attempts.
+func merge(d *Delivery, known bool, r *Record) bool {
+	if !known {
+		*d = Delivery{
+			ID:             r.DeliveryID,
+			TenantID:       r.TenantID,
+			SubscriptionID: r.SubscriptionID,
+			EventID:        r.EventID,
+			EventType:      r.EventType,
+			EventSeq:       r.EventSeq,
+			Status:         r.Status,
+			Attempts:       []Attempt{},
+			NextAttemptAt:  r.NextAttemptAt,
+			CreatedAt:      r.CreatedAt,
+		}
+		if r.Attempt != nil {
+			d.Attempts = append(d.Attempts, *r.Attempt)
+		}
+		return true
+	}
+	if r.Attempt != nil {
+		if n := len(d.Attempts); n > 0 && r.Attempt.N <= d.Attempts[n-1].N {
+			return false
+		}
+		d.Attempts = boundAttempts(append(d.Attempts, *r.Attempt))
+	} else {
+		if r.Status == StatusSkipped && len(d.Attempts) > 0 {
+			return false
+		}
+		if d.Status == r.Status && equalTime(d.NextAttemptAt, r.NextAttemptAt) {
+			return false
+		}
+	}
+	d.Status = r.Status
+	d.NextAttemptAt = r.NextAttemptAt
+	return true
+}
+
+func boundAttempts(as []Attempt) []Attempt {
+	if len(as) > maxAttempts {
+		as = append(as[:0], as[len(as)-maxAttempts:]...)
+	}
+	if n := len(as) - maxDetailedAttempts; n > 0 {
+		for i := range as[:n] {
+			as[i].Error, as[i].ResponseBody = "", ""
+		}
+	}
+	return as
+}
+
+func equalTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+// pending is one delivery changed by the records of one apply.
+type pending struct {
+	pk        string // primary key
+	tenant    string
+	key       deliveryKey
+	d         Delivery
+	known     bool // d holds the delivery
+	stored    bool // it was in the store before this apply
+	oldStatus byte // its status there
+	changed   bool
+}
+
+// apply merges recs, in order, into the store in one atomic batch that
+// also records seq as the last applied stream sequence; the records came
+// from msgs stream messages. A record that would create a delivery already
+// past retention is dropped.
+func (ix *Index) apply(recs []Record, seq, msgs uint64) error {
+	ix.writeMu.Lock()
+	defer ix.writeMu.Unlock()
+	defer clear(ix.dirty)
+	if err := ix.loadAll(recs); err != nil {
+		return err
+	}
+	cutoff := ix.cutoff.Load()
+	var kb []byte
+	for i := range recs {
+		r := &recs[i]
+		k, ok := parseDeliveryID(r.DeliveryID)
+		if !ok {
+			continue
+		}
+		if r.SubscriptionID == "" {
+			r.SubscriptionID = k.subscriptionID()
+		}
+		kb = primaryKey(kb[:0], r.TenantID, k)
+		p := ix.dirty[string(kb)]
+		if !p.known && r.CreatedAt.UnixNano() < cutoff {
+			continue
+		}
+		if merge(&p.d, p.known, r) {
+			p.known, p.changed = true, true
+		}
+	}
+
+	b := ix.db.NewBatch()
+	defer b.Close()
+	var vb []byte
+	for _, p := range ix.dirty {
+		if !p.changed {
+			continue
+		}
+		vb = appendDeliveryValue(vb[:0], &p.d)
+		// A batch's Set fails only once committed.
+		_ = b.Set([]byte(p.pk), vb, nil)
+		code, _ := statusCode(p.d.Status)
+		if p.stored && code != p.oldStatus {
+			_ = b.Delete(statusKey(kb[:0], p.tenant, p.key, p.oldStatus), nil)
+		}
+		// The status key holds the delivery too, so that a page by status
+		// reads one range, not a lookup per delivery.
+		_ = b.Set(statusKey(kb[:0], p.tenant, p.key, code), vb, nil)
+		if !p.stored {
+			_ = b.Set(eventKey(kb[:0], p.tenant, p.d.EventID, p.key), nil, nil)
+			_ = b.Set(createdKey(kb[:0], p.d.CreatedAt.UnixNano(), p.tenant, p.key), nil, nil)
+		}
+	}
+	_ = b.Set(keyApplied, binary.BigEndian.AppendUint64(nil, seq), nil)
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("apply to delivery index: %w: %w", ErrUnavailable, err)
+	}
+	ix.msgsApplied.Add(msgs)
+	ix.setApplied(seq)
+	return nil
+}
+
+// loadAll reads the deliveries recs name into ix.dirty: one iterator
+// seeking the keys in order, which costs less than a lookup each.
+func (ix *Index) loadAll(recs []Record) error {
+	keys := ix.keys[:0]
+	var kb []byte
+	for i := range recs {
+		r := &recs[i]
+		k, ok := parseDeliveryID(r.DeliveryID)
+		if !ok {
+			continue // decodeBatch writes only well-formed ids
+		}
+		kb = primaryKey(kb[:0], r.TenantID, k)
+		if ix.dirty[string(kb)] != nil {
+			continue
+		}
+		p := &pending{pk: string(kb), tenant: r.TenantID, key: k}
+		ix.dirty[p.pk] = p
+		keys = append(keys, p)
+	}
+	ix.keys = keys
+	defer clear(keys)
+	slices.SortFunc(keys, func(a, b *pending) int { return strings.Compare(a.pk, b.pk) })
+	it, err := ix.db.NewIter(nil)
+	if err != nil {
+		return fmt.Errorf("read delivery index: %w: %w", ErrUnavailable, err)
+	}
+	defer it.Close()
+	for _, p := range keys {
+		kb = append(kb[:0], p.pk...)
+		if !it.SeekPrefixGE(kb) || !bytes.Equal(it.Key(), kb) {
+			continue
+		}
+		val, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("read delivery index: %w: %w", ErrUnavailable, err)
+		}
+		p.d = Delivery{ID: p.key.id(), TenantID: p.tenant, SubscriptionID: p.key.subscriptionID()}
+		if err := decodeDeliveryValue(val, &p.d); err != nil {
+			// A stored delivery the code cannot read is replaced by what
+			// the records say next.
+			ix.log.Error("delivery index: unreadable delivery replaced", "id", p.d.ID, "err", err)
+			p.d = Delivery{}
+			continue
+		}
+		p.known, p.stored = true, true
+		p.oldStatus, _ = statusCode(p.d.Status)
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("read delivery index: %w: %w", ErrUnavailable, err)
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+package deliverylog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/oklog/ulid/v2"
+)
+
+// Page sizes of [Index.List].
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 1000
+)
+
+// Delivery returns tenant's delivery id, with every attempt it keeps. It
+// returns an error wrapping ErrNotFound for an id that is unknown,
+// malformed, expired, or another tenant's.
+func (ix *Index) Delivery(ctx context.Context, tenant, id string) (Delivery, error) {
+	k, ok := parseDeliveryID(id)
+	if !ok || !validTenant(tenant) {
+		return Delivery{}, fmt.Errorf("delivery %q: %w", id, ErrNotFound)
+	}
+	if err := ctx.Err(); err != nil {
+		return Delivery{}, fmt.Errorf("delivery %s: %w", id, err)
+	}
+	release, err := ix.reading()
+	if err != nil {
+		return Delivery{}, err
+	}
+	defer release()
+	d, found, err := ix.get(tenant, k, primaryKey(make([]byte, 0, 64), tenant, k))
+	if err != nil {
+		return Delivery{}, err
+	}
+	if !found {
+		return Delivery{}, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+	}
+	return d, nil
+}
+
+// get reads one delivery by its primary key.
+func (ix *Index) get(tenant string, k deliveryKey, key []byte) (Delivery, bool, error) {
+	val, closer, err := ix.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Delivery{}, false, nil
+	}
+	if err != nil {
+		return Delivery{}, false, fmt.Errorf("read delivery index: %w: %w", ErrUnavailable, err)
+	}
+	defer closer.Close()
+	return ix.decode(tenant, k, val)
+}
+
+func (ix *Index) decode(tenant string, k deliveryKey, val []byte) (Delivery, bool, error) {
+	d := Delivery{ID: k.id(), TenantID: tenant, SubscriptionID: k.subscriptionID()}
+	if err := decodeDeliveryValue(val, &d); err != nil {
+		return Delivery{}, false, fmt.Errorf("read delivery %s: %w", d.ID, err)
+	}
+	return d, true, nil
+}
+
+// List returns a page of subscription sub's deliveries, newest first: those
+// created before the delivery id before ("" for the newest), with the given
+// status ("" for any), at most limit of them (limit <= 0 means
+// DefaultListLimit; it is capped at MaxListLimit), and whether more follow.
+// A page costs the page, whatever the subscription retains, with or
+// without a status: it reads one key range. A malformed sub, status or before is an error wrapping
+// ErrInvalid.
+func (ix *Index) List(ctx context.Context, tenant, sub, status, before string, limit int) ([]Delivery, bool, error) {
+	subID, ok := parseSubscriptionID(sub)
+	if !ok {
+		return nil, false, fmt.Errorf("list deliveries: subscription %q: %w", sub, ErrInvalid)
+	}
+	code, ok := statusCode(status)
+	if !ok && status != "" {
+		return nil, false, fmt.Errorf("list deliveries: status %q: %w", status, ErrInvalid)
+	}
+	var cursor ulid.ULID
+	if before != "" {
+		bk, ok := parseDeliveryID(before)
+		if !ok {
+			return nil, false, fmt.Errorf("list deliveries: cursor %q: %w", before, ErrInvalid)
+		}
+		cursor = bk.dlv
+	}
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	limit = min(limit, MaxListLimit)
+	if !validTenant(tenant) {
+		return []Delivery{}, false, nil
+	}
+	release, err := ix.reading()
+	if err != nil {
+		return nil, false, err
+	}
+	defer release()
+
+	kind := byte(kindPrimary)
+	if status != "" {
+		kind = kindStatus
+	}
+	lower := subKeyPrefix(nil, kind, tenant, subID)
+	if status != "" {
+		lower = append(lower, code)
+	}
+	upper := prefixEnd(lower)
+	if before != "" {
+		upper = append(append([]byte(nil), lower...), cursor[:]...)
+	}
+	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, false, fmt.Errorf("list deliveries: %w: %w", ErrUnavailable, err)
+	}
+	defer it.Close()
+
+	out := make([]Delivery, 0, min(limit, 64))
+	for valid := it.Last(); valid; valid = it.Prev() {
+		if len(out) == limit {
+			return out, true, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, false, fmt.Errorf("list deliveries: %w", err)
+		}
+		key := it.Key()
+		k := deliveryKey{sub: subID}
+		copy(k.dlv[:], key[len(key)-16:])
+		// Primary and status keys both hold the delivery.
+		val, err := it.ValueAndErr()
+		if err != nil {
+			return nil, false, fmt.Errorf("list deliveries: %w: %w", ErrUnavailable, err)
+		}
+		d, found, err := ix.decode(tenant, k, val)
+		if err != nil {
+			return nil, false, err
+		}
+		if found {
+			out = append(out, d)
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, false, fmt.Errorf("list deliveries: %w: %w", ErrUnavailable, err)
+	}
+	return out, false, nil
+}
+
+// EventDeliveries returns every delivery that tenant's event eventID made
+// and the index retains, ordered by subscription id, then delivery id.
+func (ix *Index) EventDeliveries(ctx context.Context, tenant, eventID string) ([]Delivery, error) {
+	if !validTenant(tenant) || len(eventID) > MaxIDLen {
+		return []Delivery{}, nil
+	}
+	release, err := ix.reading()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	lower := eventKeyPrefix(nil, tenant, eventID)
+	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return nil, fmt.Errorf("event deliveries: %w: %w", ErrUnavailable, err)
+	}
+	defer it.Close()
+	out := []Delivery{}
+	var pk []byte
+	for valid := it.First(); valid; valid = it.Next() {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("event deliveries: %w", err)
+		}
+		key := it.Key()
+		if len(key) != len(lower)+32 {
+			continue
+		}
+		k, _ := tailKey(key)
+		pk = primaryKey(pk[:0], tenant, k)
+		d, found, err := ix.get(tenant, k, pk)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out = append(out, d)
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("event deliveries: %w: %w", ErrUnavailable, err)
+	}
+	return out, nil
+}
