@@ -15,12 +15,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/idempotency"
 	"github.com/onestack/webhooks/subscriptions"
@@ -35,16 +32,21 @@ type Limiter interface {
 	Admit(w http.ResponseWriter, r *http.Request, tenant string, limit int) (ww http.ResponseWriter, done func(), ok bool)
 }
 
-// Deliveries is what the API asks of the dispatcher.
+// Deliveries is what the API asks of the delivery engine and its attempt
+// log. Implementations return the errors this package declares
+// (ErrDeliveryNotFound, ErrEventGone, ErrInvalidCursor, ErrUnavailable),
+// wrapped as they like.
 type Deliveries interface {
 	// SendTest delivers a webhook.test event to one subscription only.
 	SendTest(ctx context.Context, sub subscriptions.Subscription) (eventID string, err error)
 	// Delivery reads one of tenant's deliveries.
-	Delivery(ctx context.Context, tenant, id string) (dispatcher.Delivery, error)
-	// Deliveries lists a subscription's deliveries, newest first.
-	Deliveries(ctx context.Context, tenant, sub, status, before string, limit int) ([]dispatcher.Delivery, bool, error)
+	Delivery(ctx context.Context, tenant, id string) (Delivery, error)
+	// Deliveries lists a subscription's deliveries, newest first, with
+	// the given status ("" for all), created before the delivery id before
+	// ("" for the newest); up to limit, and whether more follow.
+	Deliveries(ctx context.Context, tenant, sub, status, before string, limit int) ([]Delivery, bool, error)
 	// Retry makes one more attempt of a delivery now.
-	Retry(ctx context.Context, tenant, id string) (dispatcher.Delivery, error)
+	Retry(ctx context.Context, tenant, id string) (Delivery, error)
 	// Replay delivers again every retained event of sub's types in a range.
 	Replay(ctx context.Context, sub subscriptions.Subscription, since, until time.Time) (int, error)
 }
@@ -301,10 +303,10 @@ func (s *statusWriter) WriteHeader(code int) {
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// isUnavailable reports whether err means NATS could not be reached.
+// isUnavailable reports whether err means a dependency (NATS, the attempt
+// log) could not be reached: every store maps its errors to a sentinel.
 func isUnavailable(err error) bool {
-	return errors.Is(err, events.ErrPublish) || errors.Is(err, nats.ErrConnectionClosed) ||
-		errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) ||
-		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, events.ErrPublish) ||
+		errors.Is(err, subscriptions.ErrUnavailable) || errors.Is(err, idempotency.ErrUnavailable) ||
+		errors.Is(err, context.DeadlineExceeded)
 }

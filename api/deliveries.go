@@ -5,8 +5,46 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/subscriptions"
+)
+
+// Delivery statuses.
+const (
+	StatusPending   = "pending"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusSkipped   = "skipped"
+)
+
+// Delivery is one event going to one subscription, with every attempt.
+type Delivery struct {
+	ID             string
+	EventID        string
+	EventType      string
+	SubscriptionID string
+	Status         string
+	Attempts       []Attempt
+	NextAttemptAt  *time.Time
+	CreatedAt      time.Time
+}
+
+// Attempt is one try of a delivery; StatusCode is zero and Error set when
+// no answer came.
+type Attempt struct {
+	At           time.Time
+	StatusCode   int
+	Error        string
+	DurationMs   int64
+	ResponseBody string
+}
+
+// Errors of a Deliveries implementation.
+var (
+	ErrDeliveryNotFound = errors.New("delivery not found")
+	ErrEventGone        = errors.New("the event of this delivery is no longer retained")
+	ErrInvalidCursor    = errors.New("cursor does not name a delivery")
+	// ErrUnavailable: a dependency (NATS, the attempt log) cannot be reached.
+	ErrUnavailable = errors.New("dependency unavailable")
 )
 
 type attemptView struct {
@@ -28,7 +66,7 @@ type deliveryView struct {
 	CreatedAt      time.Time     `json:"createdAt"`
 }
 
-func viewDelivery(d dispatcher.Delivery) deliveryView {
+func viewDelivery(d Delivery) deliveryView {
 	v := deliveryView{ID: d.ID, EventID: d.EventID, EventType: d.EventType, SubscriptionID: d.SubscriptionID,
 		Status: d.Status, NextAttemptAt: d.NextAttemptAt, CreatedAt: d.CreatedAt, Attempts: make([]attemptView, len(d.Attempts))}
 	for i, at := range d.Attempts {
@@ -46,13 +84,15 @@ func viewDelivery(d dispatcher.Delivery) deliveryView {
 	return v
 }
 
-// deliveryErr maps the dispatcher's read errors.
+// deliveryErr maps the read errors of Deliveries.
 func deliveryErr(err error) error {
 	switch {
-	case errors.Is(err, dispatcher.ErrNotFound):
+	case errors.Is(err, ErrDeliveryNotFound):
 		return errNotFound("delivery")
-	case errors.Is(err, dispatcher.ErrEventGone):
+	case errors.Is(err, ErrEventGone):
 		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "the event of this delivery is no longer retained"}
+	case errors.Is(err, ErrInvalidCursor):
+		return subscriptions.Invalid("cursor", "is not a cursor this API returned")
 	}
 	return err
 }
@@ -68,13 +108,13 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, c *caller) 
 	}
 	status := r.URL.Query().Get("status")
 	switch status {
-	case "", dispatcher.StatusPending, dispatcher.StatusSucceeded, dispatcher.StatusFailed, dispatcher.StatusSkipped:
+	case "", StatusPending, StatusSucceeded, StatusFailed, StatusSkipped:
 	default:
 		return subscriptions.Invalid("status", "must be pending, succeeded, failed or skipped")
 	}
 	list, more, err := a.cfg.Deliveries.Deliveries(r.Context(), c.tenant, s.ID, status, before, limit)
 	if err != nil {
-		return err
+		return deliveryErr(err)
 	}
 	out := listPage[deliveryView]{Data: make([]deliveryView, len(list))}
 	for i, d := range list {
@@ -133,7 +173,7 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request, c *caller) error {
 	}
 	n, err := a.cfg.Deliveries.Replay(r.Context(), s, *in.Since, until)
 	if err != nil {
-		return err
+		return deliveryErr(err)
 	}
 	writeJSON(w, http.StatusAccepted, map[string]int{"replayed": n})
 	return nil

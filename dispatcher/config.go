@@ -1,8 +1,16 @@
-// Package dispatcher turns events into webhooks: the fan-out stage matches
-// each event against the subscription index and stores one delivery task
-// per matching subscription; the delivery stage signs and POSTs each task,
-// records every attempt, and schedules the next attempt in JetStream when
-// one fails.
+// Package dispatcher turns events into webhooks.
+//
+// The fan-out reads each event once from the events stream, matches it
+// against the in-memory subscription index and puts one delivery per
+// matching subscription on that subscription's in-memory queue; the event
+// is acknowledged once every delivery of it has succeeded or been handed
+// durably to a waiting place. Workers sign and POST deliveries and append
+// every outcome to the attempt log (package deliverylog). Only what must
+// wait is stored: a retry, as a message schedule; a delivery whose
+// subscription has no room in memory, or whose subscription is paced or
+// FIFO, as a small "parked" record that names the event by its stream
+// sequence (never its body) and is read back at that subscription's own
+// pace by a consumer made on demand.
 package dispatcher
 
 import (
@@ -67,16 +75,19 @@ type Config struct {
 	// durations; tasks past it are deferred through JetStream for a second
 	// without using an attempt (default 5 s).
 	QueueWait time.Duration
-	// QueuePerSubscription caps one subscription's tasks waiting in memory,
-	// whatever its speed (default 10,000).
+	// QueuePerSubscription caps one subscription's deliveries waiting in
+	// memory, whatever its speed (default 10,000).
 	QueuePerSubscription int
-	// MaxAckPending bounds the tasks a replica holds unacknowledged
-	// (default 20,000).
-	MaxAckPending int
-	// DedupeWindow is how long the stream remembers task ids, so a
-	// replayed event never doubles a delivery (default 2 minutes).
+	// FanoutPending bounds the events a replica holds in memory, read but
+	// not yet acknowledged because some of their deliveries are still to be
+	// made (default 8,192). Past it, events wait in the stream.
+	FanoutPending int
+	// DedupeWindow is how long the deliveries stream remembers the ids of
+	// parked records and schedules, so a fan-out repeated after a crash
+	// never doubles one (default 2 minutes).
 	DedupeWindow time.Duration
-	// AttemptRetention is how long attempts are kept (default 30 days).
+	// AttemptRetention is how long the attempt log keeps deliveries
+	// (default 30 days).
 	AttemptRetention time.Duration
 	// Health says when an endpoint whose deliveries keep being given up is
 	// disabled. The zero value means after 5 days of failures with no
@@ -114,8 +125,8 @@ func (c Config) withDefaults() Config {
 	if c.QueuePerSubscription <= 0 {
 		c.QueuePerSubscription = 10_000
 	}
-	if c.MaxAckPending <= 0 {
-		c.MaxAckPending = 20_000
+	if c.FanoutPending <= 0 {
+		c.FanoutPending = 8192
 	}
 	if c.DedupeWindow <= 0 {
 		c.DedupeWindow = 2 * time.Minute
@@ -144,7 +155,7 @@ func (c Config) Validate() error {
 	if c.Jitter >= 1 {
 		errs = append(errs, errors.New("jitter must be below 1"))
 	}
-	if c.Workers < 0 || c.PerSubscription < 0 || c.QueuePerSubscription < 0 {
+	if c.Workers < 0 || c.PerSubscription < 0 || c.QueuePerSubscription < 0 || c.FanoutPending < 0 {
 		errs = append(errs, errors.New("worker counts must not be negative"))
 	}
 	return errors.Join(errs...)

@@ -9,13 +9,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/signature"
@@ -39,163 +39,196 @@ type result struct {
 	excerpt    string
 	retryAfter time.Duration
 	duration   time.Duration
+	// cut: the attempt was cut short by a shutdown; it counts as none.
+	cut bool
 }
 
-func (r result) ok() bool   { return r.err == "" && r.status >= 200 && r.status < 300 }
-func (r result) gone() bool { return r.status == http.StatusGone }
+func (r result) ok() bool { return r.err == "" && r.status >= 200 && r.status < 300 }
 
-// attempt makes one try of a task and settles it: success is acked; a
-// failure with attempts left is acked with its next attempt scheduled in
-// JetStream; the last failure is acked as given up. The delivery's snapshot
-// (every attempt so far) is stored before the ack.
-func (d *Dispatcher) attempt(t *task) {
-	sub, ok := d.subscription(t)
-	if !ok {
+// Outcome labels of webhooks_attempts_total.
+const (
+	outcomeSucceeded = "succeeded"
+	outcomeRetrying  = "retrying"
+	outcomeFailed    = "failed"
+	outcomeSkipped   = "skipped"
+	outcomeDropped   = "dropped"
+)
+
+func (d *Dispatcher) runWorker() {
+	defer d.workers.Done()
+	for {
+		dl, ok := d.queue.next()
+		if !ok {
+			return
+		}
+		start := time.Now()
+		d.attempt(dl)
+		// An endpoint slower than its queue assumed: what no longer fits
+		// is parked, stored once, to be read back at its pace.
+		for _, late := range d.queue.done(dl, time.Since(start)) {
+			d.park(late, laneUnordered)
+		}
+	}
+}
+
+// attempt makes one try of a delivery and commits its outcome: the log
+// record, and what the outcome needs stored with it (a schedule, events
+// for the tenant); the delivery is settled once they are stored.
+func (d *Dispatcher) attempt(dl *delivery) {
+	sub, err := d.subscription(d.runCtx, dl.tenant, dl.sub)
+	switch {
+	case errors.Is(err, subscriptions.ErrNotFound):
+		// Deleted: deliveries not yet made to it are dropped.
+		d.m.attempts.WithLabelValues(outcomeDropped).Inc()
+		d.settle(dl, nil)
+		return
+	case err != nil:
+		d.logger.Warn("deliver: look up the subscription; delivery handed back", "subscription", dl.sub, "err", err)
+		d.release(dl)
+		return
+	}
+	if !sub.Active && !dl.manual {
+		d.m.attempts.WithLabelValues(outcomeSkipped).Inc()
+		d.commit(dl, dl.record(deliverylog.StatusSkipped), nil)
 		return
 	}
 	now := d.cfg.Now().UTC()
-	dlv := Delivery{
-		ID: t.delivery, EventID: t.eventID, EventType: t.eventType, SubscriptionID: t.sub,
-		TenantID: t.tenant, Attempts: t.history, CreatedAt: t.created, EventSeq: t.eventSeq,
-	}
-	if !sub.Active && !t.manual {
-		dlv.Status = StatusSkipped
-		d.m.attempts.WithLabelValues(StatusSkipped).Inc()
-		d.finish(t, []*nats.Msg{dlv.msg()})
+	res := d.post(sub, dl, now)
+	if res.cut {
+		d.release(dl)
 		return
 	}
-
-	res := d.post(sub, t, now)
-	dlv.Attempts = append(slices.Clip(t.history), Attempt{
-		At: now, StatusCode: res.status, Error: res.err, ResponseBody: res.excerpt, DurationMs: res.duration.Milliseconds(),
-	})
-	d.m.latency.Observe(res.duration.Seconds())
-
-	msgs := make([]*nats.Msg, 0, 3)
-	var retryIn time.Duration // an ordered task is retried in place, after this
-	switch {
-	case res.ok():
-		dlv.Status = StatusSucceeded
-		d.m.attempts.WithLabelValues(StatusSucceeded).Inc()
-		if t.attempt == 1 && !t.created.IsZero() {
-			d.m.endToEnd.Observe(time.Since(t.created).Seconds())
-		}
-		if err := d.store.RecordSuccess(d.runCtx, t.tenant, t.sub); err != nil {
-			d.logger.Warn("record endpoint health", "subscription", t.sub, "err", err)
-		}
-	case res.gone():
-		dlv.Status = StatusFailed
-		d.m.attempts.WithLabelValues(StatusFailed).Inc()
-		changed, err := d.store.Disable(d.runCtx, t.tenant, t.sub, "endpoint answered 410 Gone")
-		if err != nil {
-			d.logger.Warn("disable subscription after 410", "subscription", t.sub, "err", err)
-		} else if changed {
-			msgs = append(msgs, d.disabledEvent(t, "endpoint answered 410 Gone", now))
-		}
-	default:
-		wait, more := d.cfg.wait(t.attempt)
-		if t.manual || !more {
-			dlv.Status = StatusFailed
-			d.m.attempts.WithLabelValues(StatusFailed).Inc()
-			if !t.manual {
-				msgs = append(msgs, d.givenUp(t, &dlv, now)...)
-			}
-			break
-		}
-		if res.retryAfter > 0 {
-			wait = res.retryAfter
-		}
-		at := now.Add(wait)
-		dlv.Status, dlv.NextAttemptAt = StatusPending, &at
-		d.m.attempts.WithLabelValues("retrying").Inc()
-		if t.ordered {
-			// The head of a FIFO subscription blocks the rest: it stays the
-			// consumer's one pending message until its next attempt.
-			retryIn = max(wait, time.Millisecond)
-			break
-		}
-		next := *t
-		next.attempt, next.history = t.attempt+1, dlv.Attempts
-		// One schedule per attempt: a crash that repeats this attempt
-		// publishes the same id, which JetStream stores once.
-		msgs = append(msgs, retryMsg(&next, at, "a"+strconv.Itoa(next.attempt), t.msg.Data()))
+	d.m.duration.Observe(res.duration.Seconds())
+	wait, more := d.cfg.wait(dl.attempt)
+	o := decide(res, dl.manual, wait, more)
+	rec := dl.record(o.status())
+	rec.Attempt = &deliverylog.Attempt{
+		N: dl.attempt, At: now, StatusCode: res.status, Error: res.err,
+		DurationMs: res.duration.Milliseconds(), ResponseBody: res.excerpt,
 	}
-	msgs = append(msgs, dlv.msg())
-	d.settleAfter(t, msgs, retryIn)
+	var msgs []*nats.Msg
+	switch o.verdict {
+	case delivered:
+		d.m.attempts.WithLabelValues(outcomeSucceeded).Inc()
+		if dl.attempt == 1 && !dl.manual {
+			d.m.endToEnd.Observe(time.Since(dl.created).Seconds())
+		}
+		if err := d.store.RecordSuccess(d.runCtx, dl.tenant, dl.sub); err != nil {
+			d.logger.Warn("record endpoint health", "subscription", dl.sub, "err", err)
+		}
+	case gone:
+		d.m.attempts.WithLabelValues(outcomeFailed).Inc()
+		msgs = d.disable(dl, "endpoint answered 410 Gone", now)
+	case manualFailed:
+		d.m.attempts.WithLabelValues(outcomeFailed).Inc()
+	case givenUp:
+		d.m.attempts.WithLabelValues(outcomeFailed).Inc()
+		msgs = d.givenUp(dl, now)
+	case retryLater:
+		d.m.attempts.WithLabelValues(outcomeRetrying).Inc()
+		at := now.Add(o.wait)
+		rec.NextAttemptAt = &at
+		if dl.ordered {
+			// The head of a FIFO lane blocks the rest: handed back with the
+			// wait, it stays the lane's one outstanding record.
+			d.commitThen(rec, nil, func(err error) {
+				if err != nil {
+					d.settle(dl, err)
+					return
+				}
+				d.held.remove(dl.parked)
+				d.settleMsg(dl.parked, opNak, max(o.wait, time.Millisecond))
+			})
+			return
+		}
+		next := *dl
+		next.attempt, next.manual = dl.attempt+1, false
+		msgs = append(msgs, scheduleMsg(&next, at))
+		if o.wait < parkerIdle {
+			// Keep the lane's reader for it; a later one is found by the scan.
+			d.parkers.want(parkKey{tenant: dl.tenant, sub: dl.sub, lane: laneUnordered}, at)
+		}
+	}
+	d.commit(dl, rec, msgs)
 }
 
 // givenUp records a delivery given up against its endpoint's health and
 // returns the events that tell the tenant: delivery.exhausted, and
 // subscription.disabled if the endpoint is now disabled. Deliveries of
 // those two types raise none, so a dead endpoint cannot feed a loop.
-func (d *Dispatcher) givenUp(t *task, dlv *Delivery, now time.Time) []*nats.Msg {
-	if t.eventType == events.TypeDeliveryExhausted || t.eventType == events.TypeSubscriptionDisabled {
+func (d *Dispatcher) givenUp(dl *delivery, now time.Time) []*nats.Msg {
+	if dl.ev.typ == events.TypeDeliveryExhausted || dl.ev.typ == events.TypeSubscriptionDisabled {
 		return nil
 	}
 	data, _ := json.Marshal(map[string]any{
-		"deliveryId": dlv.ID, "subscriptionId": dlv.SubscriptionID, "eventId": dlv.EventID,
-		"eventType": dlv.EventType, "attempts": len(dlv.Attempts),
+		"deliveryId": dl.id, "subscriptionId": dl.sub, "eventId": dl.ev.id,
+		"eventType": dl.ev.typ, "attempts": dl.attempt,
 	})
-	e := events.Event{ID: events.NewID(), Type: events.TypeDeliveryExhausted, TenantID: t.tenant, OccurredAt: now, Data: data}
+	e := events.Event{ID: events.NewID(), Type: events.TypeDeliveryExhausted, TenantID: dl.tenant, OccurredAt: now, Data: data}
 	msgs := []*nats.Msg{e.Msg(false)}
-	disabled, err := d.store.RecordGivenUp(d.runCtx, t.tenant, t.sub, t.created, now, d.cfg.Health)
+	disabled, err := d.store.RecordGivenUp(d.runCtx, dl.tenant, dl.sub, dl.created, now, d.cfg.Health)
 	if err != nil {
-		d.logger.Warn("record endpoint health", "subscription", t.sub, "err", err)
+		d.logger.Warn("record endpoint health", "subscription", dl.sub, "err", err)
 	} else if disabled {
-		msgs = append(msgs, d.disabledEvent(t, "deliveries kept failing", now))
+		msgs = append(msgs, d.disabledEvent(dl, "deliveries kept failing", now))
 	}
 	return msgs
 }
 
+// disable turns a subscription off after a 410 and returns the event that
+// tells the tenant, if this call disabled it.
+func (d *Dispatcher) disable(dl *delivery, reason string, now time.Time) []*nats.Msg {
+	changed, err := d.store.Disable(d.runCtx, dl.tenant, dl.sub, reason)
+	if err != nil {
+		d.logger.Warn("disable subscription after 410", "subscription", dl.sub, "err", err)
+		return nil
+	}
+	if !changed {
+		return nil
+	}
+	return []*nats.Msg{d.disabledEvent(dl, reason, now)}
+}
+
 // disabledEvent tells the tenant a subscription was disabled.
-func (d *Dispatcher) disabledEvent(t *task, reason string, now time.Time) *nats.Msg {
+func (d *Dispatcher) disabledEvent(dl *delivery, reason string, now time.Time) *nats.Msg {
 	d.m.disabled.Inc()
-	data, _ := json.Marshal(map[string]string{"subscriptionId": t.sub, "reason": reason})
-	e := events.Event{ID: events.NewID(), Type: events.TypeSubscriptionDisabled, TenantID: t.tenant, OccurredAt: now, Data: data}
+	data, _ := json.Marshal(map[string]string{"subscriptionId": dl.sub, "reason": reason})
+	e := events.Event{ID: events.NewID(), Type: events.TypeSubscriptionDisabled, TenantID: dl.tenant, OccurredAt: now, Data: data}
 	return e.Msg(false)
 }
 
-// subscription finds the task's subscription in the index, or in storage if
-// the index may lag another replica's write. A task of a deleted
-// subscription is dropped.
-func (d *Dispatcher) subscription(t *task) (*subscriptions.Subscription, bool) {
-	if s, ok := d.store.Index().Subscription(t.tenant, t.sub); ok {
-		return s, true
+// subscription finds a subscription in the index, or in storage if the
+// index may lag another replica's write; subscriptions.ErrNotFound means
+// it is gone.
+func (d *Dispatcher) subscription(ctx context.Context, tenant, id string) (*subscriptions.Subscription, error) {
+	if s, ok := d.store.Index().Subscription(tenant, id); ok {
+		return s, nil
 	}
-	s, err := d.store.LoadSubscription(d.runCtx, t.tenant, t.sub)
+	s, err := d.store.LoadSubscription(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// lookup reports whether a subscription exists; an error reading storage
+// counts as existing, so nothing is dropped on a NATS hiccup.
+func (d *Dispatcher) lookup(ctx context.Context, tenant, id string) (*subscriptions.Subscription, bool) {
+	s, err := d.subscription(ctx, tenant, id)
 	switch {
 	case err == nil:
-		return &s, true
+		return s, true
 	case errors.Is(err, subscriptions.ErrNotFound):
-		d.m.attempts.WithLabelValues("dropped").Inc()
-		_ = t.msg.Ack()
-	default:
-		d.logger.Warn("deliver: load subscription; task handed back", "subscription", t.sub, "err", err)
-		_ = t.msg.NakWithDelay(5 * time.Second)
+		return nil, false
 	}
-	return nil, false
+	return &subscriptions.Subscription{ID: id, TenantID: tenant}, true
 }
 
-// finish stores msgs and acks the task once they are stored.
-func (d *Dispatcher) finish(t *task, msgs []*nats.Msg) { d.settleAfter(t, msgs, 0) }
-
-// settleAfter stores msgs, then acks the task, or, with retryIn, hands it
-// back to be delivered again after that long.
-func (d *Dispatcher) settleAfter(t *task, msgs []*nats.Msg, retryIn time.Duration) {
-	futures, err := events.PublishAsync(d.runCtx, d.js, msgs)
-	if err != nil {
-		d.logger.Warn("deliver: log attempt; task handed back", "delivery", t.delivery, "err", err)
-		_ = t.msg.NakWithDelay(time.Second)
-		return
-	}
-	d.settle <- settlement{msg: t.msg, futures: futures, retryIn: retryIn}
-}
-
-// post signs and sends the task's body to the subscription's URL.
-func (d *Dispatcher) post(sub *subscriptions.Subscription, t *task, now time.Time) result {
+// post signs and sends the delivery's body to the subscription's URL.
+func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now time.Time) result {
 	ctx, cancel := context.WithTimeout(d.runCtx, d.cfg.Timeout)
 	defer cancel()
-	body := t.msg.Data()
+	body := dl.ev.body
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(body))
 	if err != nil {
 		return result{err: "invalid url"}
@@ -204,18 +237,21 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, t *task, now time.Tim
 		"Content-Type": {"application/json"},
 		"User-Agent":   {d.cfg.UserAgent},
 		// Standard Webhooks headers, lower-case as the specification writes them.
-		signature.HeaderID:        {t.eventID},
+		signature.HeaderID:        {dl.ev.id},
 		signature.HeaderTimestamp: {strconv.FormatInt(now.Unix(), 10)},
-		signature.HeaderSignature: {signature.SignAll(sub.SigningSecrets(now), t.eventID, now, body)},
+		signature.HeaderSignature: {signature.SignAll(sub.SigningSecrets(now), dl.ev.id, now, body)},
 	}
 	d.m.inflight.Inc()
 	start := time.Now()
 	resp, err := d.client.Do(req)
 	d.m.inflight.Dec()
 	if err != nil {
+		if d.runCtx.Err() != nil {
+			return result{cut: true}
+		}
 		return result{err: describe(ctx, err), duration: time.Since(start)}
 	}
-	excerpt := make([]byte, MaxResponseExcerpt)
+	excerpt := make([]byte, deliverylog.MaxResponseExcerpt)
 	n, _ := io.ReadFull(resp.Body, excerpt)
 	_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
 	resp.Body.Close()
@@ -223,7 +259,7 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, t *task, now time.Tim
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	}
-	if !r.ok() && !r.gone() {
+	if !r.ok() && r.status != http.StatusGone {
 		r.err = "endpoint answered " + strconv.Itoa(resp.StatusCode)
 	}
 	return r

@@ -1,64 +1,16 @@
 package dispatcher
 
 import (
-	"encoding/json"
+	"encoding/binary"
 	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
+
+	"github.com/onestack/webhooks/deliverylog"
 )
-
-// Delivery statuses.
-const (
-	StatusPending   = "pending"
-	StatusSucceeded = "succeeded"
-	StatusFailed    = "failed"
-	StatusSkipped   = "skipped"
-)
-
-// MaxResponseExcerpt is how much of a receiver's answer is kept.
-const MaxResponseExcerpt = 1024
-
-// Delivery is one event going to one subscription, with every attempt so
-// far. The attempt log keeps the latest snapshot of each delivery: every
-// attempt writes the whole delivery, so reading one is one lookup.
-type Delivery struct {
-	ID             string     `json:"id"`
-	EventID        string     `json:"eventId"`
-	EventType      string     `json:"eventType"`
-	SubscriptionID string     `json:"subscriptionId"`
-	TenantID       string     `json:"tenantId"`
-	Status         string     `json:"status"`
-	Attempts       []Attempt  `json:"attempts"`
-	NextAttemptAt  *time.Time `json:"nextAttemptAt,omitempty"`
-	CreatedAt      time.Time  `json:"createdAt"`
-	// EventSeq is the event's sequence in the events stream, from which a
-	// manual retry or a replay reads its body.
-	EventSeq uint64 `json:"eventSeq,omitempty"`
-}
-
-// Attempt is one try of a delivery.
-type Attempt struct {
-	At           time.Time `json:"at"`
-	StatusCode   int       `json:"statusCode,omitempty"`
-	Error        string    `json:"error,omitempty"`
-	DurationMs   int64     `json:"durationMs"`
-	ResponseBody string    `json:"responseBody,omitempty"`
-}
-
-// deliverySubject is where a delivery's snapshot is kept.
-func deliverySubject(tenant, sub, delivery string) string {
-	return attemptPrefix + tenant + "." + sub + "." + delivery
-}
-
-func (d *Delivery) msg() *nats.Msg {
-	if d.Attempts == nil {
-		d.Attempts = []Attempt{}
-	}
-	b, _ := json.Marshal(d) // plain fields always encode
-	return &nats.Msg{Subject: deliverySubject(d.TenantID, d.SubscriptionID, d.ID), Data: b}
-}
 
 const (
 	deliveryPrefix = "dlv_"
@@ -66,9 +18,24 @@ const (
 	ulidLen        = 26
 )
 
-// NewDeliveryID returns a fresh id for a delivery to sub: "dlv_" followed by
-// its own ULID (so ids sort by creation time) and the subscription's, so the
-// id alone says where the delivery is kept.
+// DeliveryID returns the id of the delivery to sub of the event stored at
+// stream sequence seq at time at: "dlv_", a ULID made of at and seq, and
+// the subscription's ULID. The same event and subscription always give the
+// same id, so an event fanned out again (after a crash, or while its
+// subscription is disabled) is the same delivery, one record in the log;
+// ids still sort by creation time, and name their subscription.
+func DeliveryID(at time.Time, seq uint64, sub string) string {
+	var u ulid.ULID
+	_ = u.SetTime(ulid.Timestamp(at)) // fails only past the year 10889
+	var entropy [10]byte
+	binary.BigEndian.PutUint64(entropy[:8], seq)
+	_ = u.SetEntropy(entropy[:]) // ten bytes: never fails
+	return deliveryPrefix + u.String() + strings.TrimPrefix(sub, subPrefix)
+}
+
+// NewDeliveryID returns a fresh id for a delivery to sub that no stored
+// event position names, such as a replay's: "dlv_", a new ULID, and the
+// subscription's.
 func NewDeliveryID(sub string) string {
 	return deliveryPrefix + ulid.Make().String() + strings.TrimPrefix(sub, subPrefix)
 }
@@ -85,4 +52,47 @@ func SubscriptionOf(delivery string) (string, bool) {
 		}
 	}
 	return subPrefix + rest[ulidLen:], true
+}
+
+// event is an event being delivered: its identity and body, read once.
+// When it came from the fan-out, msg is its message in the events stream,
+// acknowledged once every delivery of it is settled (remaining reaches
+// zero), or handed back if any could not be settled.
+type event struct {
+	msg       jetstream.Msg
+	tenant    string
+	id        string
+	typ       string
+	seq       uint64
+	body      []byte
+	remaining atomic.Int32
+	failed    atomic.Bool
+}
+
+// delivery is one attempt to make, in memory.
+type delivery struct {
+	id      string
+	tenant  string
+	sub     string
+	ev      *event
+	attempt int // the number of the attempt to make, 1-based
+	created time.Time
+	// manual: asked for by hand, one attempt whatever the subscription's
+	// state, and no schedule after it.
+	manual bool
+	// parked is the parked record this delivery was read from; nil for a
+	// delivery straight from the fan-out. A parked delivery is settled by
+	// acknowledging it, and a failed FIFO one is retried in place by
+	// handing it back with the schedule's delay.
+	parked  jetstream.Msg
+	ordered bool
+}
+
+// record starts the log record of d with status.
+func (d *delivery) record(status string) deliverylog.Record {
+	return deliverylog.Record{
+		DeliveryID: d.id, TenantID: d.tenant, SubscriptionID: d.sub,
+		EventID: d.ev.id, EventType: d.ev.typ, EventSeq: d.ev.seq,
+		CreatedAt: d.created, Status: status, Manual: d.manual,
+	}
 }

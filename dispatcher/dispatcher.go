@@ -2,241 +2,251 @@ package dispatcher
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
-// Durable consumer names, shared by every replica.
+// fanoutConsumer is the durable consumer of events, shared by every replica.
+const fanoutConsumer = "fanout"
+
+// Ack waits: how long a message handed to a replica that died waits before
+// another replica (or the restarted one) gets it. Messages that wait in
+// memory longer are kept alive by the keeper.
 const (
-	fanoutConsumer  = "fanout"
-	deliverConsumer = "deliver"
+	eventAckWait = 30 * time.Second
+	attemptSlack = 5 * time.Second
 )
 
-// ackTimeout bounds the wait for a batch of JetStream acknowledgements.
-const ackTimeout = 30 * time.Second
-
-// Redelivery bounds: how long a message handed to a replica that died
-// waits before another replica (or the restarted one) gets it. Fan-out
-// takes milliseconds; an attempt takes at most the timeout.
-const (
-	fanoutAckWait = 10 * time.Second
-	attemptSlack  = 5 * time.Second
-)
-
-// Dispatcher runs the fan-out and delivery stages. Start it once; Stop it
-// to drain.
+// Dispatcher runs the fan-out and the deliveries. Start it once; Stop it to
+// drain.
 type Dispatcher struct {
 	cfg    Config
 	js     jetstream.JetStream
 	store  *subscriptions.Store
+	log    *deliverylog.Writer
+	index  *deliverylog.Index
 	client *http.Client
 	logger *slog.Logger
 	m      *metrics
 
-	fanoutCons, deliverCons jetstream.Consumer
-	// attempts and events are the streams the read side reads.
-	attempts, eventStream jetstream.Stream
-	fanoutCC, deliverCC   jetstream.ConsumeContext
+	events, deliveries jetstream.Stream
+	fanoutCons         jetstream.Consumer
+	fanoutCC           jetstream.ConsumeContext
 
-	queue  *fairQueue
-	settle chan settlement
-	// runCtx bounds in-flight attempts; cancelled only when a drain runs
-	// out of time.
+	queue   *fairQueue
+	pub     *publisher
+	parkers *parkers
+	held    pendingMsgs
+
+	// runCtx bounds attempts and publications; it is cancelled when a
+	// drain runs out of time.
 	runCtx    context.Context
 	runCancel context.CancelFunc
-	workers   sync.WaitGroup
-	settler   sync.WaitGroup
-	keeper    sync.WaitGroup
-	stopOnce  sync.Once
-	// stopping ends the background loops when a drain begins.
-	stopping chan struct{}
-	ordered  orderedConsumers
+	// bgCtx ends the background loops when a drain begins.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	workers  sync.WaitGroup
+	bg       sync.WaitGroup
+	stopOnce sync.Once
+	// draining counts what the drain did, for its log line.
+	draining  atomic.Bool
+	drainDone atomic.Int64
+	released  struct{ parked, handedBack atomic.Int64 }
 }
 
-// settlement is a message to acknowledge once its publications are stored.
-type settlement struct {
-	msg     jetstream.Msg
-	futures []jetstream.PubAckFuture
-	// retryIn, when set, hands the message back for redelivery after it
-	// instead of acking it.
-	retryIn time.Duration
-}
-
-// New prepares the dispatcher: it creates its streams and consumers.
-func New(ctx context.Context, js jetstream.JetStream, store *subscriptions.Store, cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Dispatcher, error) {
+// New prepares the dispatcher: it creates the deliveries stream and the
+// fan-out consumer. log receives every outcome; index answers the
+// questions a retry asks of a delivery's history.
+func New(ctx context.Context, js jetstream.JetStream, store *subscriptions.Store, log *deliverylog.Writer, index *deliverylog.Index, cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Dispatcher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("dispatcher config: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	if err := ensureStreams(ctx, js, cfg); err != nil {
+	d := &Dispatcher{
+		cfg: cfg, js: js, store: store, log: log, index: index, logger: logger,
+		client: NewClient(cfg.Egress),
+		m:      newMetrics(reg),
+		queue:  newFairQueue(cfg.PerSubscription, cfg.QueuePerSubscription, cfg.QueueWait),
+		pub:    newPublisher(js),
+	}
+	d.parkers = newParkers(d)
+	var err error
+	if d.deliveries, err = ensureDeliveriesStream(ctx, js, cfg); err != nil {
 		return nil, err
 	}
-	attempts, err := js.Stream(ctx, AttemptsStream)
-	if err != nil {
-		return nil, fmt.Errorf("open stream %s: %w", AttemptsStream, err)
-	}
-	eventStream, err := js.Stream(ctx, events.StreamName)
-	if err != nil {
+	if d.events, err = js.Stream(ctx, events.StreamName); err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", events.StreamName, err)
-	}
-	d := &Dispatcher{
-		cfg: cfg, js: js, store: store, logger: logger,
-		client:      NewClient(cfg.Egress),
-		m:           newMetrics(reg),
-		queue:       newFairQueue(cfg.PerSubscription, cfg.QueuePerSubscription, cfg.QueueWait),
-		settle:      make(chan settlement, 8192),
-		attempts:    attempts,
-		stopping:    make(chan struct{}),
-		ordered:     orderedConsumers{running: make(map[string]jetstream.ConsumeContext)},
-		eventStream: eventStream,
 	}
 	d.fanoutCons, err = js.CreateOrUpdateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{
 		Durable:       fanoutConsumer,
-		Description:   "Matches events against subscriptions and stores delivery tasks",
+		Description:   "Matches events against subscriptions and delivers them",
 		FilterSubject: events.SubjectAll,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       fanoutAckWait,
-		MaxAckPending: cfg.MaxAckPending,
+		AckWait:       eventAckWait,
+		MaxAckPending: cfg.FanoutPending,
+		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure consumer %s: %w", fanoutConsumer, err)
 	}
-	d.deliverCons, err = js.CreateOrUpdateConsumer(ctx, DeliveriesStream, jetstream.ConsumerConfig{
-		Durable:       deliverConsumer,
-		Description:   "Sends delivery tasks to endpoints",
-		FilterSubject: taskSubjectPrefix + ">",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.Timeout + attemptSlack,
-		MaxAckPending: cfg.MaxAckPending,
-		MaxDeliver:    -1,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ensure consumer %s: %w", deliverConsumer, err)
-	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "webhooks_consumer_pending", Help: "Messages not yet delivered to the consumers, events and delivery tasks together (consumer lag).",
+		Name: "webhooks_consumer_pending", Help: "Events not yet fanned out or not yet settled, plus parked deliveries and scheduled retries.",
 	}, d.lag))
 	return d, nil
 }
 
 // Streams names the streams the dispatcher uses besides the events stream.
-func (d *Dispatcher) Streams() []string { return []string{DeliveriesStream, AttemptsStream} }
+func (d *Dispatcher) Streams() []string { return []string{DeliveriesStream} }
 
-// lag reads both consumers' pending counts; it runs on a metrics scrape.
+// lag reads the fan-out consumer's backlog and what waits in the
+// deliveries stream; it runs on a metrics scrape.
 func (d *Dispatcher) lag() float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	var n uint64
-	for _, c := range []jetstream.Consumer{d.fanoutCons, d.deliverCons} {
-		if info, err := c.Info(ctx); err == nil {
-			n += info.NumPending + uint64(info.NumAckPending)
-		}
+	if info, err := d.fanoutCons.Info(ctx); err == nil {
+		n += info.NumPending + uint64(info.NumAckPending)
+	}
+	if info, err := d.deliveries.Info(ctx); err == nil {
+		n += info.State.Msgs
 	}
 	return float64(n)
+}
+
+// ackWait is how long a parked record is held unacknowledged by one replica
+// before another gets it: an attempt's timeout and some slack.
+func (d *Dispatcher) ackWait() time.Duration { return d.cfg.Timeout + attemptSlack }
+
+// window is how many of a subscription's parked records one replica holds
+// at once: its in-flight cap, or for a paced subscription what its pace
+// lets out in QueueWait.
+func (d *Dispatcher) window(s *subscriptions.Subscription) int {
+	n := d.cfg.PerSubscription
+	if s.RateLimit > 0 {
+		n = min(n, max(1, int(s.RateLimit*d.cfg.QueueWait.Seconds())))
+	}
+	return n
 }
 
 // Start begins consuming. It returns at once.
 func (d *Dispatcher) Start() error {
 	d.runCtx, d.runCancel = context.WithCancel(context.Background())
-	d.settler.Add(1)
-	go d.runSettler()
+	d.bgCtx, d.bgCancel = context.WithCancel(d.runCtx)
 	for range d.cfg.Workers {
 		d.workers.Add(1)
 		go d.runWorker()
 	}
-	d.keeper.Add(2)
-	go d.keepQueuedAlive()
-	go d.runOrdered()
-	onErr := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if !errors.Is(err, jetstream.ErrNoHeartbeat) && !errors.Is(err, nats.ErrConnectionClosed) {
-			d.logger.Warn("consume", "err", err)
-		}
-	})
+	d.bg.Add(2)
+	go func() { defer d.bg.Done(); d.parkers.run(d.bgCtx) }()
+	go func() { defer d.bg.Done(); d.keepHeldAlive(d.bgCtx) }()
 	var err error
-	d.fanoutCC, err = d.fanoutCons.Consume(d.fanout, jetstream.PullMaxMessages(1024), onErr)
+	d.fanoutCC, err = d.fanoutCons.Consume(d.fanout, jetstream.PullMaxMessages(1024), jetstream.ConsumeErrHandler(d.consumeError))
 	if err != nil {
 		return fmt.Errorf("consume events: %w", err)
-	}
-	d.deliverCC, err = d.deliverCons.Consume(d.receive, jetstream.PullMaxMessages(1024), onErr)
-	if err != nil {
-		d.fanoutCC.Stop()
-		return fmt.Errorf("consume delivery tasks: %w", err)
 	}
 	return nil
 }
 
-// Stop stops taking work, lets attempts in flight finish until ctx ends,
-// hands queued tasks back to the stream and waits for every goroutine.
+// consumeError logs a consumer's trouble, except the expected end of a
+// connection at shutdown.
+func (d *Dispatcher) consumeError(_ jetstream.ConsumeContext, err error) {
+	if errors.Is(err, nats.ErrConnectionClosed) {
+		return
+	}
+	d.m.consumeErrors.Inc()
+	d.logger.Warn("consume", "err", err)
+}
+
+// Stop drains: it stops taking events and parked records, lets the
+// deliveries in memory be made until a little before ctx ends, then parks
+// what is left (queued deliveries, and attempts cut short, which count as
+// no attempt) so it waits durably, and returns once every goroutine has.
+// What cannot be parked is handed back to JetStream for redelivery. The
+// log says how many of each.
 func (d *Dispatcher) Stop(ctx context.Context) {
 	d.stopOnce.Do(func() {
-		close(d.stopping)
+		d.draining.Store(true)
 		if d.fanoutCC != nil {
-			d.fanoutCC.Drain()
-			<-d.fanoutCC.Closed()
+			d.fanoutCC.Stop()
+			select {
+			case <-d.fanoutCC.Closed():
+			case <-time.After(closeWait):
+			}
 		}
-		if d.deliverCC != nil {
-			d.deliverCC.Drain()
-			<-d.deliverCC.Closed()
+		d.bgCancel()
+		d.bg.Wait() // the parkers' consumers are stopped
+
+		// Let the queue empty until the reserve kept for parking the rest.
+		soft := ctx
+		if deadline, ok := ctx.Deadline(); ok {
+			reserve := min(time.Until(deadline)/5, 2*time.Second)
+			var cancel context.CancelFunc
+			soft, cancel = context.WithDeadline(ctx, deadline.Add(-reserve))
+			defer cancel()
 		}
-		d.stopOrdered() // after the reconcile loop can no longer start one
-		for _, t := range d.queue.close() {
-			_ = t.msg.Nak() // hand back for another replica, or for the restart
+		d.queue.waitEmpty(soft)
+		left := d.queue.close()
+		d.runCancel() // attempts still in flight are cut and released
+		var wg sync.WaitGroup
+		for _, dl := range left {
+			wg.Go(func() { d.release(dl) })
 		}
-		done := make(chan struct{})
-		go func() { d.workers.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			d.runCancel() // abort attempts in flight; their tasks are redelivered
-			<-done
-		}
-		close(d.settle)
-		d.settler.Wait()
-		d.runCancel()
-		d.keeper.Wait()
+		d.workers.Wait()
+		wg.Wait()
+		d.pub.close()
+		d.logger.Info("dispatcher stopped", "settled_during_drain", d.drainDone.Load(),
+			"parked", d.released.parked.Load(), "handed_back", d.released.handedBack.Load())
 	})
 }
 
-// runSettler acknowledges messages in order once their publications are
-// stored; a failed publication hands the message back for a retry.
-func (d *Dispatcher) runSettler() {
-	defer d.settler.Done()
-	for s := range d.settle {
-		if err := events.AwaitAll(context.Background(), ackTimeout, s.futures); err != nil {
-			d.logger.Warn("store publications; message handed back", "subject", s.msg.Subject(), "err", err)
-			_ = s.msg.NakWithDelay(time.Second)
-			continue
+// keepHeldAlive tells JetStream, a third of the ack wait apart, that the
+// messages held in memory are still being worked on.
+func (d *Dispatcher) keepHeldAlive(ctx context.Context) {
+	every := eventAckWait / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			now := time.Now()
+			for _, m := range d.held.older(now.Add(-every), now) {
+				d.settleMsg(m, opInProgress, 0)
+			}
 		}
-		if s.retryIn > 0 {
-			_ = s.msg.NakWithDelay(s.retryIn)
-			continue
-		}
-		_ = s.msg.Ack()
 	}
 }
 
-// fanout stores one delivery task per matching active subscription of an
-// event (and one skipped record per disabled one); the event is acked only
-// once all of them are stored.
+// fanout puts one delivery of an event on the queue of each matching
+// active subscription. A subscription whose queue has no room, or that is
+// paced or FIFO, gets its delivery parked instead; a disabled one gets a
+// skipped record. The event is acknowledged once each delivery is settled.
 func (d *Dispatcher) fanout(m jetstream.Msg) {
 	tenant, typ, err := events.ParseSubject(m.Subject())
 	if err != nil {
-		d.logger.Error("fan-out: drop message on a malformed subject", "subject", m.Subject())
-		_ = m.Term()
+		d.logger.Error("fan-out: drop a message on a malformed subject", "subject", m.Subject())
+		d.settleMsg(m, opTerm, 0)
+		return
+	}
+	md, err := m.Metadata()
+	if err != nil {
+		d.logger.Error("fan-out: message without metadata", "subject", m.Subject(), "err", err)
+		d.settleMsg(m, opNak, time.Second)
 		return
 	}
 	eventID := m.Headers().Get(events.HeaderEventID)
@@ -244,7 +254,7 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 		e, err := events.Parse(m.Data())
 		if err != nil || !events.ValidID(e.ID) {
 			d.logger.Error("fan-out: drop an event without a valid id", "subject", m.Subject())
-			_ = m.Term()
+			d.settleMsg(m, opTerm, 0)
 			return
 		}
 		eventID = e.ID
@@ -252,129 +262,144 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 	d.m.events.Inc()
 	subs := d.store.Index().Match(nil, tenant, typ)
 	if len(subs) == 0 {
-		_ = m.Ack()
+		d.settleMsg(m, opAck, 0)
 		return
 	}
-	now := d.cfg.Now().UTC()
-	var seq uint64
-	if md, err := m.Metadata(); err == nil {
-		seq = md.Sequence.Stream
-	}
-	msgs := make([]*nats.Msg, 0, len(subs))
+	ev := &event{msg: m, tenant: tenant, id: eventID, typ: typ, seq: md.Sequence.Stream, body: m.Data()}
+	ev.remaining.Store(int32(len(subs)))
+	d.held.add(m, time.Now())
 	for _, s := range subs {
-		if !s.Active {
-			// Kept as skipped, so a replay after re-enabling can send it.
-			skipped := Delivery{ID: NewDeliveryID(s.ID), EventID: eventID, EventType: typ, SubscriptionID: s.ID,
-				TenantID: tenant, Status: StatusSkipped, CreatedAt: now, EventSeq: seq}
-			msgs = append(msgs, skipped.msg())
-			continue
-		}
-		t := task{tenant: tenant, sub: s.ID, delivery: NewDeliveryID(s.ID), eventID: eventID, eventType: typ,
-			eventSeq: seq, attempt: 1, created: now, ordered: s.Ordered()}
-		msgs = append(msgs, newTaskMsg(&t, eventID+":"+s.ID, m.Data()))
-	}
-	futures, err := events.PublishAsync(d.runCtx, d.js, msgs)
-	if err != nil {
-		d.logger.Warn("fan-out: store tasks; event handed back", "event", eventID, "err", err)
-		_ = m.NakWithDelay(time.Second)
-		return
-	}
-	d.m.tasks.Add(float64(len(msgs)))
-	d.settle <- settlement{msg: m, futures: futures}
-}
-
-// receive queues a delivery task for the workers; a subscription with no
-// room in memory has the task deferred.
-func (d *Dispatcher) receive(m jetstream.Msg) {
-	t, err := parseTask(m)
-	if err != nil {
-		d.logger.Error("deliver: drop a malformed task", "err", err)
-		_ = m.Term()
-		return
-	}
-	var pace float64
-	if s, ok := d.store.Index().Subscription(t.tenant, t.sub); ok {
-		pace = s.RateLimit
-	}
-	if !d.queue.push(t, pace) {
-		d.deferTask(&t)
-	}
-}
-
-// deferTask hands a task back through JetStream for a second, without
-// using an attempt, so it waits in the stream rather than in this
-// replica's memory and the consumer's pending set.
-func (d *Dispatcher) deferTask(t *task) {
-	// A task may be deferred many times: the key names this stored message,
-	// so each deferral is stored, and a redelivery of this one is not.
-	// Without its sequence there is no safe key: hand the task back.
-	md, err := t.msg.Metadata()
-	if err != nil {
-		_ = t.msg.NakWithDelay(time.Second)
-		return
-	}
-	d.m.deferred.Inc()
-	at := d.cfg.Now().Add(time.Second)
-	key := "d" + strconv.FormatUint(md.Sequence.Stream, 10)
-	futures, err := events.PublishAsync(d.runCtx, d.js, []*nats.Msg{retryMsg(t, at, key, t.msg.Data())})
-	if err != nil {
-		_ = t.msg.NakWithDelay(time.Second)
-		return
-	}
-	d.settle <- settlement{msg: t.msg, futures: futures}
-}
-
-// keepQueuedAlive tells JetStream, a third of AckWait apart, that tasks
-// waiting in memory for their subscription's turn are still being worked
-// on, so a short AckWait (fast recovery after a crash) does not redeliver
-// them while they wait.
-func (d *Dispatcher) keepQueuedAlive() {
-	defer d.keeper.Done()
-	t := time.NewTicker((d.cfg.Timeout + attemptSlack) / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-d.runCtx.Done():
-			return
-		case <-t.C:
-			for _, m := range d.queue.waitingMsgs() {
-				_ = m.InProgress()
-			}
+		dl := &delivery{id: DeliveryID(md.Timestamp, ev.seq, s.ID), tenant: tenant, sub: s.ID, ev: ev, attempt: 1, created: md.Timestamp.UTC()}
+		switch {
+		case !s.Active:
+			// Kept as skipped, so the tenant sees it and a replay after
+			// re-enabling can send it; the id makes it one record however
+			// often the event is fanned out.
+			d.m.attempts.WithLabelValues(outcomeSkipped).Inc()
+			d.commit(dl, dl.record(deliverylog.StatusSkipped), nil)
+		case s.Ordered():
+			dl.ordered = true
+			d.park(dl, laneOrdered)
+		case s.RateLimit > 0:
+			d.park(dl, laneUnordered)
+		case !d.queue.push(dl, 0, false):
+			d.park(dl, laneUnordered)
 		}
 	}
 }
 
-func (d *Dispatcher) runWorker() {
-	defer d.workers.Done()
-	for {
-		t, ok := d.queue.next()
-		if !ok {
+// park stores d as a parked record on its subscription's lane and settles
+// it once stored; the lane's consumer reads it back at the subscription's
+// pace.
+func (d *Dispatcher) park(dl *delivery, lane byte) {
+	d.m.parked.Inc()
+	d.pub.publish(d.runCtx, []*nats.Msg{parkMsg(dl, lane)}, func(err error) { d.settle(dl, err) })
+	d.parkers.want(parkKey{tenant: dl.tenant, sub: dl.sub, lane: lane}, time.Time{})
+}
+
+// release hands back a delivery that was not attempted because the
+// dispatcher stops: one from the fan-out is parked (its event is then
+// acknowledged as usual, so its other deliveries are not repeated), one
+// read from a parked record is handed back to its lane. It waits for the
+// parking to be stored.
+func (d *Dispatcher) release(dl *delivery) {
+	if dl.parked != nil {
+		d.held.remove(dl.parked)
+		d.settleMsg(dl.parked, opNak, 0)
+		d.released.handedBack.Add(1)
+		return
+	}
+	futures, err := events.PublishAsync(context.Background(), d.js, []*nats.Msg{parkMsg(dl, laneUnordered)})
+	if err == nil {
+		err = events.AwaitAll(context.Background(), ackTimeout, futures)
+	}
+	if err == nil {
+		d.released.parked.Add(1)
+	} else {
+		d.released.handedBack.Add(1)
+	}
+	d.settle(dl, err)
+}
+
+// settle ends d's part in its message: a delivery from the fan-out counts
+// down its event, acknowledged once all are settled (or handed back, if
+// any failed, to be fanned out again); a parked one is acknowledged, or
+// handed back on failure.
+func (d *Dispatcher) settle(dl *delivery, err error) {
+	if err != nil && !errors.Is(err, errClosed) {
+		d.logger.Warn("deliver: settle a delivery; its message is handed back", "delivery", dl.id, "err", err)
+	}
+	if d.draining.Load() && err == nil {
+		d.drainDone.Add(1)
+	}
+	if dl.parked != nil {
+		d.held.remove(dl.parked)
+		if err != nil {
+			d.settleMsg(dl.parked, opNak, time.Second)
 			return
 		}
-		start := time.Now()
-		d.attempt(&t)
-		for _, late := range d.queue.done(t, time.Since(start)) {
-			d.deferTask(&late)
-		}
+		d.settleMsg(dl.parked, opAck, 0)
+		return
+	}
+	ev := dl.ev
+	if err != nil {
+		ev.failed.Store(true)
+	}
+	if ev.remaining.Add(-1) > 0 {
+		return
+	}
+	d.held.remove(ev.msg)
+	if ev.failed.Load() {
+		d.settleMsg(ev.msg, opNak, time.Second)
+		return
+	}
+	d.settleMsg(ev.msg, opAck, 0)
+}
+
+// commit appends d's outcome to the attempt log and stores msgs (a
+// schedule, events for the tenant), then settles d once all are stored.
+func (d *Dispatcher) commit(dl *delivery, rec deliverylog.Record, msgs []*nats.Msg) {
+	d.commitThen(rec, msgs, func(err error) { d.settle(dl, err) })
+}
+
+// commitThen appends rec and stores msgs, then calls then with the first
+// error, if any.
+func (d *Dispatcher) commitThen(rec deliverylog.Record, msgs []*nats.Msg, then func(error)) {
+	done := join(2, then)
+	d.pub.publish(d.runCtx, msgs, done)
+	if err := d.log.Append(d.runCtx, rec, done); err != nil {
+		done(err)
 	}
 }
 
-// SendTest delivers a webhook.test event to one subscription only,
-// whatever its event types, and returns the event id. The event is stored
-// like any other (fan-out matches webhook.test to nothing), so its delivery
-// can be retried by hand.
-func (d *Dispatcher) SendTest(ctx context.Context, sub subscriptions.Subscription) (string, error) {
-	now := d.cfg.Now().UTC()
-	data, _ := json.Marshal(map[string]string{"subscriptionId": sub.ID, "message": "This is a test webhook from One Stack."})
-	e := events.Event{ID: events.NewID(), Type: events.TypeWebhookTest, TenantID: sub.TenantID, OccurredAt: now, Data: data}
-	ack, err := d.js.PublishMsg(ctx, e.Msg(true))
+// Operations on a consumed message.
+const (
+	opAck        = "ack"
+	opNak        = "nak"
+	opTerm       = "term"
+	opInProgress = "in_progress"
+)
+
+// settleMsg performs op on m; a failure is logged and counted, never
+// dropped silently (the message is then redelivered after its ack wait).
+func (d *Dispatcher) settleMsg(m jetstream.Msg, op string, delay time.Duration) {
+	var err error
+	switch op {
+	case opAck:
+		err = m.Ack()
+	case opNak:
+		if delay > 0 {
+			err = m.NakWithDelay(delay)
+		} else {
+			err = m.Nak()
+		}
+	case opTerm:
+		err = m.Term()
+	case opInProgress:
+		err = m.InProgress()
+	}
 	if err != nil {
-		return "", fmt.Errorf("store test event: %w: %w", events.ErrPublish, err)
+		d.m.ackErrors.WithLabelValues(op).Inc()
+		d.logger.Warn("jetstream: "+op+" failed; the message will be redelivered", "subject", m.Subject(), "err", err)
 	}
-	t := task{tenant: sub.TenantID, sub: sub.ID, delivery: NewDeliveryID(sub.ID), eventID: e.ID, eventType: e.Type,
-		eventSeq: ack.Sequence, attempt: 1, created: now}
-	if err := events.PublishAll(ctx, d.js, ackTimeout, []*nats.Msg{newTaskMsg(&t, e.ID+":"+sub.ID, e.Marshal())}); err != nil {
-		return "", fmt.Errorf("send test event: %w", err)
-	}
-	return e.ID, nil
 }

@@ -6,14 +6,15 @@ import (
 
 // metrics are the dispatcher's Prometheus series.
 type metrics struct {
-	events   prometheus.Counter
-	tasks    prometheus.Counter
-	attempts *prometheus.CounterVec
-	latency  prometheus.Histogram
-	disabled prometheus.Counter
-	deferred prometheus.Counter
-	inflight prometheus.Gauge
-	endToEnd prometheus.Histogram
+	events        prometheus.Counter
+	parked        prometheus.Counter
+	attempts      *prometheus.CounterVec
+	duration      prometheus.Histogram
+	disabled      prometheus.Counter
+	inflight      prometheus.Gauge
+	endToEnd      prometheus.Histogram
+	ackErrors     *prometheus.CounterVec
+	consumeErrors prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -21,32 +22,35 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "webhooks_fanout_events_total", Help: "Events fanned out to subscriptions.",
 		}),
-		tasks: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "webhooks_fanout_tasks_total", Help: "Delivery tasks stored by the fan-out.",
+		parked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "webhooks_deliveries_parked_total", Help: "Deliveries stored to wait (no room in memory, a paced or FIFO subscription, a test, a replay, a manual retry): one durable write each.",
 		}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "webhooks_attempts_total",
 			Help: "Delivery attempts by outcome: succeeded, retrying (failed, another attempt scheduled), failed (given up), skipped (subscription disabled), dropped (subscription deleted).",
 		}, []string{"outcome"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "webhooks_attempt_duration_seconds", Help: "Duration of one HTTP attempt.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
 		disabled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "webhooks_subscriptions_disabled_total", Help: "Subscriptions disabled by the dispatcher (410 Gone or endpoint health).",
 		}),
-		deferred: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "webhooks_tasks_deferred_total", Help: "Tasks put back for a second because their subscription's endpoint was too slow for more to wait in memory.",
-		}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "webhooks_attempts_in_flight", Help: "HTTP attempts in flight.",
 		}),
 		endToEnd: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "webhooks_delivery_latency_seconds", Help: "From delivery creation to the end of a successful first attempt.",
+			Name: "webhooks_delivery_latency_seconds", Help: "From an event's storage to the end of its delivery's successful first attempt.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18),
 		}),
+		ackErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "webhooks_jetstream_ack_errors_total", Help: "Acknowledgements (ack, nak, term, in_progress) JetStream did not take; the message is redelivered after its ack wait.",
+		}, []string{"op"}),
+		consumeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "webhooks_consume_errors_total", Help: "Errors reported by JetStream consumers (missed heartbeats, deleted consumers, reconnections).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.tasks, m.attempts, m.latency, m.disabled, m.deferred, m.inflight, m.endToEnd} {
+	for _, c := range []prometheus.Collector{m.events, m.parked, m.attempts, m.duration, m.disabled, m.inflight, m.endToEnd, m.ackErrors, m.consumeErrors} {
 		reg.MustRegister(c)
 	}
 	return m

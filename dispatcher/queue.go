@@ -1,24 +1,24 @@
 package dispatcher
 
 import (
+	"context"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
-// fairQueue hands tasks to workers one subscription at a time, round robin,
-// with at most perSub of one subscription's tasks in flight. A subscription
-// whose endpoint is slow therefore holds at most perSub workers, and the
-// others keep flowing.
+// fairQueue hands deliveries to workers one subscription at a time, round
+// robin, with at most perSub of one subscription's attempts in flight. A
+// subscription whose endpoint is slow therefore holds at most perSub
+// workers, and the others keep flowing.
 //
-// How many tasks one subscription may keep waiting in memory follows its
-// endpoint's speed: no more than would wait about maxWait, judged by a
+// How many deliveries one subscription may keep waiting in memory follows
+// its endpoint's speed: no more than would wait about maxWait, judged by a
 // moving average of its attempts' durations, and never more than maxLen. A
-// fast endpoint can absorb a burst; a slow one keeps only a few, so it
-// cannot hold the consumer's MaxAckPending that every tenant shares.
+// fast endpoint can absorb a burst; a slow one keeps only a few, and the
+// rest are parked, so it cannot hold events that every tenant's deliveries
+// share.
 type fairQueue struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -26,8 +26,12 @@ type fairQueue struct {
 	maxLen  int
 	maxWait time.Duration
 	subs    map[string]*subQueue
-	ready   []*subQueue // subscriptions with waiting tasks and room in flight
+	ready   []*subQueue // subscriptions with waiting deliveries and room in flight
 	closed  bool
+	// busy counts deliveries waiting or in flight; empty is signalled
+	// when it drops to zero.
+	busy  int
+	empty chan struct{}
 	// paces outlive the queues, which are dropped when idle: a pace must
 	// remember its last token across idle moments.
 	paces map[string]*rate.Limiter
@@ -35,7 +39,7 @@ type fairQueue struct {
 
 type subQueue struct {
 	key      string
-	waiting  []task
+	waiting  []*delivery
 	inflight int
 	inReady  bool
 	// pace, when set, spaces the subscription's attempts; paced says a
@@ -50,12 +54,13 @@ type subQueue struct {
 }
 
 func newFairQueue(perSub, maxLen int, maxWait time.Duration) *fairQueue {
-	q := &fairQueue{perSub: perSub, maxLen: maxLen, maxWait: maxWait, subs: make(map[string]*subQueue), paces: make(map[string]*rate.Limiter)}
+	q := &fairQueue{perSub: perSub, maxLen: maxLen, maxWait: maxWait, subs: make(map[string]*subQueue),
+		paces: make(map[string]*rate.Limiter), empty: make(chan struct{})}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
 
-// room is how many tasks sq may keep waiting: about maxWait's worth at
+// room is how many deliveries sq may keep waiting: about maxWait's worth at
 // the endpoint's speed and at its pace. Callers hold mu.
 func (q *fairQueue) room(sq *subQueue) int {
 	n := q.maxLen
@@ -68,13 +73,17 @@ func (q *fairQueue) room(sq *subQueue) int {
 	return n
 }
 
-// push queues t for a subscription paced at pace deliveries per second
+// push queues d for a subscription paced at pace deliveries per second
 // (zero: unpaced); it returns false, queueing nothing, when the
-// subscription has no room.
-func (q *fairQueue) push(t task, pace float64) bool {
+// subscription has no room, unless force (a parked delivery, which its
+// lane's window already bounds) or the queue is closed.
+func (q *fairQueue) push(d *delivery, pace float64, force bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	key := t.tenant + "." + t.sub
+	if q.closed {
+		return false
+	}
+	key := d.sub
 	sq := q.subs[key]
 	if sq == nil {
 		sq = &subQueue{key: key}
@@ -93,13 +102,14 @@ func (q *fairQueue) push(t task, pace float64) bool {
 		}
 		sq.pace = lim
 	}
-	if len(sq.waiting) >= q.room(sq) {
+	if !force && len(sq.waiting) >= q.room(sq) {
 		if sq.inflight == 0 && len(sq.waiting) == 0 {
 			delete(q.subs, key)
 		}
 		return false
 	}
-	sq.waiting = append(sq.waiting, t)
+	sq.waiting = append(sq.waiting, d)
+	q.busy++
 	q.markReady(sq)
 	return true
 }
@@ -112,16 +122,16 @@ func (q *fairQueue) markReady(sq *subQueue) {
 	}
 }
 
-// next blocks until a task may start, and returns it; false once closed
-// and empty of ready work.
-func (q *fairQueue) next() (task, bool) {
+// next blocks until a delivery may start, and returns it; false once
+// closed.
+func (q *fairQueue) next() (*delivery, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var sq *subQueue
 	for sq == nil {
 		for len(q.ready) == 0 {
 			if q.closed {
-				return task{}, false
+				return nil, false
 			}
 			q.cond.Wait()
 		}
@@ -147,33 +157,44 @@ func (q *fairQueue) next() (task, bool) {
 		}
 		sq.paced = false
 	}
-	t := sq.waiting[0]
-	sq.waiting[0] = task{}
+	d := sq.waiting[0]
+	sq.waiting[0] = nil
 	sq.waiting = sq.waiting[1:]
 	sq.inflight++
 	q.markReady(sq)
-	return t, true
+	return d, true
 }
 
-// done ends one of a subscription's tasks in flight, which took took. If
-// the subscription turned out slower than its queue assumed, the tasks past
-// its room are taken out and returned, for the caller to defer.
-func (q *fairQueue) done(t task, took time.Duration) (evicted []task) {
+// done ends one of a subscription's attempts in flight, which took took.
+// If the subscription turned out slower than its queue assumed, the
+// deliveries from the fan-out past its room are taken out and returned, for
+// the caller to park (parked ones stay: their lane's window bounds them).
+func (q *fairQueue) done(d *delivery, took time.Duration) (evicted []*delivery) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	key := t.tenant + "." + t.sub
+	key := d.sub
 	sq := q.subs[key]
 	sq.inflight--
+	q.busy--
 	if sq.avg == 0 {
 		sq.avg = took
 	} else {
 		sq.avg += (took - sq.avg) / 8
 	}
 	if room := q.room(sq); len(sq.waiting) > room {
-		evicted = append(evicted, sq.waiting[room:]...)
-		clear(sq.waiting[room:])
-		sq.waiting = sq.waiting[:room]
+		kept := sq.waiting[:0]
+		for i, w := range sq.waiting {
+			if i >= room && w.parked == nil {
+				evicted = append(evicted, w)
+				continue
+			}
+			kept = append(kept, w)
+		}
+		clear(sq.waiting[len(kept):])
+		sq.waiting = kept
+		q.busy -= len(evicted)
 	}
+	q.signalEmpty()
 	if sq.inflight == 0 && len(sq.waiting) == 0 {
 		delete(q.subs, key)
 		return evicted
@@ -182,32 +203,44 @@ func (q *fairQueue) done(t task, took time.Duration) (evicted []task) {
 	return evicted
 }
 
-// close wakes every worker; the tasks still waiting are returned so the
-// caller can hand them back to the stream.
-func (q *fairQueue) close() []task {
+// signalEmpty wakes waitEmpty once nothing waits or runs. Callers hold mu.
+func (q *fairQueue) signalEmpty() {
+	if q.busy == 0 {
+		close(q.empty)
+		q.empty = make(chan struct{})
+	}
+}
+
+// waitEmpty returns once nothing waits or runs, or ctx ends.
+func (q *fairQueue) waitEmpty(ctx context.Context) {
+	for {
+		q.mu.Lock()
+		busy, empty := q.busy, q.empty
+		q.mu.Unlock()
+		if busy == 0 {
+			return
+		}
+		select {
+		case <-empty:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// close wakes every worker, refuses further pushes and returns the
+// deliveries still waiting, for the caller to park or hand back.
+func (q *fairQueue) close() []*delivery {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closed = true
-	var left []task
+	var left []*delivery
 	for _, sq := range q.subs {
 		left = append(left, sq.waiting...)
+		q.busy -= len(sq.waiting)
 		sq.waiting = nil
 	}
 	q.ready = nil
 	q.cond.Broadcast()
 	return left
-}
-
-// waitingMsgs returns the messages of every waiting task, so the caller
-// can talk to JetStream about them without holding the queue's lock.
-func (q *fairQueue) waitingMsgs() []jetstream.Msg {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	var out []jetstream.Msg
-	for _, sq := range q.subs {
-		for _, t := range sq.waiting {
-			out = append(out, t.msg)
-		}
-	}
-	return out
 }

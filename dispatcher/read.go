@@ -5,129 +5,180 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
-// Errors of the read side.
-var (
-	ErrNotFound  = errors.New("delivery not found")
-	ErrEventGone = errors.New("the event of this delivery is no longer retained")
-)
+// ErrEventGone means the event of a delivery is no longer retained, so it
+// cannot be sent again.
+var ErrEventGone = errors.New("the event of this delivery is no longer retained")
 
-// Delivery reads one of tenant's deliveries: one lookup, since the id names
-// its subscription and the log keeps one snapshot per delivery.
-func (d *Dispatcher) Delivery(ctx context.Context, tenant, id string) (Delivery, error) {
-	sub, ok := SubscriptionOf(id)
-	if !ok {
-		return Delivery{}, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+// receiveParked takes a parked record from a lane's consumer and queues its
+// delivery, unless the attempt log shows it was overtaken: made already
+// (a record delivered again after a crash), finished, or superseded by a
+// manual retry.
+func (d *Dispatcher) receiveParked(m jetstream.Msg) {
+	k, ok := parseParkSubject(m.Subject())
+	rec, err := decodeParkRecord(m.Data())
+	if !ok || err != nil {
+		d.logger.Error("parked deliveries: drop a malformed record", "subject", m.Subject(), "err", err)
+		d.settleMsg(m, opTerm, 0)
+		return
 	}
-	m, err := d.attempts.GetLastMsgForSubject(ctx, deliverySubject(tenant, sub, id))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return Delivery{}, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+	dl := &delivery{
+		id: rec.Delivery, tenant: k.tenant, sub: k.sub, attempt: rec.Attempt,
+		created: time.Unix(0, rec.Created).UTC(), manual: rec.Manual, parked: m, ordered: k.lane == laneOrdered,
 	}
-	if err != nil {
-		return Delivery{}, fmt.Errorf("read delivery %s: %w", id, err)
+	redelivered := false
+	if md, err := m.Metadata(); err == nil {
+		redelivered = md.NumDelivered > 1
 	}
-	var dlv Delivery
-	if err := json.Unmarshal(m.Data, &dlv); err != nil {
-		return Delivery{}, fmt.Errorf("decode delivery %s: %w", id, err)
+	if !d.current(d.runCtx, dl, redelivered) {
+		d.settleMsg(m, opAck, 0)
+		return
 	}
-	return dlv, nil
+	ev, err := d.eventOf(d.runCtx, k.tenant, rec.Event, rec.Seq)
+	switch {
+	case errors.Is(err, ErrEventGone):
+		dl.ev = &event{tenant: k.tenant, id: rec.Event, seq: rec.Seq}
+		r := dl.record(deliverylog.StatusFailed)
+		d.m.attempts.WithLabelValues(outcomeFailed).Inc()
+		d.commit(dl, r, nil)
+		return
+	case err != nil:
+		d.logger.Warn("parked deliveries: read the event; record handed back", "event", rec.Event, "err", err)
+		d.settleMsg(m, opNak, time.Second)
+		return
+	}
+	dl.ev = ev
+	var pace float64
+	if s, ok := d.store.Index().Subscription(k.tenant, k.sub); ok {
+		pace = s.RateLimit
+	}
+	d.held.add(m, time.Now())
+	d.queue.push(dl, pace, true)
 }
 
-// Deliveries lists a subscription's deliveries, newest first, with the
-// given status ("" for all), among those created before the delivery id
-// before ("" for the newest). It returns up to limit and whether more may
-// follow.
-//
-// It lists the subscription's delivery subjects from the stream, which
-// costs in proportion to the deliveries the subscription has retained; a
-// page then costs one lookup per delivery read.
-func (d *Dispatcher) Deliveries(ctx context.Context, tenant, sub, status, before string, limit int) ([]Delivery, bool, error) {
-	prefix := deliverySubject(tenant, sub, "")
-	info, err := d.attempts.Info(ctx, jetstream.WithSubjectFilter(prefix+"*"))
+// current reports whether a parked record's attempt is still to be made,
+// asking the attempt log when the record may have been overtaken; it sets
+// the attempt's number from the log where the log knows better (a FIFO
+// head retried in place, a record delivered again).
+func (d *Dispatcher) current(ctx context.Context, dl *delivery, redelivered bool) bool {
+	if dl.attempt == 1 && !dl.manual && !dl.ordered && !redelivered {
+		return true // a fresh parking: nothing can have overtaken it
+	}
+	got, err := d.index.Delivery(ctx, dl.tenant, dl.id)
 	if err != nil {
-		return nil, false, fmt.Errorf("list deliveries of %s: %w", sub, err)
+		// Unknown to the log (nothing logged yet), or the log cannot be
+		// read: attempt it, at least once.
+		return true
 	}
-	ids := make([]string, 0, len(info.State.Subjects))
-	for subj := range info.State.Subjects {
-		id := strings.TrimPrefix(subj, prefix)
-		if before == "" || id < before {
-			ids = append(ids, id)
-		}
+	made := len(got.Attempts)
+	if made > 0 {
+		made = max(made, got.Attempts[made-1].N)
 	}
-	// Ids sort by creation time: newest first is descending order.
-	slices.SortFunc(ids, func(a, b string) int { return strings.Compare(b, a) })
-	var out []Delivery
-	for i, id := range ids {
-		if len(out) == limit {
-			return out, i < len(ids), nil
+	final := got.Status != deliverylog.StatusPending
+	switch {
+	case dl.manual:
+		// Asked for by hand: made unless the log already has it.
+		return made < dl.attempt
+	case dl.ordered || redelivered:
+		if final {
+			return false
 		}
-		dlv, err := d.Delivery(ctx, tenant, id)
-		if errors.Is(err, ErrNotFound) {
-			continue // expired between the listing and the read
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		if status == "" || dlv.Status == status {
-			out = append(out, dlv)
-		}
+		dl.attempt = max(dl.attempt, made+1)
+		return true
 	}
-	return out, false, nil
+	// A scheduled retry: void once the delivery finished (a manual retry
+	// succeeded) or its attempt was made.
+	return !final && made < dl.attempt
 }
 
-// Retry makes exactly one more attempt of a delivery now, whatever its
-// status; the delivery's status becomes that attempt's outcome.
-func (d *Dispatcher) Retry(ctx context.Context, tenant, id string) (Delivery, error) {
-	dlv, err := d.Delivery(ctx, tenant, id)
-	if err != nil {
-		return Delivery{}, err
-	}
-	body, err := d.eventBody(ctx, tenant, dlv.EventID, dlv.EventSeq)
-	if err != nil {
-		return Delivery{}, err
-	}
-	t := task{tenant: tenant, sub: dlv.SubscriptionID, delivery: dlv.ID, eventID: dlv.EventID, eventType: dlv.EventType,
-		eventSeq: dlv.EventSeq, attempt: len(dlv.Attempts) + 1, created: dlv.CreatedAt, history: dlv.Attempts, manual: true}
-	now := d.cfg.Now().UTC()
-	dlv.Status, dlv.NextAttemptAt = StatusPending, &now
-	if err := events.PublishAll(ctx, d.js, ackTimeout, []*nats.Msg{dlv.msg(), newTaskMsg(&t, "", body)}); err != nil {
-		return Delivery{}, fmt.Errorf("retry delivery %s: %w", id, err)
-	}
-	return dlv, nil
-}
-
-// eventBody reads a retained event's body, checking it is the event meant.
-func (d *Dispatcher) eventBody(ctx context.Context, tenant, eventID string, seq uint64) ([]byte, error) {
+// eventOf reads a retained event by its stream sequence, checking it is
+// the event meant.
+func (d *Dispatcher) eventOf(ctx context.Context, tenant, id string, seq uint64) (*event, error) {
 	if seq == 0 {
 		return nil, ErrEventGone
 	}
-	m, err := d.eventStream.GetMsg(ctx, seq)
+	m, err := d.events.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, ErrEventGone
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read event %s: %w", eventID, err)
+		return nil, fmt.Errorf("read event %s: %w", id, err)
 	}
-	t, _, perr := events.ParseSubject(m.Subject)
-	if perr != nil || t != tenant || m.Header.Get(events.HeaderEventID) != eventID {
+	t, typ, perr := events.ParseSubject(m.Subject)
+	if perr != nil || t != tenant || m.Header.Get(events.HeaderEventID) != id {
 		return nil, ErrEventGone
 	}
-	return m.Data, nil
+	return &event{tenant: tenant, id: id, typ: typ, seq: seq, body: m.Data}, nil
+}
+
+// Retry makes exactly one more attempt of a delivery now, whatever its
+// status; the delivery's status becomes that attempt's outcome. It cancels
+// the delivery's pending scheduled retry, so no later attempt follows.
+func (d *Dispatcher) Retry(ctx context.Context, tenant, id string) (deliverylog.Delivery, error) {
+	dlv, err := d.index.Delivery(ctx, tenant, id)
+	if err != nil {
+		return deliverylog.Delivery{}, err
+	}
+	ev, err := d.eventOf(ctx, tenant, dlv.EventID, dlv.EventSeq)
+	if err != nil {
+		return deliverylog.Delivery{}, err
+	}
+	if err := d.deliveries.Purge(ctx, jetstream.WithPurgeSubject(schedPrefix+id+".>")); err != nil {
+		return deliverylog.Delivery{}, fmt.Errorf("retry delivery %s: cancel its schedule: %w", id, err)
+	}
+	made := len(dlv.Attempts)
+	if made > 0 {
+		made = max(made, dlv.Attempts[made-1].N)
+	}
+	now := d.cfg.Now().UTC()
+	dl := &delivery{id: id, tenant: tenant, sub: dlv.SubscriptionID, ev: ev, attempt: made + 1, created: dlv.CreatedAt, manual: true}
+	rec := dl.record(deliverylog.StatusPending)
+	rec.NextAttemptAt = &now
+	// The log first: a parked record read before it would find the
+	// delivery's older status.
+	if err := d.wait(ctx, func(done func(error)) { d.commitThen(rec, nil, done) }); err != nil {
+		return deliverylog.Delivery{}, fmt.Errorf("retry delivery %s: %w", id, err)
+	}
+	if err := d.publishParked(ctx, []*nats.Msg{parkMsg(dl, laneUnordered)}); err != nil {
+		return deliverylog.Delivery{}, fmt.Errorf("retry delivery %s: %w", id, err)
+	}
+	d.parkers.want(parkKey{tenant: tenant, sub: dl.sub, lane: laneUnordered}, now)
+	dlv.Status, dlv.NextAttemptAt = deliverylog.StatusPending, &now
+	return dlv, nil
+}
+
+// wait runs an asynchronous operation and waits for its callback or ctx.
+func (d *Dispatcher) wait(ctx context.Context, op func(done func(error))) error {
+	ch := make(chan error, 1)
+	op(func(err error) { ch <- err })
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// publishParked stores parked records and waits until all are stored.
+func (d *Dispatcher) publishParked(ctx context.Context, msgs []*nats.Msg) error {
+	d.m.parked.Add(float64(len(msgs)))
+	return events.PublishAll(ctx, d.js, ackTimeout, msgs)
 }
 
 // Replay delivers again to sub every retained event of its types that
 // occurred from since to until (zero: now), as new deliveries, and returns
-// how many. It reads the tenant's events in stream order.
+// how many. It reads the tenant's events in stream order and parks one
+// record per event (a FIFO subscription's in its order), which its lane's
+// consumer reads at the subscription's pace.
 func (d *Dispatcher) Replay(ctx context.Context, sub subscriptions.Subscription, since, until time.Time) (int, error) {
 	if until.IsZero() {
 		until = d.cfg.Now()
@@ -139,6 +190,10 @@ func (d *Dispatcher) Replay(ctx context.Context, sub subscriptions.Subscription,
 	})
 	if err != nil {
 		return 0, fmt.Errorf("replay: read events: %w", err)
+	}
+	lane := byte(laneUnordered)
+	if sub.Ordered() {
+		lane = laneOrdered
 	}
 	now := d.cfg.Now().UTC()
 	n := 0
@@ -159,22 +214,21 @@ func (d *Dispatcher) Replay(ctx context.Context, sub subscriptions.Subscription,
 				done = true
 				break
 			}
+			if md.NumPending == 0 {
+				done = true
+			}
 			_, typ, perr := events.ParseSubject(m.Subject())
 			if perr != nil || !sub.Wants(typ) {
 				continue
 			}
-			id := m.Headers().Get(events.HeaderEventID)
-			t := task{tenant: sub.TenantID, sub: sub.ID, delivery: NewDeliveryID(sub.ID), eventID: id, eventType: typ,
-				eventSeq: md.Sequence.Stream, attempt: 1, created: now, ordered: sub.Ordered()}
-			f, err := events.PublishAsync(ctx, d.js, []*nats.Msg{newTaskMsg(&t, "", m.Data())})
+			ev := &event{tenant: sub.TenantID, id: m.Headers().Get(events.HeaderEventID), typ: typ, seq: md.Sequence.Stream}
+			dl := &delivery{id: NewDeliveryID(sub.ID), tenant: sub.TenantID, sub: sub.ID, ev: ev, attempt: 1, created: now}
+			f, err := events.PublishAsync(ctx, d.js, []*nats.Msg{parkMsg(dl, lane)})
 			if err != nil {
 				return n, fmt.Errorf("replay: %w", err)
 			}
 			futures = append(futures, f...)
 			n++
-			if md.NumPending == 0 {
-				done = true
-			}
 		}
 		if err := batch.Error(); err != nil {
 			return n, fmt.Errorf("replay: read events: %w", err)
@@ -186,5 +240,30 @@ func (d *Dispatcher) Replay(ctx context.Context, sub subscriptions.Subscription,
 	if err := events.AwaitAll(ctx, ackTimeout, futures); err != nil {
 		return n, fmt.Errorf("replay: %w", err)
 	}
+	d.m.parked.Add(float64(n))
+	if n > 0 {
+		d.parkers.want(parkKey{tenant: sub.TenantID, sub: sub.ID, lane: lane}, now)
+	}
 	return n, nil
+}
+
+// SendTest delivers a webhook.test event to one subscription only,
+// whatever its event types (and outside a FIFO subscription's order), and
+// returns the event id. The event is stored like any other, and its
+// delivery parked, so it survives a crash and can be retried by hand.
+func (d *Dispatcher) SendTest(ctx context.Context, sub subscriptions.Subscription) (string, error) {
+	now := d.cfg.Now().UTC()
+	data, _ := json.Marshal(map[string]string{"subscriptionId": sub.ID, "message": "This is a test webhook from One Stack."})
+	e := events.Event{ID: events.NewID(), Type: events.TypeWebhookTest, TenantID: sub.TenantID, OccurredAt: now, Data: data}
+	ack, err := d.js.PublishMsg(ctx, e.Msg(true))
+	if err != nil {
+		return "", fmt.Errorf("store test event: %w: %w", events.ErrPublish, err)
+	}
+	ev := &event{tenant: sub.TenantID, id: e.ID, typ: e.Type, seq: ack.Sequence}
+	dl := &delivery{id: DeliveryID(now, ack.Sequence, sub.ID), tenant: sub.TenantID, sub: sub.ID, ev: ev, attempt: 1, created: now}
+	if err := d.publishParked(ctx, []*nats.Msg{parkMsg(dl, laneUnordered)}); err != nil {
+		return "", fmt.Errorf("send test event: %w", err)
+	}
+	d.parkers.want(parkKey{tenant: sub.TenantID, sub: sub.ID, lane: laneUnordered}, now)
+	return e.ID, nil
 }

@@ -54,6 +54,8 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		Duplicates:  cfg.DedupeWindow,
 		Replicas:    cfg.Replicas,
 		Discard:     jetstream.DiscardOld,
+		// Deliveries that waited read their event's body by sequence.
+		AllowDirect: true,
 	}
 	s, err := js.CreateOrUpdateStream(ctx, sc)
 	if err != nil {

@@ -26,6 +26,8 @@ var (
 	ErrMismatch = errors.New("idempotency key reused with a different request")
 	// ErrInProgress means the first request with the key is still running.
 	ErrInProgress = errors.New("a request with this idempotency key is still in progress")
+	// ErrUnavailable means the bucket (NATS) could not be reached.
+	ErrUnavailable = errors.New("idempotency store unavailable")
 )
 
 // Config tunes the store. The zero value means the defaults.
@@ -117,14 +119,14 @@ func (s *Store) Begin(ctx context.Context, scope, key, fingerprint string) (*Ans
 			return nil, &Claim{s: s, key: k, rev: rev, rec: fresh}, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return nil, nil, fmt.Errorf("claim idempotency key: %w", err)
+			return nil, nil, fmt.Errorf("claim idempotency key: %w: %w", ErrUnavailable, err)
 		}
 		e, err := s.kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // expired or abandoned in between: claim it
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("read idempotency key: %w", err)
+			return nil, nil, fmt.Errorf("read idempotency key: %w: %w", ErrUnavailable, err)
 		}
 		var rec record
 		if err := json.Unmarshal(e.Value(), &rec); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/onestack/webhooks/api"
+	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/events"
@@ -81,6 +82,8 @@ type Server struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	store    *subscriptions.Store
+	logw     *deliverylog.Writer
+	logIndex *deliverylog.Index
 	disp     *dispatcher.Dispatcher
 	pub      *events.Publisher
 	http     *http.Server
@@ -147,7 +150,18 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s.disp, err = dispatcher.New(ctx, s.js, s.store, cfg.Dispatcher, reg, cfg.Logger)
+	if _, err := deliverylog.EnsureStream(ctx, s.js, deliverylog.StreamConfig{Retention: cfg.Dispatcher.AttemptRetention, Replicas: cfg.Replicas}); err != nil {
+		return nil, err
+	}
+	s.needs = append(s.needs, need{"stream", deliverylog.StreamName})
+	s.logIndex, err = deliverylog.OpenIndex(ctx, s.js, deliverylog.IndexConfig{
+		Dir: filepath.Join(cfg.DataDir, "deliverylog"), Retention: cfg.Dispatcher.AttemptRetention,
+	}, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	s.logw = deliverylog.NewWriter(s.js, deliverylog.WriterConfig{}, cfg.Logger)
+	s.disp, err = dispatcher.New(ctx, s.js, s.store, s.logw, s.logIndex, cfg.Dispatcher, reg, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +184,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Store:       s.store,
 		Rules:       subscriptions.NewRules(events.DefaultCatalog(), cfg.Egress),
 		Publisher:   s.pub,
-		Deliveries:  s.disp,
+		Deliveries:  deliveries{disp: s.disp, index: s.logIndex},
 		Limiter:     lim,
 		Idempotency: idem,
 		AdminToken:  cfg.AdminToken,
@@ -376,6 +390,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) closeBackends() {
+	if s.logw != nil {
+		// What the dispatcher logged goes out before NATS closes.
+		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+		if err := s.logw.Close(ctx); err != nil {
+			s.logger.Warn("attempt log: records not stored at shutdown (their deliveries are redelivered)", "err", err)
+		}
+		cancel()
+	}
+	if s.logIndex != nil {
+		if err := s.logIndex.Close(); err != nil {
+			s.logger.Warn("attempt log index: close", "err", err)
+		}
+	}
 	if s.store != nil {
 		s.store.Close()
 	}

@@ -20,7 +20,14 @@ const (
 	bucketTenants = "tenants"
 	bucketKeys    = "apikeys"
 	bucketSubs    = "subscriptions"
+	bucketHealth  = "health"
 )
+
+// markerTTL is how long the marker of a removed key stays in its bucket:
+// long enough for every watch to see the removal, after which nothing of
+// the key is left, so a bucket holds its live keys and not every key ever
+// removed.
+const markerTTL = time.Hour
 
 // Config sets up the stores. The zero value means the defaults.
 type Config struct {
@@ -53,6 +60,12 @@ func (c Config) withDefaults() Config {
 type Store struct {
 	cfg                 Config
 	tenants, keys, subs jetstream.KeyValue
+	health              jetstream.KeyValue
+	// failing holds the subscriptions with a run of failures in the
+	// health bucket (fed by its watch), so a success costs no I/O unless it
+	// ends one.
+	failingMu sync.RWMutex
+	failing   map[string]bool
 	idx                 *Index
 	logger              *slog.Logger
 
@@ -64,17 +77,18 @@ type Store struct {
 // until Close.
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.Logger) (*Store, error) {
 	cfg = cfg.withDefaults()
-	s := &Store{cfg: cfg, idx: newIndex(), logger: logger}
+	s := &Store{cfg: cfg, idx: newIndex(), logger: logger, failing: make(map[string]bool)}
 	var err error
 	for _, b := range []struct {
 		name string
 		kv   *jetstream.KeyValue
-	}{{bucketTenants, &s.tenants}, {bucketKeys, &s.keys}, {bucketSubs, &s.subs}} {
+	}{{bucketTenants, &s.tenants}, {bucketKeys, &s.keys}, {bucketSubs, &s.subs}, {bucketHealth, &s.health}} {
 		*b.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:   b.name,
-			History:  1,
-			Storage:  jetstream.FileStorage,
-			Replicas: cfg.Replicas,
+			Bucket:         b.name,
+			History:        1,
+			Storage:        jetstream.FileStorage,
+			Replicas:       cfg.Replicas,
+			LimitMarkerTTL: markerTTL,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open bucket %s: %w", b.name, err)
@@ -82,11 +96,12 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	loaded := make(chan struct{}, 3)
-	for _, w := range []struct {
+	watches := []struct {
 		kv    jetstream.KeyValue
 		apply func(jetstream.KeyValueEntry) error
-	}{{s.tenants, s.applyTenant}, {s.keys, s.applyKey}, {s.subs, s.applySub}} {
+	}{{s.tenants, s.applyTenant}, {s.keys, s.applyKey}, {s.subs, s.applySub}, {s.health, s.applyHealth}}
+	loaded := make(chan struct{}, len(watches))
+	for _, w := range watches {
 		watcher, err := w.kv.WatchAll(wctx)
 		if err != nil {
 			cancel()
@@ -96,7 +111,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 		s.wg.Add(1)
 		go s.watch(wctx, watcher, w.apply, loaded)
 	}
-	for range 3 {
+	for range watches {
 		select {
 		case <-loaded:
 		case <-ctx.Done():
@@ -142,7 +157,9 @@ func (s *Store) Close() {
 }
 
 // Buckets names the KV buckets the store uses.
-func (s *Store) Buckets() []string { return []string{bucketTenants, bucketKeys, bucketSubs} }
+func (s *Store) Buckets() []string {
+	return []string{bucketTenants, bucketKeys, bucketSubs, bucketHealth}
+}
 
 // Index returns the live index.
 func (s *Store) Index() *Index { return s.idx }
@@ -327,7 +344,7 @@ func (s *Store) RevokeKey(ctx context.Context, tenant, keyID string) error {
 	if err := json.Unmarshal(e.Value(), &k); err != nil || k.TenantID != tenant {
 		return fmt.Errorf("api key %s: %w", keyID, ErrNotFound)
 	}
-	if err := s.keys.Delete(ctx, keyID, jetstream.LastRevision(e.Revision())); err != nil {
+	if err := s.keys.Purge(ctx, keyID, jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(markerTTL)); err != nil {
 		return storeErr("revoke api key "+keyID, err)
 	}
 	s.idx.deleteKey(keyID, e.Revision()+1, false)
@@ -424,6 +441,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, preco
 		if err != nil {
 			return Subscription{}, err
 		}
+		wasActive := sub.Active
 		if err := fn(sub); err != nil {
 			return Subscription{}, err
 		}
@@ -441,6 +459,12 @@ func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, preco
 		}
 		sub.Revision = rev
 		s.idx.putSub(sub, false)
+		if !wasActive && sub.Active {
+			// Re-enabled: its endpoint starts with a clean record.
+			if err := s.RecordSuccess(ctx, tenant, id); err != nil {
+				s.logger.Warn("clear endpoint health of a re-enabled subscription", "subscription", id, "err", err)
+			}
+		}
 		return *sub, nil
 	}
 }
@@ -476,69 +500,9 @@ func (p PatchInput) Apply(sub *Subscription) error {
 		sub.Active = *p.Active
 		if sub.Active {
 			sub.DisabledReason = ""
-			sub.Health = Health{} // re-enabled: a fresh start
 		}
 	}
 	return nil
-}
-
-// Disable deactivates a subscription and records why; it reports whether
-// this call changed it (false if it was already disabled).
-func (s *Store) Disable(ctx context.Context, tenant, id, reason string) (bool, error) {
-	changed := false
-	_, err := s.UpdateSubscription(ctx, tenant, id, nil, func(sub *Subscription) error {
-		changed = sub.Active
-		sub.Active = false
-		sub.DisabledReason = reason
-		return nil
-	})
-	return changed, err
-}
-
-// HealthPolicy says when an endpoint that keeps failing is disabled.
-type HealthPolicy struct {
-	// GivenUp disables after this many deliveries given up in a row
-	// (0: never by count).
-	GivenUp int
-	// Period disables once deliveries have failed, with none succeeding,
-	// for this long (negative: never by time).
-	Period time.Duration
-}
-
-// RecordGivenUp notes a delivery, created at created, given up at now; it
-// disables the subscription when the policy says so and reports whether
-// this call did.
-func (s *Store) RecordGivenUp(ctx context.Context, tenant, id string, created, now time.Time, p HealthPolicy) (bool, error) {
-	disabled := false
-	_, err := s.UpdateSubscription(ctx, tenant, id, nil, func(sub *Subscription) error {
-		h := &sub.Health
-		h.GivenUp++
-		if h.FailingSince.IsZero() || created.Before(h.FailingSince) {
-			h.FailingSince = created
-		}
-		byCount := p.GivenUp > 0 && h.GivenUp >= p.GivenUp
-		byTime := p.Period > 0 && now.Sub(h.FailingSince) >= p.Period
-		if sub.Active && (byCount || byTime) {
-			sub.Active = false
-			sub.DisabledReason = fmt.Sprintf("disabled after %d deliveries in a row were given up, failing since %s",
-				h.GivenUp, h.FailingSince.UTC().Format(time.RFC3339))
-			disabled = true
-		}
-		return nil
-	})
-	return disabled, err
-}
-
-// RecordSuccess ends a run of failures; it writes only when there was one.
-func (s *Store) RecordSuccess(ctx context.Context, tenant, id string) error {
-	if cur, ok := s.idx.Subscription(tenant, id); ok && cur.Health == (Health{}) {
-		return nil
-	}
-	_, err := s.UpdateSubscription(ctx, tenant, id, nil, func(sub *Subscription) error {
-		sub.Health = Health{}
-		return nil
-	})
-	return err
 }
 
 // RotateSecret makes a new current secret; the previous ones keep signing
@@ -576,9 +540,12 @@ func (s *Store) DeleteSubscription(ctx context.Context, tenant, id string) error
 	if err != nil {
 		return storeErr("get subscription "+id, err)
 	}
-	if err := s.subs.Delete(ctx, key, jetstream.LastRevision(e.Revision())); err != nil {
+	if err := s.subs.Purge(ctx, key, jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(markerTTL)); err != nil {
 		return storeErr("delete subscription "+id, err)
 	}
 	s.idx.deleteSub(tenant, id, e.Revision()+1, false)
+	if err := s.RecordSuccess(ctx, tenant, id); err != nil {
+		s.logger.Warn("clear endpoint health of a deleted subscription", "subscription", id, "err", err)
+	}
 	return nil
 }

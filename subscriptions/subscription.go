@@ -45,14 +45,13 @@ type Subscription struct {
 	// Revision is the store revision the subscription was read at; it is
 	// the ETag and the If-Match precondition.
 	Revision uint64 `json:"-"`
-	// Health counts the deliveries given up in a row since the last
-	// success; the dispatcher disables an endpoint that keeps failing.
-	Health Health `json:"health,omitzero"`
 
 	secrets []secretEntry
 }
 
-// Health is an endpoint's run of given-up deliveries.
+// Health is an endpoint's run of given-up deliveries since its last
+// success. It is kept apart from the subscription (see health.go), so
+// delivery outcomes never change a subscription's ETag or updatedAt.
 type Health struct {
 	// GivenUp is how many deliveries in a row were given up.
 	GivenUp int `json:"givenUp,omitempty"`

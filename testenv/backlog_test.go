@@ -10,20 +10,22 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/onestack/webhooks/dispatcher"
+	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/testenv"
 )
 
-// TestDeadEndpointBacklogDoesNotStallOthers queues 5,000 deliveries for a
-// dead endpoint, whose retries wait an hour, on a consumer that allows only
-// 500 unacknowledged tasks. Were the retries held in the consumer's pending
-// set, the healthy endpoint would stop after 500. It gets all 5,000, and
-// the retries wait as schedules in the stream, not as pending tasks.
+// TestDeadEndpointBacklogDoesNotStallOthers makes 5,000 deliveries fail at
+// a dead endpoint, whose retries wait an hour, while the fan-out may hold
+// only 500 events unacknowledged. Were the retries held in memory or in
+// the consumer's pending set, the healthy endpoint would stop after 500. It
+// gets all 5,000, every event is settled, and the retries wait as one
+// schedule each in the stream.
 func TestDeadEndpointBacklogDoesNotStallOthers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10,000 deliveries")
 	}
 	t.Parallel()
-	env := testenv.Start(t, testenv.Options{Schedule: []time.Duration{time.Hour}, Dispatcher: dispatcher.Config{MaxAckPending: 500}})
+	env := testenv.Start(t, testenv.Options{Schedule: []time.Duration{time.Hour}, Dispatcher: dispatcher.Config{FanoutPending: 500}})
 	ten, err := env.CreateTenant("backlog", 1_000_000)
 	if err != nil {
 		t.Fatal(err)
@@ -47,20 +49,22 @@ func TestDeadEndpointBacklogDoesNotStallOthers(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		st, _ := js.Stream(ctx, dispatcher.DeliveriesStream)
-		info, _ := st.Info(ctx, jetstream.WithSubjectFilter("retries.>"))
-		c, _ := js.Consumer(ctx, dispatcher.DeliveriesStream, "deliver")
+		info, _ := st.Info(ctx, jetstream.WithSubjectFilter(">"))
+		c, _ := js.Consumer(ctx, events.StreamName, "fanout")
 		ci, _ := c.Info(ctx)
-		schedules := 0
-		for subj := range info.State.Subjects {
-			if strings.HasPrefix(subj, "retries.") {
+		schedules, other := 0, 0
+		for subj, msgs := range info.State.Subjects {
+			if strings.HasPrefix(subj, "sched.") && msgs == 1 {
 				schedules++
+			} else {
+				other++
 			}
 		}
-		if schedules == n && ci.NumAckPending == 0 {
+		if schedules == n && other == 0 && ci.NumAckPending == 0 && ci.NumPending == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d retries waiting as schedules (want %d), %d tasks pending on the consumer (want 0)", schedules, n, ci.NumAckPending)
+			t.Fatalf("%d retries waiting as one schedule each (want %d), %d other subjects (want 0), %d events unsettled (want 0)", schedules, n, other, ci.NumAckPending+int(ci.NumPending))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -1,0 +1,146 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The deliveries stream keeps only what waits: parked records, each on its
+// subscription's subject and lane, and the schedules of retries, which the
+// server turns into parked records when they are due.
+const (
+	// DeliveriesStream keeps parked deliveries and scheduled retries.
+	DeliveriesStream = "DELIVERIES"
+
+	parkPrefix  = "park."
+	schedPrefix = "sched."
+)
+
+// A subscription's parked records go on one of two lanes: its FIFO order
+// (read one at a time), or everything else (read up to its window at once).
+const (
+	laneOrdered   = 'o'
+	laneUnordered = 'u'
+)
+
+// parkKey names one lane of one subscription's parked records.
+type parkKey struct {
+	tenant, sub string
+	lane        byte
+}
+
+// subject is the subject of the lane's records: park.<tenant>.<sub>.<lane>.
+func (k parkKey) subject() string {
+	return parkPrefix + k.tenant + "." + k.sub + "." + string(k.lane)
+}
+
+// consumer is the durable consumer that reads the lane.
+func (k parkKey) consumer() string { return "park_" + string(k.lane) + "_" + k.sub }
+
+func parseParkSubject(s string) (parkKey, bool) {
+	rest, ok := strings.CutPrefix(s, parkPrefix)
+	if !ok {
+		return parkKey{}, false
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || len(parts[2]) != 1 {
+		return parkKey{}, false
+	}
+	lane := parts[2][0]
+	if lane != laneOrdered && lane != laneUnordered {
+		return parkKey{}, false
+	}
+	return parkKey{tenant: parts[0], sub: parts[1], lane: lane}, true
+}
+
+// parkRecord is what a parked delivery stores: who it is and which attempt
+// comes next, naming its event by stream sequence, never carrying the body.
+type parkRecord struct {
+	Delivery string `json:"d"`
+	Event    string `json:"e"`
+	Seq      uint64 `json:"q"`
+	Attempt  int    `json:"n"`
+	Created  int64  `json:"c"` // Unix nanoseconds
+	Manual   bool   `json:"m,omitempty"`
+}
+
+func (r parkRecord) encode() []byte {
+	b, _ := json.Marshal(r) // plain fields always encode
+	return b
+}
+
+func decodeParkRecord(b []byte) (parkRecord, error) {
+	var r parkRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return parkRecord{}, fmt.Errorf("decode parked record: %w", err)
+	}
+	if _, ok := SubscriptionOf(r.Delivery); !ok || r.Seq == 0 || r.Attempt < 1 || r.Event == "" {
+		return parkRecord{}, errors.New("decode parked record: missing or malformed field")
+	}
+	return r, nil
+}
+
+// parkMsg is the message that parks d on lane, for its next attempt. Its
+// id makes a repeat of the same parking (a fan-out run again after a
+// crash) one stored record.
+func parkMsg(d *delivery, lane byte) *nats.Msg {
+	k := parkKey{tenant: d.tenant, sub: d.sub, lane: lane}
+	kind := "p"
+	if d.manual {
+		kind = "m"
+	}
+	return &nats.Msg{
+		Subject: k.subject(),
+		Header:  nats.Header{nats.MsgIdHdr: {kind + ":" + d.id + ":" + strconv.Itoa(d.attempt)}},
+		Data:    d.parkRecord().encode(),
+	}
+}
+
+func (d *delivery) parkRecord() parkRecord {
+	return parkRecord{Delivery: d.id, Event: d.ev.id, Seq: d.ev.seq, Attempt: d.attempt, Created: d.created.UnixNano(), Manual: d.manual}
+}
+
+// scheduleMsg is the message schedule that parks d's next attempt at at.
+// Each schedule has its own subject (sched.<delivery>.<attempt>): the
+// server purges a fired schedule's whole subject, and a manual retry
+// cancels a delivery's pending schedules by purging sched.<delivery>.>.
+func scheduleMsg(d *delivery, at time.Time) *nats.Msg {
+	target := parkKey{tenant: d.tenant, sub: d.sub, lane: laneUnordered}.subject()
+	n := strconv.Itoa(d.attempt)
+	return &nats.Msg{
+		Subject: schedPrefix + d.id + "." + n,
+		Header: nats.Header{
+			jetstream.ScheduleHeader:       {"@at " + at.UTC().Format(time.RFC3339Nano)},
+			jetstream.ScheduleTargetHeader: {target},
+			nats.MsgIdHdr:                  {"s:" + d.id + ":" + n},
+		},
+		Data: d.parkRecord().encode(),
+	}
+}
+
+// ensureDeliveriesStream creates the stream of parked records and
+// schedules: a work queue, so a record is gone once acknowledged.
+func ensureDeliveriesStream(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              DeliveriesStream,
+		Description:       "Deliveries that wait: parked records and scheduled retries",
+		Subjects:          []string{parkPrefix + ">", schedPrefix + ">"},
+		Storage:           jetstream.FileStorage,
+		Retention:         jetstream.WorkQueuePolicy,
+		Duplicates:        c.DedupeWindow,
+		Replicas:          c.Replicas,
+		AllowMsgSchedules: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", DeliveriesStream, err)
+	}
+	return s, nil
+}

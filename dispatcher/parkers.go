@@ -1,0 +1,240 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Parker timing.
+const (
+	// scanEvery is how often a replica lists which lanes hold parked
+	// records (one stream-info call), to read lanes it did not park itself:
+	// retries come due, records parked by a replica that died.
+	scanEvery = time.Second
+	// parkerIdle is how long a lane's consumer keeps running with nothing
+	// to read before it stops; the scan restarts it when records arrive.
+	parkerIdle = 30 * time.Second
+	// parkerInactive lets the server delete a lane's durable consumer once
+	// no replica has read it for this long.
+	parkerInactive = 10 * time.Minute
+	// closeWait bounds the wait for a stopped consumer to close, should
+	// the connection be gone.
+	closeWait = 5 * time.Second
+)
+
+// parkers runs, on demand, the durable consumers that read parked records:
+// one per lane of a subscription that has some, at that subscription's
+// pace. The unordered lane's consumer lets window records out at once, so
+// a slow endpoint holds at most its window in this replica's memory while
+// the rest wait in the stream, each stored once; the FIFO lane's lets out
+// one at a time, anywhere.
+type parkers struct {
+	d *Dispatcher
+
+	mu      sync.Mutex
+	running map[parkKey]*parker
+	// starts asks the manager loop to start a lane's consumer.
+	starts chan parkKey
+}
+
+type parker struct {
+	cc jetstream.ConsumeContext
+	// busyUntil is when the lane was last known to have work, or will have
+	// (a scheduled retry): it is not stopped before parkerIdle after that.
+	busyUntil time.Time
+}
+
+func newParkers(d *Dispatcher) *parkers {
+	return &parkers{d: d, running: make(map[parkKey]*parker), starts: make(chan parkKey, 4096)}
+}
+
+// want says lane k has work from now until until (a retry's due time): its
+// consumer is started if it does not run. It never blocks.
+func (p *parkers) want(k parkKey, until time.Time) {
+	p.mu.Lock()
+	if pk, ok := p.running[k]; ok {
+		pk.busyUntil = later(pk.busyUntil, until)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	select {
+	case p.starts <- k:
+	default: // the scan will find the lane
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// run starts wanted lanes, scans for lanes with parked records and stops
+// idle ones, until ctx ends; then it stops every consumer.
+func (p *parkers) run(ctx context.Context) {
+	defer p.stopAll()
+	t := time.NewTicker(scanEvery)
+	defer t.Stop()
+	p.scan(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case k := <-p.starts:
+			p.start(ctx, k, p.d.cfg.Now())
+		case <-t.C:
+			p.scan(ctx)
+			p.retire(ctx)
+		}
+	}
+}
+
+// scan starts the consumer of every lane that holds parked records.
+func (p *parkers) scan(ctx context.Context) {
+	info, err := p.d.deliveries.Info(ctx, jetstream.WithSubjectFilter(parkPrefix+">"))
+	if err != nil {
+		if ctx.Err() == nil {
+			p.d.logger.Warn("parked deliveries: list lanes", "err", err)
+		}
+		return
+	}
+	now := p.d.cfg.Now()
+	for subj := range info.State.Subjects {
+		if k, ok := parseParkSubject(subj); ok {
+			p.start(ctx, k, now)
+		}
+	}
+}
+
+// start runs lane k's consumer, unless it runs or its subscription is
+// gone (whose records are then dropped).
+func (p *parkers) start(ctx context.Context, k parkKey, now time.Time) {
+	p.mu.Lock()
+	if pk, ok := p.running[k]; ok {
+		pk.busyUntil = later(pk.busyUntil, now)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	sub, found := p.d.lookup(ctx, k.tenant, k.sub)
+	if !found {
+		p.drop(ctx, k)
+		return
+	}
+	window := p.d.window(sub)
+	if k.lane == laneOrdered {
+		window = 1
+	}
+	cons, err := p.d.js.CreateOrUpdateConsumer(ctx, DeliveriesStream, jetstream.ConsumerConfig{
+		Durable:           k.consumer(),
+		Description:       "Parked deliveries of one subscription",
+		FilterSubject:     k.subject(),
+		AckPolicy:         jetstream.AckExplicitPolicy,
+		AckWait:           p.d.ackWait(),
+		MaxAckPending:     window,
+		MaxDeliver:        -1,
+		InactiveThreshold: parkerInactive,
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			p.d.logger.Warn("parked deliveries: create consumer", "subscription", k.sub, "err", err)
+		}
+		return
+	}
+	cc, err := cons.Consume(p.d.receiveParked, jetstream.PullMaxMessages(window), jetstream.ConsumeErrHandler(p.d.consumeError))
+	if err != nil {
+		p.d.logger.Warn("parked deliveries: consume", "subscription", k.sub, "err", err)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.running[k]; ok { // started meanwhile: keep one
+		cc.Stop()
+		return
+	}
+	p.running[k] = &parker{cc: cc, busyUntil: now}
+}
+
+// retire stops the consumers of lanes idle for parkerIdle and of deleted
+// subscriptions.
+func (p *parkers) retire(ctx context.Context) {
+	now := p.d.cfg.Now()
+	p.mu.Lock()
+	var idle []parkKey
+	for k, pk := range p.running {
+		if now.Sub(pk.busyUntil) > parkerIdle {
+			idle = append(idle, k)
+		} else if _, ok := p.d.store.Index().Subscription(k.tenant, k.sub); !ok {
+			idle = append(idle, k)
+		}
+	}
+	p.mu.Unlock()
+	for _, k := range idle {
+		if _, found := p.d.lookup(ctx, k.tenant, k.sub); !found {
+			p.stop(k)
+			p.drop(ctx, k)
+			continue
+		}
+		c, err := p.d.js.Consumer(ctx, DeliveriesStream, k.consumer())
+		if err != nil {
+			if errors.Is(err, jetstream.ErrConsumerNotFound) {
+				p.stop(k)
+			}
+			continue
+		}
+		info, err := c.Info(ctx)
+		if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
+			p.mu.Lock()
+			if pk, ok := p.running[k]; ok && err == nil {
+				pk.busyUntil = now
+			}
+			p.mu.Unlock()
+			continue
+		}
+		p.stop(k)
+	}
+}
+
+// drop removes what is parked for a deleted subscription: its lane's
+// records and consumer.
+func (p *parkers) drop(ctx context.Context, k parkKey) {
+	if err := p.d.deliveries.Purge(ctx, jetstream.WithPurgeSubject(k.subject())); err != nil && ctx.Err() == nil {
+		p.d.logger.Warn("parked deliveries: drop a deleted subscription's", "subscription", k.sub, "err", err)
+	}
+	if err := p.d.js.DeleteConsumer(ctx, DeliveriesStream, k.consumer()); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && ctx.Err() == nil {
+		p.d.logger.Warn("parked deliveries: delete a deleted subscription's consumer", "subscription", k.sub, "err", err)
+	}
+}
+
+func (p *parkers) stop(k parkKey) {
+	p.mu.Lock()
+	pk, ok := p.running[k]
+	delete(p.running, k)
+	p.mu.Unlock()
+	if ok {
+		pk.cc.Stop()
+	}
+}
+
+// stopAll stops every consumer; records delivered to this replica and not
+// yet acknowledged are handed back by the caller or redelivered after
+// their ack wait.
+func (p *parkers) stopAll() {
+	p.mu.Lock()
+	running := p.running
+	p.running = make(map[parkKey]*parker)
+	p.mu.Unlock()
+	for _, pk := range running {
+		pk.cc.Stop()
+		select {
+		case <-pk.cc.Closed():
+		case <-time.After(closeWait):
+		}
+	}
+}

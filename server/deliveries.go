@@ -1,0 +1,98 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/api"
+	"github.com/onestack/webhooks/deliverylog"
+	"github.com/onestack/webhooks/dispatcher"
+	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/subscriptions"
+)
+
+// deliveries serves the API's deliveries from the dispatcher (what acts)
+// and the attempt log's index (what reads), in the API's own types and
+// errors, so the API knows neither of them nor NATS.
+type deliveries struct {
+	disp  *dispatcher.Dispatcher
+	index *deliverylog.Index
+}
+
+var _ api.Deliveries = deliveries{}
+
+func (d deliveries) SendTest(ctx context.Context, sub subscriptions.Subscription) (string, error) {
+	id, err := d.disp.SendTest(ctx, sub)
+	return id, apiErr(err)
+}
+
+func (d deliveries) Delivery(ctx context.Context, tenant, id string) (api.Delivery, error) {
+	dlv, err := d.index.Delivery(ctx, tenant, id)
+	if err != nil {
+		return api.Delivery{}, apiErr(err)
+	}
+	return apiDelivery(dlv), nil
+}
+
+func (d deliveries) Deliveries(ctx context.Context, tenant, sub, status, before string, limit int) ([]api.Delivery, bool, error) {
+	list, more, err := d.index.List(ctx, tenant, sub, status, before, limit)
+	if err != nil {
+		return nil, false, apiErr(err)
+	}
+	out := make([]api.Delivery, len(list))
+	for i, dlv := range list {
+		out[i] = apiDelivery(dlv)
+	}
+	return out, more, nil
+}
+
+func (d deliveries) Retry(ctx context.Context, tenant, id string) (api.Delivery, error) {
+	dlv, err := d.disp.Retry(ctx, tenant, id)
+	if err != nil {
+		return api.Delivery{}, apiErr(err)
+	}
+	return apiDelivery(dlv), nil
+}
+
+func (d deliveries) Replay(ctx context.Context, sub subscriptions.Subscription, since, until time.Time) (int, error) {
+	n, err := d.disp.Replay(ctx, sub, since, until)
+	return n, apiErr(err)
+}
+
+func apiDelivery(d deliverylog.Delivery) api.Delivery {
+	out := api.Delivery{
+		ID: d.ID, EventID: d.EventID, EventType: d.EventType, SubscriptionID: d.SubscriptionID,
+		Status: d.Status, NextAttemptAt: d.NextAttemptAt, CreatedAt: d.CreatedAt,
+		Attempts: make([]api.Attempt, len(d.Attempts)),
+	}
+	for i, a := range d.Attempts {
+		out.Attempts[i] = api.Attempt{At: a.At, StatusCode: a.StatusCode, Error: a.Error, DurationMs: a.DurationMs, ResponseBody: a.ResponseBody}
+	}
+	return out
+}
+
+// apiErr maps the engine's and the log's errors to the API's sentinels;
+// an error of NATS itself means a dependency is unavailable.
+func apiErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, deliverylog.ErrNotFound):
+		return fmt.Errorf("%w: %w", api.ErrDeliveryNotFound, err)
+	case errors.Is(err, dispatcher.ErrEventGone):
+		return fmt.Errorf("%w: %w", api.ErrEventGone, err)
+	case errors.Is(err, deliverylog.ErrInvalid):
+		return fmt.Errorf("%w: %w", api.ErrInvalidCursor, err)
+	case errors.Is(err, deliverylog.ErrUnavailable), errors.Is(err, events.ErrPublish),
+		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrConnectionReconnecting),
+		errors.Is(err, nats.ErrDisconnected), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", api.ErrUnavailable, err)
+	}
+	return err
+}
