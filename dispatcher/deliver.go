@@ -61,11 +61,10 @@ func (d *Dispatcher) runWorker() {
 		if !ok {
 			return
 		}
-		start := time.Now()
 		d.attempt(dl)
 		// An endpoint slower than its queue assumed: what no longer fits
 		// is parked, stored once, to be read back at its pace.
-		for _, late := range d.queue.done(dl, time.Since(start)) {
+		for _, late := range d.queue.done(dl) {
 			d.park(late, laneUnordered)
 		}
 	}

@@ -44,7 +44,7 @@ type Dispatcher struct {
 
 	events, deliveries jetstream.Stream
 	fanoutCons         jetstream.Consumer
-	fanoutCC           jetstream.ConsumeContext
+	fanoutIter         jetstream.MessagesContext
 
 	queue   *fairQueue
 	pub     *publisher
@@ -150,15 +150,39 @@ func (d *Dispatcher) Start() error {
 		d.workers.Add(1)
 		go d.runWorker()
 	}
-	d.bg.Add(2)
-	go func() { defer d.bg.Done(); d.parkers.run(d.bgCtx) }()
-	go func() { defer d.bg.Done(); d.keepHeldAlive(d.bgCtx) }()
 	var err error
-	d.fanoutCC, err = d.fanoutCons.Consume(d.fanout, jetstream.PullMaxMessages(1024), jetstream.ConsumeErrHandler(d.consumeError))
+	d.fanoutIter, err = d.fanoutCons.Messages(jetstream.PullMaxMessages(fanoutPull))
 	if err != nil {
 		return fmt.Errorf("consume events: %w", err)
 	}
+	d.bg.Add(3)
+	go func() { defer d.bg.Done(); d.parkers.run(d.bgCtx) }()
+	go func() { defer d.bg.Done(); d.keepHeldAlive(d.bgCtx) }()
+	go func() { defer d.bg.Done(); d.runFanout(d.bgCtx) }()
 	return nil
+}
+
+// fanoutPull is how many events the fan-out's reader keeps fetched ahead.
+const fanoutPull = 256
+
+// runFanout reads events while the queue has room for their deliveries:
+// past its budget it waits, and events wait in the stream, where they are
+// already stored.
+func (d *Dispatcher) runFanout(ctx context.Context) {
+	for {
+		if err := d.queue.admit(ctx); err != nil {
+			return
+		}
+		m, err := d.fanoutIter.Next()
+		switch {
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			return
+		case err != nil:
+			d.consumeError(nil, err)
+			continue
+		}
+		d.fanout(m)
+	}
 }
 
 // consumeError logs a consumer's trouble, except the expected end of a
@@ -180,15 +204,11 @@ func (d *Dispatcher) consumeError(_ jetstream.ConsumeContext, err error) {
 func (d *Dispatcher) Stop(ctx context.Context) {
 	d.stopOnce.Do(func() {
 		d.draining.Store(true)
-		if d.fanoutCC != nil {
-			d.fanoutCC.Stop()
-			select {
-			case <-d.fanoutCC.Closed():
-			case <-time.After(closeWait):
-			}
+		if d.fanoutIter != nil {
+			d.fanoutIter.Stop() // events fetched and not yet read are redelivered
 		}
 		d.bgCancel()
-		d.bg.Wait() // the parkers' consumers are stopped
+		d.bg.Wait() // the fan-out has returned, the parkers' consumers are stopped
 
 		// Let the queue empty until the reserve kept for parking the rest.
 		soft := ctx

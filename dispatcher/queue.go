@@ -13,12 +13,20 @@ import (
 // subscription whose endpoint is slow therefore holds at most perSub
 // workers, and the others keep flowing.
 //
-// How many deliveries one subscription may keep waiting in memory follows
-// its endpoint's speed: no more than would wait about maxWait, judged by a
-// moving average of its attempts' durations, and never more than maxLen. A
-// fast endpoint can absorb a burst; a slow one keeps only a few, and the
-// rest are parked, so it cannot hold events that every tenant's deliveries
-// share.
+// It also decides what waits in memory, from rates it measures (attempts
+// completed per second while deliveries were waiting), never from attempt
+// durations, which a busy machine inflates for everyone:
+//
+//   - The whole queue holds about maxWait's worth of work at the rate the
+//     workers complete it (at least minBudget): admit holds the fan-out
+//     back past that, so under overload events wait in the stream, where
+//     they are already stored, instead of in memory or in parked copies.
+//   - A subscription may keep about maxWait's worth at its own rate (its
+//     room). Past it, a delivery is parked (stored once, read back at the
+//     subscription's pace) only if the subscription is slow: its rate is
+//     well below the fair share of the others, or it holds more than
+//     slowFactor times its room. A merely busy machine parks nothing; a
+//     slow endpoint cannot hold the events every tenant's deliveries share.
 type fairQueue struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -32,9 +40,60 @@ type fairQueue struct {
 	// when it drops to zero.
 	busy  int
 	empty chan struct{}
+	// waiting counts deliveries waiting, backlogged the subscriptions with
+	// some; below is signalled when waiting drops under the budget.
+	waiting    int
+	backlogged int
+	below      chan struct{}
+	// total is the rate of the whole queue.
+	total meter
 	// paces outlive the queues, which are dropped when idle: a pace must
 	// remember its last token across idle moments.
 	paces map[string]*rate.Limiter
+	now   func() time.Time
+}
+
+// Bounds of what waits in memory.
+const (
+	// rateWindow is the least time over which a completion rate is
+	// measured.
+	rateWindow = 200 * time.Millisecond
+	// minBudget is what the queue may always hold, whatever its rate.
+	minBudget = 2048
+	// slowFactor: a subscription completing less than 1/slowFactor of the
+	// fair share, or holding more than slowFactor times its room, is slow.
+	slowFactor = 4
+)
+
+// meter measures completions per second while deliveries were waiting.
+type meter struct {
+	rate  float64 // moving average, zero until first measured
+	count int
+	since time.Time
+}
+
+// tick counts one completion at now, while work waited (or not: idle
+// moments say nothing of speed and restart the window).
+func (m *meter) tick(now time.Time, waited bool) {
+	if !waited {
+		m.count, m.since = 0, now
+		return
+	}
+	if m.since.IsZero() {
+		m.since = now
+	}
+	m.count++
+	elapsed := now.Sub(m.since)
+	if elapsed < rateWindow {
+		return
+	}
+	r := float64(m.count) / elapsed.Seconds()
+	if m.rate == 0 {
+		m.rate = r
+	} else {
+		m.rate += (r - m.rate) / 4
+	}
+	m.count, m.since = 0, now
 }
 
 type subQueue struct {
@@ -48,24 +107,25 @@ type subQueue struct {
 	pace   *rate.Limiter
 	paced  bool
 	pacing bool
-	// avg is the moving average of attempt durations, zero until the
-	// first attempt ends.
-	avg time.Duration
+	speed  meter
+	// slow is set once the subscription was found slow, until its backlog
+	// clears: from then on it keeps no more than its room.
+	slow bool
 }
 
 func newFairQueue(perSub, maxLen int, maxWait time.Duration) *fairQueue {
 	q := &fairQueue{perSub: perSub, maxLen: maxLen, maxWait: maxWait, subs: make(map[string]*subQueue),
-		paces: make(map[string]*rate.Limiter), empty: make(chan struct{})}
+		paces: make(map[string]*rate.Limiter), empty: make(chan struct{}), below: make(chan struct{}), now: time.Now}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
 
 // room is how many deliveries sq may keep waiting: about maxWait's worth at
-// the endpoint's speed and at its pace. Callers hold mu.
+// the endpoint's measured speed and at its pace. Callers hold mu.
 func (q *fairQueue) room(sq *subQueue) int {
 	n := q.maxLen
-	if sq.avg > 0 {
-		n = min(n, max(int(int64(q.maxWait)*int64(q.perSub)/int64(sq.avg)), q.perSub))
+	if sq.speed.rate > 0 {
+		n = min(n, max(int(q.maxWait.Seconds()*sq.speed.rate), q.perSub))
 	}
 	if sq.pace != nil {
 		n = min(n, max(int(q.maxWait.Seconds()*float64(sq.pace.Limit())), 1))
@@ -73,10 +133,55 @@ func (q *fairQueue) room(sq *subQueue) int {
 	return n
 }
 
+// overRoom reports whether sq, holding n deliveries, has no room for more:
+// past its room while slow, or past its hard cap. Callers hold mu.
+func (q *fairQueue) overRoom(sq *subQueue, n int) bool {
+	room := q.room(sq)
+	switch {
+	case n >= q.maxLen:
+		return true
+	case n < room:
+		return false
+	case sq.slow, n >= slowFactor*room:
+		return true
+	}
+	fair := q.total.rate / float64(max(q.backlogged, 1))
+	return sq.speed.rate > 0 && sq.speed.rate*slowFactor < fair
+}
+
+// budget is how many deliveries the whole queue holds before admit waits.
+// Callers hold mu.
+func (q *fairQueue) budget() int {
+	return max(minBudget, int(q.maxWait.Seconds()*q.total.rate))
+}
+
+// admit waits until the queue holds less than its budget, or ctx ends or
+// the queue closes; the fan-out calls it before reading each event.
+func (q *fairQueue) admit(ctx context.Context) error {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return context.Canceled
+		}
+		if q.waiting < q.budget() {
+			q.mu.Unlock()
+			return nil
+		}
+		below := q.below
+		q.mu.Unlock()
+		select {
+		case <-below:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // push queues d for a subscription paced at pace deliveries per second
 // (zero: unpaced); it returns false, queueing nothing, when the
 // subscription has no room, unless force (a parked delivery, which its
-// lane's window already bounds) or the queue is closed.
+// lane's window already bounds). A closed queue takes nothing.
 func (q *fairQueue) push(d *delivery, pace float64, force bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -102,14 +207,18 @@ func (q *fairQueue) push(d *delivery, pace float64, force bool) bool {
 		}
 		sq.pace = lim
 	}
-	if !force && len(sq.waiting) >= q.room(sq) {
+	if !force && q.overRoom(sq, len(sq.waiting)) {
 		if sq.inflight == 0 && len(sq.waiting) == 0 {
 			delete(q.subs, key)
 		}
 		return false
 	}
+	if len(sq.waiting) == 0 {
+		q.backlogged++
+	}
 	sq.waiting = append(sq.waiting, d)
 	q.busy++
+	q.waiting++
 	q.markReady(sq)
 	return true
 }
@@ -160,28 +269,44 @@ func (q *fairQueue) next() (*delivery, bool) {
 	d := sq.waiting[0]
 	sq.waiting[0] = nil
 	sq.waiting = sq.waiting[1:]
+	q.dequeued(sq, 1)
 	sq.inflight++
 	q.markReady(sq)
 	return d, true
 }
 
-// done ends one of a subscription's attempts in flight, which took took.
-// If the subscription turned out slower than its queue assumed, the
-// deliveries from the fan-out past its room are taken out and returned, for
-// the caller to park (parked ones stay: their lane's window bounds them).
-func (q *fairQueue) done(d *delivery, took time.Duration) (evicted []*delivery) {
+// dequeued accounts for n deliveries leaving sq's waiting list. Callers
+// hold mu.
+func (q *fairQueue) dequeued(sq *subQueue, n int) {
+	if n == 0 {
+		return
+	}
+	q.waiting -= n
+	if len(sq.waiting) == 0 {
+		q.backlogged--
+	}
+	if q.waiting < q.budget() {
+		close(q.below)
+		q.below = make(chan struct{})
+	}
+}
+
+// done ends one of a subscription's attempts in flight. If the
+// subscription turned out slow (see overRoom, judged at twice its room so
+// a passing slowdown evicts nothing), the deliveries from the fan-out past
+// its room are taken out and returned, for the caller to park (parked ones
+// stay: their lane's window bounds them).
+func (q *fairQueue) done(d *delivery) (evicted []*delivery) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	key := d.sub
 	sq := q.subs[key]
 	sq.inflight--
 	q.busy--
-	if sq.avg == 0 {
-		sq.avg = took
-	} else {
-		sq.avg += (took - sq.avg) / 8
-	}
-	if room := q.room(sq); len(sq.waiting) > room {
+	now := q.now()
+	sq.speed.tick(now, len(sq.waiting) > 0)
+	q.total.tick(now, q.waiting > 0)
+	if room := q.room(sq); len(sq.waiting) > 2*room && q.overRoom(sq, len(sq.waiting)) {
 		kept := sq.waiting[:0]
 		for i, w := range sq.waiting {
 			if i >= room && w.parked == nil {
@@ -192,7 +317,12 @@ func (q *fairQueue) done(d *delivery, took time.Duration) (evicted []*delivery) 
 		}
 		clear(sq.waiting[len(kept):])
 		sq.waiting = kept
+		sq.slow = true
 		q.busy -= len(evicted)
+		q.dequeued(sq, len(evicted))
+	}
+	if len(sq.waiting) == 0 {
+		sq.slow = false // its backlog cleared: judged afresh
 	}
 	q.signalEmpty()
 	if sq.inflight == 0 && len(sq.waiting) == 0 {
@@ -228,8 +358,9 @@ func (q *fairQueue) waitEmpty(ctx context.Context) {
 	}
 }
 
-// close wakes every worker, refuses further pushes and returns the
-// deliveries still waiting, for the caller to park or hand back.
+// close wakes every worker and the fan-out, refuses further pushes and
+// returns the deliveries still waiting, for the caller to park or hand
+// back.
 func (q *fairQueue) close() []*delivery {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -240,7 +371,10 @@ func (q *fairQueue) close() []*delivery {
 		q.busy -= len(sq.waiting)
 		sq.waiting = nil
 	}
+	q.waiting, q.backlogged = 0, 0
 	q.ready = nil
 	q.cond.Broadcast()
+	close(q.below)
+	q.below = make(chan struct{})
 	return left
 }

@@ -34,44 +34,146 @@ func TestFairQueueRoundRobinAndCap(t *testing.T) {
 	if ready != 0 {
 		t.Errorf("%d subscriptions ready with a at its in-flight cap and b empty, want 0", ready)
 	}
-	q.done(tk("a", 0), time.Millisecond)
+	q.done(tk("a", 0))
 	if got, _ := q.next(); got.sub != "a" {
 		t.Errorf("after a finished one, next = %q, want a", got.sub)
 	}
 }
 
+// TestFairQueueRoomFollowsEndpointSpeed: how many deliveries wait in
+// memory follows the rate at which the subscription's attempts complete
+// while it has work waiting. Alone, a subscription is slow only past
+// slowFactor times its room; then the deliveries from the fan-out past its
+// room are evicted, for parking, newest first, none lost.
 func TestFairQueueRoomFollowsEndpointSpeed(t *testing.T) {
 	tests := []struct {
 		name   string
-		took   time.Duration
-		queued int
-		want   int // waiting after done
+		every  time.Duration // between completions
+		evicts bool
 	}{
-		{"fast endpoint keeps a burst", 2 * time.Millisecond, 500, 500},
-		{"slow endpoint keeps 5 s worth", time.Second, 500, 10},
-		{"dead endpoint keeps its in-flight cap", 15 * time.Second, 500, 2},
+		{"fast endpoint keeps a burst", 2 * time.Millisecond, false},
+		{"slow endpoint keeps 5 s worth", 100 * time.Millisecond, true},
+		{"dead endpoint keeps its in-flight cap", 15 * time.Second, true},
 	}
+	const queued = 650
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			clock := time.Unix(0, 0)
 			q := newFairQueue(2, 1000, 5*time.Second)
-			for i := range tt.queued + 1 {
+			q.now = func() time.Time { return clock }
+			for i := range queued {
 				if !q.push(tk("a", i), 0, false) {
 					t.Fatalf("push #%d refused before the endpoint's speed was known", i)
 				}
 			}
-			first, _ := q.next()
-			evicted := q.done(first, tt.took)
-			q.mu.Lock()
-			waiting := len(q.subs["a"].waiting)
-			q.mu.Unlock()
-			if waiting != tt.want || waiting+len(evicted) != tt.queued {
-				t.Errorf("after one %v attempt: %d waiting, %d evicted; want %d waiting, none lost", tt.took, waiting, len(evicted), tt.want)
+			var evicted []*delivery
+			taken := 0
+			for range 20 {
+				q.mu.Lock()
+				left := len(q.subs["a"].waiting)
+				q.mu.Unlock()
+				if left <= 2 {
+					break
+				}
+				d, _ := q.next()
+				taken++
+				clock = clock.Add(tt.every)
+				evicted = append(evicted, q.done(d)...)
 			}
-			if len(evicted) > 0 && q.push(tk("a", -1), 0, false) {
+			q.mu.Lock()
+			sq := q.subs["a"]
+			waiting, room := sq.waiting, q.room(sq)
+			q.mu.Unlock()
+			if got := len(evicted) > 0; got != tt.evicts {
+				t.Fatalf("completions every %v evicted %d (room %d), want eviction %v", tt.every, len(evicted), room, tt.evicts)
+			}
+			if len(waiting)+len(evicted)+taken != queued {
+				t.Errorf("%d waiting + %d evicted + %d taken, want %d: none lost", len(waiting), len(evicted), taken, queued)
+			}
+			for _, e := range evicted {
+				if e.attempt <= waiting[len(waiting)-1].attempt {
+					t.Fatalf("evicted #%d while #%d waits: want the newest evicted", e.attempt, waiting[len(waiting)-1].attempt)
+				}
+			}
+			if tt.evicts && q.push(tk("a", -1), 0, false) {
 				t.Error("push accepted past the room of a slow endpoint")
 			}
 		})
 	}
+}
+
+// TestFairQueueBusyMachineParksNothing: two subscriptions completing at
+// the same modest rate (a machine at its limit) keep long queues without
+// refusing anything, while one completing far below the fair share of the
+// others is refused past its room.
+func TestFairQueueBusyMachineParksNothing(t *testing.T) {
+	clock := time.Unix(0, 0)
+	q := newFairQueue(4, 100_000, 5*time.Second)
+	q.now = func() time.Time { return clock }
+	for i := range 3000 {
+		for _, sub := range []string{"a", "b", "slow"} {
+			q.push(tk(sub, i), 0, false)
+		}
+	}
+	// a and b complete 100 a second each, slow 2 a second.
+	for step := range 2000 {
+		clock = clock.Add(5 * time.Millisecond)
+		subs := []string{"a", "b"}
+		if step%50 == 0 {
+			subs = append(subs, "slow")
+		}
+		for _, sub := range subs {
+			q.mu.Lock()
+			sq := q.subs[sub]
+			d := sq.waiting[0]
+			sq.waiting = sq.waiting[1:]
+			q.dequeued(sq, 1)
+			sq.inflight++
+			q.mu.Unlock()
+			if ev := q.done(d); len(ev) > 0 && sub != "slow" {
+				t.Fatalf("%s evicted %d at step %d: a busy machine parks nothing", sub, len(ev), step)
+			}
+		}
+	}
+	for _, sub := range []string{"a", "b"} {
+		if !q.push(tk(sub, -1), 0, false) {
+			t.Errorf("%s refused a delivery with 5 s worth of work at its rate waiting", sub)
+		}
+	}
+	q.mu.Lock()
+	sq := q.subs["slow"]
+	free := q.room(sq) - len(sq.waiting)
+	q.mu.Unlock()
+	for i := range free + 1 {
+		if !q.push(tk("slow", -1), 0, false) {
+			if i < free {
+				t.Errorf("slow subscription refused its %d-th delivery with room for %d", i+1, free)
+			}
+			return
+		}
+	}
+	t.Error("slow subscription, far below its fair share, accepted past its room")
+}
+
+// TestFairQueueAdmitHoldsTheFanoutBack: past its budget the queue holds
+// the fan-out back until workers take deliveries out.
+func TestFairQueueAdmitHoldsTheFanoutBack(t *testing.T) {
+	q := newFairQueue(4, 100_000, 5*time.Second)
+	for i := range minBudget {
+		q.push(tk("a", i), 0, false)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := q.admit(ctx); err == nil {
+		t.Fatal("admit returned with the queue at its budget")
+	}
+	admitted := make(chan error, 1)
+	go func() { admitted <- q.admit(context.Background()) }()
+	d, _ := q.next()
+	if err := <-admitted; err != nil {
+		t.Fatalf("admit after a delivery was taken = %v", err)
+	}
+	q.done(d)
 }
 
 func TestFairQueueHardCap(t *testing.T) {
@@ -96,7 +198,7 @@ func TestFairQueuePace(t *testing.T) {
 	q.push(tk("slow", 0), 1, false) // one per second
 	q.push(tk("slow", 1), 1, false)
 	first, _ := q.next()
-	q.done(first, time.Millisecond)
+	q.done(first)
 	q.push(tk("other", 0), 0, false)
 	if got, _ := q.next(); got.sub != "other" {
 		t.Fatalf("next = %q, want the unpaced subscription while the paced one waits for its token", got.sub)
@@ -120,22 +222,34 @@ func TestFairQueuePace(t *testing.T) {
 func TestFairQueueKeepsParkedDeliveries(t *testing.T) {
 	q := newFairQueue(1, 1000, 5*time.Second)
 	parked := &delivery{tenant: "t", sub: "a", parked: fakeMsg{}}
-	if !q.push(tk("a", 0), 0, false) || !q.push(tk("a", 1), 0, false) || !q.push(parked, 0, true) {
-		t.Fatal("push refused")
+	for i := range 4 {
+		if !q.push(tk("a", i), 0, false) {
+			t.Fatal("push refused")
+		}
+	}
+	if !q.push(parked, 0, true) {
+		t.Fatal("forced push refused")
 	}
 	first, _ := q.next()
-	evicted := q.done(first, time.Minute) // room falls to the in-flight cap
-	if len(evicted) != 0 && evicted[0] == parked {
-		t.Errorf("a parked delivery was evicted")
+	q.mu.Lock()
+	q.subs["a"].speed.rate = 0.1 // one completion in 10 s: room falls to the in-flight cap
+	q.mu.Unlock()
+	evicted := q.done(first)
+	if len(evicted) != 2 {
+		t.Errorf("evicted %d deliveries, want the 2 from the fan-out past the room of 1", len(evicted))
+	}
+	for _, e := range evicted {
+		if e == parked {
+			t.Error("a parked delivery was evicted")
+		}
 	}
 	for i := range 5 {
 		if !q.push(&delivery{tenant: "t", sub: "a", attempt: i, parked: fakeMsg{}}, 0, true) {
 			t.Fatalf("forced push #%d refused", i)
 		}
 	}
-	left := q.close()
-	if len(left) != 3-1-len(evicted)+5 {
-		t.Errorf("close returned %d waiting deliveries, want %d", len(left), 3-1-len(evicted)+5)
+	if left := q.close(); len(left) != 2+5 {
+		t.Errorf("close returned %d waiting deliveries, want 7", len(left))
 	}
 	if q.push(tk("a", 9), 0, true) {
 		t.Error("push accepted after close")
@@ -158,7 +272,7 @@ func TestFairQueueWaitEmpty(t *testing.T) {
 			t.Fatal("waitEmpty returned with deliveries in flight")
 		default:
 		}
-		q.done(d, time.Millisecond)
+		q.done(d)
 	}
 	<-done
 }
