@@ -388,3 +388,99 @@ func TestWriterBackpressureAndGivingUp(t *testing.T) {
 		}
 	}
 }
+
+func TestIndexRebuildsForANewStream(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, natstest.Options{})
+	w := s.writer(t, deliverylog.WriterConfig{})
+	dir := t.TempDir()
+	tenant, sub := newTenant(), newSub()
+	before := makeDelivery(tenant, sub, "evt_1", 1, time.Now(), succeeded)
+	ix, err := deliverylog.OpenIndex(t.Context(), s.js, deliverylog.IndexConfig{Dir: dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, w, before.recs)
+	syncIndex(t, ix)
+	if err := ix.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The stream is deleted and made again: its sequences start over.
+	if err := s.js.DeleteStream(t.Context(), deliverylog.StreamName); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deliverylog.EnsureStream(t.Context(), s.js, deliverylog.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	after := makeDelivery(tenant, sub, "evt_2", 2, time.Now(), failed)
+	appendAll(t, w, after.recs)
+	ix = s.index(t, deliverylog.IndexConfig{Dir: dir})
+	syncIndex(t, ix)
+	if _, err := ix.Delivery(t.Context(), tenant, before.want.ID); !errors.Is(err, deliverylog.ErrNotFound) {
+		t.Errorf("Delivery(%s) from the old stream = %v, want ErrNotFound", before.want.ID, err)
+	}
+	got, err := ix.Delivery(t.Context(), tenant, after.want.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(after.want, got); diff != "" {
+		t.Errorf("Delivery(%s) (-want +got):\n%s", after.want.ID, diff)
+	}
+}
+
+// TestIndexStartsAtFirstRetained: messages the index had not applied
+// expired while it was closed; it starts at the first one left.
+func TestIndexStartsAtFirstRetained(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, natstest.Options{})
+	w := s.writer(t, deliverylog.WriterConfig{})
+	dir := t.TempDir()
+	tenant, sub := newTenant(), newSub()
+	ix, err := deliverylog.OpenIndex(t.Context(), s.js, deliverylog.IndexConfig{Dir: dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := makeDelivery(tenant, sub, "evt_1", 1, time.Now(), succeeded)
+	appendAll(t, w, first.recs)
+	syncIndex(t, ix)
+	if err := ix.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	var later []history
+	for i := range 3 {
+		h := makeDelivery(tenant, sub, fmt.Sprint("evt_", i+2), 1, time.Now(), succeeded)
+		appendAll(t, w, h.recs) // one message each
+		later = append(later, h)
+	}
+	st, err := s.js.Stream(t.Context(), deliverylog.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Drop all but the last message, as MaxAge would.
+	if err := st.Purge(t.Context(), jetstream.WithPurgeSequence(info.State.LastSeq)); err != nil {
+		t.Fatal(err)
+	}
+
+	ix = s.index(t, deliverylog.IndexConfig{Dir: dir})
+	syncIndex(t, ix)
+	if got := ix.Applied(); got != info.State.LastSeq {
+		t.Errorf("Applied() = %d, want %d", got, info.State.LastSeq)
+	}
+	if got := ix.MessagesApplied(); got != 1 {
+		t.Errorf("MessagesApplied() = %d, want the 1 message left", got)
+	}
+	for _, h := range []history{first, later[2]} {
+		if _, err := ix.Delivery(t.Context(), tenant, h.want.ID); err != nil {
+			t.Errorf("Delivery(%s) = %v", h.want.ID, err)
+		}
+	}
+	if _, err := ix.Delivery(t.Context(), tenant, later[0].want.ID); !errors.Is(err, deliverylog.ErrNotFound) {
+		t.Errorf("Delivery(%s) of a purged message = %v, want ErrNotFound", later[0].want.ID, err)
+	}
+}
