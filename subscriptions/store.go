@@ -66,8 +66,8 @@ type Store struct {
 	// ends one.
 	failingMu sync.RWMutex
 	failing   map[string]bool
-	idx                 *Index
-	logger              *slog.Logger
+	idx       *Index
+	logger    *slog.Logger
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
