@@ -320,7 +320,9 @@ func TestListen(t *testing.T) {
 	var stdout, stderr syncBuffer
 	e := &env{url: stack.URL(), apiKey: ten.APIKey, stdout: &stdout, stderr: &stderr, httpClient: stack.HTTPClient(), json: true}
 	exit := make(chan int, 1)
-	go func() { exit <- runWith(ctx, e, []string{"listen", "--forward-to", app.URL + "/hook", "--types", "ticket.*"}) }()
+	go func() {
+		exit <- runWith(ctx, e, []string{"listen", "--forward-to", app.URL + "/hook", "--types", "ticket.*"})
+	}()
 
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(stderr.String(), "Ready") {
