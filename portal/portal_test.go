@@ -298,7 +298,9 @@ func TestFormErrorsAndIsolationAreTheAPIs(t *testing.T) {
 	bad := map[string]any{"url": "http://127.0.0.1/x", "eventTypes": []string{"ticket.nope"}}
 	r, _ := env.Do("POST", "/api/subscriptions", ten.APIKey, bad)
 	var apiErr struct {
-		Details struct{ Fields []struct{ Field, Reason string } }
+		Details struct {
+			Fields []struct{ Field, Reason string }
+		}
 	}
 	json.Unmarshal(r.Body, &apiErr)
 	if len(apiErr.Details.Fields) != 2 {

@@ -78,7 +78,7 @@ func (m *memStore) DeleteSessions(_ context.Context, tenant string) (int, error)
 // clock is a settable time source.
 type clock struct{ t time.Time }
 
-func (c *clock) now() time.Time           { return c.t }
+func (c *clock) now() time.Time          { return c.t }
 func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func tokenOf(t *testing.T, path string) string {
