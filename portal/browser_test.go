@@ -201,7 +201,9 @@ func TestPortalInABrowser(t *testing.T) {
 	}
 	rc.SetSecrets(secret)
 	r, _ := env.Do("GET", "/api/subscriptions", ten.APIKey, nil)
-	var list struct{ Data []struct{ ID, Description string } }
+	var list struct {
+		Data []struct{ ID, Description string }
+	}
 	r.JSON(&list)
 	if len(list.Data) != 1 || list.Data[0].Description != "from the browser" {
 		t.Fatalf("the API lists %s", r.Body)
