@@ -557,7 +557,8 @@ func publishFile(ctx context.Context, e *env, c *client.Client, name string) err
 		for _, id := range ids {
 			w.row(id)
 		}
-		w.row(fmt.Sprintf("%d events published in %d requests", len(ids), (len(ids)+batchSize-1)/batchSize))
+		requests := (len(ids) + batchSize - 1) / batchSize
+		w.row(fmt.Sprintf("%d events published in %d request%s", len(ids), requests, map[bool]string{true: "s"}[requests > 1]))
 	})
 }
 
