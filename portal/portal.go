@@ -93,6 +93,9 @@ func New(cfg Config) *Portal {
 	return p
 }
 
+// maxForm bounds a form a browser posts to the portal.
+const maxForm = 256 << 10
+
 // Prefix is the path the portal is served under.
 const Prefix = "/portal/"
 
@@ -138,6 +141,8 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for k, v := range securityHeaders {
 		w.Header().Set(k, v)
 	}
+	// Forms are small; the API bounds what it is sent on its own.
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	p.mux.ServeHTTP(w, r)
 }
 
