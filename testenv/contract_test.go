@@ -114,3 +114,45 @@ func TestContractCatchesBreakage(t *testing.T) {
 		t.Errorf("against a document without the 200: Check = %v, want a violation", err)
 	}
 }
+
+// TestOddRequestsKeepTheContract sends requests off the happy path (other
+// methods, unknown paths, HEAD, bad parameters) through the checked
+// client: each answer must still be one the document allows.
+func TestOddRequestsKeepTheContract(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{})
+	sub, err := env.Subscribe(ten, "http://127.0.0.1:9/h", "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rq := range []struct{ method, path, token string }{
+		{"HEAD", "/api/subscriptions", ten.APIKey},
+		{"HEAD", "/healthz", ""},
+		{"OPTIONS", "/api/subscriptions", ten.APIKey},
+		{"GET", "/api/subscriptions/batch", ten.APIKey},
+		{"PUT", "/api/subscriptions/" + sub.ID, ten.APIKey},
+		{"POST", "/api/deliveries/dlv_nope", ten.APIKey},
+		{"GET", "/api/subscriptions/" + sub.ID + "/deliveries?status=nope", ten.APIKey},
+		{"GET", "/api/subscriptions?cursor=nope", ten.APIKey},
+		{"GET", "/api/deliveries/dlv_nope", ten.APIKey},
+		{"POST", "/api/deliveries/dlv_nope/retry", ten.APIKey},
+		{"GET", "/admin/nope", env.AdminToken},
+		{"PUT", "/admin/tenants", env.AdminToken},
+		{"GET", "/admin/tenants?limit=0", env.AdminToken},
+		{"GET", "/admin/tenants/ten_nope/keys", env.AdminToken},
+		{"DELETE", "/admin/tenants/ten_nope/portal-sessions", env.AdminToken},
+		{"GET", "/admin/tenants", "wrong"},
+		{"GET", "/readyz", ""},
+		{"GET", "/openapi.json", ""},
+		{"GET", "/metrics", ""},
+		{"GET", "/nope", ""},
+	} {
+		if _, err := env.Do(rq.method, rq.path, rq.token, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, _ := env.Do("POST", "/api/subscriptions/"+sub.ID+"/test", ten.APIKey, nil, "Idempotency-Key", strings.Repeat("k", 300))
+	if r.Status != 400 {
+		t.Errorf("an Idempotency-Key over 255 characters = %d, want 400", r.Status)
+	}
+}
