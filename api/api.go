@@ -65,6 +65,12 @@ type Config struct {
 	Idempotency *idempotency.Store
 	// AdminToken enables the operator API; empty answers it 404.
 	AdminToken string
+	// Portal mints portal sign-in links and ends portal sessions; nil
+	// answers those operator routes 404.
+	Portal Portal
+	// PublicURL is the scheme and host that links handed out are built on;
+	// empty means the request's own.
+	PublicURL string
 	// MaxBody bounds request bodies (default 1 MiB).
 	MaxBody int64
 	// Ready lists what the process is missing to serve (NATS, a stream, a
@@ -149,6 +155,10 @@ func (a *API) routeTable() []route {
 		{"PATCH", "/admin/tenants/{id}", admin, a.patchTenant},
 		{"POST", "/admin/tenants/{id}/keys", admin, a.createKey},
 		{"DELETE", "/admin/tenants/{id}/keys/{keyId}", admin, a.revokeKey},
+		{"GET", "/admin/tenants", admin, a.listTenants},
+		{"GET", "/admin/tenants/{id}/keys", admin, a.listKeys},
+		{"POST", "/admin/tenants/{id}/portal-sessions", admin, a.createPortalSession},
+		{"DELETE", "/admin/tenants/{id}/portal-sessions", admin, a.endPortalSessions},
 
 		{"GET", "/api/event-types", tenant, a.eventTypes},
 		{"POST", "/api/subscriptions", tenant, a.createSubscription},
@@ -241,11 +251,7 @@ func (a *API) wrap(rt route) http.Handler {
 				return
 			}
 		case tenant:
-			key, ok := bearer(r)
-			ten := ""
-			if ok {
-				ten, _, ok = a.cfg.Store.Index().Authenticate(key)
-			}
+			ten, ok := a.authenticate(r)
 			if !ok {
 				a.writeError(sw, r, errUnauthorized())
 				return

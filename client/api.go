@@ -24,6 +24,8 @@ type Subscription struct {
 	Metadata       map[string]string `json:"metadata"`
 	Active         bool              `json:"active"`
 	DisabledReason *string           `json:"disabledReason"`
+	RateLimit      *float64          `json:"rateLimit"`
+	Ordering       string            `json:"ordering"`
 	CreatedAt      time.Time         `json:"createdAt"`
 	UpdatedAt      time.Time         `json:"updatedAt"`
 	// Secret is set only by CreateSubscription.
@@ -37,6 +39,9 @@ type NewSubscription struct {
 	Description string            `json:"description,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
 	Secret      string            `json:"secret,omitempty"`
+	Active      *bool             `json:"active,omitempty"`
+	RateLimit   *float64          `json:"rateLimit,omitempty"`
+	Ordering    string            `json:"ordering,omitempty"`
 }
 
 // Event is one event to publish; ID is optional (the same ID published

@@ -53,5 +53,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, c := range []prometheus.Collector{m.events, m.parked, m.attempts, m.duration, m.disabled, m.inflight, m.endToEnd, m.ackErrors, m.consumeErrors} {
 		reg.MustRegister(c)
 	}
+	// Every series exists from the start, at zero: a rate over it works
+	// before the first failure, and the page always shows what is counted.
+	for _, o := range []string{outcomeSucceeded, outcomeRetrying, outcomeFailed, outcomeSkipped, outcomeDropped} {
+		m.attempts.WithLabelValues(o)
+	}
+	for _, op := range []string{opAck, opNak, opTerm, opInProgress} {
+		m.ackErrors.WithLabelValues(op)
+	}
 	return m
 }

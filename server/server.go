@@ -28,6 +28,8 @@ import (
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/idempotency"
 	"github.com/onestack/webhooks/limiter"
+	"github.com/onestack/webhooks/portal"
+	"github.com/onestack/webhooks/portal/kvstore"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -68,6 +70,13 @@ type Config struct {
 	// default: shared by every replica), "local" (this process only) or
 	// "off".
 	RateLimiter string
+	// PublicURL is the scheme and host (https://hooks.example.com) that
+	// portal links are built on and that tells the portal its cookies go
+	// over https; empty means each request's own scheme and host.
+	PublicURL string
+	// Registry, when set, receives the metrics (tests inspect it); nil
+	// means a new one.
+	Registry *prometheus.Registry
 	// Clock is the rate limiter's time source (default time.Now); tests
 	// hold it still so no window ends in the middle of a count.
 	Clock  func() time.Time
@@ -148,7 +157,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	for _, b := range s.store.Buckets() {
 		s.needs = append(s.needs, need{"bucket", b})
 	}
-	reg := prometheus.NewRegistry()
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if _, err := deliverylog.EnsureStream(ctx, s.js, deliverylog.StreamConfig{Retention: cfg.Dispatcher.AttemptRetention, Replicas: cfg.Replicas}); err != nil {
 		return nil, err
@@ -179,6 +191,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.needs = append(s.needs, need{"bucket", idempotency.Bucket})
+	portalStore, err := kvstore.Open(ctx, s.js, kvstore.Config{Replicas: cfg.Replicas})
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range []string{kvstore.LinksBucket, kvstore.SessionsBucket} {
+		s.needs = append(s.needs, need{"bucket", b})
+	}
+	sessions := portal.NewSessions(portal.SessionsConfig{Store: portalStore})
 	s.pub = events.NewPublisher(s.js)
 	handler := api.New(api.Config{
 		Store:       s.store,
@@ -188,6 +208,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Limiter:     lim,
 		Idempotency: idem,
 		AdminToken:  cfg.AdminToken,
+		Portal:      sessions,
+		PublicURL:   cfg.PublicURL,
 		Ready:       s.ready,
 		Registry:    reg,
 		Logger:      cfg.Logger,
@@ -197,7 +219,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	s.http = &http.Server{
-		Handler:           handler,
+		Handler:           s.routes(handler, sessions),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

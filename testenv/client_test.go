@@ -23,7 +23,7 @@ func TestClientAgainstTheStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	var waits []time.Duration
-	c, err := client.New(client.Config{BaseURL: env.URL(), APIKey: ten.APIKey, MaxAttempts: 3,
+	c, err := client.New(client.Config{BaseURL: env.URL(), APIKey: ten.APIKey, MaxAttempts: 3, HTTPClient: env.HTTPClient(),
 		Sleep: func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }})
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,7 @@ type Env struct {
 	*server.Server
 	AdminToken string
 	tmp        string
+	contract   *Contract
 }
 
 // New starts a stack. Close it when done.
@@ -106,6 +107,7 @@ func Start(t testing.TB, o Options) *Env {
 		t.Fatalf("testenv: %v", err)
 	}
 	t.Cleanup(func() { env.Close() })
+	env.checkContract(t)
 	return env
 }
 
@@ -168,7 +170,7 @@ func (e *Env) Do(method, path, token string, body any, header ...string) (*Respo
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.HTTPClient().Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -67,6 +67,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	budget := api.Budget()
+	admin, err := client.NewAdmin(client.Config{BaseURL: env.URL()}, env.AdminToken)
+	if err != nil {
+		return err
+	}
+	link, err := admin.PortalLink(ctx, ten.ID)
+	if err != nil {
+		return err
+	}
 	if err := rc.SetSecrets(sub.Secret); err != nil {
 		return err
 	}
@@ -78,15 +86,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
   API key      %s
   receiver     %s/demo  (subscription %s, ticket.*)
   catalog      %d event types; API budget %d of %d left until %s
+  portal       %s
+               (a one-time sign-in link for the demo tenant, valid until %s)
 
 Try:
   curl -s %s/api/event-types -H 'Authorization: Bearer %s'
   curl -s %s/api/events -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \
        -d '{"type":"ticket.updated","data":{"ticketId":"T-1","status":"open"}}'
 
+webhookctl (go run ./cmd/webhookctl help):
+  export WEBHOOKS_URL=%s WEBHOOKS_API_KEY=%s WEBHOOKS_ADMIN_TOKEN=%s
+  go run ./cmd/webhookctl deliveries list %s --status failed
+
 Signed webhooks the demo receiver gets are printed below. Ctrl-C stops.
 
-`, env.URL(), env.AdminToken, ten.ID, ten.APIKey, rc.URL(), sub.ID, len(types), budget.Remaining, budget.Limit, budget.Reset.Format("15:04:05"), env.URL(), ten.APIKey, env.URL(), ten.APIKey)
+`, env.URL(), env.AdminToken, ten.ID, ten.APIKey, rc.URL(), sub.ID, len(types), budget.Remaining, budget.Limit, budget.Reset.Format("15:04:05"),
+		link.URL, link.ExpiresAt.Local().Format("15:04:05"),
+		env.URL(), ten.APIKey, env.URL(), ten.APIKey, env.URL(), ten.APIKey, env.AdminToken, sub.ID)
 
 	var tick <-chan time.Time
 	if *every > 0 {

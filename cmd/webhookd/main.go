@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/onestack/webhooks/api"
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/events"
@@ -44,6 +45,7 @@ type options struct {
 	eventRetention, deliveryRetention, failPeriod  time.Duration
 	dedupeWindow                                   time.Duration
 	failCount                                      int
+	publicURL                                      string
 	workers                                        int
 }
 
@@ -68,6 +70,7 @@ var flagEnv = map[string]string{
 	"workers":                    "WEBHOOKD_WORKERS",
 	"shutdown-grace":             "WEBHOOKD_SHUTDOWN_GRACE",
 	"log-level":                  "WEBHOOKD_LOG_LEVEL",
+	"public-url":                 "WEBHOOKD_PUBLIC_URL",
 }
 
 func parse(args []string, getenv func(string) string, environ []string, stderr io.Writer) (options, error) {
@@ -93,6 +96,7 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.DurationVar(&o.rotationOverlap, "secret-rotation-overlap", 24*time.Hour, "how long a rotated-out signing secret keeps signing")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long a shutdown waits for deliveries in flight")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.publicURL, "public-url", "", "scheme and host browsers reach this server at (portal links, Secure cookies); empty: each request's own")
 
 	// Environment first, flags over it.
 	for name, env := range flagEnv {
@@ -165,6 +169,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if o.rotationOverlap <= 0 {
 		return errors.New("--secret-rotation-overlap must be positive")
 	}
+	if o.publicURL != "" {
+		if err := api.CheckPublicURL(o.publicURL); err != nil {
+			return fmt.Errorf("--public-url %q: %w", o.publicURL, err)
+		}
+	}
 	if o.workers < 1 {
 		return errors.New("--workers must be at least 1")
 	}
@@ -175,6 +184,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		NATSURL:         o.natsURL,
 		NATSListen:      o.natsListen,
 		AdminToken:      o.adminToken,
+		PublicURL:       o.publicURL,
 		RotationOverlap: o.rotationOverlap,
 		Egress:          egress.Policy{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs},
 		Dispatcher: dispatcher.Config{

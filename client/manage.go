@@ -1,0 +1,144 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// The rest of the tenant API: changing subscriptions, their secrets, test
+// events, deliveries, retries and replays.
+
+// SubscriptionPatch is the body of UpdateSubscription; nil fields are
+// left as they are.
+type SubscriptionPatch struct {
+	URL         *string            `json:"url,omitempty"`
+	EventTypes  *[]string          `json:"eventTypes,omitempty"`
+	Description *string            `json:"description,omitempty"`
+	Metadata    *map[string]string `json:"metadata,omitempty"`
+	Active      *bool              `json:"active,omitempty"`
+	// RateLimit is deliveries per second at most; 0 removes the pace.
+	RateLimit *float64 `json:"rateLimit,omitempty"`
+	Ordering  *string  `json:"ordering,omitempty"`
+}
+
+// UpdateSubscription changes a subscription.
+func (c *Client) UpdateSubscription(ctx context.Context, id string, p SubscriptionPatch) (Subscription, error) {
+	var out Subscription
+	err := c.do(ctx, http.MethodPatch, "/api/subscriptions/"+url.PathEscape(id), p, &out)
+	return out, err
+}
+
+// Secret reads a subscription's signing secret.
+func (c *Client) Secret(ctx context.Context, id string) (string, error) {
+	var out struct {
+		Secret string `json:"secret"`
+	}
+	err := c.do(ctx, http.MethodGet, "/api/subscriptions/"+url.PathEscape(id)+"/secret", nil, &out)
+	return out.Secret, err
+}
+
+// RotateSecret replaces a subscription's signing secret and returns the
+// new one; the old one keeps signing for the server's overlap (24 h).
+func (c *Client) RotateSecret(ctx context.Context, id string) (string, error) {
+	var out struct {
+		Secret string `json:"secret"`
+	}
+	err := c.do(ctx, http.MethodPost, "/api/subscriptions/"+url.PathEscape(id)+"/rotate-secret", nil, &out)
+	return out.Secret, err
+}
+
+// SendTest sends a webhook.test event to one subscription and returns the
+// event's id.
+func (c *Client) SendTest(ctx context.Context, id string) (string, error) {
+	var out struct {
+		EventID string `json:"eventId"`
+	}
+	err := c.do(ctx, http.MethodPost, "/api/subscriptions/"+url.PathEscape(id)+"/test", nil, &out)
+	return out.EventID, err
+}
+
+// Replay delivers again every retained event of a subscription's types
+// since since (until until, when not zero) and returns how many.
+func (c *Client) Replay(ctx context.Context, id string, since, until time.Time) (int, error) {
+	in := map[string]time.Time{"since": since.UTC()}
+	if !until.IsZero() {
+		in["until"] = until.UTC()
+	}
+	var out struct {
+		Replayed int `json:"replayed"`
+	}
+	err := c.do(ctx, http.MethodPost, "/api/subscriptions/"+url.PathEscape(id)+"/replay", in, &out)
+	return out.Replayed, err
+}
+
+// Attempt is one delivery attempt.
+type Attempt struct {
+	At         time.Time `json:"at"`
+	StatusCode *int      `json:"statusCode"`
+	Error      *string   `json:"error"`
+	DurationMs int64     `json:"durationMs"`
+	// ResponseBody is the first 1 KiB of the endpoint's answer.
+	ResponseBody string `json:"responseBody"`
+}
+
+// Delivery is one event going to one subscription, with its attempts.
+type Delivery struct {
+	ID             string     `json:"id"`
+	EventID        string     `json:"eventId"`
+	EventType      string     `json:"eventType"`
+	SubscriptionID string     `json:"subscriptionId"`
+	Status         string     `json:"status"`
+	Attempts       []Attempt  `json:"attempts"`
+	NextAttemptAt  *time.Time `json:"nextAttemptAt"`
+	CreatedAt      time.Time  `json:"createdAt"`
+}
+
+// DeliveryQuery selects a page of a subscription's deliveries.
+type DeliveryQuery struct {
+	// Status is pending, succeeded, failed, skipped or "" for all.
+	Status string
+	Limit  int
+	Cursor string
+}
+
+// Deliveries reads one page of a subscription's deliveries, newest first;
+// pass the returned cursor for the next ("" when there is none).
+func (c *Client) Deliveries(ctx context.Context, subscription string, q DeliveryQuery) ([]Delivery, string, error) {
+	v := url.Values{}
+	if q.Status != "" {
+		v.Set("status", q.Status)
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
+	}
+	path := "/api/subscriptions/" + url.PathEscape(subscription) + "/deliveries"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var out struct {
+		Data       []Delivery `json:"data"`
+		NextCursor string     `json:"nextCursor"`
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out.Data, out.NextCursor, err
+}
+
+// Delivery reads one delivery with all its attempts.
+func (c *Client) Delivery(ctx context.Context, id string) (Delivery, error) {
+	var out Delivery
+	err := c.do(ctx, http.MethodGet, "/api/deliveries/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// RetryDelivery makes exactly one more attempt of a delivery now.
+func (c *Client) RetryDelivery(ctx context.Context, id string) (Delivery, error) {
+	var out Delivery
+	err := c.do(ctx, http.MethodPost, "/api/deliveries/"+url.PathEscape(id)+"/retry", nil, &out)
+	return out, err
+}
