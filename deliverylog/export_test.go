@@ -2,10 +2,6 @@ package deliverylog
 
 import "github.com/cockroachdb/pebble/v2"
 
-// MessagesApplied returns how many stream messages this Index instance has
-// applied since it was opened.
-func (ix *Index) MessagesApplied() uint64 { return ix.msgsApplied.Load() }
-
 // Expire runs retention once and returns how many deliveries it deleted.
 func (ix *Index) Expire() (int, error) { return ix.expire() }
 

@@ -318,6 +318,11 @@ func (ix *Index) applyMsgs(msgs []jetstream.Msg, recs []Record) ([]Record, error
 	return recs, ix.apply(recs, last, n)
 }
 
+// MessagesApplied returns how many stream messages this Index has applied
+// since it was opened: zero right after a restart that resumed where it
+// stopped, every retained message after a rebuild.
+func (ix *Index) MessagesApplied() uint64 { return ix.msgsApplied.Load() }
+
 // Applied returns the stream sequence of the last message applied.
 func (ix *Index) Applied() uint64 { return ix.applied.Load() }
 

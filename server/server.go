@@ -58,6 +58,9 @@ type Config struct {
 	Dispatcher dispatcher.Config
 	// Events tunes the events stream.
 	Events events.StreamConfig
+	// DeliveryLog tunes the attempt log's local index; its Dir defaults to
+	// DataDir/deliverylog and its Retention to Dispatcher.AttemptRetention.
+	DeliveryLog deliverylog.IndexConfig
 	// Idempotency tunes the stored answers of Idempotency-Key requests
 	// (TTL, a duplicate's wait).
 	Idempotency idempotency.Config
@@ -166,12 +169,25 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.needs = append(s.needs, need{"stream", deliverylog.StreamName})
-	s.logIndex, err = deliverylog.OpenIndex(ctx, s.js, deliverylog.IndexConfig{
-		Dir: filepath.Join(cfg.DataDir, "deliverylog"), Retention: cfg.Dispatcher.AttemptRetention,
-	}, cfg.Logger)
+	ixCfg := cfg.DeliveryLog
+	if ixCfg.Dir == "" {
+		ixCfg.Dir = filepath.Join(cfg.DataDir, "deliverylog")
+	}
+	if ixCfg.Retention == 0 {
+		ixCfg.Retention = cfg.Dispatcher.AttemptRetention
+	}
+	s.logIndex, err = deliverylog.OpenIndex(ctx, s.js, ixCfg, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "webhooks_deliverylog_applied_sequence", Help: "Last attempt-log stream sequence applied to this replica's local index.",
+		}, func() float64 { return float64(s.logIndex.Applied()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "webhooks_deliverylog_messages_applied_total", Help: "Attempt-log messages applied to the local index since the process started (a restart resumes: it does not rebuild).",
+		}, func() float64 { return float64(s.logIndex.MessagesApplied()) }),
+	)
 	s.logw = deliverylog.NewWriter(s.js, deliverylog.WriterConfig{}, cfg.Logger)
 	s.disp, err = dispatcher.New(ctx, s.js, s.store, s.logw, s.logIndex, cfg.Dispatcher, reg, cfg.Logger)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,6 +51,8 @@ type Env struct {
 	AdminToken string
 	tmp        string
 	contract   *Contract
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // New starts a stack. Close it when done.
@@ -111,13 +114,17 @@ func Start(t testing.TB, o Options) *Env {
 	return env
 }
 
-// Close shuts the stack down and removes its temporary storage.
+// Close shuts the stack down and removes its temporary storage. A test
+// may close a stack itself (to restart another on its DataDir); closing
+// again does nothing.
 func (e *Env) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := e.Shutdown(ctx)
-	e.removeTemp()
-	return err
+	e.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		e.closeErr = e.Shutdown(ctx)
+		e.removeTemp()
+	})
+	return e.closeErr
 }
 
 func (e *Env) removeTemp() {

@@ -1,0 +1,212 @@
+package testenv_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/deliverylog"
+	"github.com/onestack/webhooks/dispatcher"
+	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/server"
+	"github.com/onestack/webhooks/testenv"
+)
+
+// metric reads one sample of the metrics page, by its full name with
+// labels as the page prints them.
+func metric(t *testing.T, env *testenv.Env, name string) float64 {
+	t.Helper()
+	r, err := env.Do("GET", "/metrics", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(r.Body))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric %s = %q", name, v)
+			}
+			return f
+		}
+	}
+	t.Fatalf("metric %s not on the page", name)
+	return 0
+}
+
+// TestManualRetrySupersedesTheSchedule: a delivery failed once and waits
+// for its scheduled retry; a manual retry makes exactly one more attempt
+// at once, cancels the schedule (nothing of it is left in the stream, so
+// no later attempt can follow), and the history keeps both attempts.
+func TestManualRetrySupersedesTheSchedule(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{Schedule: []time.Duration{time.Hour}})
+	var failing atomic.Bool
+	failing.Store(true)
+	rc := receiver(t)
+	rc.Respond(func(int, *http.Request) int {
+		if failing.Load() {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	sub := subscribe(t, env, ten, rc, "ticket.*")
+	publish(t, env, ten, "ticket.updated")
+	d := pollDeliveries(t, env, ten, sub.ID, "?status=pending", func(d []deliveryJSON) bool { return len(d) == 1 && len(d[0].Attempts) == 1 })[0]
+	_, js := env.JetStream()
+	ctx := context.Background()
+	stream, err := js.Stream(ctx, dispatcher.DeliveriesStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schedules := func() uint64 {
+		info, err := stream.Info(ctx, jetstream.WithSubjectFilter("sched."+d.ID+".>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	if n := schedules(); n != 1 {
+		t.Fatalf("%d schedules wait for the failed delivery, want 1", n)
+	}
+
+	failing.Store(false)
+	if r, _ := env.Do("POST", "/api/deliveries/"+d.ID+"/retry", ten.APIKey, nil); r.Status != http.StatusAccepted {
+		t.Fatalf("retry = %d %s", r.Status, r.Body)
+	}
+	after := pollDeliveries(t, env, ten, sub.ID, "", func(d []deliveryJSON) bool { return len(d) == 1 && d[0].Status == "succeeded" })[0]
+	if len(after.Attempts) != 2 || rc.Count() != 2 {
+		t.Errorf("after a manual retry: %d attempts logged, %d received; want 2 and 2", len(after.Attempts), rc.Count())
+	}
+	if after.NextAttemptAt != nil {
+		t.Errorf("next attempt at %v after a manual retry succeeded, want none", after.NextAttemptAt)
+	}
+	if n := schedules(); n != 0 {
+		t.Errorf("%d schedules left after the manual retry, want 0: the scheduled attempt would follow", n)
+	}
+}
+
+// TestSkippedDeliveryIsOneRecord: an event that matches a disabled
+// subscription is kept as one skipped delivery, however often it is fanned
+// out (here: the fan-out consumer is lost and every retained event is read
+// again by the next start).
+func TestSkippedDeliveryIsOneRecord(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := testenv.Start(t, testenv.Options{DataDir: dir})
+	ten, err := env.CreateTenant("acme", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, on := receiver(t), receiver(t)
+	disabled := subscribe(t, env, ten, off, "ticket.*")
+	subscribe(t, env, ten, on, "ticket.*")
+	if r, _ := env.Do("PATCH", "/api/subscriptions/"+disabled.ID, ten.APIKey, map[string]any{"active": false}); r.Status != 200 {
+		t.Fatalf("disable = %d %s", r.Status, r.Body)
+	}
+	evt := publish(t, env, ten, "ticket.updated")
+	on.WaitFor(1, 10*time.Second)
+	pollDeliveries(t, env, ten, disabled.ID, "?status=skipped", func(d []deliveryJSON) bool { return len(d) == 1 })
+
+	_, js := env.JetStream()
+	if err := js.DeleteConsumer(context.Background(), events.StreamName, "fanout"); err != nil {
+		t.Fatal(err)
+	}
+	env.Close()
+	env = testenv.Start(t, testenv.Options{DataDir: dir})
+	if got := on.WaitFor(2, 10*time.Second); len(got) != 2 || got[1].ID != evt {
+		t.Fatalf("the active endpoint got %d webhooks, want the event again after the fan-out read it anew", len(got))
+	}
+	skipped := pollDeliveries(t, env, ten, disabled.ID, "", func(d []deliveryJSON) bool { return len(d) >= 1 })
+	if len(skipped) != 1 || skipped[0].Status != "skipped" || skipped[0].EventID != evt {
+		t.Errorf("disabled subscription's deliveries after a second fan-out = %+v, want one skipped record of %s", skipped, evt)
+	}
+}
+
+// TestIndexResumesAfterRestart: a restarted stack serves the deliveries it
+// logged before from its local index, which resumed at the sequence it had
+// applied instead of being rebuilt from the stream.
+func TestIndexResumesAfterRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := testenv.Start(t, testenv.Options{DataDir: dir})
+	ten, err := env.CreateTenant("acme", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := receiver(t)
+	sub := subscribe(t, env, ten, rc, "ticket.*")
+	publishBatches(t, env, ten, 20)
+	pollDeliveries(t, env, ten, sub.ID, "?status=succeeded", func(d []deliveryJSON) bool { return len(d) == 20 })
+	applied := metric(t, env, "webhooks_deliverylog_applied_sequence")
+	if applied == 0 || metric(t, env, "webhooks_deliverylog_messages_applied_total") == 0 {
+		t.Fatalf("index applied sequence %v before the restart, want some", applied)
+	}
+	env.Close()
+
+	env = testenv.Start(t, testenv.Options{DataDir: dir})
+	if got := metric(t, env, "webhooks_deliverylog_applied_sequence"); got != applied {
+		t.Errorf("index resumed at sequence %v, want %v where it stopped", got, applied)
+	}
+	if got := metric(t, env, "webhooks_deliverylog_messages_applied_total"); got != 0 {
+		t.Errorf("index applied %v messages at start, want 0: it resumed, nothing to rebuild", got)
+	}
+	r, _ := env.Do("GET", "/api/subscriptions/"+sub.ID+"/deliveries?limit=100", ten.APIKey, nil)
+	var page struct{ Data []deliveryJSON }
+	r.JSON(&page)
+	if len(page.Data) != 20 {
+		t.Errorf("after a restart the subscription lists %d deliveries, want the 20 logged before", len(page.Data))
+	}
+}
+
+// TestRetentionRemovesOldDeliveries: with the index's clock moved past the
+// retention of the first deliveries, they are gone (by id and from lists),
+// and the younger ones stay.
+func TestRetentionRemovesOldDeliveries(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var now time.Time // zero: the real clock
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		if now.IsZero() {
+			return time.Now()
+		}
+		return now
+	}
+	env, ten := setup(t, testenv.Options{Server: func(c *server.Config) {
+		c.DeliveryLog = deliverylog.IndexConfig{Now: clock, RetentionEvery: 20 * time.Millisecond}
+	}})
+	rc := receiver(t)
+	sub := subscribe(t, env, ten, rc, "ticket.*")
+	publishBatches(t, env, ten, 3)
+	old := pollDeliveries(t, env, ten, sub.ID, "?status=succeeded", func(d []deliveryJSON) bool { return len(d) == 3 })
+	newestOld := old[0].CreatedAt
+	for !time.Now().After(newestOld.Add(5 * time.Millisecond)) {
+		time.Sleep(time.Millisecond) // the next deliveries are created strictly later
+	}
+	publishBatches(t, env, ten, 2)
+	all := pollDeliveries(t, env, ten, sub.ID, "?status=succeeded", func(d []deliveryJSON) bool { return len(d) == 5 })
+
+	mu.Lock()
+	now = newestOld.Add(30*24*time.Hour + time.Millisecond)
+	mu.Unlock()
+	young := pollDeliveries(t, env, ten, sub.ID, "", func(d []deliveryJSON) bool { return len(d) == 2 })
+	if young[0].ID != all[0].ID || young[1].ID != all[1].ID {
+		t.Errorf("kept %s and %s, want the two youngest %s and %s", young[0].ID, young[1].ID, all[0].ID, all[1].ID)
+	}
+	for _, d := range old {
+		if r, _ := env.Do("GET", "/api/deliveries/"+d.ID, ten.APIKey, nil); r.Status != http.StatusNotFound {
+			t.Errorf("expired delivery %s = %d, want 404", d.ID, r.Status)
+		}
+	}
+}
