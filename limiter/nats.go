@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,17 +24,21 @@ const subjectPrefix = "ratelimit."
 // answers with the new total, so every replica shares one exact count in
 // one round trip. Old windows expire with the stream's MaxAge.
 //
-// When NATS cannot be reached it counts in a Local store instead (fail
-// open, per replica), says so in a log line and the
-// webhooks_ratelimit_fallback gauge, and goes back to NATS as soon as a
-// request succeeds there again.
+// When NATS fails (a request unanswered, the connection down), that
+// request is counted in a Local store instead (fail open, per replica);
+// after failuresToLocal failures in a row the store counts locally, says so
+// once in a log line and in the webhooks_ratelimit_fallback gauge, probes
+// NATS now and then, and goes back to it once it has answered steadily
+// (see switchover): a flapping connection does not switch it back and
+// forth.
 type NATS struct {
 	nc       *nats.Conn
 	timeout  time.Duration
 	fallback *Local
 	logger   *slog.Logger
-	degraded atomic.Bool
 	gauge    prometheus.Gauge
+	mode     switchover
+	now      func() time.Time
 }
 
 // NewNATS creates the counter stream if needed and returns the store.
@@ -57,7 +60,7 @@ func NewNATS(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, replica
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", CounterStream, err)
 	}
-	s := &NATS{nc: nc, timeout: 500 * time.Millisecond, fallback: NewLocal(), logger: logger}
+	s := &NATS{nc: nc, timeout: 500 * time.Millisecond, fallback: NewLocal(), logger: logger, now: time.Now}
 	s.gauge = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "webhooks_ratelimit_fallback",
 		Help: "1 while the rate limiter counts locally because NATS is unreachable.",
@@ -78,6 +81,9 @@ type pubAck struct {
 
 // Add implements Store.
 func (s *NATS) Add(ctx context.Context, tenant string, window, delta int64) (int64, error) {
+	if !s.mode.tryShared(s.now()) {
+		return s.fallback.Add(ctx, tenant, window, delta)
+	}
 	if !s.nc.IsConnected() {
 		return s.degrade(ctx, tenant, window, delta, nats.ErrConnectionClosed)
 	}
@@ -102,20 +108,22 @@ func (s *NATS) Add(ctx context.Context, tenant string, window, delta int64) (int
 	if err != nil {
 		return s.degrade(ctx, tenant, window, delta, fmt.Errorf("counter value %q: %w", ack.Value, err))
 	}
-	if s.degraded.CompareAndSwap(true, false) {
+	if s.mode.result(s.now(), true) == toShared {
 		s.gauge.Set(0)
-		s.logger.Info("rate limiter: NATS reachable again; counting in the shared store")
+		s.logger.Info("rate limiter: NATS answers steadily again; counting in the shared store")
 	}
 	return n, nil
 }
 
+// degrade counts a request NATS did not answer locally, and records the
+// failure.
 func (s *NATS) degrade(ctx context.Context, tenant string, window, delta int64, cause error) (int64, error) {
-	if s.degraded.CompareAndSwap(false, true) {
+	if s.mode.result(s.now(), false) == toLocal {
 		s.gauge.Set(1)
-		s.logger.Warn("rate limiter: NATS unreachable; counting locally on this replica until it is back", "err", cause)
+		s.logger.Warn("rate limiter: NATS unreachable; counting locally on this replica until it answers steadily again", "err", cause)
 	}
 	return s.fallback.Add(ctx, tenant, window, delta)
 }
 
 // Degraded reports whether the store is counting locally.
-func (s *NATS) Degraded() bool { return s.degraded.Load() }
+func (s *NATS) Degraded() bool { return s.mode.isLocal() }

@@ -69,17 +69,24 @@ func TestNATSDownFallsBackAndReturns(t *testing.T) {
 	}
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	d, err := l.Take(ctx, "ten_f", 100)
-	if err != nil || !d.Allowed {
-		t.Fatalf("Take with NATS down = %+v, %v; want allowed by the local fallback", d, err)
+	for i := range failuresToLocal {
+		if store.Degraded() {
+			t.Fatalf("Degraded() after %d failures, want it only after %d in a row", i, failuresToLocal)
+		}
+		d, err := l.Take(ctx, "ten_f", 100)
+		if err != nil || !d.Allowed {
+			t.Fatalf("Take with NATS down = %+v, %v; want allowed by the local fallback", d, err)
+		}
 	}
 	if !store.Degraded() {
-		t.Error("Degraded() = false with NATS down")
+		t.Errorf("Degraded() = false after %d failed takes with NATS down", failuresToLocal)
 	}
+	var d Decision
+	var err error
 	// Restart on the same port and storage: the shared count is back.
 	srv2 := startNATS(t, dir, port)
 	t.Cleanup(srv2.Shutdown)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		d, err = l.Take(ctx, "ten_f", 100)
 		if !store.Degraded() {
