@@ -33,6 +33,8 @@ type Error struct {
 	Details map[string]any `json:"details,omitempty"`
 	// RetryAfter, in seconds, is sent as a Retry-After header when set.
 	RetryAfter int `json:"-"`
+	// cause, when set, is logged with the answer (never sent).
+	cause error
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -64,6 +66,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ve *subscriptions.ValidationError
 	switch {
 	case errors.As(err, &e):
+		if e.cause != nil {
+			a.logger.Warn("dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", e.cause)
+		}
 	case errors.As(err, &ve):
 		e = &Error{Status: http.StatusBadRequest, Code: CodeValidationFailed, Message: "the request is not valid",
 			Details: map[string]any{"fields": ve.Fields}}

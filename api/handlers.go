@@ -501,10 +501,22 @@ func (a *API) publishEvent(w http.ResponseWriter, r *http.Request, c *caller) er
 		return &subscriptions.ValidationError{Fields: fields}
 	}
 	if err := a.cfg.Publisher.PublishEvents(r.Context(), true, e); err != nil {
-		return err
+		return publishErr(err, "id", e.ID)
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"id": e.ID})
 	return nil
+}
+
+// publishErr answers a publish the event store did not acknowledge: 503
+// with the ids, since the events may or may not be stored and a retry
+// carrying the same ids is deduplicated (delivered once).
+func publishErr(err error, key string, ids any) error {
+	if !isUnavailable(err) {
+		return err
+	}
+	return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: unavailableRetryAfter,
+		Message: "the event store did not acknowledge in time; the events may or may not be stored: retry with the same ids, which are delivered once",
+		Details: map[string]any{key: ids}, cause: err}
 }
 
 func (a *API) publishEvents(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -528,12 +540,12 @@ func (a *API) publishEvents(w http.ResponseWriter, r *http.Request, c *caller) e
 	if len(fields) > 0 {
 		return &subscriptions.ValidationError{Fields: fields}
 	}
-	if err := a.cfg.Publisher.PublishEvents(r.Context(), true, evts...); err != nil {
-		return err
-	}
 	ids := make([]string, len(evts))
 	for i, e := range evts {
 		ids[i] = e.ID
+	}
+	if err := a.cfg.Publisher.PublishEvents(r.Context(), true, evts...); err != nil {
+		return publishErr(err, "ids", ids)
 	}
 	writeJSON(w, http.StatusAccepted, map[string][]string{"ids": ids})
 	return nil

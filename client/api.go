@@ -114,21 +114,41 @@ func (c *Client) DeleteSubscription(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/api/subscriptions/"+url.PathEscape(id), nil, nil)
 }
 
-// Publish publishes one event and returns its id.
+// Publish publishes one event and returns its id. An event without an id
+// gets one here, before the first try, so the call can be repeated after a
+// 503, a timeout or a cut connection: the server stores an id once (within
+// its duplicate window), so the event is delivered once.
 func (c *Client) Publish(ctx context.Context, e Event) (string, error) {
+	if e.ID == "" {
+		e.ID = NewEventID()
+	}
 	var out struct {
 		ID string `json:"id"`
 	}
-	err := c.do(ctx, http.MethodPost, "/api/events", e, &out)
-	return out.ID, err
+	err := c.call(ctx, http.MethodPost, "/api/events", e, &out, true)
+	if err != nil {
+		return e.ID, err
+	}
+	return out.ID, nil
 }
 
 // PublishBatch publishes up to 100 events in one counted request and
-// returns their ids in order.
+// returns their ids in order; like Publish, it gives every event an id
+// first and repeats the call safely.
 func (c *Client) PublishBatch(ctx context.Context, evts []Event) ([]string, error) {
+	withIDs := make([]Event, len(evts))
+	ids := make([]string, len(evts))
+	for i, e := range evts {
+		if e.ID == "" {
+			e.ID = NewEventID()
+		}
+		withIDs[i], ids[i] = e, e.ID
+	}
 	var out struct {
 		IDs []string `json:"ids"`
 	}
-	err := c.do(ctx, http.MethodPost, "/api/events/batch", map[string][]Event{"events": evts}, &out)
-	return out.IDs, err
+	if err := c.call(ctx, http.MethodPost, "/api/events/batch", map[string][]Event{"events": withIDs}, &out, true); err != nil {
+		return ids, err
+	}
+	return out.IDs, nil
 }

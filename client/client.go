@@ -125,6 +125,14 @@ func (c *Client) Budget() Budget {
 // do sends one call with retries and decodes a 2xx body into out (if not
 // nil). GETs are revalidated with If-None-Match when an ETag is cached.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.call(ctx, method, path, in, out, safe(method))
+}
+
+// call is do for a call that is idempotent or not: an idempotent call (a
+// GET, PUT or DELETE, or a publish whose events carry their ids) is sent
+// again after any failure the server may have half done, a transient 5xx
+// or a connection cut; any other only when the server cannot have acted.
+func (c *Client) call(ctx context.Context, method, path string, in, out any, idempotent bool) error {
 	var body []byte
 	if in != nil {
 		var err error
@@ -137,9 +145,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		resp, err := c.send(ctx, method, path, body)
 		if err != nil {
 			last = err
-			// Only a connection never made is safe to retry for every
-			// method: nothing reached the server.
-			if !errors.Is(err, syscall.ECONNREFUSED) || attempt >= c.cfg.MaxAttempts {
+			// A connection never made is safe to retry for every call:
+			// nothing reached the server.
+			if (!idempotent && !errors.Is(err, syscall.ECONNREFUSED)) || ctx.Err() != nil || attempt >= c.cfg.MaxAttempts {
 				return last
 			}
 			if err := c.cfg.Sleep(ctx, c.backoff(attempt)); err != nil {
@@ -147,7 +155,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			}
 			continue
 		}
-		wait, retry, err := c.handle(method, path, resp, out)
+		wait, retry, err := c.handle(method, path, resp, out, idempotent)
 		if !retry || attempt >= c.cfg.MaxAttempts {
 			return err
 		}
@@ -186,12 +194,12 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (*h
 
 // handle reads one answer. It returns whether to retry and how long to
 // wait before the given attempt's successor.
-func (c *Client) handle(method, path string, resp *http.Response, out any) (func(int) time.Duration, bool, error) {
+func (c *Client) handle(method, path string, resp *http.Response, out any, idempotent bool) (func(int) time.Duration, bool, error) {
 	defer resp.Body.Close()
 	c.readBudget(resp.Header)
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return c.backoff, safe(method), fmt.Errorf("%s %s: read answer: %w", method, path, err)
+		return c.backoff, idempotent, fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotModified:
@@ -231,9 +239,9 @@ func (c *Client) handle(method, path string, resp *http.Response, out any) (func
 		return func(int) time.Duration { return after }, true, apiErr
 	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout, http.StatusInternalServerError:
 		if after, ok := c.retryAfter(resp.Header); ok {
-			return func(int) time.Duration { return after }, safe(method), apiErr
+			return func(int) time.Duration { return after }, idempotent, apiErr
 		}
-		return c.backoff, safe(method), apiErr
+		return c.backoff, idempotent, apiErr
 	}
 	return nil, false, apiErr
 }

@@ -2,10 +2,13 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,12 +20,15 @@ type script struct {
 	mu      sync.Mutex
 	answers []func(w http.ResponseWriter)
 	got     []*http.Request
+	bodies  [][]byte
 }
 
 func (s *script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
 	n := len(s.got)
 	s.got = append(s.got, r.Clone(context.Background()))
+	s.bodies = append(s.bodies, body)
 	s.mu.Unlock()
 	s.answers[min(n, len(s.answers)-1)](w)
 }
@@ -68,7 +74,8 @@ func TestRetries(t *testing.T) {
 		{"429 without Retry-After waits 5 s", "POST", []func(http.ResponseWriter){status(429), status(200)}, 2, []time.Duration{5 * time.Second}, false, 0},
 		{"429 forever gives up after 4", "GET", []func(http.ResponseWriter){status(429, "Retry-After", "1")}, 4, []time.Duration{time.Second, time.Second, time.Second}, false, 429},
 		{"503 on GET backs off", "GET", []func(http.ResponseWriter){status(503), status(503), status(200)}, 3, []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}, true, 0},
-		{"503 on POST is not retried", "POST", []func(http.ResponseWriter){status(503), status(200)}, 1, nil, false, 503},
+		{"503 on a create is not retried", "POST", []func(http.ResponseWriter){status(503), status(200)}, 1, nil, false, 503},
+		{"503 on a publish is retried with the same id", "PUBLISH", []func(http.ResponseWriter){status(503), status(200)}, 2, []time.Duration{100 * time.Millisecond}, true, 0},
 		{"400 is not retried", "GET", []func(http.ResponseWriter){status(400), status(200)}, 1, nil, false, 400},
 	}
 	for _, tt := range tests {
@@ -76,10 +83,13 @@ func TestRetries(t *testing.T) {
 			s := &script{answers: tt.answers}
 			c, waits := newTest(t, s)
 			var err error
-			if tt.method == "GET" {
+			switch tt.method {
+			case "GET":
 				_, err = c.EventTypes(context.Background())
-			} else {
+			case "PUBLISH":
 				_, err = c.Publish(context.Background(), Event{Type: "ticket.updated", Data: []byte(`{}`)})
+			default:
+				_, err = c.CreateSubscription(context.Background(), NewSubscription{URL: "https://example.com/h", EventTypes: []string{"*"}})
 			}
 			var apiErr *Error
 			switch {
@@ -90,6 +100,19 @@ func TestRetries(t *testing.T) {
 			}
 			if len(s.got) != tt.requests {
 				t.Errorf("sent %d requests, want %d", len(s.got), tt.requests)
+			}
+			if tt.method == "PUBLISH" {
+				ids := map[string]bool{}
+				for _, body := range s.bodies {
+					var e Event
+					if err := json.Unmarshal(body, &e); err != nil || !strings.HasPrefix(e.ID, "evt_") {
+						t.Fatalf("publish body %s: want an evt_ id chosen by the client", body)
+					}
+					ids[e.ID] = true
+				}
+				if len(ids) != 1 {
+					t.Errorf("a retried publish carried %d different ids, want the same one each time", len(ids))
+				}
 			}
 			if len(*waits) != len(tt.waits) {
 				t.Fatalf("waits = %v, want %d of them", *waits, len(tt.waits))

@@ -9,6 +9,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/internal/jsretry"
 )
 
 // HeaderWatermillUUID is where Watermill's NATS marshaler keeps a message's
@@ -26,9 +28,19 @@ var ErrPublish = errors.New("publish events")
 // the Watermill seam; PublishEvents is the typed path for platform services.
 // A Publisher is safe for concurrent use.
 type Publisher struct {
-	js jetstream.JetStream
-	// ackTimeout bounds the wait for one batch's acknowledgements.
-	ackTimeout time.Duration
+	js  jetstream.JetStream
+	cfg PublisherConfig
+}
+
+// PublisherConfig tunes a Publisher; the zero value means the defaults.
+type PublisherConfig struct {
+	// AckTimeout bounds one try's wait for a batch's acknowledgements
+	// (default 5 s).
+	AckTimeout time.Duration
+	// Timeout bounds a whole publish, the tries that ride over a leader
+	// election included, unless the caller's context ends sooner (default
+	// 10 s).
+	Timeout time.Duration
 }
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -36,8 +48,21 @@ var _ message.Publisher = (*Publisher)(nil)
 // NewPublisher returns a publisher on js. The JetStream context should be
 // made with jetstream.WithPublishAsyncMaxPending large enough for the
 // biggest batch.
-func NewPublisher(js jetstream.JetStream) *Publisher {
-	return &Publisher{js: js, ackTimeout: 10 * time.Second}
+func NewPublisher(js jetstream.JetStream, cfg PublisherConfig) *Publisher {
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = 5 * time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	return &Publisher{js: js, cfg: cfg}
+}
+
+// publish publishes msgs within the publisher's bounds.
+func (p *Publisher) publish(ctx context.Context, msgs []*nats.Msg) error {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	return PublishAll(ctx, p.js, p.cfg.AckTimeout, msgs)
 }
 
 // PublishEvents publishes evts, each on its subject, and returns once every
@@ -50,7 +75,7 @@ func (p *Publisher) PublishEvents(ctx context.Context, dedupe bool, evts ...Even
 	for i := range evts {
 		msgs[i] = evts[i].Msg(dedupe)
 	}
-	return PublishAll(ctx, p.js, p.ackTimeout, msgs)
+	return p.publish(ctx, msgs)
 }
 
 // Msg is the NATS message that carries e on its subject; with dedupe it
@@ -91,7 +116,7 @@ func (p *Publisher) Publish(topic string, messages ...*message.Message) error {
 	if len(messages) > 0 {
 		ctx = messages[0].Context()
 	}
-	return PublishAll(ctx, p.js, p.ackTimeout, msgs)
+	return p.publish(ctx, msgs)
 }
 
 // Close implements message.Publisher. The connection belongs to the caller.
@@ -106,14 +131,73 @@ func NewMessage(e Event) *message.Message {
 }
 
 // PublishAll publishes msgs asynchronously and waits for all their
-// acknowledgements, at most timeout. It returns the first error seen,
+// acknowledgements, at most timeout per try. Messages the stream did not
+// take because it could not answer (a leader election, a reconnection) are
+// published again, with backoff, within ctx's deadline: all of those left
+// when every message carries a message id (a repeat is deduplicated), only
+// those that surely reached no stream otherwise. It returns the last error,
 // wrapped in ErrPublish; messages acknowledged before it stay stored.
 func PublishAll(ctx context.Context, js jetstream.JetStream, timeout time.Duration, msgs []*nats.Msg) error {
-	futures, err := PublishAsync(ctx, js, msgs)
-	if err != nil {
-		return err
+	retry := jsretry.Unsent
+	if allIdentified(msgs) {
+		retry = jsretry.Unanswered
 	}
-	return AwaitAll(ctx, timeout, futures)
+	pending := msgs
+	return jsretry.Do(ctx, retry, func(ctx context.Context) error {
+		futures, err := PublishAsync(ctx, js, pending)
+		if err != nil {
+			return err
+		}
+		failed, err := awaitEach(ctx, timeout, futures)
+		pending = append(failed, pending[len(futures):]...)
+		return err
+	})
+}
+
+func allIdentified(msgs []*nats.Msg) bool {
+	for _, m := range msgs {
+		if m.Header.Get(nats.MsgIdHdr) == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// awaitEach waits for every future and returns the messages not
+// acknowledged, with the first error.
+func awaitEach(ctx context.Context, timeout time.Duration, futures []jetstream.PubAckFuture) ([]*nats.Msg, error) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var failed []*nats.Msg
+	var first error
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+			continue
+		case err := <-f.Err():
+			if first == nil {
+				first = fmt.Errorf("%w to %s: %w", ErrPublish, f.Msg().Subject, err)
+			}
+		case <-timer.C:
+			if first == nil {
+				first = fmt.Errorf("%w: no acknowledgement within %s: %w", ErrPublish, timeout, nats.ErrTimeout)
+			}
+			for _, g := range futures[i:] {
+				failed = append(failed, g.Msg())
+			}
+			return failed, first
+		case <-ctx.Done():
+			if first == nil {
+				first = fmt.Errorf("%w: %w", ErrPublish, ctx.Err())
+			}
+			for _, g := range futures[i:] {
+				failed = append(failed, g.Msg())
+			}
+			return failed, first
+		}
+		failed = append(failed, f.Msg())
+	}
+	return failed, first
 }
 
 // PublishAsync starts publishing msgs and returns their futures. When the
@@ -153,7 +237,7 @@ func AwaitAll(ctx context.Context, timeout time.Duration, futures []jetstream.Pu
 		case err := <-f.Err():
 			return fmt.Errorf("%w to %s: %w", ErrPublish, f.Msg().Subject, err)
 		case <-timer.C:
-			return fmt.Errorf("%w: no acknowledgement within %s", ErrPublish, timeout)
+			return fmt.Errorf("%w: no acknowledgement within %s: %w", ErrPublish, timeout, nats.ErrTimeout)
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %w", ErrPublish, ctx.Err())
 		}

@@ -29,7 +29,7 @@ func TestWatermillSeam(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	pub := NewPublisher(js)
+	pub := NewPublisher(js, PublisherConfig{})
 	mk := func(typ string) Event {
 		return Event{ID: NewID(), Type: typ, TenantID: "ten_1", OccurredAt: time.Now().UTC(), Data: []byte(`{"ticketId":"T-1"}`)}
 	}

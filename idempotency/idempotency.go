@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/internal/jsretry"
 )
 
 // Bucket is the KV bucket of stored answers.
@@ -114,14 +116,14 @@ func (s *Store) Begin(ctx context.Context, scope, key, fingerprint string) (*Ans
 	for {
 		fresh := record{Fingerprint: fingerprint, Started: s.cfg.Now().UTC()}
 		b, _ := json.Marshal(fresh)
-		rev, err := s.kv.Create(ctx, k, b)
+		rev, err := jsretry.Create(ctx, s.kv, k, b)
 		if err == nil {
 			return nil, &Claim{s: s, key: k, rev: rev, rec: fresh}, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, nil, fmt.Errorf("claim idempotency key: %w: %w", ErrUnavailable, err)
 		}
-		e, err := s.kv.Get(ctx, k)
+		e, err := jsretry.Get(ctx, s.kv, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // expired or abandoned in between: claim it
 		}
@@ -139,7 +141,7 @@ func (s *Store) Begin(ctx context.Context, scope, key, fingerprint string) (*Ans
 			return rec.Answer, nil, nil
 		case s.cfg.Now().Sub(rec.Started) > s.cfg.StaleAfter:
 			// The first request's process died: take the claim over, once.
-			rev, err := s.kv.Update(ctx, k, b, e.Revision())
+			rev, err := jsretry.Update(ctx, s.kv, k, b, e.Revision())
 			if err == nil {
 				return nil, &Claim{s: s, key: k, rev: rev, rec: fresh}, nil
 			}
@@ -161,7 +163,7 @@ func (c *Claim) Finish(ctx context.Context, a Answer) error {
 	if err != nil {
 		return fmt.Errorf("encode idempotency answer: %w", err)
 	}
-	if _, err := c.s.kv.Update(ctx, c.key, b, c.rev); err != nil {
+	if _, err := jsretry.Update(ctx, c.s.kv, c.key, b, c.rev); err != nil {
 		return fmt.Errorf("store idempotency answer: %w", err)
 	}
 	return nil
@@ -170,7 +172,7 @@ func (c *Claim) Finish(ctx context.Context, a Answer) error {
 // Abandon releases the claim without an answer (the request failed in a
 // way a repeat should try again), so the next repeat runs it.
 func (c *Claim) Abandon(ctx context.Context) error {
-	if err := c.s.kv.Delete(ctx, c.key, jetstream.LastRevision(c.rev)); err != nil {
+	if err := jsretry.Delete(ctx, c.s.kv, c.key, jetstream.LastRevision(c.rev)); err != nil {
 		return fmt.Errorf("abandon idempotency key: %w", err)
 	}
 	return nil

@@ -58,6 +58,8 @@ type Config struct {
 	Dispatcher dispatcher.Config
 	// Events tunes the events stream.
 	Events events.StreamConfig
+	// Publisher bounds the publishes of the events API.
+	Publisher events.PublisherConfig
 	// DeliveryLog tunes the attempt log's local index; its Dir defaults to
 	// DataDir/deliverylog and its Retention to Dispatcher.AttemptRetention.
 	DeliveryLog deliverylog.IndexConfig
@@ -215,7 +217,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.needs = append(s.needs, need{"bucket", b})
 	}
 	sessions := portal.NewSessions(portal.SessionsConfig{Store: portalStore})
-	s.pub = events.NewPublisher(s.js)
+	s.pub = events.NewPublisher(s.js, cfg.Publisher)
 	handler := api.New(api.Config{
 		Store:       s.store,
 		Rules:       subscriptions.NewRules(events.DefaultCatalog(), cfg.Egress),
@@ -278,8 +280,14 @@ func (s *Server) limiter(ctx context.Context, reg prometheus.Registerer) (api.Li
 func (s *Server) connect() error {
 	opts := []nats.Option{
 		nats.Name("webhookd"),
+		// A route cut off is noticed within about PingInterval ×
+		// (MaxPingsOutstanding+1), not nats.go's default two minutes; then
+		// it reconnects forever, spread by jitter.
+		nats.PingInterval(2 * time.Second),
+		nats.MaxPingsOutstanding(3),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		nats.ReconnectBufSize(64 << 20),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/internal/jsretry"
 )
 
 // Endpoint health lives in a bucket of its own, keyed like subscriptions,
@@ -39,7 +41,7 @@ func (s *Store) applyHealth(e jetstream.KeyValueEntry) error {
 
 // Health returns an endpoint's current run of failures (zero when healthy).
 func (s *Store) Health(ctx context.Context, tenant, id string) (Health, error) {
-	e, err := s.health.Get(ctx, subKey(tenant, id))
+	e, err := jsretry.Get(ctx, s.health, subKey(tenant, id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return Health{}, nil
 	}
@@ -61,7 +63,7 @@ func (s *Store) RecordGivenUp(ctx context.Context, tenant, id string, created, n
 	var h Health
 	for {
 		h = Health{}
-		e, err := s.health.Get(ctx, key)
+		e, err := jsretry.Get(ctx, s.health, key)
 		var rev uint64
 		switch {
 		case err == nil:
@@ -79,9 +81,9 @@ func (s *Store) RecordGivenUp(ctx context.Context, tenant, id string, created, n
 		}
 		b, _ := json.Marshal(h)
 		if rev == 0 {
-			_, err = s.health.Create(ctx, key, b)
+			_, err = jsretry.Create(ctx, s.health, key, b)
 		} else {
-			_, err = s.health.Update(ctx, key, b, rev)
+			_, err = jsretry.Update(ctx, s.health, key, b, rev)
 		}
 		if err == nil {
 			break
@@ -122,7 +124,7 @@ func (s *Store) RecordSuccess(ctx context.Context, tenant, id string) error {
 	if !failing {
 		return nil
 	}
-	if err := s.health.Purge(ctx, key, jetstream.PurgeTTL(markerTTL)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if err := jsretry.Purge(ctx, s.health, key, jetstream.PurgeTTL(markerTTL)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return storeErr("clear endpoint health", err)
 	}
 	return nil

@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/onestack/webhooks/internal/jsretry"
+
 	"github.com/onestack/webhooks/signature"
 )
 
@@ -259,7 +261,7 @@ func (s *Store) CreateTenant(ctx context.Context, in TenantInput) (Tenant, Key, 
 		t.RateLimit = *in.RateLimit
 	}
 	b, _ := json.Marshal(t)
-	rev, err := s.tenants.Create(ctx, t.ID, b)
+	rev, err := jsretry.Create(ctx, s.tenants, t.ID, b)
 	if err != nil {
 		return Tenant{}, "", APIKey{}, storeErr("create tenant", err)
 	}
@@ -287,7 +289,7 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, p TenantPatch) (Ten
 		return Tenant{}, fmt.Errorf("tenant %q: %w", id, ErrNotFound)
 	}
 	for {
-		e, err := s.tenants.Get(ctx, id)
+		e, err := jsretry.Get(ctx, s.tenants, id)
 		if err != nil {
 			return Tenant{}, storeErr("get tenant "+id, err)
 		}
@@ -302,7 +304,7 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, p TenantPatch) (Ten
 			t.RateLimit = *p.RateLimit
 		}
 		b, _ := json.Marshal(t)
-		rev, err := s.tenants.Update(ctx, id, b, e.Revision())
+		rev, err := jsretry.Update(ctx, s.tenants, id, b, e.Revision())
 		if err != nil {
 			if isWrongRevision(err) {
 				continue
@@ -322,7 +324,7 @@ func (s *Store) CreateKey(ctx context.Context, tenant string) (Key, APIKey, erro
 	}
 	key, k := newKey(tenant, s.cfg.Now())
 	b, _ := json.Marshal(k)
-	rev, err := s.keys.Create(ctx, k.ID, b)
+	rev, err := jsretry.Create(ctx, s.keys, k.ID, b)
 	if err != nil {
 		return "", APIKey{}, storeErr("create api key", err)
 	}
@@ -336,7 +338,7 @@ func (s *Store) RevokeKey(ctx context.Context, tenant, keyID string) error {
 	if !ValidTenantID(tenant) || !ValidKeyID(keyID) {
 		return fmt.Errorf("api key %q: %w", keyID, ErrNotFound)
 	}
-	e, err := s.keys.Get(ctx, keyID)
+	e, err := jsretry.Get(ctx, s.keys, keyID)
 	if err != nil {
 		return storeErr("get api key "+keyID, err)
 	}
@@ -344,7 +346,7 @@ func (s *Store) RevokeKey(ctx context.Context, tenant, keyID string) error {
 	if err := json.Unmarshal(e.Value(), &k); err != nil || k.TenantID != tenant {
 		return fmt.Errorf("api key %s: %w", keyID, ErrNotFound)
 	}
-	if err := s.keys.Purge(ctx, keyID, jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(markerTTL)); err != nil {
+	if err := jsretry.Purge(ctx, s.keys, keyID, jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(markerTTL)); err != nil {
 		return storeErr("revoke api key "+keyID, err)
 	}
 	s.idx.deleteKey(keyID, e.Revision()+1, false)
@@ -382,7 +384,7 @@ func (s *Store) CreateSubscription(ctx context.Context, tenant string, in Create
 	if err != nil {
 		return Subscription{}, err
 	}
-	rev, err := s.subs.Create(ctx, subKey(tenant, sub.ID), b)
+	rev, err := jsretry.Create(ctx, s.subs, subKey(tenant, sub.ID), b)
 	if err != nil {
 		return Subscription{}, storeErr("create subscription", err)
 	}
@@ -406,7 +408,7 @@ func (s *Store) LoadSubscription(ctx context.Context, tenant, id string) (Subscr
 	if !ValidSubscriptionID(id) {
 		return Subscription{}, fmt.Errorf("subscription %q: %w", id, ErrNotFound)
 	}
-	e, err := s.subs.Get(ctx, subKey(tenant, id))
+	e, err := jsretry.Get(ctx, s.subs, subKey(tenant, id))
 	if err != nil {
 		return Subscription{}, storeErr("load subscription "+id, err)
 	}
@@ -430,7 +432,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, preco
 	}
 	key := subKey(tenant, id)
 	for {
-		e, err := s.subs.Get(ctx, key)
+		e, err := jsretry.Get(ctx, s.subs, key)
 		if err != nil {
 			return Subscription{}, storeErr("get subscription "+id, err)
 		}
@@ -450,7 +452,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, preco
 		if err != nil {
 			return Subscription{}, err
 		}
-		rev, err := s.subs.Update(ctx, key, b, e.Revision())
+		rev, err := jsretry.Update(ctx, s.subs, key, b, e.Revision())
 		if err != nil {
 			if isWrongRevision(err) {
 				continue
@@ -536,11 +538,11 @@ func (s *Store) DeleteSubscription(ctx context.Context, tenant, id string) error
 		return fmt.Errorf("subscription %q: %w", id, ErrNotFound)
 	}
 	key := subKey(tenant, id)
-	e, err := s.subs.Get(ctx, key)
+	e, err := jsretry.Get(ctx, s.subs, key)
 	if err != nil {
 		return storeErr("get subscription "+id, err)
 	}
-	if err := s.subs.Purge(ctx, key, jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(markerTTL)); err != nil {
+	if err := jsretry.Purge(ctx, s.subs, key, jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(markerTTL)); err != nil {
 		return storeErr("delete subscription "+id, err)
 	}
 	s.idx.deleteSub(tenant, id, e.Revision()+1, false)

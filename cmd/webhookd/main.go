@@ -44,6 +44,7 @@ type options struct {
 	timeout, shutdownGrace, rotationOverlap        time.Duration
 	eventRetention, deliveryRetention, failPeriod  time.Duration
 	dedupeWindow                                   time.Duration
+	replicas                                       int
 	failCount                                      int
 	publicURL                                      string
 	workers                                        int
@@ -55,6 +56,7 @@ var flagEnv = map[string]string{
 	"data-dir":                   "WEBHOOKD_DATA_DIR",
 	"nats-url":                   "WEBHOOKD_NATS_URL",
 	"nats-listen":                "WEBHOOKD_NATS_LISTEN",
+	"replicas":                   "WEBHOOKD_REPLICAS",
 	"admin-token":                "WEBHOOKD_ADMIN_TOKEN",
 	"allow-private-destinations": "WEBHOOKD_ALLOW_PRIVATE_DESTINATIONS",
 	"allow-http":                 "WEBHOOKD_ALLOW_HTTP",
@@ -81,6 +83,7 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.StringVar(&o.dataDir, "data-dir", "./data", "storage directory (the embedded NATS keeps JetStream there)")
 	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS server or cluster; empty starts an embedded server")
 	fs.StringVar(&o.natsListen, "nats-listen", "", "expose the embedded NATS server on host:port")
+	fs.IntVar(&o.replicas, "replicas", 1, "replicas of every stream and bucket (1 embedded; 3 on a NATS cluster); applied to existing ones where JetStream allows")
 	fs.StringVar(&o.adminToken, "admin-token", "", "bearer token of the operator API; empty disables it")
 	fs.BoolVar(&o.allowPrivate, "allow-private-destinations", false, "allow webhooks to loopback, private and other internal addresses")
 	fs.BoolVar(&o.allowHTTP, "allow-http", false, "allow plain http webhook URLs")
@@ -174,6 +177,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 			return fmt.Errorf("--public-url %q: %w", o.publicURL, err)
 		}
 	}
+	if o.replicas < 1 || o.replicas > 5 {
+		return errors.New("--replicas must be from 1 to 5")
+	}
 	if o.workers < 1 {
 		return errors.New("--workers must be at least 1")
 	}
@@ -183,6 +189,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		DataDir:         o.dataDir,
 		NATSURL:         o.natsURL,
 		NATSListen:      o.natsListen,
+		Replicas:        o.replicas,
 		AdminToken:      o.adminToken,
 		PublicURL:       o.publicURL,
 		RotationOverlap: o.rotationOverlap,

@@ -1,0 +1,65 @@
+package jsretry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+func TestDo(t *testing.T) {
+	errOther := errors.New("bad request")
+	tests := []struct {
+		name   string
+		errs   []error // op's answers, in turn; nil after them
+		retry  func(error) bool
+		wantN  int
+		wantOK bool
+	}{
+		{"succeeds at once", nil, Unsent, 1, true},
+		{"rides over an election", []error{nats.ErrNoResponders, fmt.Errorf("publish: %w", nats.ErrNoResponders)}, Unsent, 3, true},
+		{"a timeout is not retried for a write", []error{nats.ErrTimeout}, Unsent, 1, false},
+		{"a timeout is retried for a read", []error{nats.ErrTimeout, nats.ErrTimeout}, Unanswered, 3, true},
+		{"other errors are returned at once", []error{errOther}, Unanswered, 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := 0
+			err := Do(context.Background(), tt.retry, func(context.Context) error {
+				n++
+				if n <= len(tt.errs) {
+					return tt.errs[n-1]
+				}
+				return nil
+			})
+			if n != tt.wantN || (err == nil) != tt.wantOK {
+				t.Errorf("Do = %v after %d calls, want ok %v after %d", err, n, tt.wantOK, tt.wantN)
+			}
+		})
+	}
+}
+
+// TestDoStopsAtTheDeadline: a cluster that never answers fails the call
+// within the caller's deadline, with the last error.
+func TestDoStopsAtTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		deadline, _ := ctx.Deadline()
+		tries := 0
+		err := Do(ctx, Unsent, func(context.Context) error { tries++; return nats.ErrNoResponders })
+		if !errors.Is(err, nats.ErrNoResponders) {
+			t.Errorf("Do = %v, want the last error", err)
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("Do returned %v past the deadline", time.Since(deadline))
+		}
+		if tries < 4 {
+			t.Errorf("%d tries in 3 s of backoff, want several", tries)
+		}
+	})
+}
