@@ -251,7 +251,11 @@ func (a *API) wrap(rt route) http.Handler {
 				return
 			}
 		case tenant:
-			ten, ok := a.authenticate(r)
+			ten, ok, err := a.authenticate(r)
+			if err != nil {
+				a.writeError(sw, r, err)
+				return
+			}
 			if !ok {
 				a.writeError(sw, r, errUnauthorized())
 				return
@@ -259,7 +263,7 @@ func (a *API) wrap(rt route) http.Handler {
 			c.tenant = ten
 			if a.cfg.Limiter != nil {
 				limit := subscriptions.DefaultRateLimit
-				if t, found := a.cfg.Store.Index().Tenant(ten); found && t.RateLimit > 0 {
+				if t, err := a.cfg.Store.LoadTenant(r.Context(), ten); err == nil && t.RateLimit > 0 {
 					limit = t.RateLimit
 				}
 				ww, done, admitted := a.cfg.Limiter.Admit(sw, r, ten, limit)

@@ -98,7 +98,7 @@ func deliveryErr(err error) error {
 }
 
 func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.subscription(c, r.PathValue("id"))
+	s, err := a.subscription(r, c, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func (a *API) retryDelivery(w http.ResponseWriter, r *http.Request, c *caller) e
 }
 
 func (a *API) replay(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.subscription(c, r.PathValue("id"))
+	s, err := a.subscription(r, c, r.PathValue("id"))
 	if err != nil {
 		return err
 	}

@@ -91,7 +91,7 @@ func (a *API) getTenant(w http.ResponseWriter, r *http.Request, _ *caller) error
 	if err != nil {
 		return err
 	}
-	t, err := a.cfg.Store.Tenant(id)
+	t, err := a.cfg.Store.LoadTenant(r.Context(), id)
 	if err != nil {
 		return tenantErr(err)
 	}
@@ -111,7 +111,7 @@ func (a *API) patchTenant(w http.ResponseWriter, r *http.Request, _ *caller) err
 	if err != nil {
 		return err
 	}
-	if _, err := a.cfg.Store.Tenant(id); err != nil {
+	if _, err := a.cfg.Store.LoadTenant(r.Context(), id); err != nil {
 		return tenantErr(err)
 	}
 	var in subscriptions.TenantPatch
@@ -249,11 +249,13 @@ func etagOf(s *subscriptions.Subscription) string { return etagFor(s.Revision) }
 // etagFor is the strong ETag of a store revision.
 func etagFor(rev uint64) string { return `"` + strconv.FormatUint(rev, 10) + `"` }
 
-func (a *API) subscription(c *caller, id string) (subscriptions.Subscription, error) {
+// subscription reads one of the caller's subscriptions as stored now, so a
+// create or change made through another replica is seen at once.
+func (a *API) subscription(r *http.Request, c *caller, id string) (subscriptions.Subscription, error) {
 	if !subscriptions.ValidSubscriptionID(id) {
 		return subscriptions.Subscription{}, errNotFound("subscription")
 	}
-	s, err := a.cfg.Store.Subscription(c.tenant, id)
+	s, err := a.cfg.Store.CurrentSubscription(r.Context(), c.tenant, id)
 	if errors.Is(err, subscriptions.ErrNotFound) {
 		return s, errNotFound("subscription")
 	}
@@ -348,7 +350,7 @@ func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request, c *calle
 }
 
 func (a *API) getSubscription(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.subscription(c, r.PathValue("id"))
+	s, err := a.subscription(r, c, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -363,7 +365,7 @@ func (a *API) getSubscription(w http.ResponseWriter, r *http.Request, c *caller)
 }
 
 func (a *API) patchSubscription(w http.ResponseWriter, r *http.Request, c *caller) error {
-	cur, err := a.subscription(c, r.PathValue("id"))
+	cur, err := a.subscription(r, c, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -393,7 +395,7 @@ func (a *API) patchSubscription(w http.ResponseWriter, r *http.Request, c *calle
 }
 
 func (a *API) deleteSubscription(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.subscription(c, r.PathValue("id"))
+	s, err := a.subscription(r, c, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -433,7 +435,7 @@ func (a *API) batchSubscriptions(w http.ResponseWriter, r *http.Request, c *call
 }
 
 func (a *API) getSecret(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.subscription(c, r.PathValue("id"))
+	s, err := a.subscription(r, c, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -443,7 +445,7 @@ func (a *API) getSecret(w http.ResponseWriter, r *http.Request, c *caller) error
 }
 
 func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.subscription(c, r.PathValue("id"))
+	s, err := a.subscription(r, c, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -457,7 +459,7 @@ func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request, c *caller) er
 }
 
 func (a *API) testSubscription(w http.ResponseWriter, r *http.Request, c *caller) error {
-	s, err := a.subscription(c, r.PathValue("id"))
+	s, err := a.subscription(r, c, r.PathValue("id"))
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ type storedKeyView struct {
 
 func (a *API) listKeys(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	id := r.PathValue("id")
-	if _, err := a.cfg.Store.Tenant(id); err != nil {
+	if _, err := a.cfg.Store.LoadTenant(r.Context(), id); err != nil {
 		return tenantErr(err)
 	}
 	keys := a.cfg.Store.Index().Keys(id)
@@ -63,7 +63,7 @@ func (a *API) portalTenant(r *http.Request) (string, error) {
 		return "", &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "the tenant portal is not enabled on this server"}
 	}
 	id := r.PathValue("id")
-	if _, err := a.cfg.Store.Tenant(id); err != nil {
+	if _, err := a.cfg.Store.LoadTenant(r.Context(), id); err != nil {
 		return "", tenantErr(err)
 	}
 	return id, nil

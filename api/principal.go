@@ -29,24 +29,26 @@ func AsTenant(ctx context.Context, p Principal) context.Context {
 
 // authenticate returns the tenant a request acts for: the Principal a
 // trusted caller attached, while its tenant (and key, if named) still
-// stands, or else the owner of its bearer key.
-func (a *API) authenticate(r *http.Request) (string, bool) {
+// stands, or else the owner of its bearer key (looked up in storage when
+// this replica has not seen the key yet). err is set only when storage
+// cannot be read.
+func (a *API) authenticate(r *http.Request) (string, bool, error) {
 	if p, ok := r.Context().Value(principalKey{}).(Principal); ok {
 		idx := a.cfg.Store.Index()
 		if _, found := idx.Tenant(p.Tenant); !found || p.Tenant == "" {
-			return "", false
+			return "", false, nil
 		}
 		if p.KeyID != "" {
 			if owner, found := idx.KeyOwner(p.KeyID); !found || owner != p.Tenant {
-				return "", false
+				return "", false, nil
 			}
 		}
-		return p.Tenant, true
+		return p.Tenant, true, nil
 	}
 	key, ok := bearer(r)
 	if !ok {
-		return "", false
+		return "", false, nil
 	}
-	ten, _, ok := a.cfg.Store.Index().Authenticate(key)
-	return ten, ok
+	ten, _, ok, err := a.cfg.Store.Authenticate(r.Context(), key)
+	return ten, ok, err
 }

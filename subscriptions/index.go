@@ -262,5 +262,13 @@ func (x *Index) Authenticate(presented string) (tenant, key string, ok bool) {
 	return k.TenantID, k.ID, true
 }
 
+// hasKey reports whether the index holds a key id.
+func (x *Index) hasKey(id string) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	_, ok := x.keys[id]
+	return ok
+}
+
 // dummyHash is compared against when no key is stored under the claimed id.
 const dummyHash = "0000000000000000000000000000000000000000000000000000000000000000"

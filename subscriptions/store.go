@@ -319,8 +319,8 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, p TenantPatch) (Ten
 
 // CreateKey issues a new API key for a tenant.
 func (s *Store) CreateKey(ctx context.Context, tenant string) (Key, APIKey, error) {
-	if _, ok := s.idx.Tenant(tenant); !ok {
-		return "", APIKey{}, fmt.Errorf("tenant %s: %w", tenant, ErrNotFound)
+	if _, err := s.LoadTenant(ctx, tenant); err != nil {
+		return "", APIKey{}, err
 	}
 	key, k := newKey(tenant, s.cfg.Now())
 	b, _ := json.Marshal(k)

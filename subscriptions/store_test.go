@@ -184,3 +184,53 @@ func TestIndexForgetsDeletedKeys(t *testing.T) {
 		return len(x.revs) == 2
 	})
 }
+
+// TestReadThroughOnIndexMiss: a replica whose index has not seen another
+// replica's writes (its watch stopped here, so it never will) still
+// authenticates the new key, finds the new tenant and reads the new and the
+// changed subscription, from the buckets; a wrong secret for a key it does
+// not hold is still refused.
+func TestReadThroughOnIndexMiss(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	js := startJetStream(t)
+	writer := openStore(t, js)
+	lagging := openStore(t, js)
+	lagging.Close() // its index sees nothing from now on
+
+	ten, key, _, err := writer.CreateTenant(ctx, TenantInput{Name: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, ok, err := lagging.Authenticate(ctx, string(key)); err != nil || !ok || got != ten.ID {
+		t.Errorf("Authenticate on the lagging replica = %q, %v, %v; want %q", got, ok, err, ten.ID)
+	}
+	forged := string(key[:len(key)-1]) + "A"
+	if forged == string(key) {
+		forged = string(key[:len(key)-1]) + "B"
+	}
+	if _, _, ok, err := lagging.Authenticate(ctx, forged); ok || err != nil {
+		t.Errorf("Authenticate(wrong secret) = %v, %v; want refused", ok, err)
+	}
+	if got, err := lagging.LoadTenant(ctx, ten.ID); err != nil || got.Name != "acme" {
+		t.Errorf("LoadTenant on the lagging replica = %+v, %v", got, err)
+	}
+	sub, err := writer.CreateSubscription(ctx, ten.ID, CreateInput{URL: "https://example.com/h", EventTypes: []string{"ticket.*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := "changed"
+	if _, err := writer.UpdateSubscription(ctx, ten.ID, sub.ID, nil, PatchInput{Description: &desc}.Apply); err != nil {
+		t.Fatal(err)
+	}
+	got, err := lagging.CurrentSubscription(ctx, ten.ID, sub.ID)
+	if err != nil || got.Description != "changed" {
+		t.Errorf("CurrentSubscription on the lagging replica = %+v, %v; want the changed subscription", got, err)
+	}
+	if err := writer.DeleteSubscription(ctx, ten.ID, sub.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lagging.CurrentSubscription(ctx, ten.ID, sub.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("CurrentSubscription of a deleted subscription = %v, want ErrNotFound", err)
+	}
+}
