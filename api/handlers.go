@@ -30,7 +30,7 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request, _ *caller) error {
 		if missing := a.cfg.Ready(ctx); len(missing) > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
 			writeJSON(w, http.StatusServiceUnavailable, &Error{Code: CodeUnavailable,
-				Message: "not ready: " + strings.Join(missing, ", ") + " unavailable", Details: map[string]any{"missing": missing}})
+				Message: "not ready: " + strings.Join(missing, "; "), Details: map[string]any{"missing": missing}})
 			return nil
 		}
 	}

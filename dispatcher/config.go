@@ -89,6 +89,10 @@ type Config struct {
 	// AttemptRetention is how long the attempt log keeps deliveries
 	// (default 30 days).
 	AttemptRetention time.Duration
+	// StallAfter is how long outcomes may wait to be stored, or the
+	// fan-out's consumer may fail, before Stalled reports the dispatcher
+	// stuck (default 30 s).
+	StallAfter time.Duration
 	// Health says when an endpoint whose deliveries keep being given up is
 	// disabled. The zero value means after 5 days of failures with no
 	// success; a negative Period and a zero GivenUp mean never.
@@ -130,6 +134,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DedupeWindow <= 0 {
 		c.DedupeWindow = 2 * time.Minute
+	}
+	if c.StallAfter <= 0 {
+		c.StallAfter = 30 * time.Second
 	}
 	if c.AttemptRetention <= 0 {
 		c.AttemptRetention = 30 * 24 * time.Hour

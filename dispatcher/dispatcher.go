@@ -43,13 +43,18 @@ type Dispatcher struct {
 	m      *metrics
 
 	events, deliveries jetstream.Stream
-	fanoutCons         jetstream.Consumer
-	fanoutIter         jetstream.MessagesContext
+	// fanoutMu guards the fan-out consumer, made again when lost.
+	fanoutMu   sync.Mutex
+	fanoutCons jetstream.Consumer
+	fanoutIter jetstream.MessagesContext
+	// lastRead is the last event sequence the fan-out read.
+	lastRead atomic.Uint64
 
-	queue   *fairQueue
-	pub     *publisher
-	parkers *parkers
-	held    pendingMsgs
+	queue    *fairQueue
+	pub      *publisher
+	parkers  *parkers
+	held     pendingMsgs
+	progress progress
 
 	// runCtx bounds attempts and publications; it is cancelled when a
 	// drain runs out of time.
@@ -65,6 +70,9 @@ type Dispatcher struct {
 	draining  atomic.Bool
 	drainDone atomic.Int64
 	released  struct{ parked, handedBack atomic.Int64 }
+	// stopCtx bounds what a drain stores (deliveries parked as it ends):
+	// the deadline Stop was given.
+	stopCtx atomic.Pointer[context.Context]
 }
 
 // New prepares the dispatcher: it creates the deliveries stream and the
@@ -90,16 +98,14 @@ func New(ctx context.Context, js jetstream.JetStream, store *subscriptions.Store
 	if d.events, err = js.Stream(ctx, events.StreamName); err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", events.StreamName, err)
 	}
-	d.fanoutCons, err = js.CreateOrUpdateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{
-		Durable:       fanoutConsumer,
-		Description:   "Matches events against subscriptions and delivers them",
-		FilterSubject: events.SubjectAll,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       eventAckWait,
-		MaxAckPending: cfg.FanoutPending,
-		MaxDeliver:    -1,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	// An existing consumer keeps where it starts (it may have been made
+	// again from a sequence): only its other settings are updated.
+	fcfg := d.fanoutConfig()
+	if c, err := js.Consumer(ctx, events.StreamName, fanoutConsumer); err == nil {
+		cur := c.CachedInfo().Config
+		fcfg.DeliverPolicy, fcfg.OptStartSeq, fcfg.OptStartTime = cur.DeliverPolicy, cur.OptStartSeq, cur.OptStartTime
+	}
+	d.fanoutCons, err = js.CreateOrUpdateConsumer(ctx, events.StreamName, fcfg)
 	if err != nil {
 		return nil, fmt.Errorf("ensure consumer %s: %w", fanoutConsumer, err)
 	}
@@ -107,6 +113,36 @@ func New(ctx context.Context, js jetstream.JetStream, store *subscriptions.Store
 		Name: "webhooks_consumer_pending", Help: "Events not yet fanned out or not yet settled, plus parked deliveries and scheduled retries.",
 	}, d.lag))
 	return d, nil
+}
+
+// fanoutResume is where a fan-out consumer made again starts: the oldest
+// event held here unsettled, else the one after the last read (zero: from
+// the start, nothing having been read).
+func (d *Dispatcher) fanoutResume() uint64 {
+	start := d.lastRead.Load() + 1
+	if start == 1 {
+		return 0
+	}
+	for _, m := range d.held.all() {
+		if md, err := m.Metadata(); err == nil && md.Stream == events.StreamName && md.Sequence.Stream < start {
+			start = md.Sequence.Stream
+		}
+	}
+	return start
+}
+
+// fanoutConfig is the durable consumer of events, shared by every replica.
+func (d *Dispatcher) fanoutConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       fanoutConsumer,
+		Description:   "Matches events against subscriptions and delivers them",
+		FilterSubject: events.SubjectAll,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       eventAckWait,
+		MaxAckPending: d.cfg.FanoutPending,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
 }
 
 // Streams names the streams the dispatcher uses besides the events stream.
@@ -118,7 +154,10 @@ func (d *Dispatcher) lag() float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	var n uint64
-	if info, err := d.fanoutCons.Info(ctx); err == nil {
+	d.fanoutMu.Lock()
+	cons := d.fanoutCons
+	d.fanoutMu.Unlock()
+	if info, err := cons.Info(ctx); err == nil {
 		n += info.NumPending + uint64(info.NumAckPending)
 	}
 	if info, err := d.deliveries.Info(ctx); err == nil {
@@ -167,21 +206,72 @@ const fanoutPull = 256
 
 // runFanout reads events while the queue has room for their deliveries:
 // past its budget it waits, and events wait in the stream, where they are
-// already stored.
+// already stored. A consumer lost (deleted, or gone with a stream's
+// leader) is made again.
 func (d *Dispatcher) runFanout(ctx context.Context) {
+	iter := d.fanoutIter
 	for {
 		if err := d.queue.admit(ctx); err != nil {
 			return
 		}
-		m, err := d.fanoutIter.Next()
+		m, err := iter.Next()
 		switch {
-		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+		case err == nil:
+			d.progress.fanoutRead()
+			d.fanout(m)
+		case ctx.Err() != nil:
 			return
-		case err != nil:
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed), errors.Is(err, jetstream.ErrConsumerDeleted),
+			errors.Is(err, jetstream.ErrConsumerNotFound):
+			d.progress.fanoutFailed(err)
 			d.consumeError(nil, err)
-			continue
+			if iter = d.reopenFanout(ctx, iter); iter == nil {
+				return
+			}
+		default:
+			d.progress.fanoutFailed(err)
+			d.consumeError(nil, err)
 		}
-		d.fanout(m)
+	}
+}
+
+// reopenFanout makes the fan-out consumer again (or binds to the one
+// another replica made first) and reads from it, with backoff, until it
+// works or ctx ends (nil then). A consumer made here starts at the oldest
+// event this replica still holds, or else the one after the last it read:
+// never again at the start of the stream, which would send every retained
+// event once more.
+func (d *Dispatcher) reopenFanout(ctx context.Context, old jetstream.MessagesContext) jetstream.MessagesContext {
+	old.Stop()
+	wait := 100 * time.Millisecond
+	for {
+		cons, err := d.js.Consumer(ctx, events.StreamName, fanoutConsumer)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			cfg := d.fanoutConfig()
+			if start := d.fanoutResume(); start > 0 {
+				cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
+			}
+			cons, err = d.js.CreateConsumer(ctx, events.StreamName, cfg)
+			if err == nil {
+				d.logger.Warn("fan-out consumer was lost; made again", "from_sequence", cfg.OptStartSeq)
+			}
+		}
+		if err == nil {
+			iter, err := cons.Messages(jetstream.PullMaxMessages(fanoutPull))
+			if err == nil {
+				d.fanoutMu.Lock()
+				d.fanoutCons, d.fanoutIter = cons, iter
+				d.fanoutMu.Unlock()
+				return iter
+			}
+		}
+		d.progress.fanoutFailed(fmt.Errorf("make the fan-out consumer again: %w", err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
 	}
 }
 
@@ -203,10 +293,13 @@ func (d *Dispatcher) consumeError(_ jetstream.ConsumeContext, err error) {
 // log says how many of each.
 func (d *Dispatcher) Stop(ctx context.Context) {
 	d.stopOnce.Do(func() {
+		d.stopCtx.Store(&ctx)
 		d.draining.Store(true)
+		d.fanoutMu.Lock()
 		if d.fanoutIter != nil {
 			d.fanoutIter.Stop() // events fetched and not yet read are redelivered
 		}
+		d.fanoutMu.Unlock()
 		d.bgCancel()
 		d.bg.Wait() // the fan-out has returned, the parkers' consumers are stopped
 
@@ -227,7 +320,7 @@ func (d *Dispatcher) Stop(ctx context.Context) {
 		}
 		d.workers.Wait()
 		wg.Wait()
-		d.pub.close()
+		d.pub.close(ctx)
 		d.logger.Info("dispatcher stopped", "settled_during_drain", d.drainDone.Load(),
 			"parked", d.released.parked.Load(), "handed_back", d.released.handedBack.Load())
 	})
@@ -285,6 +378,7 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 		d.settleMsg(m, opAck, 0)
 		return
 	}
+	d.lastRead.Store(max(d.lastRead.Load(), md.Sequence.Stream))
 	ev := &event{msg: m, tenant: tenant, id: eventID, typ: typ, seq: md.Sequence.Stream, body: m.Data()}
 	ev.remaining.Store(int32(len(subs)))
 	d.held.add(m, time.Now())
@@ -313,7 +407,11 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 // pace.
 func (d *Dispatcher) park(dl *delivery, lane byte) {
 	d.m.parked.Inc()
-	d.pub.publish(d.runCtx, []*nats.Msg{parkMsg(dl, lane)}, func(err error) { d.settle(dl, err) })
+	d.progress.started()
+	d.pub.publish(d.runCtx, []*nats.Msg{parkMsg(dl, lane)}, func(err error) {
+		d.progress.finished()
+		d.settle(dl, err)
+	})
 	d.parkers.want(parkKey{tenant: dl.tenant, sub: dl.sub, lane: lane}, time.Time{})
 }
 
@@ -329,9 +427,13 @@ func (d *Dispatcher) release(dl *delivery) {
 		d.released.handedBack.Add(1)
 		return
 	}
-	futures, err := events.PublishAsync(context.Background(), d.js, []*nats.Msg{parkMsg(dl, laneUnordered)})
+	ctx := context.Background()
+	if p := d.stopCtx.Load(); p != nil {
+		ctx = *p
+	}
+	futures, err := events.PublishAsync(ctx, d.js, []*nats.Msg{parkMsg(dl, laneUnordered)})
 	if err == nil {
-		err = events.AwaitAll(context.Background(), ackTimeout, futures)
+		err = events.AwaitAll(ctx, ackTimeout, futures)
 	}
 	if err == nil {
 		d.released.parked.Add(1)
@@ -346,7 +448,8 @@ func (d *Dispatcher) release(dl *delivery) {
 // any failed, to be fanned out again); a parked one is acknowledged, or
 // handed back on failure.
 func (d *Dispatcher) settle(dl *delivery, err error) {
-	if err != nil && !errors.Is(err, errClosed) {
+	if err != nil && !errors.Is(err, errClosed) && !d.draining.Load() {
+		// (A drain counts what it hands back and says so once.)
 		d.logger.Warn("deliver: settle a delivery; its message is handed back", "delivery", dl.id, "err", err)
 	}
 	if d.draining.Load() && err == nil {
@@ -385,7 +488,11 @@ func (d *Dispatcher) commit(dl *delivery, rec deliverylog.Record, msgs []*nats.M
 // commitThen appends rec and stores msgs, then calls then with the first
 // error, if any.
 func (d *Dispatcher) commitThen(rec deliverylog.Record, msgs []*nats.Msg, then func(error)) {
-	done := join(2, then)
+	d.progress.started()
+	done := join(2, func(err error) {
+		d.progress.finished()
+		then(err)
+	})
 	d.pub.publish(d.runCtx, msgs, done)
 	if err := d.log.Append(d.runCtx, rec, done); err != nil {
 		done(err)

@@ -24,6 +24,14 @@ const (
 	// closeWait bounds the wait for a stopped consumer to close, should
 	// the connection be gone.
 	closeWait = 5 * time.Second
+	// ownerGroup is the priority group of lane consumers: the server pins
+	// one replica, which alone receives the lane's records; pinnedTTL after
+	// that replica stops pulling (it died), it pins another. parkPull is
+	// how long one pull request waits, well within pinnedTTL, so a live
+	// owner keeps its pin.
+	ownerGroup = "owner"
+	pinnedTTL  = 10 * time.Second
+	parkPull   = 3 * time.Second
 )
 
 // parkers runs, on demand, the durable consumers that read parked records:
@@ -32,6 +40,12 @@ const (
 // a slow endpoint holds at most its window in this replica's memory while
 // the rest wait in the stream, each stored once; the FIFO lane's lets out
 // one at a time, anywhere.
+//
+// Every replica reads every lane, but a lane's consumer is pinned to one
+// replica at a time (JetStream's pinned-client priority policy): its owner
+// alone gets the lane's records, so a subscription's pace and its FIFO
+// order hold across replicas. A replica that stops hands its pins back at
+// once; one that dies loses them pinnedTTL later, and another takes over.
 type parkers struct {
 	d *Dispatcher
 
@@ -140,6 +154,9 @@ func (p *parkers) start(ctx context.Context, k parkKey, now time.Time) {
 		MaxAckPending:     window,
 		MaxDeliver:        -1,
 		InactiveThreshold: parkerInactive,
+		PriorityPolicy:    jetstream.PriorityPolicyPinned,
+		PriorityGroups:    []string{ownerGroup},
+		PinnedTTL:         pinnedTTL,
 	})
 	if err != nil {
 		if ctx.Err() == nil {
@@ -147,7 +164,8 @@ func (p *parkers) start(ctx context.Context, k parkKey, now time.Time) {
 		}
 		return
 	}
-	cc, err := cons.Consume(p.d.receiveParked, jetstream.PullMaxMessages(window), jetstream.ConsumeErrHandler(p.d.consumeError))
+	cc, err := cons.Consume(p.d.receiveParked, jetstream.PullMaxMessages(window), jetstream.PullExpiry(parkPull),
+		jetstream.PullPriorityGroup(ownerGroup), jetstream.ConsumeErrHandler(p.d.consumeError))
 	if err != nil {
 		p.d.logger.Warn("parked deliveries: consume", "subscription", k.sub, "err", err)
 		return
@@ -222,7 +240,8 @@ func (p *parkers) stop(k parkKey) {
 	}
 }
 
-// stopAll stops every consumer; records delivered to this replica and not
+// stopAll stops every consumer and hands back the lanes this replica owns,
+// so another replica takes them at once; records delivered here and not
 // yet acknowledged are handed back by the caller or redelivered after
 // their ack wait.
 func (p *parkers) stopAll() {
@@ -230,11 +249,16 @@ func (p *parkers) stopAll() {
 	running := p.running
 	p.running = make(map[parkKey]*parker)
 	p.mu.Unlock()
-	for _, pk := range running {
+	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+	defer cancel()
+	for k, pk := range running {
 		pk.cc.Stop()
 		select {
 		case <-pk.cc.Closed():
-		case <-time.After(closeWait):
+		case <-ctx.Done():
 		}
+		// Unpinning a lane another replica owns changes nothing there
+		// but a moment's pause; errors only mean it had no pin.
+		_ = p.d.deliveries.UnpinConsumer(ctx, k.consumer(), ownerGroup)
 	}
 }

@@ -28,6 +28,9 @@ type publisher struct {
 	closed bool
 	jobs   chan pubJob
 	idle   chan struct{}
+	// ctx ends the waits for acknowledgements when close runs out of time.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 type pubJob struct {
@@ -37,6 +40,7 @@ type pubJob struct {
 
 func newPublisher(js jetstream.JetStream) *publisher {
 	p := &publisher{js: js, jobs: make(chan pubJob, 16384), idle: make(chan struct{})}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	go p.await()
 	return p
 }
@@ -72,20 +76,27 @@ func (p *publisher) publish(ctx context.Context, msgs []*nats.Msg, done func(err
 func (p *publisher) await() {
 	defer close(p.idle)
 	for j := range p.jobs {
-		j.done(events.AwaitAll(context.Background(), ackTimeout, j.futures))
+		j.done(events.AwaitAll(p.ctx, ackTimeout, j.futures))
 	}
 }
 
 // close refuses further publications and returns once every accepted one
-// is called back (each waits at most ackTimeout).
-func (p *publisher) close() {
+// is called back: those still unacknowledged when ctx ends are called back
+// with its error at once.
+func (p *publisher) close(ctx context.Context) {
 	p.mu.Lock()
 	if !p.closed {
 		p.closed = true
 		close(p.jobs)
 	}
 	p.mu.Unlock()
-	<-p.idle
+	select {
+	case <-p.idle:
+	case <-ctx.Done():
+		p.cancel()
+		<-p.idle
+	}
+	p.cancel()
 }
 
 // join calls done once, after n calls of its func, with the first error
@@ -144,6 +155,16 @@ func (p *pendingMsgs) older(t, now time.Time) []jetstream.Msg {
 			out = append(out, m)
 			p.m[m] = now
 		}
+	}
+	return out
+}
+
+func (p *pendingMsgs) all() []jetstream.Msg {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]jetstream.Msg, 0, len(p.m))
+	for m := range p.m {
+		out = append(out, m)
 	}
 	return out
 }

@@ -145,7 +145,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s := &Server{cfg: cfg, logger: cfg.Logger, serveErr: make(chan error, 1), ncClosed: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			s.closeBackends()
+			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+			defer cancel()
+			s.closeBackends(ctx)
 		}
 	}()
 	if err := s.connect(); err != nil {
@@ -369,8 +371,9 @@ func (s *Server) natsDescription() string {
 }
 
 // ready lists what keeps the process from serving: a NATS connection
-// down, or a stream or bucket it uses that JetStream does not have. One
-// listing of the streams answers for all of them.
+// down, a stream or bucket it uses that JetStream does not have (one
+// listing of the streams answers for all of them), or a dispatcher that
+// makes no progress.
 func (s *Server) ready(ctx context.Context) []string {
 	if !s.nc.IsConnected() {
 		return []string{"nats connection"}
@@ -389,7 +392,7 @@ func (s *Server) ready(ctx context.Context) []string {
 			missing = append(missing, n.kind+" "+n.name)
 		}
 	}
-	return missing
+	return append(missing, s.disp.Stalled()...)
 }
 
 // URL is the base URL of the HTTP API.
@@ -429,28 +432,33 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.logger.Warn("shutdown: requests still running after their share of the grace; closing their connections")
 		err = s.http.Close()
 	}
-	s.disp.Stop(ctx)
-	s.closeBackends()
+	// The dispatcher drains until a little before the end, which is kept
+	// for storing the attempt log's last records and closing NATS.
+	dispCtx := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		dispCtx, cancel = context.WithDeadline(ctx, deadline.Add(-min(time.Until(deadline)/5, 2*time.Second)))
+		defer cancel()
+	}
+	s.disp.Stop(dispCtx)
+	s.closeBackends(ctx)
 	s.logger.Info("webhookd stopped")
 	return err
 }
 
-func (s *Server) closeBackends() {
+// closeBackends closes the attempt log, the stores and NATS, within ctx
+// (each wait is cut short when it ends).
+func (s *Server) closeBackends(ctx context.Context) {
 	if s.logw != nil {
 		// What the dispatcher logged goes out before NATS closes.
-		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 		if err := s.logw.Close(ctx); err != nil {
 			s.logger.Warn("attempt log: records not stored at shutdown (their deliveries are redelivered)", "err", err)
 		}
-		cancel()
 	}
 	if s.logIndex != nil {
 		if err := s.logIndex.Close(); err != nil {
 			s.logger.Warn("attempt log index: close", "err", err)
 		}
-	}
-	if s.store != nil {
-		s.store.Close()
 	}
 	if s.nc != nil {
 		// Drain flushes what the dispatcher published and acked; the
@@ -458,10 +466,16 @@ func (s *Server) closeBackends() {
 		if err := s.nc.Drain(); err == nil {
 			select {
 			case <-s.ncClosed:
+			case <-ctx.Done():
 			case <-time.After(drainTimeout + time.Second):
 			}
 		}
 		s.nc.Close()
+	}
+	if s.store != nil {
+		// After NATS: stopping a watch asks the server to drop its
+		// consumer, which must not wait on a connection that is gone.
+		s.store.Close()
 	}
 	if s.ns != nil {
 		s.ns.Shutdown()

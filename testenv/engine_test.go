@@ -17,6 +17,7 @@ import (
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/internal/natstest"
 	"github.com/onestack/webhooks/server"
 	"github.com/onestack/webhooks/testenv"
 )
@@ -97,12 +98,14 @@ func TestManualRetrySupersedesTheSchedule(t *testing.T) {
 
 // TestSkippedDeliveryIsOneRecord: an event that matches a disabled
 // subscription is kept as one skipped delivery, however often it is fanned
-// out (here: the fan-out consumer is lost and every retained event is read
-// again by the next start).
+// out (here: the fan-out consumer is deleted while no webhookd runs, and
+// the next start reads every retained event again).
 func TestSkippedDeliveryIsOneRecord(t *testing.T) {
 	t.Parallel()
+	ns := natstest.Start(t, natstest.Options{})
+	_, js := ns.Connect(t)
 	dir := t.TempDir()
-	env := testenv.Start(t, testenv.Options{DataDir: dir})
+	env := testenv.Start(t, testenv.Options{DataDir: dir, NATSURL: ns.ClientURL()})
 	ten, err := env.CreateTenant("acme", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -117,12 +120,11 @@ func TestSkippedDeliveryIsOneRecord(t *testing.T) {
 	on.WaitFor(1, 10*time.Second)
 	pollDeliveries(t, env, ten, disabled.ID, "?status=skipped", func(d []deliveryJSON) bool { return len(d) == 1 })
 
-	_, js := env.JetStream()
+	env.Close()
 	if err := js.DeleteConsumer(context.Background(), events.StreamName, "fanout"); err != nil {
 		t.Fatal(err)
 	}
-	env.Close()
-	env = testenv.Start(t, testenv.Options{DataDir: dir})
+	env = testenv.Start(t, testenv.Options{DataDir: dir, NATSURL: ns.ClientURL()})
 	if got := on.WaitFor(2, 10*time.Second); len(got) != 2 || got[1].ID != evt {
 		t.Fatalf("the active endpoint got %d webhooks, want the event again after the fan-out read it anew", len(got))
 	}

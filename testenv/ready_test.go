@@ -3,8 +3,14 @@ package testenv_test
 import (
 	"context"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/onestack/webhooks/deliverylog"
+	"github.com/onestack/webhooks/dispatcher"
+	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/idempotency"
 	"github.com/onestack/webhooks/testenv"
 )
@@ -45,5 +51,94 @@ func TestReadinessNamesWhatIsMissing(t *testing.T) {
 	}
 	if status, missing := ready(); status != http.StatusOK {
 		t.Errorf("readyz with the bucket back = %d %v, want 200", status, missing)
+	}
+}
+
+// TestReadinessReportsAStalledDispatcher: with the attempt log's stream
+// gone, outcomes cannot be stored; past StallAfter /readyz says the
+// dispatcher is stuck (not only that a stream is missing), and once the
+// stream is back everything stored flows again and it is ready.
+func TestReadinessReportsAStalledDispatcher(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{Dispatcher: dispatcher.Config{StallAfter: 200 * time.Millisecond}})
+	rc := receiver(t)
+	subscribe(t, env, ten, rc, "ticket.*")
+	_, js := env.JetStream()
+	ctx := context.Background()
+	if err := js.DeleteStream(ctx, deliverylog.StreamName); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, env, ten, "ticket.updated")
+	rc.WaitFor(1, 10*time.Second)
+	var missing []string
+	deadline := time.Now().Add(15 * time.Second)
+	for !slices.ContainsFunc(missing, func(m string) bool { return strings.Contains(m, "outcomes not stored") }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz never reported the stalled dispatcher: %v", missing)
+		}
+		time.Sleep(20 * time.Millisecond)
+		r, _ := env.Do("GET", "/readyz", "", nil)
+		var body struct{ Details struct{ Missing []string } }
+		r.JSON(&body)
+		missing = body.Details.Missing
+	}
+	if _, err := deliverylog.EnsureStream(ctx, js, deliverylog.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		r, _ := env.Do("GET", "/readyz", "", nil)
+		if r.Status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz still %d %s after the stream came back", r.Status, r.Body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestFanoutConsumerLostIsMadeAgain: the fan-out's durable consumer
+// deleted under a running stack is made again from where it was, events
+// keep flowing, and the next start takes the consumer as it is.
+func TestFanoutConsumerLostIsMadeAgain(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env, ten := setup(t, testenv.Options{DataDir: dir})
+	rc := receiver(t)
+	subscribe(t, env, ten, rc, "ticket.*")
+	publish(t, env, ten, "ticket.updated")
+	rc.WaitFor(1, 10*time.Second)
+	_, js := env.JetStream()
+	ctx := context.Background()
+	// Once the first event is settled (acknowledged), losing the consumer
+	// must not send it again.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := js.Consumer(ctx, events.StreamName, "fanout")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info, err := c.Info(ctx); err == nil && info.NumAckPending == 0 && info.NumPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first event was never settled")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := js.DeleteConsumer(ctx, events.StreamName, "fanout"); err != nil {
+		t.Fatal(err)
+	}
+	after := publish(t, env, ten, "ticket.updated")
+	got := rc.WaitFor(2, 30*time.Second)
+	if len(got) < 2 || got[len(got)-1].ID != after {
+		t.Fatalf("receiver got %d webhooks after the fan-out consumer was deleted, want the next event", len(got))
+	}
+	env.Close()
+	env = testenv.Start(t, testenv.Options{DataDir: dir})
+	last := publish(t, env, ten, "ticket.updated")
+	if got := rc.WaitFor(3, 30*time.Second); len(got) != 3 || got[2].ID != last {
+		t.Fatalf("after a restart the receiver got %d webhooks, want the next event alone", len(got))
 	}
 }

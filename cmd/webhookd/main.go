@@ -43,7 +43,7 @@ type options struct {
 	allowCIDRs, retrySchedule, logLevel            string
 	timeout, shutdownGrace, rotationOverlap        time.Duration
 	eventRetention, deliveryRetention, failPeriod  time.Duration
-	dedupeWindow                                   time.Duration
+	dedupeWindow, stallAfter                       time.Duration
 	replicas                                       int
 	failCount                                      int
 	publicURL                                      string
@@ -71,6 +71,7 @@ var flagEnv = map[string]string{
 	"disable-after-given-up":     "WEBHOOKD_DISABLE_AFTER_GIVEN_UP",
 	"workers":                    "WEBHOOKD_WORKERS",
 	"shutdown-grace":             "WEBHOOKD_SHUTDOWN_GRACE",
+	"stall-after":                "WEBHOOKD_STALL_AFTER",
 	"log-level":                  "WEBHOOKD_LOG_LEVEL",
 	"public-url":                 "WEBHOOKD_PUBLIC_URL",
 }
@@ -98,6 +99,7 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.IntVar(&o.failCount, "disable-after-given-up", 0, "disable a subscription after this many deliveries in a row were given up (0: never)")
 	fs.DurationVar(&o.rotationOverlap, "secret-rotation-overlap", 24*time.Hour, "how long a rotated-out signing secret keeps signing")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long a shutdown waits for deliveries in flight")
+	fs.DurationVar(&o.stallAfter, "stall-after", 30*time.Second, "how long the dispatcher may make no progress (outcomes unstored, its consumer failing) before /readyz reports it")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.publicURL, "public-url", "", "scheme and host browsers reach this server at (portal links, Secure cookies); empty: each request's own")
 
@@ -180,6 +182,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if o.replicas < 1 || o.replicas > 5 {
 		return errors.New("--replicas must be from 1 to 5")
 	}
+	if o.stallAfter <= 0 {
+		return errors.New("--stall-after must be positive")
+	}
 	if o.workers < 1 {
 		return errors.New("--workers must be at least 1")
 	}
@@ -196,7 +201,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		Egress:          egress.Policy{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs},
 		Dispatcher: dispatcher.Config{
 			Schedule: schedule, Timeout: o.timeout, Workers: o.workers,
-			AttemptRetention: o.deliveryRetention, Health: health,
+			AttemptRetention: o.deliveryRetention, Health: health, StallAfter: o.stallAfter,
 		},
 		Events: events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow},
 		Logger: logger,

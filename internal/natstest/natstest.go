@@ -4,6 +4,10 @@
 package natstest
 
 import (
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,4 +63,97 @@ func (s *Server) Connect(t testing.TB, opts ...nats.Option) (*nats.Conn, jetstre
 		t.Fatalf("jetstream: %v", err)
 	}
 	return nc, js
+}
+
+// Cluster is a JetStream cluster of embedded servers on loopback, for
+// tests of replicated streams and of losing a node.
+type Cluster struct {
+	Servers []*Server
+	opts    []*server.Options
+}
+
+// StartCluster runs a cluster of n servers (routes between them on
+// loopback ports, each with its own storage) until the test ends, and
+// waits until JetStream has a meta leader.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	var routes []*url.URL
+	for _, p := range ports {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))})
+	}
+	c := &Cluster{}
+	for i := range n {
+		o := &server.Options{
+			ServerName: "n" + strconv.Itoa(i+1), Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+			Cluster: server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  routes,
+		}
+		s, err := server.NewServer(o)
+		if err != nil {
+			t.Fatalf("nats server %d: %v", i+1, err)
+		}
+		go s.Start()
+		t.Cleanup(s.Shutdown)
+		c.Servers = append(c.Servers, &Server{s})
+		c.opts = append(c.opts, o)
+	}
+	for _, s := range c.Servers {
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatal("cluster server not ready in 10 s")
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !c.hasMetaLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("cluster has no JetStream meta leader after 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return c
+}
+
+func (c *Cluster) hasMetaLeader() bool {
+	for _, s := range c.Servers {
+		if s.Running() && s.JetStreamIsLeader() {
+			return true
+		}
+	}
+	return false
+}
+
+// URLs is the comma-separated client URLs of the running servers, for
+// nats.Connect: a client fails over between them.
+func (c *Cluster) URLs() string {
+	var urls []string
+	for _, s := range c.Servers {
+		if s.Running() {
+			urls = append(urls, s.ClientURL())
+		}
+	}
+	return strings.Join(urls, ",")
+}
+
+// ByName returns the running server of that name (nil if none).
+func (c *Cluster) ByName(name string) *Server {
+	for _, s := range c.Servers {
+		if s.Name() == name && s.Running() {
+			return s
+		}
+	}
+	return nil
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
