@@ -243,8 +243,16 @@ func (d *Dispatcher) runFanout(ctx context.Context) {
 // event once more.
 func (d *Dispatcher) reopenFanout(ctx context.Context, old jetstream.MessagesContext) jetstream.MessagesContext {
 	old.Stop()
-	wait := 100 * time.Millisecond
+	wait := time.Second
 	for {
+		// The server removes a deleted consumer's storage in the
+		// background: one made again under its name at once can lose
+		// its own state to that removal.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
 		cons, err := d.js.Consumer(ctx, events.StreamName, fanoutConsumer)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			cfg := d.fanoutConfig()
@@ -266,11 +274,6 @@ func (d *Dispatcher) reopenFanout(ctx context.Context, old jetstream.MessagesCon
 			}
 		}
 		d.progress.fanoutFailed(fmt.Errorf("make the fan-out consumer again: %w", err))
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
 		wait = min(2*wait, 5*time.Second)
 	}
 }

@@ -139,6 +139,10 @@ func TestFanoutConsumerLostIsMadeAgain(t *testing.T) {
 	env = testenv.Start(t, testenv.Options{DataDir: dir})
 	last := publish(t, env, ten, "ticket.updated")
 	if got := rc.WaitFor(3, 30*time.Second); len(got) != 3 || got[2].ID != last {
-		t.Fatalf("after a restart the receiver got %d webhooks, want the next event alone", len(got))
+		var ids []string
+		for _, g := range rc.Received() {
+			ids = append(ids, g.ID)
+		}
+		t.Fatalf("after a restart the receiver got %v, want the next event (%s) alone", ids, last)
 	}
 }
