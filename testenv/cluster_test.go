@@ -1,0 +1,228 @@
+package testenv_test
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/internal/natstest"
+	"github.com/onestack/webhooks/server"
+	"github.com/onestack/webhooks/testenv"
+)
+
+// startReplicas runs a 3-node JetStream cluster in-process and three
+// webhookd stacks on it, every stream and bucket at three replicas.
+func startReplicas(t *testing.T, o testenv.Options) (*natstest.Cluster, []*testenv.Env) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("a 3-node NATS cluster and three stacks")
+	}
+	c := natstest.StartCluster(t, 3)
+	o.NATSURL = c.URLs()
+	edit := o.Server
+	o.Server = func(cfg *server.Config) {
+		cfg.Replicas = 3
+		if edit != nil {
+			edit(cfg)
+		}
+	}
+	var envs []*testenv.Env
+	for range 3 {
+		envs = append(envs, testenv.Start(t, o))
+	}
+	return c, envs
+}
+
+// TestClusterReadYourWritesAcrossReplicas: what one replica creates or
+// changes, the others serve on their next request: a new tenant's key, a
+// new subscription, a changed one; a revoked key and a deleted
+// subscription are refused everywhere within the stated bound (the time the
+// KV watch takes to reach a replica).
+func TestClusterReadYourWritesAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	_, envs := startReplicas(t, testenv.Options{})
+	const bound = 2 * time.Second
+	var slowest time.Duration
+	for i := range 20 {
+		a, b := envs[i%3], envs[(i+1)%3]
+		ten, err := a.CreateTenant("t", 1_000_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := b.Do("GET", "/api/subscriptions", ten.APIKey, nil); r.Status != http.StatusOK {
+			t.Fatalf("round %d: a key made on one replica = %d %s on another, want 200", i, r.Status, r.Body)
+		}
+		sub, err := a.Subscribe(ten, "https://example.com/h", "ticket.*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := b.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil); r.Status != http.StatusOK {
+			t.Fatalf("round %d: a subscription made on one replica = %d on another, want 200", i, r.Status)
+		}
+		if r, _ := a.Do("PATCH", "/api/subscriptions/"+sub.ID, ten.APIKey, map[string]any{"description": "changed"}); r.Status != http.StatusOK {
+			t.Fatalf("patch = %d %s", r.Status, r.Body)
+		}
+		if r, _ := b.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil); !strings.Contains(string(r.Body), `"description":"changed"`) {
+			t.Fatalf("round %d: a change made on one replica reads %s on another", i, r.Body)
+		}
+		if r, _ := a.Do("DELETE", "/api/subscriptions/"+sub.ID, ten.APIKey, nil); r.Status != http.StatusNoContent {
+			t.Fatalf("delete = %d", r.Status)
+		}
+		if r, _ := b.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil); r.Status != http.StatusNotFound {
+			t.Fatalf("round %d: a subscription deleted on one replica = %d on another, want 404", i, r.Status)
+		}
+		if r, _ := a.Do("DELETE", "/admin/tenants/"+ten.ID+"/keys/"+ten.KeyID, a.AdminToken, nil); r.Status != http.StatusNoContent {
+			t.Fatalf("revoke = %d %s", r.Status, r.Body)
+		}
+		revoked := time.Now()
+		for {
+			r, _ := b.Do("GET", "/api/subscriptions", ten.APIKey, nil)
+			if r.Status == http.StatusUnauthorized {
+				slowest = max(slowest, time.Since(revoked))
+				break
+			}
+			if time.Since(revoked) > bound {
+				t.Fatalf("round %d: a key revoked on one replica still works on another after %v", i, bound)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	t.Logf("a revoked key was refused on another replica within %v at worst (20 rounds)", slowest)
+}
+
+// TestClusterLosingTheEventsLeaderLosesNothing publishes steadily through
+// all three replicas while the NATS node that leads the events stream is
+// shut down: no event answered 202 is lost, those answered 503 carry their
+// ids and, published again with them, are delivered once, and deliveries
+// resume within seconds of the election.
+func TestClusterLosingTheEventsLeaderLosesNothing(t *testing.T) {
+	t.Parallel()
+	c, envs := startReplicas(t, testenv.Options{})
+	ten, err := envs[0].CreateTenant("steady", 1_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := receiver(t)
+	subscribe(t, envs[0], ten, rc, "ticket.*")
+
+	var (
+		mu       sync.Mutex
+		accepted []string
+		retry    []string // answered 503: their ids to publish again
+		live     = []*testenv.Env{envs[0], envs[1], envs[2]}
+	)
+	publishOnce := func(env *testenv.Env, ids []string) (int, []string) {
+		evts := make([]map[string]any, len(ids))
+		for i, id := range ids {
+			evts[i] = map[string]any{"type": "ticket.updated", "data": map[string]any{"n": i}}
+			if id != "" {
+				evts[i]["id"] = id
+			}
+		}
+		r, err := env.Do("POST", "/api/events/batch", ten.APIKey, map[string]any{"events": evts})
+		if err != nil {
+			return 0, nil
+		}
+		var out struct {
+			IDs     []string
+			Details struct{ IDs []string }
+		}
+		r.JSON(&out)
+		if r.Status == http.StatusServiceUnavailable {
+			return r.Status, out.Details.IDs
+		}
+		return r.Status, out.IDs
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			status, ids := publishOnce(live[n%len(live)], make([]string, 10))
+			mu.Lock()
+			switch status {
+			case http.StatusAccepted:
+				accepted = append(accepted, ids...)
+			case http.StatusServiceUnavailable:
+				retry = append(retry, ids...)
+			}
+			mu.Unlock()
+		}
+	})
+	time.Sleep(time.Second) // a steady flow before the loss
+
+	_, js := envs[0].JetStream()
+	ctx := context.Background()
+	stream, err := js.Stream(ctx, events.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("events stream cluster info = %+v, %v; want a leader and two replicas", info.Cluster, err)
+	}
+	leader := c.ByName(info.Cluster.Leader)
+	receivedBefore := rc.Count()
+	lostAt := time.Now()
+	leader.Shutdown()
+	time.Sleep(3 * time.Second)
+	close(stop)
+	wg.Wait()
+
+	// Publish again what was answered 503, with its ids, until taken.
+	mu.Lock()
+	pending := retry
+	mu.Unlock()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(pending) > 0 {
+		batch := pending[:min(10, len(pending))]
+		status, ids := publishOnce(envs[1], batch)
+		if status == http.StatusAccepted {
+			accepted = append(accepted, ids...)
+			pending = pending[len(batch):]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("publishing the 503'd ids again still answers %d", status)
+		}
+	}
+
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		seen := map[string]int{}
+		for _, r := range rc.Received() {
+			seen[r.ID]++
+		}
+		missing := slices.DeleteFunc(slices.Clone(accepted), func(id string) bool { return seen[id] > 0 })
+		if len(missing) == 0 {
+			dups := 0
+			for _, n := range seen {
+				dups += n - 1
+			}
+			got := rc.Received()
+			var gap time.Duration
+			prev := lostAt
+			for _, r := range got[receivedBefore:] {
+				gap = max(gap, r.At.Sub(prev))
+				prev = r.At
+			}
+			t.Logf("leader %s lost: %d events accepted, %d answered 503 and published again, 0 lost, %d duplicate deliveries; longest gap in deliveries after the loss %v",
+				leader.Name(), len(accepted), len(retry), dups, gap.Round(time.Millisecond))
+			if gap > 5*time.Second {
+				t.Errorf("deliveries stopped for %v after the events leader was lost, want under 5 s", gap)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d accepted events never delivered after losing the events leader", len(missing), len(accepted))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
