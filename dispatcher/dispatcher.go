@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -350,8 +351,9 @@ func (d *Dispatcher) keepHeldAlive(ctx context.Context) {
 
 // fanout puts one delivery of an event on the queue of each matching
 // active subscription. A subscription whose queue has no room, or that is
-// paced or FIFO, gets its delivery parked instead; a disabled one gets a
-// skipped record. The event is acknowledged once each delivery is settled.
+// paced, gets its delivery parked instead; a disabled one gets a skipped
+// record; a FIFO one reads the events stream itself. The event is
+// acknowledged once each delivery is settled.
 func (d *Dispatcher) fanout(m jetstream.Msg) {
 	tenant, typ, err := events.ParseSubject(m.Subject())
 	if err != nil {
@@ -377,6 +379,9 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 	}
 	d.m.events.Inc()
 	subs := d.store.Index().Match(nil, tenant, typ)
+	// A FIFO subscription reads its tenant's events in their own order
+	// (receiveFIFO): the fan-out leaves it out.
+	subs = slices.DeleteFunc(subs, (*subscriptions.Subscription).Ordered)
 	if len(subs) == 0 {
 		d.settleMsg(m, opAck, 0)
 		return
@@ -394,9 +399,6 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 			// often the event is fanned out.
 			d.m.attempts.WithLabelValues(outcomeSkipped).Inc()
 			d.commit(dl, dl.record(deliverylog.StatusSkipped), nil)
-		case s.Ordered():
-			dl.ordered = true
-			d.park(dl, laneOrdered)
 		case s.RateLimit > 0:
 			d.park(dl, laneUnordered)
 		case !d.queue.push(dl, 0, false):

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/events"
 )
 
 // The deliveries stream keeps only what waits: parked records, each on its
@@ -24,11 +26,16 @@ const (
 	schedPrefix = "sched."
 )
 
-// A subscription's parked records go on one of two lanes: its FIFO order
-// (read one at a time), or everything else (read up to its window at once).
+// A subscription's deliveries that do not come straight from the fan-out
+// go through lanes: records parked in order (a FIFO subscription's replay,
+// read one at a time), records parked in no order (everything else, read up
+// to its window at once), and, for a FIFO subscription, its live order: the
+// events stream itself, read one event at a time (laneFIFO), so the order
+// is the order events were stored in, whichever replica reads them.
 const (
 	laneOrdered   = 'o'
 	laneUnordered = 'u'
+	laneFIFO      = 'f'
 )
 
 // parkKey names one lane of one subscription's parked records.
@@ -37,13 +44,30 @@ type parkKey struct {
 	lane        byte
 }
 
-// subject is the subject of the lane's records: park.<tenant>.<sub>.<lane>.
+// subject is the subject of the lane's records: park.<tenant>.<sub>.<lane>,
+// or for the FIFO lane the tenant's events.
 func (k parkKey) subject() string {
+	if k.lane == laneFIFO {
+		return events.SubjectPrefix + k.tenant + ".>"
+	}
 	return parkPrefix + k.tenant + "." + k.sub + "." + string(k.lane)
 }
 
+// stream is the stream the lane's consumer reads.
+func (k parkKey) stream() string {
+	if k.lane == laneFIFO {
+		return events.StreamName
+	}
+	return DeliveriesStream
+}
+
 // consumer is the durable consumer that reads the lane.
-func (k parkKey) consumer() string { return "park_" + string(k.lane) + "_" + k.sub }
+func (k parkKey) consumer() string {
+	if k.lane == laneFIFO {
+		return "fifo_" + k.sub
+	}
+	return "park_" + string(k.lane) + "_" + k.sub
+}
 
 func parseParkSubject(s string) (parkKey, bool) {
 	rest, ok := strings.CutPrefix(s, parkPrefix)

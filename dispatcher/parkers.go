@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/subscriptions"
 )
 
 // Parker timing.
@@ -57,6 +59,9 @@ type parkers struct {
 
 type parker struct {
 	cc jetstream.ConsumeContext
+	// done: a FIFO lane whose subscription is no longer FIFO has read past
+	// the switch, and may go.
+	done bool
 	// busyUntil is when the lane was last known to have work, or will have
 	// (a scheduled retry): it is not stopped before parkerIdle after that.
 	busyUntil time.Time
@@ -124,6 +129,9 @@ func (p *parkers) scan(ctx context.Context) {
 			p.start(ctx, k, now)
 		}
 	}
+	for _, s := range p.d.store.Index().Ordered() {
+		p.start(ctx, parkKey{tenant: s.TenantID, sub: s.ID, lane: laneFIFO}, now)
+	}
 }
 
 // start runs lane k's consumer, unless it runs or its subscription is
@@ -141,30 +149,24 @@ func (p *parkers) start(ctx context.Context, k parkKey, now time.Time) {
 		p.drop(ctx, k)
 		return
 	}
-	window := p.d.window(sub)
-	if k.lane == laneOrdered {
+	window, receive := p.d.window(sub), p.d.receiveParked
+	switch k.lane {
+	case laneOrdered:
 		window = 1
+	case laneFIFO:
+		if !sub.Ordered() {
+			return
+		}
+		window, receive = 1, p.d.receiveFIFO
 	}
-	cons, err := p.d.js.CreateOrUpdateConsumer(ctx, DeliveriesStream, jetstream.ConsumerConfig{
-		Durable:           k.consumer(),
-		Description:       "Parked deliveries of one subscription",
-		FilterSubject:     k.subject(),
-		AckPolicy:         jetstream.AckExplicitPolicy,
-		AckWait:           p.d.ackWait(),
-		MaxAckPending:     window,
-		MaxDeliver:        -1,
-		InactiveThreshold: parkerInactive,
-		PriorityPolicy:    jetstream.PriorityPolicyPinned,
-		PriorityGroups:    []string{ownerGroup},
-		PinnedTTL:         pinnedTTL,
-	})
+	cons, err := p.consumer(ctx, k, sub, window)
 	if err != nil {
 		if ctx.Err() == nil {
 			p.d.logger.Warn("parked deliveries: create consumer", "subscription", k.sub, "err", err)
 		}
 		return
 	}
-	cc, err := cons.Consume(p.d.receiveParked, jetstream.PullMaxMessages(window), jetstream.PullExpiry(parkPull),
+	cc, err := cons.Consume(receive, jetstream.PullMaxMessages(window), jetstream.PullExpiry(parkPull),
 		jetstream.PullPriorityGroup(ownerGroup), jetstream.ConsumeErrHandler(p.d.consumeError))
 	if err != nil {
 		p.d.logger.Warn("parked deliveries: consume", "subscription", k.sub, "err", err)
@@ -179,6 +181,37 @@ func (p *parkers) start(ctx context.Context, k parkKey, now time.Time) {
 	p.running[k] = &parker{cc: cc, busyUntil: now}
 }
 
+// consumer makes (or finds) lane k's durable consumer. A FIFO lane's
+// starts at the moment its subscription last changed (when it became FIFO,
+// at the latest): an existing one keeps its position, and it is never left
+// to expire, since its position is the subscription's place in its order.
+func (p *parkers) consumer(ctx context.Context, k parkKey, sub *subscriptions.Subscription, window int) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		Durable:           k.consumer(),
+		Description:       "Parked deliveries of one subscription",
+		FilterSubject:     k.subject(),
+		AckPolicy:         jetstream.AckExplicitPolicy,
+		AckWait:           p.d.ackWait(),
+		MaxAckPending:     window,
+		MaxDeliver:        -1,
+		InactiveThreshold: parkerInactive,
+		PriorityPolicy:    jetstream.PriorityPolicyPinned,
+		PriorityGroups:    []string{ownerGroup},
+		PinnedTTL:         pinnedTTL,
+	}
+	if k.lane != laneFIFO {
+		return p.d.js.CreateOrUpdateConsumer(ctx, k.stream(), cfg)
+	}
+	if c, err := p.d.js.Consumer(ctx, k.stream(), k.consumer()); err == nil {
+		return c, nil
+	}
+	start := sub.UpdatedAt
+	cfg.Description = "The FIFO order of one subscription"
+	cfg.InactiveThreshold = 0
+	cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+	return p.d.js.CreateOrUpdateConsumer(ctx, k.stream(), cfg)
+}
+
 // retire stops the consumers of lanes idle for parkerIdle and of deleted
 // subscriptions.
 func (p *parkers) retire(ctx context.Context) {
@@ -186,15 +219,26 @@ func (p *parkers) retire(ctx context.Context) {
 	p.mu.Lock()
 	var idle []parkKey
 	for k, pk := range p.running {
-		if now.Sub(pk.busyUntil) > parkerIdle {
-			idle = append(idle, k)
-		} else if _, ok := p.d.store.Index().Subscription(k.tenant, k.sub); !ok {
+		_, ok := p.d.store.Index().Subscription(k.tenant, k.sub)
+		switch {
+		case k.lane == laneFIFO:
+			// Runs while its subscription is FIFO; after, until it has
+			// read past the switch (receiveFIFO says so).
+			if !ok || pk.done {
+				idle = append(idle, k)
+			}
+		case !ok || now.Sub(pk.busyUntil) > parkerIdle:
 			idle = append(idle, k)
 		}
 	}
 	p.mu.Unlock()
 	for _, k := range idle {
 		if _, found := p.d.lookup(ctx, k.tenant, k.sub); !found {
+			p.stop(k)
+			p.drop(ctx, k)
+			continue
+		}
+		if k.lane == laneFIFO {
 			p.stop(k)
 			p.drop(ctx, k)
 			continue
@@ -220,13 +264,26 @@ func (p *parkers) retire(ctx context.Context) {
 }
 
 // drop removes what is parked for a deleted subscription: its lane's
-// records and consumer.
+// records and consumer (a FIFO lane's consumer only: its records are the
+// events).
 func (p *parkers) drop(ctx context.Context, k parkKey) {
-	if err := p.d.deliveries.Purge(ctx, jetstream.WithPurgeSubject(k.subject())); err != nil && ctx.Err() == nil {
-		p.d.logger.Warn("parked deliveries: drop a deleted subscription's", "subscription", k.sub, "err", err)
+	if k.lane != laneFIFO {
+		if err := p.d.deliveries.Purge(ctx, jetstream.WithPurgeSubject(k.subject())); err != nil && ctx.Err() == nil {
+			p.d.logger.Warn("parked deliveries: drop a deleted subscription's", "subscription", k.sub, "err", err)
+		}
 	}
-	if err := p.d.js.DeleteConsumer(ctx, DeliveriesStream, k.consumer()); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && ctx.Err() == nil {
+	if err := p.d.js.DeleteConsumer(ctx, k.stream(), k.consumer()); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && ctx.Err() == nil {
 		p.d.logger.Warn("parked deliveries: delete a deleted subscription's consumer", "subscription", k.sub, "err", err)
+	}
+}
+
+// passed marks a FIFO lane as read past its subscription's switch away
+// from FIFO.
+func (p *parkers) passed(k parkKey) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pk, ok := p.running[k]; ok {
+		pk.done = true
 	}
 }
 
@@ -259,6 +316,10 @@ func (p *parkers) stopAll() {
 		}
 		// Unpinning a lane another replica owns changes nothing there
 		// but a moment's pause; errors only mean it had no pin.
-		_ = p.d.deliveries.UnpinConsumer(ctx, k.consumer(), ownerGroup)
+		if k.lane != laneFIFO {
+			_ = p.d.deliveries.UnpinConsumer(ctx, k.consumer(), ownerGroup)
+		} else {
+			_ = p.d.events.UnpinConsumer(ctx, k.consumer(), ownerGroup)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -63,6 +64,54 @@ func (d *Dispatcher) receiveParked(m jetstream.Msg) {
 	}
 	d.held.add(m, time.Now())
 	d.queue.push(dl, pace, true)
+}
+
+// receiveFIFO takes the next of a FIFO subscription's tenant's events, in
+// the order they were stored, from that subscription's own consumer on the
+// events stream (one outstanding at a time, pinned to one replica), and
+// queues its delivery if the subscription wants its type. Once the
+// subscription is no longer FIFO, the events stored before the switch
+// are still delivered in order; reading one stored after it ends the lane
+// (the fan-out has those).
+func (d *Dispatcher) receiveFIFO(m jetstream.Msg) {
+	tenant, typ, err := events.ParseSubject(m.Subject())
+	if err != nil {
+		d.settleMsg(m, opTerm, 0)
+		return
+	}
+	md, err := m.Metadata()
+	if err != nil {
+		d.settleMsg(m, opNak, time.Second)
+		return
+	}
+	subID := strings.TrimPrefix(md.Consumer, "fifo_")
+	sub, err := d.subscription(d.runCtx, tenant, subID)
+	switch {
+	case errors.Is(err, subscriptions.ErrNotFound):
+		d.settleMsg(m, opAck, 0)
+		return
+	case err != nil:
+		d.settleMsg(m, opNak, time.Second)
+		return
+	}
+	if !sub.Ordered() && md.Timestamp.After(sub.UpdatedAt) {
+		d.parkers.passed(parkKey{tenant: tenant, sub: subID, lane: laneFIFO})
+		d.settleMsg(m, opAck, 0)
+		return
+	}
+	if !sub.Wants(typ) {
+		d.settleMsg(m, opAck, 0)
+		return
+	}
+	ev := &event{tenant: tenant, id: m.Headers().Get(events.HeaderEventID), typ: typ, seq: md.Sequence.Stream, body: m.Data()}
+	dl := &delivery{id: DeliveryID(md.Timestamp, ev.seq, sub.ID), tenant: tenant, sub: sub.ID, ev: ev, attempt: 1,
+		created: md.Timestamp.UTC(), parked: m, ordered: true}
+	if !d.current(d.runCtx, dl, md.NumDelivered > 1) {
+		d.settleMsg(m, opAck, 0)
+		return
+	}
+	d.held.add(m, time.Now())
+	d.queue.push(dl, sub.RateLimit, true)
 }
 
 // current reports whether a parked record's attempt is still to be made,
