@@ -49,6 +49,7 @@ type Config struct {
 
 // Store keeps answers. It is safe for concurrent use.
 type Store struct {
+	js  jetstream.JetStream
 	kv  jetstream.KeyValue
 	cfg Config
 }
@@ -90,7 +91,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, erro
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", Bucket, err)
 	}
-	return &Store{kv: kv, cfg: cfg}, nil
+	return &Store{js: js, kv: kv, cfg: cfg}, nil
 }
 
 // Claim is the right to run the first request with a key. Call Finish
@@ -123,7 +124,7 @@ func (s *Store) Begin(ctx context.Context, scope, key, fingerprint string) (*Ans
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, nil, fmt.Errorf("claim idempotency key: %w: %w", ErrUnavailable, err)
 		}
-		e, err := jsretry.Get(ctx, s.kv, k)
+		e, err := jsretry.LeaderGet(ctx, s.js, Bucket, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // expired or abandoned in between: claim it
 		}

@@ -5,12 +5,14 @@ import (
 	"time"
 )
 
-// Hysteresis of the fall back to local counting: NATS must fail
-// failuresToLocal times in a row to be given up, and must then answer
-// steadily (okToShared probes in a row, over at least steadyFor) to be
-// used again. While local, one request in probeEvery tries NATS.
+// Hysteresis of the fall back to local counting: NATS is given up once it
+// has failed failuresToLocal times with no answer at all for failingFor
+// (so a burst of slow answers among good ones does not switch), and used
+// again once it has answered steadily (okToShared probes in a row, over at
+// least steadyFor). While local, one request in probeEvery tries NATS.
 const (
 	failuresToLocal = 3
+	failingFor      = time.Second
 	probeEvery      = 200 * time.Millisecond
 	okToShared      = 5
 	steadyFor       = 2 * time.Second
@@ -22,7 +24,8 @@ const (
 type switchover struct {
 	mu        sync.Mutex
 	local     bool
-	fails     int       // failures in a row, while shared
+	fails     int       // failures since the last answer, while shared
+	failSince time.Time // the first of them
 	oks       int       // probes answered in a row, while local
 	okSince   time.Time // the first of them
 	lastProbe time.Time
@@ -59,8 +62,11 @@ func (s *switchover) result(now time.Time, ok bool) int {
 	case !s.local && ok:
 		s.fails = 0
 	case !s.local:
+		if s.fails == 0 {
+			s.failSince = now
+		}
 		s.fails++
-		if s.fails >= failuresToLocal {
+		if s.fails >= failuresToLocal && now.Sub(s.failSince) >= failingFor {
 			s.local, s.fails, s.oks, s.lastProbe = true, 0, 0, now
 			return toLocal
 		}

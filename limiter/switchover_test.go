@@ -22,33 +22,43 @@ func TestSwitchoverHysteresis(t *testing.T) {
 		name  string
 		steps []step
 	}{
-		{"one failure does not switch", []step{
+		{"failures among answers do not switch", []step{
 			{0, true, false, stay, false},
 			{10, true, true, stay, false},
 			{20, true, false, stay, false},
 			{30, true, false, stay, false},
 			{40, true, true, stay, false},
+			{2000, true, false, stay, false},
+			{2500, true, false, stay, false},
+			{2900, true, true, stay, false},
 		}},
-		{"three failures in a row switch once", []step{
+		{"a burst of failures shorter than a second does not switch", []step{
 			{0, true, false, stay, false},
 			{10, true, false, stay, false},
-			{20, true, false, toLocal, true},
-			{30, false, false, stay, true}, // within probeEvery: local, no try
+			{20, true, false, stay, false},
+			{500, true, false, stay, false},
+		}},
+		{"failures with no answer for a second switch once", []step{
+			{0, true, false, stay, false},
+			{10, true, false, stay, false},
+			{600, true, false, stay, false},
+			{1000, true, false, toLocal, true},
+			{1010, false, false, stay, true}, // within probeEvery: local, no try
 		}},
 		{"steady answers bring it back, a flap restarts the count", []step{
 			{0, true, false, stay, false},
 			{1, true, false, stay, false},
-			{2, true, false, toLocal, true},
-			{300, true, true, stay, true},
-			{600, true, true, stay, true},
-			{900, true, false, stay, true}, // flap
-			{1200, true, true, stay, true},
-			{1500, true, true, stay, true},
-			{1800, true, true, stay, true},
-			{2100, true, true, stay, true},
-			{2400, true, true, stay, true}, // five in a row, but only 1.2 s
-			{3300, true, true, toShared, false},
-			{3301, true, true, stay, false},
+			{1002, true, false, toLocal, true},
+			{1300, true, true, stay, true},
+			{1600, true, true, stay, true},
+			{1900, true, false, stay, true}, // flap
+			{2200, true, true, stay, true},
+			{2500, true, true, stay, true},
+			{2800, true, true, stay, true},
+			{3100, true, true, stay, true},
+			{3400, true, true, stay, true}, // five in a row, but only 1.2 s
+			{4300, true, true, toShared, false},
+			{4301, true, true, stay, false},
 		}},
 	}
 	for _, tt := range tests {

@@ -41,7 +41,7 @@ func (s *Store) applyHealth(e jetstream.KeyValueEntry) error {
 
 // Health returns an endpoint's current run of failures (zero when healthy).
 func (s *Store) Health(ctx context.Context, tenant, id string) (Health, error) {
-	e, err := jsretry.Get(ctx, s.health, subKey(tenant, id))
+	e, err := jsretry.LeaderGet(ctx, s.js, bucketHealth, subKey(tenant, id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return Health{}, nil
 	}
@@ -63,7 +63,7 @@ func (s *Store) RecordGivenUp(ctx context.Context, tenant, id string, created, n
 	var h Health
 	for {
 		h = Health{}
-		e, err := jsretry.Get(ctx, s.health, key)
+		e, err := jsretry.LeaderGet(ctx, s.js, bucketHealth, key)
 		var rev uint64
 		switch {
 		case err == nil:

@@ -27,7 +27,7 @@ func (s *Store) Authenticate(ctx context.Context, presented string) (tenant, key
 	if !wellFormed || s.idx.hasKey(id) {
 		return "", "", false, nil // malformed, or a wrong secret for a known id
 	}
-	e, err := jsretry.Get(ctx, s.keys, id)
+	e, err := jsretry.LeaderGet(ctx, s.js, bucketKeys, id)
 	if err != nil {
 		if isAbsent(err) {
 			return "", "", false, nil
@@ -52,7 +52,7 @@ func (s *Store) LoadTenant(ctx context.Context, id string) (Tenant, error) {
 	if !ValidTenantID(id) {
 		return Tenant{}, fmt.Errorf("tenant %q: %w", id, ErrNotFound)
 	}
-	e, err := jsretry.Get(ctx, s.tenants, id)
+	e, err := jsretry.LeaderGet(ctx, s.js, bucketTenants, id)
 	if err != nil {
 		return Tenant{}, storeErr("read tenant "+id, err)
 	}

@@ -58,9 +58,12 @@ func (c Config) withDefaults() Config {
 // Store keeps tenants, API keys and subscriptions in JetStream KV buckets
 // and an Index of them up to date. Reads go to the index; writes go to KV
 // and are applied to the local index at once, so a replica reads its own
-// writes, while other replicas see them through their watches.
+// writes, while other replicas see them through their watches. Reads that
+// must see another replica's latest write ask the bucket's stream leader
+// (jsretry.LeaderGet), never a follower that may lag.
 type Store struct {
 	cfg                 Config
+	js                  jetstream.JetStream
 	tenants, keys, subs jetstream.KeyValue
 	health              jetstream.KeyValue
 	// failing holds the subscriptions with a run of failures in the
@@ -79,7 +82,7 @@ type Store struct {
 // until Close.
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.Logger) (*Store, error) {
 	cfg = cfg.withDefaults()
-	s := &Store{cfg: cfg, idx: newIndex(), logger: logger, failing: make(map[string]bool)}
+	s := &Store{cfg: cfg, js: js, idx: newIndex(), logger: logger, failing: make(map[string]bool)}
 	var err error
 	for _, b := range []struct {
 		name string
@@ -289,7 +292,7 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, p TenantPatch) (Ten
 		return Tenant{}, fmt.Errorf("tenant %q: %w", id, ErrNotFound)
 	}
 	for {
-		e, err := jsretry.Get(ctx, s.tenants, id)
+		e, err := jsretry.LeaderGet(ctx, s.js, bucketTenants, id)
 		if err != nil {
 			return Tenant{}, storeErr("get tenant "+id, err)
 		}
@@ -338,7 +341,7 @@ func (s *Store) RevokeKey(ctx context.Context, tenant, keyID string) error {
 	if !ValidTenantID(tenant) || !ValidKeyID(keyID) {
 		return fmt.Errorf("api key %q: %w", keyID, ErrNotFound)
 	}
-	e, err := jsretry.Get(ctx, s.keys, keyID)
+	e, err := jsretry.LeaderGet(ctx, s.js, bucketKeys, keyID)
 	if err != nil {
 		return storeErr("get api key "+keyID, err)
 	}
@@ -408,7 +411,7 @@ func (s *Store) LoadSubscription(ctx context.Context, tenant, id string) (Subscr
 	if !ValidSubscriptionID(id) {
 		return Subscription{}, fmt.Errorf("subscription %q: %w", id, ErrNotFound)
 	}
-	e, err := jsretry.Get(ctx, s.subs, subKey(tenant, id))
+	e, err := jsretry.LeaderGet(ctx, s.js, bucketSubs, subKey(tenant, id))
 	if err != nil {
 		return Subscription{}, storeErr("load subscription "+id, err)
 	}
@@ -432,7 +435,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, preco
 	}
 	key := subKey(tenant, id)
 	for {
-		e, err := jsretry.Get(ctx, s.subs, key)
+		e, err := jsretry.LeaderGet(ctx, s.js, bucketSubs, key)
 		if err != nil {
 			return Subscription{}, storeErr("get subscription "+id, err)
 		}
@@ -538,7 +541,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, tenant, id string) error
 		return fmt.Errorf("subscription %q: %w", id, ErrNotFound)
 	}
 	key := subKey(tenant, id)
-	e, err := jsretry.Get(ctx, s.subs, key)
+	e, err := jsretry.LeaderGet(ctx, s.js, bucketSubs, key)
 	if err != nil {
 		return storeErr("get subscription "+id, err)
 	}

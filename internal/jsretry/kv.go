@@ -6,22 +6,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// KV calls that ride over a bucket's leader election or a reconnection
-// within the caller's deadline: a read is tried again after any failure to
-// answer; a write only when it surely reached no leader (a write that may
-// have been stored is not repeated: its revision check would refuse the
-// repeat and report a conflict that is not one).
-
-// Get reads a key.
-func Get(ctx context.Context, kv jetstream.KeyValue, key string) (jetstream.KeyValueEntry, error) {
-	var e jetstream.KeyValueEntry
-	err := Do(ctx, Unanswered, func(ctx context.Context) error {
-		var err error
-		e, err = kv.Get(ctx, key)
-		return err
-	})
-	return e, err
-}
+// KV writes that ride over a bucket's leader election or a reconnection
+// within the caller's deadline, tried again only when they surely reached
+// no leader (a write that may have been stored is not repeated: its
+// revision check would refuse the repeat and report a conflict that is not
+// one). Reads: LeaderGet.
 
 // Create writes a key that must not exist.
 func Create(ctx context.Context, kv jetstream.KeyValue, key string, value []byte) (uint64, error) {

@@ -4,6 +4,7 @@
 package natstest
 
 import (
+	"context"
 	"net"
 	"net/url"
 	"strconv"
@@ -108,13 +109,34 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		}
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for !c.hasMetaLeader() {
+	for !c.hasMetaLeader() || !c.placesReplicated(n) {
 		if time.Now().After(deadline) {
-			t.Fatal("cluster has no JetStream meta leader after 30 s")
+			t.Fatalf("cluster cannot place a stream on %d nodes after 30 s", n)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	return c
+}
+
+// placesReplicated reports whether a stream with n replicas can be made
+// (every peer is known and online): it makes one and deletes it.
+func (c *Cluster) placesReplicated(n int) bool {
+	nc, err := nats.Connect(c.URLs())
+	if err != nil {
+		return false
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "PROBE", Subjects: []string{"probe.>"}, Replicas: n}); err != nil {
+		return false
+	}
+	_ = js.DeleteStream(ctx, "PROBE")
+	return true
 }
 
 func (c *Cluster) hasMetaLeader() bool {
