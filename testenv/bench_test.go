@@ -7,12 +7,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/internal/natstest"
+	"github.com/onestack/webhooks/server"
 	"github.com/onestack/webhooks/signature"
 	"github.com/onestack/webhooks/testenv"
 )
@@ -67,25 +70,54 @@ func BenchmarkEndToEnd(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	deliverAll(b, []*testenv.Env{env}, ten)
+}
+
+// BenchmarkReplicas is BenchmarkEndToEnd on a 3-node JetStream cluster
+// (every stream and bucket at R3), with one webhookd and with three, all
+// in this process on this machine; events are published through each
+// replica in turn.
+func BenchmarkReplicas(b *testing.B) {
+	for _, n := range []int{1, 3} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			c := natstest.StartCluster(b, 3)
+			var envs []*testenv.Env
+			for range n {
+				envs = append(envs, testenv.Start(b, testenv.Options{NATSURL: c.URLs(), Server: func(cfg *server.Config) { cfg.Replicas = 3 }}))
+			}
+			ten, err := envs[0].CreateTenant("bench", 1_000_000)
+			if err != nil {
+				b.Fatal(err)
+			}
+			deliverAll(b, envs, ten)
+		})
+	}
+}
+
+// deliverAll publishes b.N/4 events through the stacks' publishers in
+// turn (batches of 500, acks awaited together) to one tenant with 4
+// subscriptions on one receiver, and waits until every delivery arrived.
+// Each op is one delivery: publish, fan-out, signed POST, outcome logged.
+func deliverAll(b *testing.B, envs []*testenv.Env, ten testenv.Tenant) {
 	srv, got := countingReceiver(b)
 	const subs = 4
 	for range subs {
-		if _, err := env.Subscribe(ten, srv.URL, "ticket.updated"); err != nil {
+		if _, err := envs[0].Subscribe(ten, srv.URL, "ticket.updated"); err != nil {
 			b.Fatal(err)
 		}
 	}
-	pub := env.Publisher()
 	data := []byte(`{"ticketId":"T-1","status":"open"}`)
 	events_ := b.N/subs + 1
 	want := int64(events_ * subs)
 	b.ResetTimer()
 	var wg sync.WaitGroup
-	for start := 0; start < events_; start += 500 {
+	for i, start := 0, 0; start < events_; i, start = i+1, start+500 {
 		n := min(500, events_-start)
 		batch := make([]events.Event, n)
 		for i := range batch {
 			batch[i] = events.Event{ID: events.NewID(), Type: "ticket.updated", TenantID: ten.ID, OccurredAt: time.Now().UTC(), Data: data}
 		}
+		pub := envs[i%len(envs)].Publisher()
 		wg.Go(func() {
 			if err := pub.PublishEvents(context.Background(), false, batch...); err != nil {
 				b.Error(err)
