@@ -212,3 +212,34 @@ func TestRetentionRemovesOldDeliveries(t *testing.T) {
 		}
 	}
 }
+
+// TestOutcomesNeverChangeTheSubscription: deliveries given up (endpoint
+// health counting them) and then a success leave the subscription's ETag
+// and updatedAt as they were: health lives in a bucket of its own.
+func TestOutcomesNeverChangeTheSubscription(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{Schedule: []time.Duration{}})
+	var failing atomic.Bool
+	failing.Store(true)
+	rc := receiver(t)
+	rc.Respond(func(int, *http.Request) int {
+		if failing.Load() {
+			return http.StatusBadGateway
+		}
+		return http.StatusOK
+	})
+	sub := subscribe(t, env, ten, rc, "ticket.*")
+	before, _ := env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil)
+	for range 3 {
+		publish(t, env, ten, "ticket.updated")
+	}
+	pollDeliveries(t, env, ten, sub.ID, "?status=failed", func(d []deliveryJSON) bool { return len(d) == 3 })
+	failing.Store(false)
+	publish(t, env, ten, "ticket.updated")
+	pollDeliveries(t, env, ten, sub.ID, "?status=succeeded", func(d []deliveryJSON) bool { return len(d) == 1 })
+	after, _ := env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil)
+	if after.Header.Get("ETag") != before.Header.Get("ETag") || string(after.Body) != string(before.Body) {
+		t.Errorf("after 3 deliveries given up and 1 success the subscription changed: ETag %s → %s, %s → %s",
+			before.Header.Get("ETag"), after.Header.Get("ETag"), before.Body, after.Body)
+	}
+}
