@@ -299,12 +299,12 @@ func (d *Dispatcher) Stop(ctx context.Context) {
 	d.stopOnce.Do(func() {
 		d.stopCtx.Store(&ctx)
 		d.draining.Store(true)
+		d.bgCancel()
 		d.fanoutMu.Lock()
 		if d.fanoutIter != nil {
 			d.fanoutIter.Stop() // events fetched and not yet read are redelivered
 		}
 		d.fanoutMu.Unlock()
-		d.bgCancel()
 		d.bg.Wait() // the fan-out has returned, the parkers' consumers are stopped
 
 		// Let the queue empty until the reserve kept for parking the rest.
