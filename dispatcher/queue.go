@@ -108,6 +108,11 @@ type subQueue struct {
 	paced  bool
 	pacing bool
 	speed  meter
+	// quietSince is when the subscription last completed an attempt, or
+	// started one with none in flight: an endpoint that has answered
+	// nothing for a while is at most inflight/(that long) fast, known
+	// before its first answer comes.
+	quietSince time.Time
 	// slow is set once the subscription was found slow, until its backlog
 	// clears: from then on it keeps no more than its room.
 	slow bool
@@ -120,12 +125,28 @@ func newFairQueue(perSub, maxLen int, maxWait time.Duration) *fairQueue {
 	return q
 }
 
+// speedOf is sq's completion rate: the one measured, or less if its
+// attempts have gone unanswered long enough to prove it slower (zero:
+// not known yet). Callers hold mu.
+func (q *fairQueue) speedOf(sq *subQueue) float64 {
+	r := sq.speed.rate
+	if sq.inflight > 0 && !sq.quietSince.IsZero() {
+		if quiet := q.now().Sub(sq.quietSince); quiet > rateWindow {
+			bound := float64(sq.inflight) / quiet.Seconds()
+			if r == 0 || bound < r {
+				r = bound
+			}
+		}
+	}
+	return r
+}
+
 // room is how many deliveries sq may keep waiting: about maxWait's worth at
-// the endpoint's measured speed and at its pace. Callers hold mu.
+// the endpoint's speed and at its pace. Callers hold mu.
 func (q *fairQueue) room(sq *subQueue) int {
 	n := q.maxLen
-	if sq.speed.rate > 0 {
-		n = min(n, max(int(q.maxWait.Seconds()*sq.speed.rate), q.perSub))
+	if r := q.speedOf(sq); r > 0 {
+		n = min(n, max(int(q.maxWait.Seconds()*r), q.perSub))
 	}
 	if sq.pace != nil {
 		n = min(n, max(int(q.maxWait.Seconds()*float64(sq.pace.Limit())), 1))
@@ -146,7 +167,8 @@ func (q *fairQueue) overRoom(sq *subQueue, n int) bool {
 		return true
 	}
 	fair := q.total.rate / float64(max(q.backlogged, 1))
-	return sq.speed.rate > 0 && sq.speed.rate*slowFactor < fair
+	r := q.speedOf(sq)
+	return r > 0 && r*slowFactor < fair
 }
 
 // budget is how many deliveries the whole queue holds before admit waits.
@@ -270,6 +292,9 @@ func (q *fairQueue) next() (*delivery, bool) {
 	sq.waiting[0] = nil
 	sq.waiting = sq.waiting[1:]
 	q.dequeued(sq, 1)
+	if sq.inflight == 0 {
+		sq.quietSince = q.now()
+	}
 	sq.inflight++
 	q.markReady(sq)
 	return d, true
@@ -304,6 +329,7 @@ func (q *fairQueue) done(d *delivery) (evicted []*delivery) {
 	sq.inflight--
 	q.busy--
 	now := q.now()
+	sq.quietSince = now
 	sq.speed.tick(now, len(sq.waiting) > 0)
 	q.total.tick(now, q.waiting > 0)
 	if room := q.room(sq); len(sq.waiting) > 2*room && q.overRoom(sq, len(sq.waiting)) {

@@ -276,3 +276,32 @@ func TestFairQueueWaitEmpty(t *testing.T) {
 	}
 	<-done
 }
+
+// TestFairQueueUnansweredEndpointIsSlowBeforeItsFirstAnswer: an endpoint
+// whose attempts have all gone unanswered for a while gets no more room
+// than that silence allows, before any attempt of it ends.
+func TestFairQueueUnansweredEndpointIsSlowBeforeItsFirstAnswer(t *testing.T) {
+	clock := time.Unix(0, 0)
+	q := newFairQueue(4, 10_000, 5*time.Second)
+	q.now = func() time.Time { return clock }
+	for i := range 100 {
+		q.push(tk("dead", i), 0, false)
+	}
+	for range 4 {
+		q.next() // four attempts in flight, none answered
+	}
+	clock = clock.Add(10 * time.Second) // at most 0.4 a second: room 4
+	pushed := 0
+	for q.push(tk("dead", -1), 0, false) {
+		pushed++
+	}
+	if pushed != 0 {
+		t.Errorf("pushed %d more to an endpoint silent for 10 s with 96 waiting, want none", pushed)
+	}
+	q.mu.Lock()
+	room := q.room(q.subs["dead"])
+	q.mu.Unlock()
+	if room != 4 {
+		t.Errorf("room of an endpoint silent for 10 s with 4 in flight = %d, want 4 (its in-flight cap)", room)
+	}
+}
