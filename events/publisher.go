@@ -29,6 +29,9 @@ type Publisher struct {
 	js jetstream.JetStream
 	// ackTimeout bounds the wait for one batch's acknowledgements.
 	ackTimeout time.Duration
+	// types, when set, refuses data that fails its type's schema (see
+	// WithTypes).
+	types Source
 }
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -46,6 +49,9 @@ func NewPublisher(js jetstream.JetStream) *Publisher {
 // stream's duplicate window is stored once, while the same id from another
 // tenant is another event. The events must be valid.
 func (p *Publisher) PublishEvents(ctx context.Context, dedupe bool, evts ...Event) error {
+	if err := p.checkEvents(evts); err != nil {
+		return err
+	}
 	msgs := make([]*nats.Msg, len(evts))
 	for i := range evts {
 		msgs[i] = evts[i].Msg(dedupe)
@@ -73,6 +79,9 @@ func MsgID(tenant, eventID string) string { return tenant + ":" + eventID }
 // another tenant's message) and its metadata become headers. For events, build messages
 // with NewMessage and topics with Subject.
 func (p *Publisher) Publish(topic string, messages ...*message.Message) error {
+	if err := p.checkMessages(topic, messages); err != nil {
+		return err
+	}
 	scope := ""
 	if tenant, _, err := ParseSubject(topic); err == nil {
 		scope = tenant + ":"
