@@ -281,6 +281,7 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 	}
 	d.m.events.Inc()
 	subs := d.store.Index().Match(nil, tenant, typ)
+	subs = d.store.Filter(subs, m.Data()) // payload filters: no delivery for an event left out
 	if len(subs) == 0 {
 		d.settleMsg(m, opAck, 0)
 		return

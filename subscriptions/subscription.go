@@ -11,6 +11,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/filter"
 	"github.com/onestack/webhooks/signature"
 )
 
@@ -39,7 +40,10 @@ type Subscription struct {
 	Ordering string `json:"ordering,omitempty"`
 	// RateLimit paces deliveries to the endpoint, in deliveries per
 	// second; zero means as fast as the endpoint answers.
-	RateLimit float64   `json:"rateLimit,omitempty"`
+	RateLimit float64 `json:"rateLimit,omitempty"`
+	// Filter is a CEL expression an event must satisfy, after its type
+	// matched, to be delivered; empty means every event of its types.
+	Filter    string    `json:"filter,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 	// Revision is the store revision the subscription was read at; it is
@@ -47,6 +51,11 @@ type Subscription struct {
 	Revision uint64 `json:"-"`
 
 	secrets []secretEntry
+	// headers are sent with every delivery; write-only, like secrets.
+	headers map[string]string
+	// program is Filter compiled, set by the index (nil: none, or Filter
+	// did not compile, which matches nothing).
+	program *filter.Program
 }
 
 // Health is an endpoint's run of given-up deliveries since its last
@@ -69,8 +78,9 @@ type secretEntry struct {
 // secrets, which the public JSON never shows.
 type record struct {
 	Subscription
-	TenantID string        `json:"tenantId"`
-	Secrets  []secretEntry `json:"secrets"`
+	TenantID string            `json:"tenantId"`
+	Secrets  []secretEntry     `json:"secrets"`
+	Headers  map[string]string `json:"headers,omitempty"`
 }
 
 // Ordering values: none (the default, stored as "") or FIFO.
