@@ -50,7 +50,9 @@ func TestRulesFiltersHeadersAndDeprecatedTypes(t *testing.T) {
 		in   any
 		want []string
 	}{
-		{"filter", base(func(in *CreateInput) { in.Filter = ptr(`data.status in ["open", "pending"] && data.priority == "high"`) }), nil},
+		{"filter", base(func(in *CreateInput) {
+			in.Filter = ptr(`data.status in ["open", "pending"] && data.priority == "high"`)
+		}), nil},
 		{"empty filter is none", base(func(in *CreateInput) { in.Filter = ptr("") }), nil},
 		{"malformed filter", base(func(in *CreateInput) { in.Filter = ptr(`data.status ==`) }), []string{"filter"}},
 		{"unknown variable", base(func(in *CreateInput) { in.Filter = ptr(`status == "open"`) }), []string{"filter"}},
