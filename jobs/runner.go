@@ -471,3 +471,10 @@ func (r *Runner) release(j *Job) {
 		r.logger.Warn("jobs: release a job at shutdown; it resumes once its lease passes", "job", j.ID, "err", err)
 	}
 }
+
+// Running is how many jobs this runner is running.
+func (r *Runner) Running() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.mine)
+}
