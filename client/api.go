@@ -30,14 +30,15 @@ type Subscription struct {
 	DisabledReason *string           `json:"disabledReason"`
 	RateLimit      *float64          `json:"rateLimit"`
 	Ordering       string            `json:"ordering"`
-	// Filter is the payload filter (nil: none); HeaderNames the custom
-	// headers sent with every delivery (their values are write-only).
-	Filter      *string   `json:"filter"`
-	HeaderNames []string  `json:"headerNames"`
-	CreatedAt   time.Time `json:"createdAt"`
-	UpdatedAt   time.Time `json:"updatedAt"`
+	CreatedAt      time.Time         `json:"createdAt"`
+	UpdatedAt      time.Time         `json:"updatedAt"`
 	// Secret is set only by CreateSubscription.
 	Secret string `json:"secret,omitempty"`
+
+	// Filter is the payload filter (nil: none); HeaderNames the custom
+	// headers sent with every delivery (their values are write-only).
+	Filter      *string  `json:"filter"`
+	HeaderNames []string `json:"headerNames"`
 }
 
 // NewSubscription is the body of CreateSubscription.

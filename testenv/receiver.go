@@ -16,11 +16,11 @@ type Received struct {
 	Timestamp string
 	Signature string
 	Header    http.Header
+	Body      []byte
+	At        time.Time
 	// Path is the request's path: subscriptions to one receiver may use
 	// several.
 	Path string
-	Body []byte
-	At   time.Time
 	// Verified is the signature check's result against the receiver's
 	// secrets at the time (nil when it has none).
 	Verified error
