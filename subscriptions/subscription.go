@@ -40,12 +40,10 @@ type Subscription struct {
 	Ordering string `json:"ordering,omitempty"`
 	// RateLimit paces deliveries to the endpoint, in deliveries per
 	// second; zero means as fast as the endpoint answers.
-	RateLimit float64 `json:"rateLimit,omitempty"`
-	// Filter is a CEL expression an event must satisfy, after its type
-	// matched, to be delivered; empty means every event of its types.
-	Filter    string    `json:"filter,omitempty"`
+	RateLimit float64   `json:"rateLimit,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
+	Filter    string    `json:"filter,omitempty"` // a CEL expression an event must satisfy, after its type matched; empty: none
 	// Revision is the store revision the subscription was read at; it is
 	// the ETag and the If-Match precondition.
 	Revision uint64 `json:"-"`
@@ -78,9 +76,11 @@ type secretEntry struct {
 // secrets, which the public JSON never shows.
 type record struct {
 	Subscription
-	TenantID string            `json:"tenantId"`
-	Secrets  []secretEntry     `json:"secrets"`
-	Headers  map[string]string `json:"headers,omitempty"`
+	TenantID string        `json:"tenantId"`
+	Secrets  []secretEntry `json:"secrets"`
+
+	// Headers are the custom headers, write-only like the secrets.
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // Ordering values: none (the default, stored as "") or FIFO.

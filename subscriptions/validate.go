@@ -94,8 +94,9 @@ type TenantPatch struct {
 // Rules validates inputs against the event catalog and the destination
 // policy. It is safe for concurrent use.
 type Rules struct {
-	v       *validator.Validate
-	policy  egress.Policy
+	v      *validator.Validate
+	policy egress.Policy
+
 	catalog events.Source
 	filters *filter.Compiler
 }
