@@ -469,8 +469,8 @@ func commands() []command {
 				if err != nil {
 					return err
 				}
-				if s.JobID != "" { // more than a page: a background job
-					return e.show(map[string]string{"jobId": s.JobID}, func(w *table) { w.kv("job", s.JobID+" (GET /api/jobs/"+s.JobID+")") })
+				if s.JobID != "" { // more than a page: a background job, followed to its end
+					return e.showJob(ctx, c, s.JobID, "replayed")
 				}
 				n := s.Count
 				return e.show(map[string]int{"replayed": n}, func(w *table) { w.kv("replayed", strconv.Itoa(n)+" events") })
