@@ -339,11 +339,6 @@ func (w *Jobs) scanReplay(ctx context.Context, j jobs.Job, headersOnly bool, vis
 	}
 }
 
-// wants reports whether a replay of sub delivers event type typ.
-func wants(sub *subscriptions.Subscription, typ string) bool {
-	return typ != events.TypeWebhookTest && sub.Wants(typ)
-}
-
 func (w *Jobs) countReplay(ctx context.Context, j jobs.Job) (int64, error) {
 	sub, err := w.subscription(ctx, j)
 	if err != nil {
@@ -352,7 +347,7 @@ func (w *Jobs) countReplay(ctx context.Context, j jobs.Job) (int64, error) {
 	j.Cursor = ""
 	var n int64
 	_, err = w.scanReplay(ctx, j, true, func(m jetstream.Msg, _ *jetstream.MsgMetadata) bool {
-		if _, typ, err := events.ParseSubject(m.Subject()); err == nil && wants(sub, typ) {
+		if _, typ, err := events.ParseSubject(m.Subject()); err == nil && sub.Wants(typ) {
 			n++
 		}
 		return true
@@ -372,7 +367,7 @@ func (w *Jobs) planReplay(ctx context.Context, j jobs.Job, max int) (jobs.Batch,
 		scanned++
 		b.Next = strconv.FormatUint(md.Sequence.Stream, 10)
 		_, typ, perr := events.ParseSubject(m.Subject())
-		if perr == nil && wants(sub, typ) {
+		if perr == nil && sub.Wants(typ) {
 			if w.d.store.Accepts(sub, subscriptions.NewFilterEvent(m.Data())) {
 				items = append(items, replayItem{Seq: md.Sequence.Stream, Event: m.Headers().Get(events.HeaderEventID), Type: typ})
 			} else {
