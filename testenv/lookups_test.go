@@ -300,7 +300,7 @@ func TestRecoverFailedDeliveries(t *testing.T) {
 	}
 	t0 := time.Now()
 	defer func() { t.Logf("phases: %v", time.Since(t0)) }()
-	if got := len(rc.WaitFor(failed+succeeded, 2*time.Minute)); got != failed+succeeded {
+	if got := len(rc.WaitFor(failed+succeeded, 2*time.Minute)); got < failed+succeeded {
 		t.Fatalf("first attempts: %d of %d", got, failed+succeeded)
 	}
 	// Every failure is in the attempt log before the recovery counts them.
@@ -322,6 +322,13 @@ func TestRecoverFailedDeliveries(t *testing.T) {
 	})
 
 	t.Logf("first attempts and log after %v", time.Since(t0))
+	// Delivery is at least once: a loaded machine may repeat a first
+	// attempt. What the recovery sent is counted from here.
+	before := map[string]int{}
+	firstPhase := rc.Received()
+	for _, w := range firstPhase {
+		before[w.ID]++
+	}
 	fixed.Store(true)
 	live := receiver(t)
 	subscribe(t, env, ten, live, "board.updated")
@@ -387,28 +394,27 @@ func TestRecoverFailedDeliveries(t *testing.T) {
 	if j.Status != "done" || j.Total != failed || j.Sent != failed || j.Kind != "recover" {
 		t.Fatalf("recovery job = %+v, want done with %d of %d sent", j, failed, failed)
 	}
-	want := failed + succeeded + failed
-	got := rc.WaitFor(want+len(sent)/2, 2*time.Minute)
-	times := map[string]int{}
-	for _, w := range got {
-		times[w.ID]++
+	want := len(firstPhase) + failed + len(sent)/2 // live events: half went to this receiver
+	got := rc.WaitFor(want, 2*time.Minute)
+	resent := map[string]int{}
+	for _, w := range got[len(firstPhase):] {
+		resent[w.ID]++
 	}
-	extra := 0
+	wrong := 0
 	for n := range failed + succeeded {
-		id := fmt.Sprintf("bad-%d", n)
-		want := 2 // the failed attempt, then the recovery's
-		if times[id] == 0 {
-			id, want = fmt.Sprintf("ok-%d", n), 1 // succeeded: never resent
+		id, want := fmt.Sprintf("bad-%d", n), 1 // failed: resent exactly once
+		if before[id] == 0 {
+			id, want = fmt.Sprintf("ok-%d", n), 0 // succeeded: never resent
 		}
-		if times[id] != want {
-			extra++
-			if extra <= 5 {
-				t.Errorf("event %s arrived %d times, want %d", id, times[id], want)
+		if resent[id] != want {
+			wrong++
+			if wrong <= 5 {
+				t.Errorf("the recovery sent event %s %d times, want %d", id, resent[id], want)
 			}
 		}
 	}
-	if extra > 0 || len(got) > want+len(sent)/2 {
-		t.Fatalf("%d events arrived a wrong number of times; %d webhooks in all, want %d", extra, len(got), want+len(sent)/2)
+	if wrong > 0 || len(got) < want {
+		t.Fatalf("%d events resent a wrong number of times; %d webhooks after the first attempts, want %d", wrong, len(got)-len(firstPhase), want-len(firstPhase))
 	}
 	// A recovered delivery: succeeded, with both attempts.
 	r, _ = env.Do("GET", "/api/events/bad-7", ten.APIKey, nil)
