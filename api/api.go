@@ -57,7 +57,18 @@ type Config struct {
 	Rules      *subscriptions.Rules
 	Publisher  *events.Publisher
 	Deliveries Deliveries
-	Catalog    events.Catalog
+	// Catalog is the event-type catalog, read at every request (default:
+	// Types if set, else events.DefaultCatalog()).
+	Catalog events.Source
+	// Types is the event-type registry the operator API changes; nil
+	// answers those routes 404.
+	Types EventTypes
+	// Events looks up a tenant's events; nil answers those routes 404.
+	Events EventLog
+	// Recovery runs replays and recoveries (as jobs past a page); nil
+	// keeps the synchronous replay of Deliveries and answers recovery and
+	// job routes 404.
+	Recovery Recovery
 	// Limiter guards /api; nil means no rate limiting.
 	Limiter Limiter
 	// Idempotency keeps answers to POSTs made with an Idempotency-Key; nil
@@ -87,11 +98,8 @@ type API struct {
 	logger *slog.Logger
 	mux    *http.ServeMux
 	routes []route
-	// catalogETag is the strong ETag of the event-type catalog.
-	catalogETag string
-	catalogBody []byte
-	reqs        *prometheus.CounterVec
-	dur         *prometheus.HistogramVec
+	reqs   *prometheus.CounterVec
+	dur    *prometheus.HistogramVec
 }
 
 // access says who may call a route.
@@ -120,6 +128,9 @@ func New(cfg Config) *API {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
+	if cfg.Catalog == nil && cfg.Types != nil {
+		cfg.Catalog = cfg.Types
+	}
 	if cfg.Catalog == nil {
 		cfg.Catalog = events.DefaultCatalog()
 	}
@@ -138,7 +149,6 @@ func New(cfg Config) *API {
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 	}, []string{"route"})
 	cfg.Registry.MustRegister(a.reqs, a.dur)
-	a.catalogBody, a.catalogETag = catalogDocument(cfg.Catalog)
 	a.routes = a.routeTable()
 	a.register()
 	return a
@@ -158,9 +168,13 @@ func (a *API) routeTable() []route {
 		{"GET", "/admin/tenants", admin, a.listTenants},
 		{"GET", "/admin/tenants/{id}/keys", admin, a.listKeys},
 		{"POST", "/admin/tenants/{id}/portal-sessions", admin, a.createPortalSession},
+		{"POST", "/admin/event-types", admin, a.createEventType},
+		{"PATCH", "/admin/event-types/{type}", admin, a.patchEventType},
+		{"DELETE", "/admin/event-types/{type}", admin, a.deprecateEventType},
 		{"DELETE", "/admin/tenants/{id}/portal-sessions", admin, a.endPortalSessions},
 
 		{"GET", "/api/event-types", tenant, a.eventTypes},
+		{"GET", "/api/event-types/{type}", tenant, a.eventType},
 		{"POST", "/api/subscriptions", tenant, a.createSubscription},
 		{"GET", "/api/subscriptions", tenant, a.listSubscriptions},
 		{"POST", "/api/subscriptions/batch", tenant, a.batchSubscriptions},
@@ -171,11 +185,15 @@ func (a *API) routeTable() []route {
 		{"POST", "/api/subscriptions/{id}/rotate-secret", tenant, a.rotateSecret},
 		{"POST", "/api/subscriptions/{id}/test", tenant, a.testSubscription},
 		{"POST", "/api/subscriptions/{id}/replay", tenant, a.replay},
+		{"POST", "/api/subscriptions/{id}/recover", tenant, a.recoverDeliveries},
+		{"GET", "/api/jobs/{id}", tenant, a.getJob},
 		{"GET", "/api/subscriptions/{id}/deliveries", tenant, a.listDeliveries},
 		{"GET", "/api/deliveries/{id}", tenant, a.getDelivery},
 		{"POST", "/api/deliveries/{id}/retry", tenant, a.retryDelivery},
 		{"POST", "/api/events", tenant, a.publishEvent},
 		{"POST", "/api/events/batch", tenant, a.publishEvents},
+		{"GET", "/api/events", tenant, a.listEvents},
+		{"GET", "/api/events/{id}", tenant, a.getEvent},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/events"
@@ -28,6 +29,15 @@ func bodyTypes() []func() any {
 				Events []eventInput `json:"events"`
 			})
 		},
+		func() any { return new(events.TypeInput) },
+		func() any { return new(events.TypePatch) },
+		func() any {
+			return new(struct {
+				Since  *time.Time `json:"since"`
+				Until  *time.Time `json:"until"`
+				Status *string    `json:"status"`
+			})
+		},
 	}
 }
 
@@ -43,6 +53,9 @@ func FuzzRequestBodies(f *testing.F) {
 		`{"ids":["sub_1","sub_2"]}`,
 		`{"events":[{"type":"ticket.updated","data":{}}]}`,
 		`{"url":1}`, `[]`, `{"a":1} {"b":2}`, `{"metadata":{"":""}}`,
+		`{"url":"https://example.com/h","eventTypes":["ticket.*"],"filter":"data.n > 1","headers":{"X-A":"b"}}`,
+		`{"type":"ticket.escalated","description":"d","schema":{"required":["a"]},"example":{"a":1}}`,
+		`{"schema":null,"deprecated":true}`, `{"since":"2026-01-01T00:00:00Z","status":"failed"}`,
 	} {
 		f.Add([]byte(s))
 	}

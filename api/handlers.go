@@ -171,14 +171,15 @@ func catalogDocument(c events.Catalog) ([]byte, string) {
 }
 
 func (a *API) eventTypes(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	w.Header().Set("ETag", a.catalogETag)
+	body, etag := catalogDocument(a.cfg.Catalog.Catalog())
+	w.Header().Set("ETag", etag)
 	w.Header().Set("Cache-Control", "private, max-age=0, must-revalidate")
-	if etagMatches(r.Header.Get("If-None-Match"), a.catalogETag, false) {
+	if etagMatches(r.Header.Get("If-None-Match"), etag, false) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Write(a.catalogBody)
+	w.Write(body)
 	return nil
 }
 
@@ -218,6 +219,8 @@ type subscriptionView struct {
 	DisabledReason *string           `json:"disabledReason"`
 	RateLimit      *float64          `json:"rateLimit"`
 	Ordering       string            `json:"ordering"`
+	Filter         *string           `json:"filter"`
+	HeaderNames    []string          `json:"headerNames"`
 	CreatedAt      time.Time         `json:"createdAt"`
 	UpdatedAt      time.Time         `json:"updatedAt"`
 	Secret         string            `json:"secret,omitempty"`
@@ -241,6 +244,7 @@ func viewSubscription(s *subscriptions.Subscription) subscriptionView {
 	if s.Ordered() {
 		v.Ordering = subscriptions.OrderingFIFO
 	}
+	v.Filter, v.HeaderNames = viewExtras(s)
 	return v
 }
 
@@ -373,7 +377,7 @@ func (a *API) patchSubscription(w http.ResponseWriter, r *http.Request, c *calle
 	if err := decode(w, r, a.cfg.MaxBody, &in); err != nil {
 		return err
 	}
-	if err := a.cfg.Rules.Check(&in); err != nil {
+	if err := a.cfg.Rules.CheckPatch(&in, &cur); err != nil {
 		return err
 	}
 	// If-Match is compared, strongly, with the revision the store reads,
@@ -487,7 +491,7 @@ func (a *API) event(in eventInput, tenantID, prefix string, now time.Time) (even
 		e.ID = *in.ID
 	}
 	var fields []subscriptions.FieldError
-	for _, p := range e.Problems(a.cfg.Catalog) {
+	for _, p := range e.Problems(a.cfg.Catalog.Catalog()) {
 		fields = append(fields, subscriptions.FieldError{Field: prefix + p.Field, Reason: p.Err.Error()})
 	}
 	return e, fields

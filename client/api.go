@@ -13,6 +13,10 @@ import (
 type EventType struct {
 	Type        string `json:"type"`
 	Description string `json:"description"`
+	// Internal types are emitted by the platform only; Deprecated ones may
+	// not be named by new subscriptions.
+	Internal   bool `json:"internal,omitempty"`
+	Deprecated bool `json:"deprecated,omitempty"`
 }
 
 // Subscription is a webhook subscription.
@@ -30,6 +34,11 @@ type Subscription struct {
 	UpdatedAt      time.Time         `json:"updatedAt"`
 	// Secret is set only by CreateSubscription.
 	Secret string `json:"secret,omitempty"`
+
+	// Filter is the payload filter (nil: none); HeaderNames the custom
+	// headers sent with every delivery (their values are write-only).
+	Filter      *string  `json:"filter"`
+	HeaderNames []string `json:"headerNames"`
 }
 
 // NewSubscription is the body of CreateSubscription.
@@ -42,6 +51,10 @@ type NewSubscription struct {
 	Active      *bool             `json:"active,omitempty"`
 	RateLimit   *float64          `json:"rateLimit,omitempty"`
 	Ordering    string            `json:"ordering,omitempty"`
+	// Filter is a CEL expression over type, data and occurredAt.
+	Filter string `json:"filter,omitempty"`
+	// Headers are sent with every delivery.
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // Event is one event to publish; ID is optional (the same ID published

@@ -22,6 +22,9 @@ type SubscriptionPatch struct {
 	// RateLimit is deliveries per second at most; 0 removes the pace.
 	RateLimit *float64 `json:"rateLimit,omitempty"`
 	Ordering  *string  `json:"ordering,omitempty"`
+	// Filter "" removes the filter; Headers {} removes every header.
+	Filter  *string            `json:"filter,omitempty"`
+	Headers *map[string]string `json:"headers,omitempty"`
 }
 
 // UpdateSubscription changes a subscription.
@@ -61,17 +64,12 @@ func (c *Client) SendTest(ctx context.Context, id string) (string, error) {
 }
 
 // Replay delivers again every retained event of a subscription's types
-// since since (until until, when not zero) and returns how many.
+// since since (until until, when not zero) and returns how many. A range
+// of more than a page runs as a job: Replay then returns 0, and
+// StartReplay tells the job to follow.
 func (c *Client) Replay(ctx context.Context, id string, since, until time.Time) (int, error) {
-	in := map[string]time.Time{"since": since.UTC()}
-	if !until.IsZero() {
-		in["until"] = until.UTC()
-	}
-	var out struct {
-		Replayed int `json:"replayed"`
-	}
-	err := c.do(ctx, http.MethodPost, "/api/subscriptions/"+url.PathEscape(id)+"/replay", in, &out)
-	return out.Replayed, err
+	s, err := c.StartReplay(ctx, id, since, until)
+	return s.Count, err
 }
 
 // Attempt is one delivery attempt.

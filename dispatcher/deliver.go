@@ -240,6 +240,9 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now tim
 		signature.HeaderTimestamp: {strconv.FormatInt(now.Unix(), 10)},
 		signature.HeaderSignature: {signature.SignAll(sub.SigningSecrets(now), dl.ev.id, now, body)},
 	}
+	for name, value := range sub.Headers() { // the subscription's own; never one of the above
+		req.Header.Set(name, value)
+	}
 	d.m.inflight.Inc()
 	start := time.Now()
 	resp, err := d.client.Do(req)

@@ -382,6 +382,7 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 	// A FIFO subscription reads its tenant's events in their own order
 	// (receiveFIFO): the fan-out leaves it out.
 	subs = slices.DeleteFunc(subs, (*subscriptions.Subscription).Ordered)
+	subs = d.store.Filter(subs, m.Data()) // payload filters: no delivery for an event left out
 	if len(subs) == 0 {
 		d.settleMsg(m, opAck, 0)
 		return

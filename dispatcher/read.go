@@ -99,8 +99,8 @@ func (d *Dispatcher) receiveFIFO(m jetstream.Msg) {
 		d.settleMsg(m, opAck, 0)
 		return
 	}
-	if !sub.Wants(typ) {
-		d.settleMsg(m, opAck, 0)
+	if !sub.Wants(typ) || len(d.store.Filter([]*subscriptions.Subscription{sub}, m.Data())) == 0 {
+		d.settleMsg(m, opAck, 0) // not its type, or left out by its payload filter
 		return
 	}
 	ev := &event{tenant: tenant, id: m.Headers().Get(events.HeaderEventID), typ: typ, seq: md.Sequence.Stream, body: m.Data()}

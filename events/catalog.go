@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 )
@@ -12,10 +13,32 @@ type Type struct {
 	// Internal types are emitted only by the platform itself: tenants may
 	// subscribe to them but never publish them.
 	Internal bool `json:"internal,omitempty"`
+	// Deprecated types are still published and delivered, but new
+	// subscriptions may not name them.
+	Deprecated bool `json:"deprecated,omitempty"`
+	// Schema is the JSON Schema (2020-12) an event's data must satisfy;
+	// nil means any JSON object. Example is a sample data object. Neither
+	// is part of the catalog's listing.
+	Schema  json.RawMessage `json:"-"`
+	Example json.RawMessage `json:"-"`
+
+	// compiled is Schema, compiled once per registry revision.
+	compiled *Schema
 }
 
-// Catalog is the list of event types tenants may subscribe to.
+// Catalog is the list of event types tenants may subscribe to. A Catalog
+// value is never modified once handed out: a registry change makes a new
+// one.
 type Catalog []Type
+
+// Source is a live catalog: each call returns the catalog as it is now.
+// A Catalog is a Source that never changes; a Registry follows its bucket.
+type Source interface {
+	Catalog() Catalog
+}
+
+// Catalog returns c itself, so that a fixed catalog is a Source.
+func (c Catalog) Catalog() Catalog { return c }
 
 // Types of the platform and of the webhook product itself.
 const (
@@ -26,22 +49,36 @@ const (
 	familyWildcardSuffix     = ".*"
 )
 
-// DefaultCatalog is the platform's catalog.
+// DefaultCatalog is the platform's built-in catalog. A registry adds to it
+// and may change a built-in type's description, schema or deprecation,
+// never remove one.
 func DefaultCatalog() Catalog {
 	return Catalog{
-		{"ticket.created", "A ticket was created.", false},
-		{"ticket.updated", "A ticket's fields, status or assignee changed.", false},
-		{"ticket.deleted", "A ticket was deleted.", false},
-		{"service_catalog.item.created", "A service catalog item was created.", false},
-		{"service_catalog.item.updated", "A service catalog item changed.", false},
-		{"service_catalog.item.deleted", "A service catalog item was deleted.", false},
-		{"board.updated", "A board's configuration changed.", false},
-		{"account.created", "An account was added to the chart of accounts.", false},
-		{"account.updated", "An account of the chart of accounts changed.", false},
-		{TypeWebhookTest, "A test event sent on request to one endpoint.", true},
-		{TypeSubscriptionDisabled, "One of the tenant's subscriptions was disabled.", true},
-		{TypeDeliveryExhausted, "A delivery was given up after its last attempt.", true},
+		{Type: "ticket.created", Description: "A ticket was created."},
+		{Type: "ticket.updated", Description: "A ticket's fields, status or assignee changed."},
+		{Type: "ticket.deleted", Description: "A ticket was deleted."},
+		{Type: "service_catalog.item.created", Description: "A service catalog item was created."},
+		{Type: "service_catalog.item.updated", Description: "A service catalog item changed."},
+		{Type: "service_catalog.item.deleted", Description: "A service catalog item was deleted."},
+		{Type: "board.created", Description: "A board was created."},
+		{Type: "board.updated", Description: "A board's configuration changed."},
+		{Type: "board.deleted", Description: "A board was deleted."},
+		{Type: "account.created", Description: "An account was added to the chart of accounts."},
+		{Type: "account.updated", Description: "An account of the chart of accounts changed."},
+		{Type: "account.deleted", Description: "An account was removed from the chart of accounts."},
+		{Type: TypeWebhookTest, Description: "A test event sent on request to one endpoint.", Internal: true},
+		{Type: TypeSubscriptionDisabled, Description: "One of the tenant's subscriptions was disabled.", Internal: true},
+		{Type: TypeDeliveryExhausted, Description: "A delivery was given up after its last attempt.", Internal: true},
 	}
+}
+
+// Lookup returns type t of the catalog.
+func (c Catalog) Lookup(t string) (Type, bool) {
+	i := slices.IndexFunc(c, func(x Type) bool { return x.Type == t })
+	if i < 0 {
+		return Type{}, false
+	}
+	return c[i], true
 }
 
 // Has reports whether t is a type of the catalog.
@@ -53,6 +90,12 @@ func (c Catalog) Has(t string) bool {
 // producers may not publish.
 func (c Catalog) Internal(t string) bool {
 	return slices.ContainsFunc(c, func(x Type) bool { return x.Type == t && x.Internal })
+}
+
+// Deprecated reports whether t is a deprecated type, which new
+// subscriptions may not name.
+func (c Catalog) Deprecated(t string) bool {
+	return slices.ContainsFunc(c, func(x Type) bool { return x.Type == t && x.Deprecated })
 }
 
 // ValidPattern reports whether p may appear in a subscription's eventTypes:

@@ -99,6 +99,8 @@ func (e *Event) Problems(c Catalog) []*FieldError {
 		out = append(out, &FieldError{Field: "data", Err: ErrRequired})
 	case !validData(e.Data):
 		out = append(out, &FieldError{Field: "data", Err: ErrInvalidData})
+	default:
+		out = append(out, c.dataProblems(e.Type, e.Data)...)
 	}
 	return out
 }

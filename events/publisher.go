@@ -30,6 +30,9 @@ var ErrPublish = errors.New("publish events")
 type Publisher struct {
 	js  jetstream.JetStream
 	cfg PublisherConfig
+	// types, when set, refuses data that fails its type's schema (see
+	// WithTypes).
+	types Source
 }
 
 // PublisherConfig tunes a Publisher; the zero value means the defaults.
@@ -71,6 +74,9 @@ func (p *Publisher) publish(ctx context.Context, msgs []*nats.Msg) error {
 // stream's duplicate window is stored once, while the same id from another
 // tenant is another event. The events must be valid.
 func (p *Publisher) PublishEvents(ctx context.Context, dedupe bool, evts ...Event) error {
+	if err := p.checkEvents(evts); err != nil {
+		return err
+	}
 	msgs := make([]*nats.Msg, len(evts))
 	for i := range evts {
 		msgs[i] = evts[i].Msg(dedupe)
@@ -98,6 +104,9 @@ func MsgID(tenant, eventID string) string { return tenant + ":" + eventID }
 // another tenant's message) and its metadata become headers. For events, build messages
 // with NewMessage and topics with Subject.
 func (p *Publisher) Publish(topic string, messages ...*message.Message) error {
+	if err := p.checkMessages(topic, messages); err != nil {
+		return err
+	}
 	scope := ""
 	if tenant, _, err := ParseSubject(topic); err == nil {
 		scope = tenant + ":"

@@ -322,9 +322,13 @@ func (p *Portal) replay(rq *request) error {
 	}
 	if len(rf.Errors) == 0 {
 		var out struct {
-			Replayed int `json:"replayed"`
+			Replayed int    `json:"replayed"`
+			JobID    string `json:"jobId"`
 		}
 		_, err = p.call(rq, "POST", "/api/subscriptions/"+id+"/replay", body, &out)
+		if err == nil && out.JobID != "" {
+			return p.redirect(rq, "/portal/subscriptions/"+id+"/deliveries", "Replay running in the background as job "+out.JobID+".")
+		}
 		if err == nil {
 			return p.redirect(rq, "/portal/subscriptions/"+id+"/deliveries", fmt.Sprintf("Replay queued: %d events will be delivered again.", out.Replayed))
 		}

@@ -25,8 +25,10 @@ import (
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/egress"
+	"github.com/onestack/webhooks/eventindex"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/idempotency"
+	"github.com/onestack/webhooks/jobs"
 	"github.com/onestack/webhooks/limiter"
 	"github.com/onestack/webhooks/portal"
 	"github.com/onestack/webhooks/portal/kvstore"
@@ -66,6 +68,8 @@ type Config struct {
 	// Idempotency tunes the stored answers of Idempotency-Key requests
 	// (TTL, a duplicate's wait).
 	Idempotency idempotency.Config
+	// Jobs paces replay and recovery jobs (rate, batch, lease).
+	Jobs jobs.Config
 	// RotationOverlap is how long a rotated-out signing secret keeps
 	// signing (default 24 h).
 	RotationOverlap time.Duration
@@ -100,6 +104,9 @@ type Server struct {
 	logIndex *deliverylog.Index
 	disp     *dispatcher.Dispatcher
 	pub      *events.Publisher
+	types    *events.Registry
+	events   *eventindex.Index
+	jobs     *jobs.Runner
 	http     *http.Server
 	listener net.Listener
 	serveErr chan error
@@ -200,6 +207,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	for _, st := range s.disp.Streams() {
 		s.needs = append(s.needs, need{"stream", st})
 	}
+	if err := s.openLookups(ctx, reg); err != nil {
+		return nil, err
+	}
 	lim, err := s.limiter(ctx, reg)
 	if err != nil {
 		return nil, err
@@ -219,12 +229,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.needs = append(s.needs, need{"bucket", b})
 	}
 	sessions := portal.NewSessions(portal.SessionsConfig{Store: portalStore})
-	s.pub = events.NewPublisher(s.js, cfg.Publisher)
+	s.pub = events.NewPublisher(s.js, cfg.Publisher).WithTypes(s.types)
 	handler := api.New(api.Config{
 		Store:       s.store,
-		Rules:       subscriptions.NewRules(events.DefaultCatalog(), cfg.Egress),
+		Rules:       subscriptions.NewRules(s.types, cfg.Egress),
 		Publisher:   s.pub,
 		Deliveries:  deliveries{disp: s.disp, index: s.logIndex},
+		Types:       s.types,
+		Events:      s.eventLog(),
+		Recovery:    s.recovery(),
 		Limiter:     lim,
 		Idempotency: idem,
 		AdminToken:  cfg.AdminToken,
@@ -251,6 +264,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.listener.Close()
 		return nil, err
 	}
+	s.jobs.Start()
 	go func() { s.serveErr <- s.http.Serve(s.listener) }()
 	s.logger.Info("webhookd started", "addr", s.URL(), "nats", s.natsDescription(), "version", Version)
 	return s, nil
@@ -440,6 +454,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		dispCtx, cancel = context.WithDeadline(ctx, deadline.Add(-min(time.Until(deadline)/5, 2*time.Second)))
 		defer cancel()
 	}
+	s.jobs.Stop(dispCtx) // its jobs are released, to resume on any replica
 	s.disp.Stop(dispCtx)
 	s.closeBackends(ctx)
 	s.logger.Info("webhookd stopped")
@@ -460,6 +475,7 @@ func (s *Server) closeBackends(ctx context.Context) {
 			s.logger.Warn("attempt log index: close", "err", err)
 		}
 	}
+	s.closeLookups()
 	if s.nc != nil {
 		// Drain flushes what the dispatcher published and acked; the
 		// closed handler says when it is done, within the drain timeout.

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/filter"
 )
 
 // Index is the in-memory view of tenants, API keys and subscriptions that
@@ -28,6 +29,8 @@ type Index struct {
 	watched map[string]uint64
 	// ordered holds the FIFO subscriptions, by bucket key.
 	ordered map[string]*Subscription
+	// filters compiles subscriptions' filters as they enter.
+	filters *filter.Compiler
 }
 
 // tenantSubs is one tenant's subscriptions and its matcher.
@@ -46,6 +49,7 @@ func newIndex() *Index {
 		revs:    make(map[string]uint64),
 		watched: make(map[string]uint64),
 		ordered: make(map[string]*Subscription),
+		filters: newFilterCompiler(),
 	}
 }
 
@@ -117,6 +121,7 @@ func (x *Index) deleteKey(id string, rev uint64, fromWatch bool) {
 }
 
 func (x *Index) putSub(s *Subscription, fromWatch bool) {
+	x.prepare(s)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.sawWatch(bucketSubs, s.Revision, fromWatch)

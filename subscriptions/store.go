@@ -73,6 +73,7 @@ type Store struct {
 	failing   map[string]bool
 	idx       *Index
 	logger    *slog.Logger
+	fstats    filterCounters
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -222,12 +223,13 @@ func decodeSub(e jetstream.KeyValueEntry) (*Subscription, error) {
 	sub := r.Subscription
 	sub.TenantID = r.TenantID
 	sub.secrets = r.Secrets
+	sub.headers = r.Headers
 	sub.Revision = e.Revision()
 	return &sub, nil
 }
 
 func encodeSub(sub *Subscription) ([]byte, error) {
-	b, err := json.Marshal(record{Subscription: *sub, TenantID: sub.TenantID, Secrets: sub.secrets})
+	b, err := json.Marshal(record{Subscription: *sub, TenantID: sub.TenantID, Secrets: sub.secrets, Headers: sub.headers})
 	if err != nil {
 		return nil, fmt.Errorf("encode subscription: %w", err)
 	}
@@ -378,6 +380,7 @@ func (s *Store) CreateSubscription(ctx context.Context, tenant string, in Create
 	if in.Ordering != nil && *in.Ordering == OrderingFIFO {
 		sub.Ordering = OrderingFIFO
 	}
+	in.applyExtras(&sub)
 	secret := signature.NewSecret().Reveal()
 	if in.Secret != nil {
 		secret = *in.Secret
@@ -507,6 +510,7 @@ func (p PatchInput) Apply(sub *Subscription) error {
 			sub.DisabledReason = ""
 		}
 	}
+	p.applyExtras(sub)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/filter"
 	"github.com/onestack/webhooks/signature"
 )
 
@@ -42,11 +43,17 @@ type Subscription struct {
 	RateLimit float64   `json:"rateLimit,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
+	Filter    string    `json:"filter,omitempty"` // a CEL expression an event must satisfy, after its type matched; empty: none
 	// Revision is the store revision the subscription was read at; it is
 	// the ETag and the If-Match precondition.
 	Revision uint64 `json:"-"`
 
 	secrets []secretEntry
+	// headers are sent with every delivery; write-only, like secrets.
+	headers map[string]string
+	// program is Filter compiled, set by the index (nil: none, or Filter
+	// did not compile, which matches nothing).
+	program *filter.Program
 }
 
 // Health is an endpoint's run of given-up deliveries since its last
@@ -71,6 +78,9 @@ type record struct {
 	Subscription
 	TenantID string        `json:"tenantId"`
 	Secrets  []secretEntry `json:"secrets"`
+
+	// Headers are the custom headers, write-only like the secrets.
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // Ordering values: none (the default, stored as "") or FIFO.

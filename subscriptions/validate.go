@@ -10,6 +10,7 @@ import (
 
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/filter"
 	"github.com/onestack/webhooks/signature"
 )
 
@@ -57,6 +58,10 @@ type CreateInput struct {
 	Secret      *string           `json:"secret" validate:"omitnil,whsecret"`
 	RateLimit   *float64          `json:"rateLimit" validate:"omitnil,gte=0,lte=10000"`
 	Ordering    *string           `json:"ordering" validate:"omitnil,oneof=fifo none"`
+	// Filter and Headers are checked by Rules beyond their tags (see
+	// extras.go).
+	Filter  *string           `json:"filter"`
+	Headers map[string]string `json:"headers"`
 }
 
 // PatchInput is the body of a subscription's update; nil fields are left
@@ -69,6 +74,9 @@ type PatchInput struct {
 	Active      *bool              `json:"active"`
 	RateLimit   *float64           `json:"rateLimit" validate:"omitnil,gte=0,lte=10000"`
 	Ordering    *string            `json:"ordering" validate:"omitnil,oneof=fifo none"`
+	// Filter "" removes the filter; Headers {} removes every header.
+	Filter  *string            `json:"filter"`
+	Headers *map[string]string `json:"headers"`
 }
 
 // TenantInput is the body of a tenant's creation.
@@ -88,10 +96,14 @@ type TenantPatch struct {
 type Rules struct {
 	v      *validator.Validate
 	policy egress.Policy
+
+	catalog events.Source
+	filters *filter.Compiler
 }
 
-// NewRules returns the validation rules for catalog and policy.
-func NewRules(catalog events.Catalog, policy egress.Policy) *Rules {
+// NewRules returns the validation rules for catalog, read at every check
+// (a fixed events.Catalog, or a live events.Registry), and policy.
+func NewRules(catalog events.Source, policy egress.Policy) *Rules {
 	v := validator.New(validator.WithRequiredStructEnabled())
 	v.RegisterTagNameFunc(func(f reflect.StructField) string {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
@@ -100,12 +112,12 @@ func NewRules(catalog events.Catalog, policy egress.Policy) *Rules {
 		}
 		return name
 	})
-	r := &Rules{v: v, policy: policy}
+	r := &Rules{v: v, policy: policy, catalog: catalog, filters: newFilterCompiler()}
 	must(v.RegisterValidation("webhookurl", func(fl validator.FieldLevel) bool {
 		return policy.CheckURL(fl.Field().String()) == nil
 	}))
 	must(v.RegisterValidation("eventtype", func(fl validator.FieldLevel) bool {
-		return catalog.ValidPattern(fl.Field().String())
+		return catalog.Catalog().ValidPattern(fl.Field().String())
 	}))
 	must(v.RegisterValidation("whsecret", func(fl validator.FieldLevel) bool {
 		_, err := signature.ParseSecret(fl.Field().String())
@@ -122,18 +134,24 @@ func must(err error) {
 
 // Check validates in (a pointer to one of the input types) and returns a
 // *ValidationError listing every problem, or nil.
-func (r *Rules) Check(in any) error {
-	err := r.v.Struct(in)
-	if err == nil {
-		return nil
-	}
-	var verrs validator.ValidationErrors
-	if !errors.As(err, &verrs) {
-		return fmt.Errorf("validate: %w", err)
-	}
+func (r *Rules) Check(in any) error { return r.check(in, nil) }
+
+// check validates in; kept lists the event types a patched subscription
+// already has, which may stay even if deprecated since.
+func (r *Rules) check(in any, kept []string) error {
 	out := &ValidationError{}
-	for _, fe := range verrs {
-		out.Fields = append(out.Fields, FieldError{Field: fieldPath(fe.Namespace()), Reason: r.reason(fe)})
+	if err := r.v.Struct(in); err != nil {
+		var verrs validator.ValidationErrors
+		if !errors.As(err, &verrs) {
+			return fmt.Errorf("validate: %w", err)
+		}
+		for _, fe := range verrs {
+			out.Fields = append(out.Fields, FieldError{Field: fieldPath(fe.Namespace()), Reason: r.reason(fe)})
+		}
+	}
+	out.Fields = append(out.Fields, r.extras(in, kept)...)
+	if len(out.Fields) == 0 {
+		return nil
 	}
 	return out
 }

@@ -18,6 +18,9 @@ type Received struct {
 	Header    http.Header
 	Body      []byte
 	At        time.Time
+	// Path is the request's path: subscriptions to one receiver may use
+	// several.
+	Path string
 	// Verified is the signature check's result against the receiver's
 	// secrets at the time (nil when it has none).
 	Verified error
@@ -49,7 +52,7 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	got := Received{
 		ID: r.Header.Get(signature.HeaderID), Timestamp: r.Header.Get(signature.HeaderTimestamp),
-		Signature: r.Header.Get(signature.HeaderSignature), Header: r.Header.Clone(), Body: body, At: time.Now(),
+		Signature: r.Header.Get(signature.HeaderSignature), Header: r.Header.Clone(), Path: r.URL.Path, Body: body, At: time.Now(),
 	}
 	rc.mu.Lock()
 	if len(rc.secrets) > 0 {

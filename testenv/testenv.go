@@ -21,6 +21,7 @@ import (
 
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/egress"
+	"github.com/onestack/webhooks/jobs"
 	"github.com/onestack/webhooks/server"
 )
 
@@ -40,6 +41,9 @@ type Options struct {
 	NATSURL string
 	// Dispatcher overrides delivery tuning; Schedule and Timeout above win.
 	Dispatcher dispatcher.Config
+	// Jobs paces replay and recovery jobs; its zero fields get test values
+	// (see testJobs): fast, with a 2 s lease.
+	Jobs jobs.Config
 	// Server, when set, edits the server configuration last.
 	Server func(*server.Config)
 	Logger *slog.Logger
@@ -85,6 +89,7 @@ func New(ctx context.Context, o Options) (*Env, error) {
 		AdminToken: env.AdminToken,
 		Egress:     egress.Policy{AllowHTTP: !o.Strict, AllowPrivate: !o.Strict},
 		Dispatcher: dc,
+		Jobs:       testJobs(o.Jobs),
 		Logger:     o.Logger,
 	}
 	if o.Server != nil {

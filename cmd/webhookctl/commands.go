@@ -465,10 +465,14 @@ func commands() []command {
 				if err != nil {
 					return err
 				}
-				n, err := c.Replay(ctx, args[0], from, to)
+				s, err := c.StartReplay(ctx, args[0], from, to)
 				if err != nil {
 					return err
 				}
+				if s.JobID != "" { // more than a page: a background job, followed to its end
+					return e.showJob(ctx, c, s.JobID, "replayed")
+				}
+				n := s.Count
 				return e.show(map[string]int{"replayed": n}, func(w *table) { w.kv("replayed", strconv.Itoa(n)+" events") })
 			}},
 		{group: "event-types", name: "list", summary: "list the event-type catalog",

@@ -21,6 +21,7 @@ import (
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/jobs"
 	"github.com/onestack/webhooks/server"
 	"github.com/onestack/webhooks/subscriptions"
 )
@@ -48,6 +49,7 @@ type options struct {
 	failCount                                      int
 	publicURL                                      string
 	workers                                        int
+	jobRate                                        float64
 }
 
 // flagEnv names each flag's environment variable.
@@ -74,6 +76,7 @@ var flagEnv = map[string]string{
 	"stall-after":                "WEBHOOKD_STALL_AFTER",
 	"log-level":                  "WEBHOOKD_LOG_LEVEL",
 	"public-url":                 "WEBHOOKD_PUBLIC_URL",
+	"job-rate":                   "WEBHOOKD_JOB_RATE",
 }
 
 func parse(args []string, getenv func(string) string, environ []string, stderr io.Writer) (options, error) {
@@ -102,6 +105,7 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.DurationVar(&o.stallAfter, "stall-after", 30*time.Second, "how long the dispatcher may make no progress (outcomes unstored, its consumer failing) before /readyz reports it")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.publicURL, "public-url", "", "scheme and host browsers reach this server at (portal links, Secure cookies); empty: each request's own")
+	fs.Float64Var(&o.jobRate, "job-rate", 200, "events or deliveries a second one replay or recovery job sends at most")
 
 	// Environment first, flags over it.
 	for name, env := range flagEnv {
@@ -188,6 +192,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if o.workers < 1 {
 		return errors.New("--workers must be at least 1")
 	}
+	if o.jobRate <= 0 {
+		return errors.New("--job-rate must be positive")
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	srv, err := server.Start(ctx, server.Config{
 		Addr:            o.addr,
@@ -204,6 +211,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 			AttemptRetention: o.deliveryRetention, Health: health, StallAfter: o.stallAfter,
 		},
 		Events: events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow},
+		Jobs:   jobs.Config{Rate: o.jobRate},
 		Logger: logger,
 	})
 	if err != nil {

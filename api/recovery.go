@@ -1,0 +1,164 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/onestack/webhooks/subscriptions"
+)
+
+// Recovery is what the API asks of replays, recoveries and the jobs that
+// run them past a page. Implementations return ErrJobNotFound,
+// *subscriptions.ValidationError (a range past retention) and
+// ErrUnavailable, wrapped as they like.
+type Recovery interface {
+	// Replay delivers again every retained event of sub's types (and
+	// filter) stored from since to until (zero: now).
+	Replay(ctx context.Context, sub subscriptions.Subscription, since, until time.Time) (Started, error)
+	// Recover resends sub's deliveries created from since to until (zero:
+	// now) whose status is status.
+	Recover(ctx context.Context, sub subscriptions.Subscription, status string, since, until time.Time) (Started, error)
+	// Job reads one of tenant's jobs.
+	Job(ctx context.Context, tenant, id string) (Job, error)
+}
+
+// Started is what a replay or recovery came to: done at once (Count items
+// sent) when it fit in one page, else a job (JobID) running in the
+// background.
+type Started struct {
+	Count int
+	JobID string
+}
+
+// Job is a background replay or recovery.
+type Job struct {
+	ID             string
+	Kind           string
+	SubscriptionID string
+	Status         string
+	Total          int64
+	Sent           int64
+	Filtered       int64
+	Since, Until   time.Time
+	Error          string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// ErrJobNotFound: no such job for this tenant.
+var ErrJobNotFound = errors.New("job not found")
+
+type jobView struct {
+	ID             string    `json:"id"`
+	Kind           string    `json:"kind"`
+	SubscriptionID string    `json:"subscriptionId"`
+	Status         string    `json:"status"`
+	Total          int64     `json:"total"`
+	Sent           int64     `json:"sent"`
+	Filtered       int64     `json:"filtered"`
+	Since          time.Time `json:"since"`
+	Until          time.Time `json:"until"`
+	Error          *string   `json:"error"`
+	CreatedAt      time.Time `json:"createdAt"`
+	UpdatedAt      time.Time `json:"updatedAt"`
+}
+
+func (a *API) recovery() (Recovery, error) {
+	if a.cfg.Recovery == nil {
+		return nil, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "recovery is not enabled on this server"}
+	}
+	return a.cfg.Recovery, nil
+}
+
+// started answers a replay or recovery: the count when it is done, or the
+// job that runs it.
+func started(w http.ResponseWriter, countField string, s Started) {
+	if s.JobID != "" {
+		w.Header().Set("Location", "/api/jobs/"+s.JobID)
+		writeJSON(w, http.StatusAccepted, map[string]string{"jobId": s.JobID})
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]int{countField: s.Count})
+}
+
+func (a *API) startReplay(w http.ResponseWriter, r *http.Request, s subscriptions.Subscription, since, until time.Time) error {
+	st, err := a.cfg.Recovery.Replay(r.Context(), s, since, until)
+	if err != nil {
+		return deliveryErr(err)
+	}
+	started(w, "replayed", st)
+	return nil
+}
+
+func (a *API) recoverDeliveries(w http.ResponseWriter, r *http.Request, c *caller) error {
+	rec, err := a.recovery()
+	if err != nil {
+		return err
+	}
+	s, err := a.subscription(r, c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Since  *time.Time `json:"since"`
+		Until  *time.Time `json:"until"`
+		Status *string    `json:"status"`
+	}
+	if err := decode(w, r, a.cfg.MaxBody, &in); err != nil {
+		return err
+	}
+	var fields []subscriptions.FieldError
+	if in.Since == nil {
+		fields = append(fields, subscriptions.FieldError{Field: "since", Reason: "is required (RFC 3339)"})
+	}
+	if in.Since != nil && in.Until != nil && in.Until.Before(*in.Since) {
+		fields = append(fields, subscriptions.FieldError{Field: "until", Reason: "must not be before since"})
+	}
+	status := StatusFailed
+	if in.Status != nil {
+		status = *in.Status
+	}
+	if status != StatusFailed && status != StatusSkipped {
+		fields = append(fields, subscriptions.FieldError{Field: "status", Reason: "must be failed or skipped"})
+	}
+	if !s.Active {
+		fields = append(fields, subscriptions.FieldError{Field: "subscription", Reason: "is disabled: enable it (PATCH active: true) before recovering its deliveries"})
+	}
+	if len(fields) > 0 {
+		return &subscriptions.ValidationError{Fields: fields}
+	}
+	var until time.Time
+	if in.Until != nil {
+		until = *in.Until
+	}
+	st, err := rec.Recover(r.Context(), s, status, *in.Since, until)
+	if err != nil {
+		return deliveryErr(err)
+	}
+	started(w, "recovered", st)
+	return nil
+}
+
+func (a *API) getJob(w http.ResponseWriter, r *http.Request, c *caller) error {
+	rec, err := a.recovery()
+	if err != nil {
+		return err
+	}
+	j, err := rec.Job(r.Context(), c.tenant, r.PathValue("id"))
+	if errors.Is(err, ErrJobNotFound) {
+		return errNotFound("job")
+	}
+	if err != nil {
+		return err
+	}
+	v := jobView{ID: j.ID, Kind: j.Kind, SubscriptionID: j.SubscriptionID, Status: j.Status, Total: j.Total, Sent: j.Sent,
+		Filtered: j.Filtered, Since: j.Since.UTC(), Until: j.Until.UTC(), CreatedAt: j.CreatedAt.UTC(), UpdatedAt: j.UpdatedAt.UTC()}
+	if j.Error != "" {
+		msg := j.Error
+		v.Error = &msg
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}

@@ -1,0 +1,480 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
+	"golang.org/x/time/rate"
+)
+
+// Bucket is the JetStream KV bucket of jobs.
+const Bucket = "jobs"
+
+// Config tunes a Runner; the zero value of each field means its default.
+type Config struct {
+	// Rate is how many items per second one job sends at most (default
+	// 200).
+	Rate float64
+	// Batch is how many items one batch sends at most (default 100).
+	Batch int
+	// MaxBacklog bounds what a job has sent that still waits to be worked
+	// off (default 1,000): past it the job waits, so live traffic is never
+	// queued behind a job's whole range.
+	MaxBacklog int
+	// Lease is how long a job stays with a runner that stopped renewing it
+	// (a crashed process) before another takes it over (default 15 s).
+	Lease time.Duration
+	// Concurrency is how many jobs one runner runs at once (default 2).
+	Concurrency int
+	// Scan is how often a runner looks for jobs to take (default 1 s).
+	Scan time.Duration
+	// Retention is how long a finished job stays readable (default 7
+	// days).
+	Retention time.Duration
+	// Replicas is the bucket's replication factor (default 1).
+	Replicas int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.Rate <= 0 {
+		c.Rate = 200
+	}
+	if c.Batch <= 0 {
+		c.Batch = 100
+	}
+	if c.MaxBacklog <= 0 {
+		c.MaxBacklog = 1000
+	}
+	if c.Lease <= 0 {
+		c.Lease = 15 * time.Second
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 2
+	}
+	if c.Scan <= 0 {
+		c.Scan = time.Second
+	}
+	if c.Retention <= 0 {
+		c.Retention = 7 * 24 * time.Hour
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Runner stores jobs and runs those it holds the lease of. It is safe for
+// concurrent use.
+type Runner struct {
+	cfg    Config
+	kv     jetstream.KeyValue
+	worker Worker
+	logger *slog.Logger
+	id     string // this runner, as a job's owner
+
+	mu      sync.Mutex
+	running map[string]Job                // jobs the watch sees running, by key
+	mine    map[string]context.CancelFunc // jobs this runner runs, by key
+	kick    chan struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Open creates the bucket if needed and starts following it. Call Start
+// to run jobs, and Stop to release them.
+func Open(ctx context.Context, js jetstream.JetStream, cfg Config, worker Worker, logger *slog.Logger) (*Runner, error) {
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "Background jobs (replays, recoveries): status, counts, cursor and lease",
+		History:     1,
+		TTL:         cfg.Retention,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", Bucket, err)
+	}
+	r := &Runner{cfg: cfg, kv: kv, worker: worker, logger: logger, id: "run_" + ulid.Make().String(),
+		running: make(map[string]Job), mine: make(map[string]context.CancelFunc), kick: make(chan struct{}, 1)}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		r.cancel()
+		return nil, fmt.Errorf("watch bucket %s: %w", Bucket, err)
+	}
+	loaded := make(chan struct{})
+	r.wg.Add(1)
+	go r.watch(w, loaded)
+	select {
+	case <-loaded:
+	case <-ctx.Done():
+		r.cancel()
+		r.wg.Wait()
+		return nil, fmt.Errorf("load jobs: %w", ctx.Err())
+	}
+	return r, nil
+}
+
+// Bucket names the runner's KV bucket.
+func (r *Runner) Bucket() string { return Bucket }
+
+// watch keeps the set of running jobs.
+func (r *Runner) watch(w jetstream.KeyWatcher, loaded chan<- struct{}) {
+	defer r.wg.Done()
+	defer w.Stop()
+	initial := true
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e == nil {
+				if initial {
+					initial = false
+					close(loaded)
+				}
+				continue
+			}
+			var j Job
+			alive := e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &j) == nil && j.Status == StatusRunning
+			r.mu.Lock()
+			if alive {
+				j.Revision = e.Revision()
+				r.running[e.Key()] = j
+			} else {
+				delete(r.running, e.Key())
+			}
+			r.mu.Unlock()
+			if alive && j.Owner == "" {
+				r.wake()
+			}
+		}
+	}
+}
+
+func (r *Runner) wake() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Create stores a new job, running: it fills in the id, status and times.
+// A runner (this one, if it has room) takes it at once.
+func (r *Runner) Create(ctx context.Context, j Job) (Job, error) {
+	if j.ID == "" {
+		j.ID = NewID()
+	}
+	now := r.cfg.Now().UTC()
+	j.Status, j.CreatedAt, j.UpdatedAt = StatusRunning, now, now
+	j.Owner, j.LeaseUntil = "", time.Time{}
+	b, _ := json.Marshal(j)
+	rev, err := r.kv.Create(ctx, key(j.TenantID, j.ID), b)
+	if err != nil {
+		return Job{}, fmt.Errorf("create job: %w: %w", ErrUnavailable, err)
+	}
+	j.Revision = rev
+	r.wake()
+	return j, nil
+}
+
+// Get reads one of tenant's jobs.
+func (r *Runner) Get(ctx context.Context, tenant, id string) (Job, error) {
+	if !ValidID(id) {
+		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
+	}
+	e, err := r.kv.Get(ctx, key(tenant, id))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted), errors.Is(err, jetstream.ErrInvalidKey):
+		return Job{}, fmt.Errorf("job %s: %w", id, ErrNotFound)
+	case err != nil:
+		return Job{}, fmt.Errorf("read job %s: %w: %w", id, ErrUnavailable, err)
+	}
+	var j Job
+	if err := json.Unmarshal(e.Value(), &j); err != nil {
+		return Job{}, fmt.Errorf("decode job %s: %w", id, err)
+	}
+	j.Revision = e.Revision()
+	return j, nil
+}
+
+// Start runs jobs until Stop.
+func (r *Runner) Start() {
+	r.wg.Add(1)
+	go r.loop()
+}
+
+// Stop stops taking jobs and stops those running, releasing their leases
+// so another runner (or this process restarted) resumes them at once; it
+// returns when they have stopped or ctx ends.
+func (r *Runner) Stop(ctx context.Context) {
+	r.cancel()
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+func (r *Runner) loop() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.cfg.Scan)
+	defer t.Stop()
+	for {
+		r.takeWaiting()
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		case <-r.kick:
+		}
+	}
+}
+
+// takeWaiting takes running jobs that no runner holds, while there is room.
+func (r *Runner) takeWaiting() {
+	now := r.cfg.Now()
+	r.mu.Lock()
+	var free []string
+	for k, j := range r.running {
+		if _, ok := r.mine[k]; !ok && (j.Owner == "" || now.After(j.LeaseUntil)) {
+			free = append(free, k)
+		}
+	}
+	room := r.cfg.Concurrency - len(r.mine)
+	r.mu.Unlock()
+	for _, k := range free {
+		if room <= 0 || r.ctx.Err() != nil {
+			return
+		}
+		if r.take(k, now) {
+			room--
+		}
+	}
+}
+
+// take claims a job with a compare-and-set of its record and runs it.
+func (r *Runner) take(k string, now time.Time) bool {
+	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+	defer cancel()
+	e, err := r.kv.Get(ctx, k)
+	if err != nil {
+		return false
+	}
+	var j Job
+	if json.Unmarshal(e.Value(), &j) != nil || j.Status != StatusRunning || (j.Owner != "" && !now.After(j.LeaseUntil)) {
+		return false
+	}
+	j.Revision = e.Revision()
+	previous := j.Owner
+	j.Owner = r.id
+	if err := r.save(ctx, &j); err != nil {
+		return false // another runner was quicker
+	}
+	if previous != "" {
+		r.logger.Info("jobs: took over a job whose runner stopped renewing it", "job", j.ID, "previous_owner", previous)
+	}
+	jctx, jcancel := context.WithCancel(r.ctx)
+	r.mu.Lock()
+	r.mine[k] = jcancel
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer func() {
+			jcancel()
+			r.mu.Lock()
+			delete(r.mine, k)
+			r.mu.Unlock()
+			r.wake()
+		}()
+		r.run(jctx, j)
+	}()
+	return true
+}
+
+// save writes j if it is still at the revision read, renewing the lease
+// while it runs; errLost means another runner has it.
+func (r *Runner) save(ctx context.Context, j *Job) error {
+	now := r.cfg.Now().UTC()
+	j.UpdatedAt = now
+	if j.Status == StatusRunning && j.Owner != "" {
+		j.LeaseUntil = now.Add(r.cfg.Lease)
+	} else {
+		j.Owner, j.LeaseUntil = "", time.Time{}
+	}
+	b, _ := json.Marshal(j)
+	rev, err := r.kv.Update(ctx, key(j.TenantID, j.ID), b, j.Revision)
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			return errLost
+		}
+		return fmt.Errorf("save job %s: %w: %w", j.ID, ErrUnavailable, err)
+	}
+	j.Revision = rev
+	return nil
+}
+
+// run works a job to its end, or until ctx ends (it then releases the
+// lease) or another runner takes it.
+func (r *Runner) run(ctx context.Context, j Job) {
+	lim := rate.NewLimiter(rate.Limit(r.cfg.Rate), r.cfg.Batch)
+	wait := 100 * time.Millisecond
+	for {
+		err := r.step(ctx, &j, lim)
+		if err == nil {
+			if j.Status != StatusRunning {
+				return
+			}
+			wait = 100 * time.Millisecond
+			continue
+		}
+		switch {
+		case errors.Is(err, errLost):
+			r.logger.Warn("jobs: lost a job to another runner", "job", j.ID)
+			return
+		case ctx.Err() != nil:
+			r.release(&j)
+			return
+		}
+		var perm *permanentError
+		if errors.As(err, &perm) {
+			j.Status, j.Error = StatusFailed, perm.Error()
+			if serr := r.finish(&j); serr != nil {
+				r.logger.Warn("jobs: record a failed job", "job", j.ID, "err", serr)
+			}
+			r.logger.Info("jobs: job failed", "job", j.ID, "kind", j.Kind, "err", err)
+			return
+		}
+		r.logger.Warn("jobs: step failed; retrying", "job", j.ID, "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			r.release(&j)
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+		// Renew the lease while retrying; losing it ends the run.
+		if err := r.save(ctx, &j); errors.Is(err, errLost) {
+			return
+		}
+	}
+}
+
+// step does one thing: count, wait for room, plan, or send the plan.
+func (r *Runner) step(ctx context.Context, j *Job, lim *rate.Limiter) error {
+	if !j.Counted {
+		n, err := r.worker.Count(ctx, *j)
+		if err != nil {
+			return err
+		}
+		j.Total, j.Counted = n, true
+		return r.save(ctx, j)
+	}
+	if j.Plan == nil {
+		room, err := r.room(ctx, j)
+		if err != nil || room == 0 {
+			return err
+		}
+		b, err := r.worker.Plan(ctx, *j, min(r.cfg.Batch, room))
+		if err != nil {
+			return err
+		}
+		if b.PlannedAt.IsZero() {
+			b.PlannedAt = r.cfg.Now().UTC()
+		}
+		j.Plan = &b
+		if err := r.save(ctx, j); err != nil {
+			return err
+		}
+	}
+	b := *j.Plan
+	if b.Count > 0 {
+		if err := lim.WaitN(ctx, min(b.Count, r.cfg.Batch)); err != nil {
+			return err
+		}
+		if err := r.worker.Send(ctx, *j, b); err != nil {
+			return err
+		}
+	}
+	j.Plan, j.Cursor = nil, b.Next
+	j.Sent += int64(b.Count)
+	j.Filtered += int64(b.Filtered)
+	if b.Done {
+		j.Status = StatusDone
+		j.Total = j.Sent + j.Filtered
+		return r.finish(j)
+	}
+	return r.save(ctx, j)
+}
+
+// room waits, renewing the lease, until what the job sent before is
+// worked off below MaxBacklog, and returns how much more it may send.
+func (r *Runner) room(ctx context.Context, j *Job) (int, error) {
+	renewed := r.cfg.Now()
+	for {
+		n, err := r.worker.Backlog(ctx, *j)
+		if err != nil {
+			return 0, err
+		}
+		if n < r.cfg.MaxBacklog {
+			return r.cfg.MaxBacklog - n, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(r.cfg.Scan):
+		}
+		if now := r.cfg.Now(); now.Sub(renewed) > r.cfg.Lease/3 {
+			if err := r.save(ctx, j); err != nil {
+				return 0, err
+			}
+			renewed = now
+		}
+	}
+}
+
+// finish records a job's end, even while the runner stops.
+func (r *Runner) finish(j *Job) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return r.save(ctx, j)
+}
+
+// release gives a job back, unowned, for any runner to resume.
+func (r *Runner) release(j *Job) {
+	j.Owner = ""
+	if err := r.finish(j); err != nil && !errors.Is(err, errLost) {
+		r.logger.Warn("jobs: release a job at shutdown; it resumes once its lease passes", "job", j.ID, "err", err)
+	}
+}
+
+// Running is how many jobs this runner is running.
+func (r *Runner) Running() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.mine)
+}

@@ -1,0 +1,239 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/internal/natstest"
+	"github.com/onestack/webhooks/internal/poll"
+)
+
+// fakeWorker sends items 0..n-1 of every job, remembering what it sent, so
+// that a plan sent again sends nothing twice.
+type fakeWorker struct {
+	n       int
+	mu      sync.Mutex
+	sent    map[string]int // job/item → times really sent
+	resent  int            // items of a plan given again, skipped
+	backlog atomic.Int64
+	fail    error
+	slow    chan struct{} // when set, each Send waits for a token
+}
+
+func newFake(n int) *fakeWorker { return &fakeWorker{n: n, sent: map[string]int{}} }
+
+func (w *fakeWorker) Count(context.Context, Job) (int64, error) { return int64(w.n), nil }
+
+func (w *fakeWorker) Plan(_ context.Context, j Job, max int) (Batch, error) {
+	if w.fail != nil {
+		return Batch{}, w.fail
+	}
+	from := 0
+	if j.Cursor != "" {
+		from, _ = strconv.Atoi(j.Cursor)
+	}
+	to := min(from+max, w.n)
+	items := make([]int, 0, to-from)
+	for i := from; i < to; i++ {
+		items = append(items, i)
+	}
+	b, _ := json.Marshal(items)
+	return Batch{Items: b, Count: len(items), Next: strconv.Itoa(to), Done: to == w.n}, nil
+}
+
+func (w *fakeWorker) Send(ctx context.Context, j Job, b Batch) error {
+	if w.slow != nil {
+		select {
+		case <-w.slow:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var items []int
+	json.Unmarshal(b.Items, &items)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, i := range items {
+		k := fmt.Sprintf("%s/%d", j.ID, i)
+		if w.sent[k] > 0 {
+			w.resent++
+			continue
+		}
+		w.sent[k]++
+	}
+	return nil
+}
+
+func (w *fakeWorker) Backlog(context.Context, Job) (int, error) { return int(w.backlog.Load()), nil }
+
+func (w *fakeWorker) count(job string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for i := range w.n {
+		n += w.sent[fmt.Sprintf("%s/%d", job, i)]
+	}
+	return n
+}
+
+var fast = Config{Rate: 100_000, Batch: 100, Lease: 2 * time.Second, Scan: 20 * time.Millisecond}
+
+func open(t *testing.T, js jetstream.JetStream, cfg Config, w Worker) *Runner {
+	t.Helper()
+	r, err := Open(context.Background(), js, cfg, w, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Stop(context.Background()) })
+	return r
+}
+
+func waitStatus(t *testing.T, r *Runner, j Job, status string) Job {
+	t.Helper()
+	var got Job
+	poll.Until(t, 15*time.Second, "job "+j.ID+" "+status, func() bool {
+		var err error
+		got, err = r.Get(context.Background(), j.TenantID, j.ID)
+		return err == nil && got.Status == status
+	})
+	return got
+}
+
+func TestRunsToTheEnd(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.Start(t, natstest.Options{}).Connect(t)
+	w := newFake(250)
+	r := open(t, js, fast, w)
+	r.Start()
+	j, err := r.Create(context.Background(), Job{TenantID: "ten_1", Kind: KindReplay, SubscriptionID: "sub_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := waitStatus(t, r, j, StatusDone)
+	if got.Sent != 250 || got.Total != 250 || got.Owner != "" || got.Plan != nil || w.count(j.ID) != 250 {
+		t.Errorf("done job = %+v, worker sent %d; want 250 of 250 sent once, no owner, no plan", got, w.count(j.ID))
+	}
+	if _, err := r.Get(context.Background(), "ten_2", j.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("another tenant's Get = %v, want ErrNotFound", err)
+	}
+	if _, err := r.Get(context.Background(), "ten_1", "job_nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get of a malformed id = %v, want ErrNotFound", err)
+	}
+}
+
+// TestResumesAfterStop: a runner stopped midway releases its job, and a
+// new runner on the same bucket finishes it; every item is sent once.
+func TestResumesAfterStop(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.Start(t, natstest.Options{}).Connect(t)
+	w := newFake(1000)
+	w.slow = make(chan struct{})
+	cfg := fast
+	cfg.Batch = 50
+	a := open(t, js, cfg, w)
+	a.Start()
+	j, err := a.Create(context.Background(), Job{TenantID: "ten_1", Kind: KindRecover, SubscriptionID: "sub_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		w.slow <- struct{}{}
+	}
+	poll.Until(t, 10*time.Second, "five batches", func() bool { return w.count(j.ID) == 250 })
+	a.Stop(context.Background())
+	mid, _ := a.Get(context.Background(), j.TenantID, j.ID)
+	if mid.Status != StatusRunning || mid.Owner != "" {
+		t.Fatalf("after Stop: %+v, want running and released", mid)
+	}
+	close(w.slow)
+	b := open(t, js, cfg, w)
+	b.Start()
+	got := waitStatus(t, b, j, StatusDone)
+	if got.Sent != 1000 || w.count(j.ID) != 1000 {
+		t.Errorf("resumed job = %d sent, worker sent %d distinct; want 1000 and 1000", got.Sent, w.count(j.ID))
+	}
+}
+
+// TestTakesOverAfterLease: a job whose runner died (its lease not renewed)
+// is taken over once the lease passes, and not before.
+func TestTakesOverAfterLease(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.Start(t, natstest.Options{}).Connect(t)
+	w := newFake(10)
+	r := open(t, js, fast, w)
+	j, err := r.Create(context.Background(), Job{TenantID: "ten_1", Kind: KindReplay, SubscriptionID: "sub_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A dead runner's claim, expiring in a second.
+	j.Owner = "run_dead"
+	leaseEnd := time.Now().Add(time.Second)
+	j.LeaseUntil = leaseEnd
+	b, _ := json.Marshal(j)
+	if _, err := r.kv.Update(context.Background(), key(j.TenantID, j.ID), b, j.Revision); err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	got := waitStatus(t, r, j, StatusDone)
+	if got.UpdatedAt.Before(leaseEnd) {
+		t.Errorf("job finished at %v, before the dead runner's lease ended at %v", got.UpdatedAt, leaseEnd)
+	}
+	if w.count(j.ID) != 10 {
+		t.Errorf("worker sent %d of 10", w.count(j.ID))
+	}
+}
+
+func TestPermanentFailure(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.Start(t, natstest.Options{}).Connect(t)
+	w := newFake(10)
+	w.fail = Permanent(errors.New("subscription deleted"))
+	r := open(t, js, fast, w)
+	r.Start()
+	j, err := r.Create(context.Background(), Job{TenantID: "ten_1", Kind: KindReplay, SubscriptionID: "sub_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := waitStatus(t, r, j, StatusFailed)
+	if got.Error != "subscription deleted" || got.Sent != 0 {
+		t.Errorf("failed job = %+v, want the worker's error and nothing sent", got)
+	}
+}
+
+// TestWaitsForBacklog: while what the job sent is not worked off, it
+// sends nothing more.
+func TestWaitsForBacklog(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.Start(t, natstest.Options{}).Connect(t)
+	w := newFake(300)
+	w.backlog.Store(5000)
+	cfg := fast
+	cfg.MaxBacklog = 1000
+	r := open(t, js, cfg, w)
+	r.Start()
+	j, err := r.Create(context.Background(), Job{TenantID: "ten_1", Kind: KindReplay, SubscriptionID: "sub_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "the job counted", func() bool {
+		got, _ := r.Get(context.Background(), j.TenantID, j.ID)
+		return got.Counted
+	})
+	if poll.Within(300*time.Millisecond, func() bool { return w.count(j.ID) > 0 }) {
+		t.Fatal("the job sent while its backlog was over the bound")
+	}
+	w.backlog.Store(950) // room for 50 at a time
+	got := waitStatus(t, r, j, StatusDone)
+	if got.Sent != 300 {
+		t.Errorf("sent %d, want 300", got.Sent)
+	}
+}

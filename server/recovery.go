@@ -1,0 +1,113 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/onestack/webhooks/api"
+	"github.com/onestack/webhooks/dispatcher"
+	"github.com/onestack/webhooks/jobs"
+	"github.com/onestack/webhooks/subscriptions"
+)
+
+// recoveryPage is what a replay or recovery does at once, in the request:
+// up to this many events or deliveries. Past it, a job does the rest.
+const recoveryPage = 100
+
+// recovery serves the API's replays and recoveries: one page at once,
+// more as a job of the runner, both through the dispatcher's worker.
+type recovery struct {
+	worker            *dispatcher.Jobs
+	runner            *jobs.Runner
+	eventRetention    time.Duration
+	deliveryRetention time.Duration
+	now               func() time.Time
+}
+
+var _ api.Recovery = recovery{}
+
+func (s *Server) recovery() recovery {
+	now := s.cfg.Dispatcher.Now
+	if now == nil {
+		now = time.Now
+	}
+	return recovery{worker: s.disp.Jobs(), runner: s.jobs, eventRetention: s.eventRetention(),
+		deliveryRetention: s.deliveryRetention(), now: now}
+}
+
+// bound refuses a range that starts past retention (what it would reach
+// is gone) and ends a range in the future now.
+func (r recovery) bound(since, until time.Time, retention time.Duration, what string) (time.Time, error) {
+	now := r.now().UTC()
+	if until.IsZero() || until.After(now) {
+		until = now
+	}
+	if oldest := now.Add(-retention); since.Before(oldest) {
+		return time.Time{}, subscriptions.Invalid("since", fmt.Sprintf("must be within the %s retention (%s): nothing older is kept; since %s at the earliest",
+			what, retention, oldest.Format(time.RFC3339)))
+	}
+	return until, nil
+}
+
+func (r recovery) Replay(ctx context.Context, sub subscriptions.Subscription, since, until time.Time) (api.Started, error) {
+	until, err := r.bound(since, until, r.eventRetention, "event")
+	if err != nil {
+		return api.Started{}, err
+	}
+	return r.start(ctx, jobs.Job{ID: jobs.NewID(), TenantID: sub.TenantID, Kind: jobs.KindReplay, SubscriptionID: sub.ID, Since: since.UTC(), Until: until})
+}
+
+func (r recovery) Recover(ctx context.Context, sub subscriptions.Subscription, status string, since, until time.Time) (api.Started, error) {
+	until, err := r.bound(since, until, r.deliveryRetention, "delivery")
+	if err != nil {
+		return api.Started{}, err
+	}
+	return r.start(ctx, jobs.Job{ID: jobs.NewID(), TenantID: sub.TenantID, Kind: jobs.KindRecover, SubscriptionID: sub.ID,
+		DeliveryStatus: status, Since: since.UTC(), Until: until})
+}
+
+// start plans the first page: when it is the whole range it is sent at
+// once; else a job, holding that plan, does it all.
+func (r recovery) start(ctx context.Context, j jobs.Job) (api.Started, error) {
+	b, err := r.worker.Plan(ctx, j, recoveryPage)
+	if err != nil {
+		return api.Started{}, recoveryErr(err)
+	}
+	b.PlannedAt = r.now().UTC()
+	if b.Done {
+		if err := r.worker.Send(ctx, j, b); err != nil {
+			return api.Started{}, recoveryErr(err)
+		}
+		return api.Started{Count: b.Count}, nil
+	}
+	j.Plan = &b
+	created, err := r.runner.Create(ctx, j)
+	if err != nil {
+		return api.Started{}, recoveryErr(err)
+	}
+	return api.Started{JobID: created.ID}, nil
+}
+
+func (r recovery) Job(ctx context.Context, tenant, id string) (api.Job, error) {
+	j, err := r.runner.Get(ctx, tenant, id)
+	if err != nil {
+		return api.Job{}, recoveryErr(err)
+	}
+	return api.Job{ID: j.ID, Kind: j.Kind, SubscriptionID: j.SubscriptionID, Status: j.Status, Total: j.Total, Sent: j.Sent,
+		Filtered: j.Filtered, Since: j.Since, Until: j.Until, Error: j.Error, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}, nil
+}
+
+// recoveryErr maps the worker's and the runner's errors.
+func recoveryErr(err error) error {
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+		return fmt.Errorf("%w: %w", api.ErrJobNotFound, err)
+	case errors.Is(err, dispatcher.ErrSubscriptionGone):
+		return fmt.Errorf("%w: %w", subscriptions.ErrNotFound, err)
+	case errors.Is(err, jobs.ErrUnavailable):
+		return fmt.Errorf("%w: %w", api.ErrUnavailable, err)
+	}
+	return apiErr(err)
+}
