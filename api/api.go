@@ -47,8 +47,6 @@ type Deliveries interface {
 	Deliveries(ctx context.Context, tenant, sub, status, before string, limit int) ([]Delivery, bool, error)
 	// Retry makes one more attempt of a delivery now.
 	Retry(ctx context.Context, tenant, id string) (Delivery, error)
-	// Replay delivers again every retained event of sub's types in a range.
-	Replay(ctx context.Context, sub subscriptions.Subscription, since, until time.Time) (int, error)
 }
 
 // Config wires the API. Store, Rules, Publisher and Registry are required.
@@ -66,8 +64,7 @@ type Config struct {
 	// Events looks up a tenant's events; nil answers those routes 404.
 	Events EventLog
 	// Recovery runs replays and recoveries (as jobs past a page); nil
-	// keeps the synchronous replay of Deliveries and answers recovery and
-	// job routes 404.
+	// answers the replay, recovery and job routes 404.
 	Recovery Recovery
 	// Limiter guards /api; nil means no rate limiting.
 	Limiter Limiter

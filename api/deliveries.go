@@ -171,13 +171,5 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if in.Until != nil {
 		until = *in.Until
 	}
-	if a.cfg.Recovery != nil {
-		return a.startReplay(w, r, s, *in.Since, until)
-	}
-	n, err := a.cfg.Deliveries.Replay(r.Context(), s, *in.Since, until)
-	if err != nil {
-		return deliveryErr(err)
-	}
-	writeJSON(w, http.StatusAccepted, map[string]int{"replayed": n})
-	return nil
+	return a.startReplay(w, r, s, *in.Since, until)
 }

@@ -84,6 +84,9 @@ func started(w http.ResponseWriter, countField string, s Started) {
 }
 
 func (a *API) startReplay(w http.ResponseWriter, r *http.Request, s subscriptions.Subscription, since, until time.Time) error {
+	if a.cfg.Recovery == nil {
+		return errNotFound("path")
+	}
 	st, err := a.cfg.Recovery.Replay(r.Context(), s, since, until)
 	if err != nil {
 		return deliveryErr(err)

@@ -306,6 +306,11 @@ func (d *Dispatcher) Stop(ctx context.Context) {
 		}
 		d.fanoutMu.Unlock()
 		d.bg.Wait() // the fan-out has returned, the parkers' consumers are stopped
+		// What came from lanes goes back to them now: their next owner
+		// keeps their pace and order (this replica would run beside it).
+		for _, dl := range d.queue.takeParked() {
+			d.release(dl)
+		}
 
 		// Let the queue empty until the reserve kept for parking the rest.
 		soft := ctx

@@ -384,6 +384,32 @@ func (q *fairQueue) waitEmpty(ctx context.Context) {
 	}
 }
 
+// takeParked takes out every waiting delivery read from a lane, for the
+// caller to hand back: at a stop, a lane's next owner then delivers them,
+// at its pace and in its order, instead of this replica beside it.
+func (q *fairQueue) takeParked() []*delivery {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []*delivery
+	for _, sq := range q.subs {
+		kept := sq.waiting[:0]
+		for _, d := range sq.waiting {
+			if d.parked != nil {
+				out = append(out, d)
+			} else {
+				kept = append(kept, d)
+			}
+		}
+		n := len(sq.waiting) - len(kept)
+		clear(sq.waiting[len(kept):])
+		sq.waiting = kept
+		q.busy -= n
+		q.dequeued(sq, n)
+	}
+	q.signalEmpty()
+	return out
+}
+
 // close wakes every worker and the fan-out, refuses further pushes and
 // returns the deliveries still waiting, for the caller to park or hand
 // back.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -57,11 +56,6 @@ func (d deliveries) Retry(ctx context.Context, tenant, id string) (api.Delivery,
 		return api.Delivery{}, apiErr(err)
 	}
 	return apiDelivery(dlv), nil
-}
-
-func (d deliveries) Replay(ctx context.Context, sub subscriptions.Subscription, since, until time.Time) (int, error) {
-	n, err := d.disp.Replay(ctx, sub, since, until)
-	return n, apiErr(err)
 }
 
 func apiDelivery(d deliverylog.Delivery) api.Delivery {

@@ -39,6 +39,16 @@ func (s *Store) applyHealth(e jetstream.KeyValueEntry) error {
 	return nil
 }
 
+// fnv32 is FNV-1a of s.
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
 // Health returns an endpoint's current run of failures (zero when healthy).
 func (s *Store) Health(ctx context.Context, tenant, id string) (Health, error) {
 	e, err := jsretry.LeaderGet(ctx, s.js, bucketHealth, subKey(tenant, id))
@@ -60,6 +70,12 @@ func (s *Store) Health(ctx context.Context, tenant, id string) (Health, error) {
 // this call did.
 func (s *Store) RecordGivenUp(ctx context.Context, tenant, id string, created, now time.Time, p HealthPolicy) (bool, error) {
 	key := subKey(tenant, id)
+	// One record per endpoint, updated by compare-and-set: this replica's
+	// updates of one endpoint take turns, so a dead endpoint's many given-up
+	// deliveries do not race each other into retries.
+	mu := &s.healthMu[fnv32(key)%uint32(len(s.healthMu))]
+	mu.Lock()
+	defer mu.Unlock()
 	var h Health
 	for {
 		h = Health{}

@@ -71,6 +71,8 @@ type Store struct {
 	// ends one.
 	failingMu sync.RWMutex
 	failing   map[string]bool
+	// healthMu serializes this replica's updates of one endpoint's health.
+	healthMu [64]sync.Mutex
 	idx       *Index
 	logger    *slog.Logger
 	fstats    filterCounters
