@@ -73,9 +73,9 @@ type Store struct {
 	failing   map[string]bool
 	// healthMu serializes this replica's updates of one endpoint's health.
 	healthMu [64]sync.Mutex
-	idx       *Index
-	logger    *slog.Logger
-	fstats    filterCounters
+	idx      *Index
+	logger   *slog.Logger
+	fstats   filterCounters
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
