@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,15 +58,7 @@ func pollDeliveries(t *testing.T, env *testenv.Env, ten testenv.Tenant, sub, que
 func TestAttemptLogAndManualRetry(t *testing.T) {
 	t.Parallel()
 	env, ten := setup(t, testenv.Options{})
-	var failing atomic.Bool
-	failing.Store(true)
-	rc := receiver(t)
-	rc.Respond(func(int, *http.Request) int {
-		if failing.Load() {
-			return http.StatusInternalServerError
-		}
-		return http.StatusOK
-	})
+	rc, failing := failingReceiver(t, http.StatusInternalServerError)
 	rc.Body([]byte(strings.Repeat("e", 2000)))
 	sub := subscribe(t, env, ten, rc, "ticket.*")
 	watcher := receiver(t)
@@ -123,15 +114,7 @@ func TestAttemptLogAndManualRetry(t *testing.T) {
 func TestGoneDisablesThenReplay(t *testing.T) {
 	t.Parallel()
 	env, ten := setup(t, testenv.Options{})
-	var gone atomic.Bool
-	gone.Store(true)
-	rc := receiver(t)
-	rc.Respond(func(int, *http.Request) int {
-		if gone.Load() {
-			return http.StatusGone
-		}
-		return http.StatusOK
-	})
+	rc, gone := failingReceiver(t, http.StatusGone)
 	sub := subscribe(t, env, ten, rc, "ticket.*")
 	watcher := receiver(t)
 	subscribe(t, env, ten, watcher, "subscription.disabled")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,20 @@ func receiver(t *testing.T) *testenv.Receiver {
 	rc := testenv.NewReceiver()
 	t.Cleanup(rc.Close)
 	return rc
+}
+
+// failingReceiver answers status until its switch is turned off, then 200.
+func failingReceiver(t *testing.T, status int) (*testenv.Receiver, *atomic.Bool) {
+	rc := receiver(t)
+	var failing atomic.Bool
+	failing.Store(true)
+	rc.Respond(func(int, *http.Request) int {
+		if failing.Load() {
+			return status
+		}
+		return http.StatusOK
+	})
+	return rc, &failing
 }
 
 func subscribe(t *testing.T, env *testenv.Env, ten testenv.Tenant, rc *testenv.Receiver, types ...string) testenv.Subscription {

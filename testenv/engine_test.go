@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,15 +50,7 @@ func metric(t *testing.T, env *testenv.Env, name string) float64 {
 func TestManualRetrySupersedesTheSchedule(t *testing.T) {
 	t.Parallel()
 	env, ten := setup(t, testenv.Options{Schedule: []time.Duration{time.Hour}})
-	var failing atomic.Bool
-	failing.Store(true)
-	rc := receiver(t)
-	rc.Respond(func(int, *http.Request) int {
-		if failing.Load() {
-			return http.StatusInternalServerError
-		}
-		return http.StatusOK
-	})
+	rc, failing := failingReceiver(t, http.StatusInternalServerError)
 	sub := subscribe(t, env, ten, rc, "ticket.*")
 	publish(t, env, ten, "ticket.updated")
 	d := pollDeliveries(t, env, ten, sub.ID, "?status=pending", func(d []deliveryJSON) bool { return len(d) == 1 && len(d[0].Attempts) == 1 })[0]
@@ -219,15 +210,7 @@ func TestRetentionRemovesOldDeliveries(t *testing.T) {
 func TestOutcomesNeverChangeTheSubscription(t *testing.T) {
 	t.Parallel()
 	env, ten := setup(t, testenv.Options{Schedule: []time.Duration{}})
-	var failing atomic.Bool
-	failing.Store(true)
-	rc := receiver(t)
-	rc.Respond(func(int, *http.Request) int {
-		if failing.Load() {
-			return http.StatusBadGateway
-		}
-		return http.StatusOK
-	})
+	rc, failing := failingReceiver(t, http.StatusBadGateway)
 	sub := subscribe(t, env, ten, rc, "ticket.*")
 	before, _ := env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil)
 	for range 3 {

@@ -77,6 +77,24 @@ func startDaemon(t *testing.T, bin, dataDir, addr, token string, env ...string) 
 	}
 }
 
+// subscribeOver makes a tenant (with a high rate limit) over webhookd's
+// API at base, subscribes url to its ticket events, and returns its key.
+func subscribeOver(t *testing.T, base, token, name, url string) string {
+	t.Helper()
+	status, body := call(t, "POST", base+"/admin/tenants", token, map[string]any{"name": name, "rateLimit": 100000})
+	if status != 201 {
+		t.Fatalf("create tenant: %d %s", status, body)
+	}
+	var ten struct {
+		APIKey struct{ Key string } `json:"apiKey"`
+	}
+	json.Unmarshal(body, &ten)
+	if status, body = call(t, "POST", base+"/api/subscriptions", ten.APIKey.Key, map[string]any{"url": url, "eventTypes": []string{"ticket.*"}}); status != 201 {
+		t.Fatalf("create subscription: %d %s", status, body)
+	}
+	return ten.APIKey.Key
+}
+
 func call(t *testing.T, method, url, token string, body any) (int, []byte) {
 	t.Helper()
 	b, _ := json.Marshal(body)
@@ -110,18 +128,7 @@ func TestKilledAfter202LosesNoEvent(t *testing.T) {
 	defer rc.Close()
 	// The receiver is slow enough that the kill lands with work in flight.
 	rc.Respond(func(int, *http.Request) int { time.Sleep(2 * time.Millisecond); return 200 })
-	status, body := call(t, "POST", base+"/admin/tenants", token, map[string]any{"name": "crash", "rateLimit": 100000})
-	if status != 201 {
-		t.Fatalf("create tenant: %d %s", status, body)
-	}
-	var ten struct {
-		APIKey struct{ Key string } `json:"apiKey"`
-	}
-	json.Unmarshal(body, &ten)
-	status, body = call(t, "POST", base+"/api/subscriptions", ten.APIKey.Key, map[string]any{"url": rc.URL(), "eventTypes": []string{"ticket.*"}})
-	if status != 201 {
-		t.Fatalf("create subscription: %d %s", status, body)
-	}
+	key := subscribeOver(t, base, token, "crash", rc.URL())
 
 	const batches, perBatch = 20, 100
 	accepted := map[string]bool{}
@@ -131,7 +138,7 @@ func TestKilledAfter202LosesNoEvent(t *testing.T) {
 		for i := range evts {
 			evts[i] = map[string]any{"type": "ticket.updated", "data": map[string]any{"n": b*perBatch + i}}
 		}
-		status, body := call(t, "POST", base+"/api/events/batch", ten.APIKey.Key, map[string]any{"events": evts})
+		status, body := call(t, "POST", base+"/api/events/batch", key, map[string]any{"events": evts})
 		if status != 202 {
 			t.Fatalf("batch %d: %d %s", b, status, body)
 		}

@@ -66,17 +66,7 @@ func TestExternalNATSRestartedMidRunLosesNoEvent(t *testing.T) {
 
 	rc := testenv.NewReceiver()
 	defer rc.Close()
-	status, body := call(t, "POST", base+"/admin/tenants", token, map[string]any{"name": "restart", "rateLimit": 100000})
-	if status != 201 {
-		t.Fatalf("create tenant: %d %s", status, body)
-	}
-	var ten struct {
-		APIKey struct{ Key string } `json:"apiKey"`
-	}
-	json.Unmarshal(body, &ten)
-	if status, body = call(t, "POST", base+"/api/subscriptions", ten.APIKey.Key, map[string]any{"url": rc.URL(), "eventTypes": []string{"ticket.*"}}); status != 201 {
-		t.Fatalf("create subscription: %d %s", status, body)
-	}
+	key := subscribeOver(t, base, token, "restart", rc.URL())
 
 	accepted := map[string]bool{}
 	refused := 0
@@ -90,7 +80,7 @@ func TestExternalNATSRestartedMidRunLosesNoEvent(t *testing.T) {
 		for i := range evts {
 			evts[i] = map[string]any{"type": "ticket.updated", "data": map[string]any{"n": b*100 + i}}
 		}
-		status, body := call(t, "POST", base+"/api/events/batch", ten.APIKey.Key, map[string]any{"events": evts})
+		status, body := call(t, "POST", base+"/api/events/batch", key, map[string]any{"events": evts})
 		if status != 202 {
 			if status != 503 {
 				t.Fatalf("batch %d: %d %s, want 202 or 503", b, status, body)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -35,22 +34,12 @@ func TestStalledStackReportsItAndStopsWithinTheGrace(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	rc.Respond(func(int, *http.Request) int { <-release; return http.StatusOK })
-	status, body := call(t, "POST", base+"/admin/tenants", token, map[string]any{"name": "stall", "rateLimit": 100000})
-	if status != 201 {
-		t.Fatalf("create tenant: %d %s", status, body)
-	}
-	var ten struct {
-		APIKey struct{ Key string } `json:"apiKey"`
-	}
-	json.Unmarshal(body, &ten)
-	if status, body = call(t, "POST", base+"/api/subscriptions", ten.APIKey.Key, map[string]any{"url": rc.URL(), "eventTypes": []string{"ticket.*"}}); status != 201 {
-		t.Fatalf("create subscription: %d %s", status, body)
-	}
+	key := subscribeOver(t, base, token, "stall", rc.URL())
 	evts := make([]map[string]any, 50)
 	for i := range evts {
 		evts[i] = map[string]any{"type": "ticket.updated", "data": map[string]any{"n": i}}
 	}
-	if status, body = call(t, "POST", base+"/api/events/batch", ten.APIKey.Key, map[string]any{"events": evts}); status != 202 {
+	if status, body := call(t, "POST", base+"/api/events/batch", key, map[string]any{"events": evts}); status != 202 {
 		t.Fatalf("publish: %d %s", status, body)
 	}
 	if got := rc.WaitFor(1, 20*time.Second); len(got) == 0 {
