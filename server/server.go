@@ -28,6 +28,7 @@ import (
 	"github.com/onestack/webhooks/eventindex"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/idempotency"
+	"github.com/onestack/webhooks/internal/jsretry"
 	"github.com/onestack/webhooks/jobs"
 	"github.com/onestack/webhooks/limiter"
 	"github.com/onestack/webhooks/portal"
@@ -160,7 +161,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.connect(); err != nil {
 		return nil, err
 	}
-	if _, err := events.EnsureStream(ctx, s.js, cfg.Events); err != nil {
+	// The first call to a cluster that is still forming waits for it.
+	if err := jsretry.Do(ctx, jsretry.Unanswered, func(ctx context.Context) error {
+		_, err := events.EnsureStream(ctx, s.js, cfg.Events)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	s.needs = append(s.needs, need{"stream", events.StreamName})
@@ -331,7 +336,10 @@ func (s *Server) connect() error {
 		return fmt.Errorf("connect to nats %s: %w", url, err)
 	}
 	s.nc = nc
-	s.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	// A cluster still electing leaders, or a loaded machine, can take
+	// more than nats.go's default 5 s to answer a stream or bucket's
+	// creation; calls made with a deadline of their own keep it.
+	s.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384), jetstream.WithDefaultTimeout(15*time.Second))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
