@@ -34,7 +34,9 @@
 //	            latency without and with it, the slow one's backlog, counter deltas
 //	logquery    delivery log reads (GET /api/deliveries/{id}, list pages with and
 //	            without status=failed) after a memory run on the same webhookd, or
-//	            after delivering -log-deliveries with -log-fail of them failing
+//	            after delivering -log-deliveries; either way -log-fail of the
+//	            deliveries are answered 500 and webhookd makes one attempt each
+//	            (--retry-schedule=, added before -webhookd-args)
 //
 // Tables go to stdout; with -json, stdout carries one JSON document of every
 // figure instead and the tables go to stderr. The machine, Go version and
@@ -152,7 +154,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.slowWait, "slow-delay", 5*time.Second, "slow: how long the slow endpoint takes to answer")
 
 	fs.Int64Var(&c.logDeliveries, "log-deliveries", 2_000_000, "logquery on its own: deliveries made before querying")
-	fs.Float64Var(&c.logFail, "log-fail", 0.05, "logquery: fraction of deliveries the receivers answer 500 (webhookd then runs with --retry-schedule= : one attempt)")
+	fs.Float64Var(&c.logFail, "log-fail", 0.05, "logquery: fraction of deliveries the receivers answer 500, also in a memory run that logquery follows on the same webhookd (webhookd then runs with --retry-schedule= : one attempt, so failures are final)")
 	fs.IntVar(&c.logGets, "log-gets", 1000, "logquery: GET /api/deliveries/{id} requests, on random ids from list pages")
 	fs.IntVar(&c.logLists, "log-lists", 200, "logquery: list requests of each kind")
 	fs.IntVar(&c.logPages, "log-pages", 10, "logquery: list pages of 100 walked per subscription to gather ids")

@@ -229,6 +229,10 @@ func (b *bench) printDeltas(title string, ds []delta, perWhat string) {
 }
 
 func (b *bench) printRunFooter(r *runResult) {
+	if r.Verified+r.BadSignatures+r.Stray == 0 && len(r.Steps) == 0 {
+		fmt.Fprintf(b.out, "scenario took %.0f s\n\n", r.Seconds)
+		return
+	}
 	fmt.Fprintf(b.out, "signatures verified on a sample: %d good, %d bad; unattributed receipts: %d; scenario took %.0f s\n\n",
 		r.Verified, r.BadSignatures, r.Stray, r.Seconds)
 }

@@ -280,9 +280,13 @@ func (b *bench) printOverload(res *overloadResult) {
 	if !res.Drained {
 		state = "NOT drained within -overload-drain"
 	}
-	fmt.Fprintf(b.out, "backlog when the load stopped: %d deliveries; %s in %.1f s at %.0f deliveries/s\n",
-		res.BacklogAtEnd, state, res.DrainSeconds, res.DrainPerSecond)
-	if len(res.DrainDeliveredPS) > 0 {
+	if res.BacklogAtEnd == 0 {
+		fmt.Fprintf(b.out, "no backlog when the load stopped: webhookd kept up\n")
+	} else {
+		fmt.Fprintf(b.out, "backlog when the load stopped: %d deliveries; %s in %.1f s at %.0f deliveries/s\n",
+			res.BacklogAtEnd, state, res.DrainSeconds, res.DrainPerSecond)
+	}
+	if res.BacklogAtEnd > 0 && len(res.DrainDeliveredPS) > 0 {
 		fmt.Fprintf(b.out, "delivered per second while draining: %v\n", res.DrainDeliveredPS)
 	}
 	fmt.Fprintf(b.out, "at the end: %d of %d deliveries received, lost %d, duplicates %d; publish→receipt p50 %s p99 %s max %s; webhookd RSS %.0f MB\n",
@@ -507,6 +511,7 @@ func (b *bench) logQueryAlone(ctx context.Context, ingest string) error {
 			return err
 		}
 		b.setFail(st, b.cfg.logFail)
+		o := b.observe(ctx, st)
 		rate, src := b.memRate(ingest, b.cfg.subs)
 		n := (b.cfg.logDeliveries + int64(b.cfg.subs) - 1) / int64(b.cfg.subs)
 		fmt.Fprintf(b.out, "delivering %d events x %d subscriptions at %.0f events/s (%s), %.1f%% answered 500\n", n, b.cfg.subs, rate, src, 100*b.cfg.logFail)
@@ -515,6 +520,7 @@ func (b *bench) logQueryAlone(ctx context.Context, ingest string) error {
 		r.Steps = []stepResult{s}
 		b.printSteps(r.Steps)
 		res.Deliveries = st.tr.unique.Load()
+		b.finish(ctx, r, st, o, 0)
 		return b.queries(ctx, st, res)
 	})
 	r.Seconds = time.Since(t0).Seconds()
