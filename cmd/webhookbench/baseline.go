@@ -25,6 +25,7 @@ type baselineResult struct {
 	BodyBytes  int       `json:"bodyBytes"`
 	Latency    quantiles `json:"latency"`
 	BenchCores float64   `json:"benchCores"` // CPU of this process (client and receiver) over the run
+	OtherCores float64   `json:"otherCores"` // every other process of the machine: interference
 	Verified   int64     `json:"verified"`
 }
 
@@ -55,6 +56,7 @@ func runBaseline(ctx context.Context, conc int, d time.Duration, verifySample fl
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	self0, _ := readProc(pidSelf())
+	m0, _ := readCPUTimes()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range conc {
@@ -93,10 +95,13 @@ func runBaseline(ctx context.Context, conc int, d time.Duration, verifySample fl
 	wg.Wait()
 	elapsed := time.Since(start)
 	self1, _ := readProc(pidSelf())
+	m1, _ := readCPUTimes()
+	bench := cores(self1.CPUTicks-self0.CPUTicks, ticks, elapsed)
 	return baselineResult{
 		Goroutines: conc, Seconds: elapsed.Seconds(), Requests: n.Load(), Errors: errs.Load(),
 		PerSecond: float64(n.Load()) / elapsed.Seconds(), BodyBytes: int(bodyLen.Load()), Latency: summarize(lat),
-		BenchCores: cores(self1.CPUTicks-self0.CPUTicks, ticks, elapsed), Verified: r.verified.Load(),
+		BenchCores: bench, Verified: r.verified.Load(),
+		OtherCores: max(0, cores(m1.Busy-m0.Busy, ticks, elapsed)-bench),
 	}, nil
 }
 

@@ -126,3 +126,40 @@ func diskUsage(dir string) (int64, error) {
 
 // pidSelf is this process's id, for sampling the bench's own CPU.
 func pidSelf() int { return os.Getpid() }
+
+// cpuTimes is the machine's CPU time from /proc/stat, in clock ticks.
+type cpuTimes struct {
+	Busy, Total uint64
+}
+
+// readCPUTimes reads the machine-wide line of /proc/stat.
+func readCPUTimes() (cpuTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}, err
+	}
+	return parseCPUTimes(b)
+}
+
+// parseCPUTimes reads the first "cpu" line of /proc/stat: user nice system
+// idle iowait irq softirq steal ...; idle and iowait are not busy, and guest
+// time is already inside user.
+func parseCPUTimes(stat []byte) (cpuTimes, error) {
+	line, _, _ := bytes.Cut(stat, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTimes{}, fmt.Errorf("/proc/stat: first line %q: %w", line, errProcFormat)
+	}
+	var t cpuTimes
+	for i, s := range f[1:9] {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return cpuTimes{}, fmt.Errorf("/proc/stat: %q: %w", s, errProcFormat)
+		}
+		t.Total += n
+		if i != 3 && i != 4 { // idle, iowait
+			t.Busy += n
+		}
+	}
+	return t, nil
+}

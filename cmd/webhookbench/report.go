@@ -154,8 +154,8 @@ func (b *bench) printHeader() {
 
 func (b *bench) printBaseline(bl baselineResult) {
 	fmt.Fprintf(b.out, "== baseline: bare net/http, %d goroutines, closed loop, %d-byte signed bodies, %.1f s\n", bl.Goroutines, bl.BodyBytes, bl.Seconds)
-	fmt.Fprintf(b.out, "   %.0f req/s  (p50 %.2f ms, p99 %.2f ms, %d errors, bench process %.2f cores, %d signatures verified)\n\n",
-		bl.PerSecond, bl.Latency.P50ms, bl.Latency.P99ms, bl.Errors, bl.BenchCores, bl.Verified)
+	fmt.Fprintf(b.out, "   %.0f req/s  (p50 %.2f ms, p99 %.2f ms, %d errors, bench process %.2f cores, other processes %.2f cores, %d signatures verified)\n\n",
+		bl.PerSecond, bl.Latency.P50ms, bl.Latency.P99ms, bl.Errors, bl.BenchCores, bl.OtherCores, bl.Verified)
 }
 
 // ratio is x over the baseline, or 0 without one.
@@ -191,13 +191,13 @@ func fmtMs(v float64, lower bool) string {
 	return s
 }
 
-const stepHeader = "step\toffered ev/s\toffered dlv/s\tdelivered/s\tvs offered\tp50\tp99\tlost\tdups\tcpu-s/1k dlv\twebhookd cores\tbench cores\tRSS MB\tingest p99\tingest !202/429/err\t"
+const stepHeader = "step\toffered ev/s\toffered dlv/s\tdelivered/s\tvs offered\tp50\tp99\tlost\tdups\tcpu-s/1k dlv\twebhookd cores\tbench cores\tother cores\tRSS MB\tingest p99\tingest !202/429/err\t"
 
 func stepRow(r stepResult) string {
-	return fmt.Sprintf("%s\t%.0f\t%.0f\t%.0f\t%.2f\t%s\t%s\t%d\t%d\t%.3f\t%.2f\t%.2f\t%.0f\t%s\t%d/%d/%d\t",
+	return fmt.Sprintf("%s\t%.0f\t%.0f\t%.0f\t%.2f\t%s\t%s\t%d\t%d\t%.3f\t%.2f\t%.2f\t%.2f\t%.0f\t%s\t%d/%d/%d\t",
 		r.Name, r.OfferedEventsPS, r.OfferedPS, r.DeliveredPS, r.DeliveredPS/max(r.OfferedPS, 1e-9),
 		fmtMs(r.Latency.P50ms, false), fmtMs(r.Latency.P99ms, r.LatencyLowerBound), r.Lost, r.Duplicates,
-		r.CPUPer1k, r.WebhookdCores, r.BenchCores, r.RSSMB, fmtMs(r.Ingest.P99ms, false), r.Non202, r.R429, r.Errors)
+		r.CPUPer1k, r.WebhookdCores, r.BenchCores, r.OtherCores, r.RSSMB, fmtMs(r.Ingest.P99ms, false), r.Non202, r.R429, r.Errors)
 }
 
 func (b *bench) printSteps(steps []stepResult) {

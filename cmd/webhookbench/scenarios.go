@@ -460,10 +460,10 @@ func (b *bench) slow(ctx context.Context, ingest string) error {
 		res.SlowBacklog = max(0, p.accepted.Load()-res.SlowArrivals)
 		res.DeliveriesOwe = 2 * p.accepted.Load()
 		w := b.table()
-		fmt.Fprintln(w, "fast endpoint\toffered ev/s\tseconds\tdeliveries\tp50\tp99\tmax\tlost\tdups\twebhookd cores\t")
+		fmt.Fprintln(w, "fast endpoint\toffered ev/s\tseconds\tdeliveries\tp50\tp99\tmax\tlost\tdups\twebhookd cores\tother cores\t")
 		for _, s := range []stepResult{res.Alone, res.WithSlow} {
-			fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%d\t%s\t%s\t%s\t%d\t%d\t%.2f\t\n", s.Name, s.OfferedEventsPS, s.Seconds, s.Received,
-				fmtMs(s.Latency.P50ms, false), fmtMs(s.Latency.P99ms, s.LatencyLowerBound), fmtMs(s.Latency.Maxms, false), s.Lost, s.Duplicates, s.WebhookdCores)
+			fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%d\t%s\t%s\t%s\t%d\t%d\t%.2f\t%.2f\t\n", s.Name, s.OfferedEventsPS, s.Seconds, s.Received,
+				fmtMs(s.Latency.P50ms, false), fmtMs(s.Latency.P99ms, s.LatencyLowerBound), fmtMs(s.Latency.Maxms, false), s.Lost, s.Duplicates, s.WebhookdCores, s.OtherCores)
 		}
 		w.Flush()
 		fmt.Fprintf(b.out, "fast p99: %s alone, %s with the slow neighbour\n",

@@ -28,6 +28,7 @@ type stepResult struct {
 	CPUPer1k          float64   `json:"webhookdCpuSecondsPer1kDeliveries"`
 	WebhookdCores     float64   `json:"webhookdCores"`
 	BenchCores        float64   `json:"benchCores"`
+	OtherCores        float64   `json:"otherCores"` // every other process of the machine: interference
 	RSSMB             float64   `json:"webhookdRssMB"`
 	Ingest            quantiles `json:"ingest"` // scheduled send → answer, per request
 	Requests          int64     `json:"requests"`
@@ -63,6 +64,7 @@ func (b *bench) runStep(ctx context.Context, st *stack, in *ingester, sp stepSpe
 	ph := st.tr.addPhase(p)
 	pl := newPlan(sp.rate, b.cfg.batch, b.cfg.batchInterval)
 	cpu0, self0 := st.sample(), selfSample()
+	m0, _ := readCPUTimes()
 	u0 := st.tr.unique.Load()
 	start := sp.start
 	if start.IsZero() {
@@ -94,6 +96,7 @@ func (b *bench) runStep(ctx context.Context, st *stack, in *ingester, sp stepSpe
 	})
 	drainEnd := time.Now()
 	cpu1, self1 := st.sample(), selfSample()
+	m1, _ := readCPUTimes()
 	r := measure(p, drainSubs)
 	r.OfferedEventsPS = sp.rate
 	r.OfferedPS = sp.rate * float64(len(sp.subs))
@@ -118,6 +121,7 @@ func (b *bench) runStep(ctx context.Context, st *stack, in *ingester, sp stepSpe
 	}
 	r.WebhookdCores = cores(cpu1.CPUTicks-cpu0.CPUTicks, b.ticks, drainEnd.Sub(start))
 	r.BenchCores = cores(self1.CPUTicks-self0.CPUTicks, b.ticks, drainEnd.Sub(start))
+	r.OtherCores = max(0, cores(m1.Busy-m0.Busy, b.ticks, drainEnd.Sub(start))-r.WebhookdCores-r.BenchCores)
 	r.RSSMB = float64(cpu1.RSSKB) / 1024
 	r.Pass = r.DeliveredPS >= 0.9*r.OfferedPS && r.Latency.P99ms <= 2000
 	return r, p

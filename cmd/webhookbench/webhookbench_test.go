@@ -273,3 +273,15 @@ func TestCores(t *testing.T) {
 		t.Errorf("cores over no time = %v, want 0", got)
 	}
 }
+
+func TestParseCPUTimes(t *testing.T) {
+	stat := "cpu  112917 0 20390 87013 368 0 723 126 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n"
+	got, err := parseCPUTimes([]byte(stat))
+	want := cpuTimes{Busy: 112917 + 20390 + 723 + 126, Total: 112917 + 20390 + 87013 + 368 + 723 + 126}
+	if got != want || err != nil {
+		t.Errorf("parseCPUTimes = %+v, %v, want %+v, nil", got, err, want)
+	}
+	if _, err := parseCPUTimes([]byte("intr 1 2 3\n")); !errors.Is(err, errProcFormat) {
+		t.Errorf("parseCPUTimes(no cpu line) error = %v, want errProcFormat", err)
+	}
+}
