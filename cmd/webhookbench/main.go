@@ -284,6 +284,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(b.out, "== baseline again, after the scenarios: %.0f req/s (%.0f%% of the first; the ratios above use the first)\n",
 			bl.PerSecond, 100*bl.PerSecond/b.rep.Baseline.PerSecond)
 	}
+	b.printSummary()
 	b.rep.Finished = time.Now().UTC()
 	if cfg.json {
 		enc := json.NewEncoder(stdout)

@@ -236,3 +236,37 @@ func (b *bench) printRunFooter(r *runResult) {
 	fmt.Fprintf(b.out, "signatures verified on a sample: %d good, %d bad; unattributed receipts: %d; scenario took %.0f s\n\n",
 		r.Verified, r.BadSignatures, r.Stray, r.Seconds)
 }
+
+// printSummary lists the throughput figures against both baselines, so the
+// reader sees how much the machine's capacity moved during the run.
+func (b *bench) printSummary() {
+	first, after := b.rep.Baseline, b.rep.BaselineAfter
+	if first == nil {
+		return
+	}
+	w := b.table()
+	fmt.Fprintln(w, "summary\tingest\tsubs\tdeliveries/s\tvs baseline before\tvs baseline after\t")
+	rows := 0
+	for _, r := range b.rep.Runs {
+		var what string
+		var v float64
+		switch {
+		case r.Saturation > 0:
+			what, v = "saturation", r.Saturation
+		case r.Overload != nil:
+			what, v = "overload (delivered)", r.Overload.DeliveredInWindowS
+		default:
+			continue
+		}
+		vsAfter := "-"
+		if after != nil && after.PerSecond > 0 {
+			vsAfter = fmtRatio(v / after.PerSecond)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%.0f\t%s\t%s\t\n", what, r.Ingest, r.Subs, v, fmtRatio(v/first.PerSecond), vsAfter)
+		rows++
+	}
+	if rows > 0 {
+		fmt.Fprintln(b.out)
+		w.Flush()
+	}
+}
