@@ -38,6 +38,12 @@
 //	            deliveries are answered 500 and webhookd makes one attempt each
 //	            (--retry-schedule=, added before -webhookd-args)
 //
+// Other processes on the machine disturb every figure. Before each step and
+// the baseline the bench waits (up to -quiet-wait) for a second in which
+// they use less than -quiet-cores; a step during which they used more is
+// marked disturbed ("!"), and a disturbed saturation step that fails is
+// repeated (-disturbed-retries), every attempt printed.
+//
 // Tables go to stdout; with -json, stdout carries one JSON document of every
 // figure instead and the tables go to stderr. The machine, Go version and
 // the git commit measured are printed first. Figures on a shared machine
@@ -104,6 +110,10 @@ type config struct {
 	logFail, logRate            float64
 	logGets, logLists, logPages int
 
+	quietCores       float64
+	quietWait        time.Duration
+	disturbedRetries int
+
 	batch         int
 	batchInterval time.Duration
 	workers       int
@@ -159,6 +169,9 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.logLists, "log-lists", 200, "logquery: list requests of each kind")
 	fs.IntVar(&c.logPages, "log-pages", 10, "logquery: list pages of 100 walked per subscription to gather ids")
 
+	fs.Float64Var(&c.quietCores, "quiet-cores", 0.5, "a step is 'disturbed' when other processes of the machine use this many cores or more during it")
+	fs.DurationVar(&c.quietWait, "quiet-wait", time.Minute, "before each step and the baseline, wait up to this long for a second in which other processes use less than -quiet-cores (0: never wait)")
+	fs.IntVar(&c.disturbedRetries, "disturbed-retries", 2, "saturation: repeat a failing step this many times at most when it was disturbed (every attempt is printed)")
 	fs.IntVar(&c.batch, "batch", 100, "events per ingest request at most")
 	fs.DurationVar(&c.batchInterval, "batch-interval", 10*time.Millisecond, "batches are sized so one leaves at least this often")
 	fs.IntVar(&c.workers, "ingest-workers", 64, "ingest requests in flight at most")
@@ -267,6 +280,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if cfg.baselineDur > 0 {
+		b.quiet(ctx, 0)
 		bl, err := runBaseline(ctx, cfg.baselineConc, cfg.baselineDur, cfg.verifySample, b.ticks)
 		if err != nil {
 			return fmt.Errorf("baseline: %w", err)
@@ -276,6 +290,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	runErr := b.runAll(ctx)
 	if runErr == nil && cfg.baselineDur > 0 && cfg.baselineAfter {
+		b.quiet(ctx, 0)
 		bl, err := runBaseline(ctx, cfg.baselineConc, cfg.baselineDur, cfg.verifySample, b.ticks)
 		if err != nil {
 			return fmt.Errorf("baseline after: %w", err)

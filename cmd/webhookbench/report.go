@@ -41,7 +41,9 @@ type machineInfo struct {
 
 type commitInfo struct {
 	Head  string `json:"head"`
-	Dirty bool   `json:"dirty"` // tracked changes or untracked .go files
+	Dirty bool   `json:"dirty"` // tracked changes or untracked .go files outside this command
+	// BenchDirty: this command itself has uncommitted changes.
+	BenchDirty bool `json:"benchDirty"`
 	// Engine is the last commit touching anything but this command and
 	// the saved results: the code actually measured.
 	Engine  string `json:"engine"`
@@ -119,7 +121,8 @@ func commit(ctx context.Context, root string) commitInfo {
 		c.Head = "unknown (not a git checkout)"
 		return c
 	}
-	for _, line := range strings.Split(git("status", "--porcelain"), "\n") {
+	outside := []string{"--", ".", ":(exclude)cmd/webhookbench", ":(exclude)bench-results"}
+	for _, line := range strings.Split(git(append([]string{"status", "--porcelain"}, outside...)...), "\n") {
 		if line == "" {
 			continue
 		}
@@ -127,7 +130,8 @@ func commit(ctx context.Context, root string) commitInfo {
 			c.Dirty = true
 		}
 	}
-	engine := git("log", "-1", "--format=%h %s", "--", ".", ":(exclude)cmd/webhookbench", ":(exclude)bench-results")
+	c.BenchDirty = git("status", "--porcelain", "--", "cmd/webhookbench") != ""
+	engine := git(append([]string{"log", "-1", "--format=%h %s"}, outside...)...)
 	c.Engine, c.Subject, _ = strings.Cut(engine, " ")
 	return c
 }
@@ -141,7 +145,10 @@ func (b *bench) printHeader() {
 	m, c := b.rep.Machine, b.rep.Commit
 	dirty := "clean"
 	if c.Dirty {
-		dirty = "DIRTY (uncommitted changes)"
+		dirty = "DIRTY (uncommitted changes outside cmd/webhookbench)"
+	}
+	if c.BenchDirty {
+		dirty += "; cmd/webhookbench has uncommitted changes"
 	}
 	fmt.Fprintf(b.out, "webhookbench %s\n", b.rep.Started.Format(time.RFC3339))
 	fmt.Fprintf(b.out, "machine   %d cores (GOMAXPROCS %d), %s, %d MB, Linux %s, load %s at start\n",
@@ -194,8 +201,12 @@ func fmtMs(v float64, lower bool) string {
 const stepHeader = "step\toffered ev/s\toffered dlv/s\tdelivered/s\tvs offered\tp50\tp99\tlost\tdups\tcpu-s/1k dlv\twebhookd cores\tbench cores\tother cores\tRSS MB\tingest p99\tingest !202/429/err\t"
 
 func stepRow(r stepResult) string {
+	name := r.Name
+	if r.Disturbed {
+		name += " !"
+	}
 	return fmt.Sprintf("%s\t%.0f\t%.0f\t%.0f\t%.2f\t%s\t%s\t%d\t%d\t%.3f\t%.2f\t%.2f\t%.2f\t%.0f\t%s\t%d/%d/%d\t",
-		r.Name, r.OfferedEventsPS, r.OfferedPS, r.DeliveredPS, r.DeliveredPS/max(r.OfferedPS, 1e-9),
+		name, r.OfferedEventsPS, r.OfferedPS, r.DeliveredPS, r.DeliveredPS/max(r.OfferedPS, 1e-9),
 		fmtMs(r.Latency.P50ms, false), fmtMs(r.Latency.P99ms, r.LatencyLowerBound), r.Lost, r.Duplicates,
 		r.CPUPer1k, r.WebhookdCores, r.BenchCores, r.OtherCores, r.RSSMB, fmtMs(r.Ingest.P99ms, false), r.Non202, r.R429, r.Errors)
 }
@@ -207,6 +218,12 @@ func (b *bench) printSteps(steps []stepResult) {
 		fmt.Fprintln(w, stepRow(s))
 	}
 	w.Flush()
+	for _, s := range steps {
+		if s.Disturbed {
+			fmt.Fprintf(b.out, "   ! disturbed: other processes used >= %.2f cores during the step, or never less for a second in the %s before it\n", b.cfg.quietCores, b.cfg.quietWait)
+			break
+		}
+	}
 	for _, s := range steps {
 		if s.LastError != "" {
 			fmt.Fprintf(b.out, "   %s: last ingest error: %s\n", s.Name, s.LastError)

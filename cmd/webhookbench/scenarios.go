@@ -118,11 +118,25 @@ func (b *bench) saturation(ctx context.Context, ingest string) (float64, error) 
 		o := b.observe(ctx, st)
 		rate := b.cfg.startRate
 		for i := 1; i <= b.cfg.maxSteps && rate <= b.cfg.maxRate && ctx.Err() == nil; i++ {
-			s, _ := b.runStep(ctx, st, in, stepSpec{name: strconv.Itoa(i), subs: st.subs(), rate: rate, d: b.cfg.stepDur, drain: b.cfg.drain})
-			r.Steps = append(r.Steps, s)
-			fmt.Fprintf(b.stderr, "  step %d: offered %.0f deliveries/s, delivered %.0f/s, p99 %s, lost %d\n",
-				i, s.OfferedPS, s.DeliveredPS, fmtMs(s.Latency.P99ms, s.LatencyLowerBound), s.Lost)
-			r.Saturation = max(r.Saturation, s.DeliveredPS)
+			var s stepResult
+			for attempt := 0; ; attempt++ {
+				name := strconv.Itoa(i)
+				if attempt > 0 {
+					name += " again"
+				}
+				var p *phase
+				s, p = b.runStep(ctx, st, in, stepSpec{name: name, subs: st.subs(), rate: rate, d: b.cfg.stepDur, drain: b.cfg.drain})
+				r.Steps = append(r.Steps, s)
+				fmt.Fprintf(b.stderr, "  step %s: offered %.0f deliveries/s, delivered %.0f/s, p99 %s, lost %d, other processes %.2f cores\n",
+					name, s.OfferedPS, s.DeliveredPS, fmtMs(s.Latency.P99ms, s.LatencyLowerBound), s.Lost, s.OtherCores)
+				r.Saturation = max(r.Saturation, s.DeliveredPS)
+				if s.Pass || !s.Disturbed || attempt >= b.cfg.disturbedRetries || ctx.Err() != nil {
+					break
+				}
+				// Repeat a step that failed while something else took the
+				// machine, once its backlog is gone.
+				waitFor(ctx, 2*time.Minute, func() bool { return p.lost() == 0 })
+			}
 			if !s.Pass {
 				r.Saturated = true
 				break
@@ -215,6 +229,7 @@ func (b *bench) overload(ctx context.Context, ingest string) error {
 		}
 		o := b.observe(ctx, st)
 		secs := int(math.Ceil(b.cfg.overloadDur.Seconds()))
+		b.quiet(ctx, st.pid())
 		startSec := st.tr.second(time.Now()) + 1
 		start := st.tr.t0.Add(time.Duration(startSec) * time.Second)
 		sleepUntil(ctx, start)

@@ -253,15 +253,18 @@ func (s *stack) subs() []int {
 	return out
 }
 
-// stop ends webhookd with SIGTERM, then SIGKILL after grace, and closes
-// the receivers and the NATS connection.
+// stop ends webhookd with SIGTERM, then SIGKILL after grace, and then
+// closes the receivers (open until then, so webhookd's graceful shutdown
+// finishes its attempts in flight) and the NATS connection.
 func (s *stack) stop(grace time.Duration) error {
 	if s.nc != nil {
 		s.nc.Close()
 	}
-	for _, r := range s.recv {
-		r.Close()
-	}
+	defer func() {
+		for _, r := range s.recv {
+			r.Close()
+		}
+	}()
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.exited:

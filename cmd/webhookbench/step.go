@@ -29,15 +29,19 @@ type stepResult struct {
 	WebhookdCores     float64   `json:"webhookdCores"`
 	BenchCores        float64   `json:"benchCores"`
 	OtherCores        float64   `json:"otherCores"` // every other process of the machine: interference
-	RSSMB             float64   `json:"webhookdRssMB"`
-	Ingest            quantiles `json:"ingest"` // scheduled send → answer, per request
-	Requests          int64     `json:"requests"`
-	R429              int64     `json:"status429"`
-	Non202            int64     `json:"non202"`
-	Errors            int64     `json:"errors"`
-	LastError         string    `json:"lastError,omitempty"`
-	MaxPacerLagMs     float64   `json:"maxPacerLagMs"`
-	Pass              bool      `json:"pass"`
+	QuietWaitS        float64   `json:"quietWaitSeconds"`
+	// Disturbed: other processes took -quiet-cores or more during the
+	// step, or the machine was not quiet within -quiet-wait before it.
+	Disturbed     bool      `json:"disturbed"`
+	RSSMB         float64   `json:"webhookdRssMB"`
+	Ingest        quantiles `json:"ingest"` // scheduled send → answer, per request
+	Requests      int64     `json:"requests"`
+	R429          int64     `json:"status429"`
+	Non202        int64     `json:"non202"`
+	Errors        int64     `json:"errors"`
+	LastError     string    `json:"lastError,omitempty"`
+	MaxPacerLagMs float64   `json:"maxPacerLagMs"`
+	Pass          bool      `json:"pass"`
 }
 
 // stepSpec describes one stretch: rate events/s for d, or total events at
@@ -52,7 +56,8 @@ type stepSpec struct {
 	drain     time.Duration
 	drainSubs []int
 	perSecond int       // per-second ingest histograms to keep
-	start     time.Time // when the load starts (zero: now)
+	start     time.Time // when the load starts (zero: now, after waiting for a quiet machine)
+	warmup    bool      // no waiting for a quiet machine
 	// atWindowEnd, when set, is called as the load ends, before the drain.
 	atWindowEnd func(p *phase, at time.Time)
 }
@@ -60,6 +65,11 @@ type stepSpec struct {
 // runStep offers one stretch of load, waits for its deliveries, and
 // measures it.
 func (b *bench) runStep(ctx context.Context, st *stack, in *ingester, sp stepSpec) (stepResult, *phase) {
+	var waited time.Duration
+	quiet := true
+	if sp.start.IsZero() && !sp.warmup {
+		waited, quiet = b.quiet(ctx, st.pid())
+	}
 	p := newPhase(sp.name, sp.subs, sp.perSecond)
 	ph := st.tr.addPhase(p)
 	pl := newPlan(sp.rate, b.cfg.batch, b.cfg.batchInterval)
@@ -123,6 +133,8 @@ func (b *bench) runStep(ctx context.Context, st *stack, in *ingester, sp stepSpe
 	r.BenchCores = cores(self1.CPUTicks-self0.CPUTicks, b.ticks, drainEnd.Sub(start))
 	r.OtherCores = max(0, cores(m1.Busy-m0.Busy, b.ticks, drainEnd.Sub(start))-r.WebhookdCores-r.BenchCores)
 	r.RSSMB = float64(cpu1.RSSKB) / 1024
+	r.QuietWaitS = waited.Seconds()
+	r.Disturbed = !quiet || r.OtherCores >= b.cfg.quietCores
 	r.Pass = r.DeliveredPS >= 0.9*r.OfferedPS && r.Latency.P99ms <= 2000
 	return r, p
 }
@@ -153,7 +165,7 @@ func measure(p *phase, subs []int) stepResult {
 // warmup sends a few events and waits until every subscription has them:
 // subscriptions are live and connections open before anything is timed.
 func (b *bench) warmup(ctx context.Context, st *stack, in *ingester, n int64) error {
-	r, _ := b.runStep(ctx, st, in, stepSpec{name: "warm-up", subs: st.subs(), rate: 200, total: n, drain: 30 * time.Second})
+	r, _ := b.runStep(ctx, st, in, stepSpec{name: "warm-up", subs: st.subs(), rate: 200, total: n, drain: 30 * time.Second, warmup: true})
 	if r.Accepted != r.Offered || r.Lost > 0 {
 		// Say what webhookd itself recorded, to tell a bench fault from an
 		// engine fault.
@@ -209,4 +221,41 @@ func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) bool 
 		}
 		sleepUntil(ctx, time.Now().Add(10*time.Millisecond))
 	}
+}
+
+// quiet waits, up to -quiet-wait, for one second in which the machine's
+// other processes (all but webhookd, pid, and the bench) use less than
+// -quiet-cores. It returns how long it waited and whether it found one.
+// The decision is taken before a measurement, never after.
+func (b *bench) quiet(ctx context.Context, pid int) (time.Duration, bool) {
+	if b.cfg.quietWait <= 0 {
+		return 0, true
+	}
+	t0 := time.Now()
+	for {
+		m0, err := readCPUTimes()
+		if err != nil {
+			return 0, true
+		}
+		w0, s0, at := procOrZero(pid), selfSample(), time.Now()
+		sleepUntil(ctx, at.Add(time.Second))
+		m1, _ := readCPUTimes()
+		w1, s1, wall := procOrZero(pid), selfSample(), time.Since(at)
+		others := cores(m1.Busy-m0.Busy, b.ticks, wall) - cores(w1.CPUTicks-w0.CPUTicks, b.ticks, wall) - cores(s1.CPUTicks-s0.CPUTicks, b.ticks, wall)
+		if others < b.cfg.quietCores {
+			return time.Since(t0), true
+		}
+		if time.Since(t0) >= b.cfg.quietWait || ctx.Err() != nil {
+			return time.Since(t0), false
+		}
+	}
+}
+
+// procOrZero samples process pid, or nothing when pid is 0 or gone.
+func procOrZero(pid int) procSample {
+	if pid == 0 {
+		return procSample{}
+	}
+	p, _ := readProc(pid)
+	return p
 }
