@@ -25,7 +25,7 @@ type baselineResult struct {
 	BodyBytes  int       `json:"bodyBytes"`
 	Latency    quantiles `json:"latency"`
 	BenchCores float64   `json:"benchCores"` // CPU of this process (client and receiver) over the run
-	OtherCores float64   `json:"otherCores"` // every other process of the machine: interference
+	OtherCores float64   `json:"otherCores"` // user-mode CPU of every other process of the machine: interference
 	Verified   int64     `json:"verified"`
 }
 
@@ -97,11 +97,12 @@ func runBaseline(ctx context.Context, conc int, d time.Duration, verifySample fl
 	self1, _ := readProc(pidSelf())
 	m1, _ := readCPUTimes()
 	bench := cores(self1.CPUTicks-self0.CPUTicks, ticks, elapsed)
+	benchUser := cores(self1.UserTicks-self0.UserTicks, ticks, elapsed)
 	return baselineResult{
 		Goroutines: conc, Seconds: elapsed.Seconds(), Requests: n.Load(), Errors: errs.Load(),
 		PerSecond: float64(n.Load()) / elapsed.Seconds(), BodyBytes: int(bodyLen.Load()), Latency: summarize(lat),
 		BenchCores: bench, Verified: r.verified.Load(),
-		OtherCores: max(0, cores(m1.Busy-m0.Busy, ticks, elapsed)-bench),
+		OtherCores: max(0, cores(m1.User-m0.User, ticks, elapsed)-benchUser),
 	}, nil
 }
 

@@ -24,7 +24,9 @@
 //
 //	saturation  step the offered rate up from -start-rate by -step-factor, each step
 //	            -step-duration plus up to -drain; stop when delivered/s < 0.9 x offered
-//	            or p99 > 2 s; saturation is the highest delivered/s of a step
+//	            or p99 > 2 s, then bisect -refine times between the last rate kept
+//	            up with and the first not; saturation is the highest delivered/s of
+//	            any step
 //	latency     -latency-rate events/s for -latency-duration: p50, p99, max
 //	overload    twice the saturation (-saturation, or this run's, or measured first)
 //	            for -overload-duration: per-second figures, longest gap, drain
@@ -40,7 +42,8 @@
 //
 // Other processes on the machine disturb every figure. Before each step and
 // the baseline the bench waits (up to -quiet-wait) for a second in which
-// they use less than -quiet-cores; a step during which they used more is
+// they use less than -quiet-cores in user mode (kernel time also holds work
+// done for webhookd, so it is not counted); a step during which they used more is
 // marked disturbed ("!"), and a disturbed saturation step that fails is
 // repeated (-disturbed-retries), every attempt printed.
 //
@@ -90,7 +93,7 @@ type config struct {
 
 	startRate, stepFactor, maxRate float64
 	stepDur, drain                 time.Duration
-	maxSteps                       int
+	maxSteps, refine               int
 
 	latencyRate float64
 	latencyDur  time.Duration
@@ -145,6 +148,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.stepDur, "step-duration", 10*time.Second, "saturation: how long each step offers load")
 	fs.DurationVar(&c.drain, "drain", 10*time.Second, "saturation, latency and slow: how long a step's deliveries may trail its load")
 	fs.IntVar(&c.maxSteps, "max-steps", 15, "saturation: at most this many steps")
+	fs.IntVar(&c.refine, "refine", 2, "saturation: after the first failing step, this many more steps bisect (geometrically) between it and the last passing one, each once the backlog is gone")
 
 	fs.Float64Var(&c.latencyRate, "latency-rate", 500, "latency: offered events/s (each goes to every subscription)")
 	fs.DurationVar(&c.latencyDur, "latency-duration", 30*time.Second, "latency: how long")
@@ -233,7 +237,8 @@ net/http client posting signed bodies of the same size to the same kind of recei
 Usage: go run ./cmd/webhookbench [flags]
 
 Scenarios (-run, comma-separated, or all):
-  saturation  offered rate stepped up until delivered/s < 0.9 x offered or p99 > 2 s
+  saturation  offered rate stepped up until delivered/s < 0.9 x offered or p99 > 2 s,
+              then bisected (-refine); saturation = the highest delivered/s of a step
   latency     p50/p99/max publish→receipt at -latency-rate for -latency-duration
   overload    twice the saturation for -overload-duration, per second; then the drain
   memory      webhookd RSS after -memory-mark and -memory-deliveries deliveries

@@ -16,8 +16,9 @@ import (
 
 // procSample is what /proc tells about one process at one instant.
 type procSample struct {
-	CPUTicks uint64 // utime + stime, in clock ticks
-	RSSKB    int64  // VmRSS
+	CPUTicks  uint64 // utime + stime, in clock ticks
+	UserTicks uint64 // utime alone
+	RSSKB     int64  // VmRSS
 }
 
 // errProcFormat is returned for /proc text that does not parse.
@@ -29,7 +30,7 @@ func readProc(pid int) (procSample, error) {
 	if err != nil {
 		return procSample{}, err
 	}
-	ticks, err := parseStatCPU(stat)
+	utime, stime, err := parseStatCPU(stat)
 	if err != nil {
 		return procSample{}, err
 	}
@@ -41,28 +42,29 @@ func readProc(pid int) (procSample, error) {
 	if err != nil {
 		return procSample{}, err
 	}
-	return procSample{CPUTicks: ticks, RSSKB: rss}, nil
+	return procSample{CPUTicks: utime + stime, UserTicks: utime, RSSKB: rss}, nil
 }
 
-// parseStatCPU returns utime+stime (fields 14 and 15) of a /proc/<pid>/stat
-// line. The command name (field 2) is in parentheses and may hold spaces
-// and parentheses itself, so fields are counted from the last ')'.
-func parseStatCPU(stat []byte) (uint64, error) {
+// parseStatCPU returns utime and stime (fields 14 and 15) of a
+// /proc/<pid>/stat line. The command name (field 2) is in parentheses and
+// may hold spaces and parentheses itself, so fields are counted from the
+// last ')'.
+func parseStatCPU(stat []byte) (utime, stime uint64, err error) {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("stat: no ')': %w", errProcFormat)
+		return 0, 0, fmt.Errorf("stat: no ')': %w", errProcFormat)
 	}
 	f := strings.Fields(string(stat[i+1:]))
 	// f[0] is field 3 (state), so field n is f[n-3].
 	if len(f) < 13 {
-		return 0, fmt.Errorf("stat: %d fields after the name: %w", len(f), errProcFormat)
+		return 0, 0, fmt.Errorf("stat: %d fields after the name: %w", len(f), errProcFormat)
 	}
 	utime, err1 := strconv.ParseUint(f[14-3], 10, 64)
 	stime, err2 := strconv.ParseUint(f[15-3], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("stat: utime %q stime %q: %w", f[11], f[12], errProcFormat)
+		return 0, 0, fmt.Errorf("stat: utime %q stime %q: %w", f[11], f[12], errProcFormat)
 	}
-	return utime + stime, nil
+	return utime, stime, nil
 }
 
 // parseStatusRSS returns VmRSS, in kB, from /proc/<pid>/status.
@@ -130,6 +132,10 @@ func pidSelf() int { return os.Getpid() }
 // cpuTimes is the machine's CPU time from /proc/stat, in clock ticks.
 type cpuTimes struct {
 	Busy, Total uint64
+	// User is user-mode time (user and nice). Other processes' interference
+	// is judged on it: kernel time also holds work done for webhookd
+	// itself (writeback, loopback networking), which must not count.
+	User uint64
 }
 
 // readCPUTimes reads the machine-wide line of /proc/stat.
@@ -159,6 +165,9 @@ func parseCPUTimes(stat []byte) (cpuTimes, error) {
 		t.Total += n
 		if i != 3 && i != 4 { // idle, iowait
 			t.Busy += n
+		}
+		if i < 2 { // user, nice
+			t.User += n
 		}
 	}
 	return t, nil

@@ -116,32 +116,34 @@ func (b *bench) saturation(ctx context.Context, ingest string) (float64, error) 
 			return err
 		}
 		o := b.observe(ctx, st)
-		rate := b.cfg.startRate
+		rate, passed := b.cfg.startRate, 0.0
+		var last *phase
 		for i := 1; i <= b.cfg.maxSteps && rate <= b.cfg.maxRate && ctx.Err() == nil; i++ {
 			var s stepResult
-			for attempt := 0; ; attempt++ {
-				name := strconv.Itoa(i)
-				if attempt > 0 {
-					name += " again"
-				}
-				var p *phase
-				s, p = b.runStep(ctx, st, in, stepSpec{name: name, subs: st.subs(), rate: rate, d: b.cfg.stepDur, drain: b.cfg.drain})
-				r.Steps = append(r.Steps, s)
-				fmt.Fprintf(b.stderr, "  step %s: offered %.0f deliveries/s, delivered %.0f/s, p99 %s, lost %d, other processes %.2f cores\n",
-					name, s.OfferedPS, s.DeliveredPS, fmtMs(s.Latency.P99ms, s.LatencyLowerBound), s.Lost, s.OtherCores)
-				r.Saturation = max(r.Saturation, s.DeliveredPS)
-				if s.Pass || !s.Disturbed || attempt >= b.cfg.disturbedRetries || ctx.Err() != nil {
-					break
-				}
-				// Repeat a step that failed while something else took the
-				// machine, once its backlog is gone.
-				waitFor(ctx, 2*time.Minute, func() bool { return p.lost() == 0 })
-			}
+			s, last = b.saturationStep(ctx, st, in, r, strconv.Itoa(i), rate)
 			if !s.Pass {
 				r.Saturated = true
 				break
 			}
+			passed = rate
 			rate *= b.cfg.stepFactor
+		}
+		// Narrow the gap between the last rate kept up with and the first
+		// one that was not, once the failed step's backlog is gone.
+		lo, hi := passed, rate
+		for k := 1; r.Saturated && lo > 0 && k <= b.cfg.refine && ctx.Err() == nil; k++ {
+			if !waitFor(ctx, 2*time.Minute, func() bool { return last.lost() == 0 }) {
+				fmt.Fprintf(b.out, "refinement skipped: the backlog of step %s did not drain within 2 minutes\n", last.name)
+				break
+			}
+			mid := math.Sqrt(lo * hi)
+			var s stepResult
+			s, last = b.saturationStep(ctx, st, in, r, "refine "+strconv.Itoa(k), mid)
+			if s.Pass {
+				lo = mid
+			} else {
+				hi = mid
+			}
 		}
 		b.printSteps(r.Steps)
 		r.SaturationRatio = b.ratio(r.Saturation)
@@ -150,13 +152,39 @@ func (b *bench) saturation(ctx context.Context, ingest string) (float64, error) 
 		if !r.Saturated {
 			limit = "NOT saturated: -max-rate or -max-steps ended the stepping; the figure is a lower bound"
 		}
-		fmt.Fprintf(b.out, "saturation: %.0f deliveries/s = %s the baseline (%s)\n", r.Saturation, fmtRatio(r.SaturationRatio), limit)
+		fmt.Fprintf(b.out, "saturation: %.0f deliveries/s = %s the baseline before (%s)\n", r.Saturation, fmtRatio(r.SaturationRatio), limit)
 		b.finish(ctx, r, st, o, 0)
 		return nil
 	})
 	r.Seconds = time.Since(t0).Seconds()
 	b.printRunFooter(r)
 	return r.Saturation, err
+}
+
+// saturationStep runs one saturation step at rate events/s, and repeats it
+// (up to -disturbed-retries times) when it fails while other processes took
+// the machine; every attempt goes into r. It returns the last attempt.
+func (b *bench) saturationStep(ctx context.Context, st *stack, in *ingester, r *runResult, name string, rate float64) (stepResult, *phase) {
+	for attempt := 0; ; attempt++ {
+		n := name
+		if attempt > 0 {
+			n += " again"
+		}
+		s, p := b.runStep(ctx, st, in, stepSpec{name: n, subs: st.subs(), rate: rate, d: b.cfg.stepDur, drain: b.cfg.drain})
+		r.Steps = append(r.Steps, s)
+		fmt.Fprintf(b.stderr, "  step %s: offered %.0f deliveries/s, delivered %.0f/s, p99 %s, lost %d, other processes %.2f cores\n",
+			n, s.OfferedPS, s.DeliveredPS, fmtMs(s.Latency.P99ms, s.LatencyLowerBound), s.Lost, s.OtherCores)
+		r.Saturation = max(r.Saturation, s.DeliveredPS)
+		if s.Pass || !s.Disturbed || attempt >= b.cfg.disturbedRetries || ctx.Err() != nil {
+			return s, p
+		}
+		// Repeat a step that failed while something else took the
+		// machine, once its backlog is gone.
+		if !waitFor(ctx, 2*time.Minute, func() bool { return p.lost() == 0 }) {
+			fmt.Fprintf(b.out, "step %s not repeated: its backlog did not drain within 2 minutes\n", n)
+			return s, p
+		}
+	}
 }
 
 // latency offers a steady moderate rate and reads the latency figures.

@@ -28,7 +28,7 @@ type stepResult struct {
 	CPUPer1k          float64   `json:"webhookdCpuSecondsPer1kDeliveries"`
 	WebhookdCores     float64   `json:"webhookdCores"`
 	BenchCores        float64   `json:"benchCores"`
-	OtherCores        float64   `json:"otherCores"` // every other process of the machine: interference
+	OtherCores        float64   `json:"otherCores"` // user-mode CPU of every other process of the machine: interference
 	QuietWaitS        float64   `json:"quietWaitSeconds"`
 	// Disturbed: other processes took -quiet-cores or more during the
 	// step, or the machine was not quiet within -quiet-wait before it.
@@ -131,7 +131,7 @@ func (b *bench) runStep(ctx context.Context, st *stack, in *ingester, sp stepSpe
 	}
 	r.WebhookdCores = cores(cpu1.CPUTicks-cpu0.CPUTicks, b.ticks, drainEnd.Sub(start))
 	r.BenchCores = cores(self1.CPUTicks-self0.CPUTicks, b.ticks, drainEnd.Sub(start))
-	r.OtherCores = max(0, cores(m1.Busy-m0.Busy, b.ticks, drainEnd.Sub(start))-r.WebhookdCores-r.BenchCores)
+	r.OtherCores = max(0, cores(m1.User-m0.User-(cpu1.UserTicks-cpu0.UserTicks)-(self1.UserTicks-self0.UserTicks), b.ticks, drainEnd.Sub(start)))
 	r.RSSMB = float64(cpu1.RSSKB) / 1024
 	r.QuietWaitS = waited.Seconds()
 	r.Disturbed = !quiet || r.OtherCores >= b.cfg.quietCores
@@ -241,7 +241,7 @@ func (b *bench) quiet(ctx context.Context, pid int) (time.Duration, bool) {
 		sleepUntil(ctx, at.Add(time.Second))
 		m1, _ := readCPUTimes()
 		w1, s1, wall := procOrZero(pid), selfSample(), time.Since(at)
-		others := cores(m1.Busy-m0.Busy, b.ticks, wall) - cores(w1.CPUTicks-w0.CPUTicks, b.ticks, wall) - cores(s1.CPUTicks-s0.CPUTicks, b.ticks, wall)
+		others := cores(m1.User-m0.User-(w1.UserTicks-w0.UserTicks)-(s1.UserTicks-s0.UserTicks), b.ticks, wall)
 		if others < b.cfg.quietCores {
 			return time.Since(t0), true
 		}

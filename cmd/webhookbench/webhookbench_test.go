@@ -159,21 +159,21 @@ func TestQuantileWithinOnePercent(t *testing.T) {
 
 func TestParseStatCPU(t *testing.T) {
 	tests := []struct {
-		name string
-		stat string
-		want uint64
-		err  error
+		name      string
+		stat      string
+		user, sys uint64
+		err       error
 	}{
-		{"plain", "1234 (webhookd) S 1 1234 1234 0 -1 4194560 2000 0 0 0 150 25 0 0 20 0 12 0 100 1000000 5000 18446744073709551615", 175, nil},
-		{"name with spaces and parens", "99 (a (b) c) R 1 99 99 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 5 10 20", 10, nil},
-		{"short", "99 (x) R 1 2 3", 0, errProcFormat},
-		{"no name", "99 x R", 0, errProcFormat},
-		{"not numbers", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 a b 0", 0, errProcFormat},
+		{"plain", "1234 (webhookd) S 1 1234 1234 0 -1 4194560 2000 0 0 0 150 25 0 0 20 0 12 0 100 1000000 5000 18446744073709551615", 150, 25, nil},
+		{"name with spaces and parens", "99 (a (b) c) R 1 99 99 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 5 10 20", 7, 3, nil},
+		{"short", "99 (x) R 1 2 3", 0, 0, errProcFormat},
+		{"no name", "99 x R", 0, 0, errProcFormat},
+		{"not numbers", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 a b 0", 0, 0, errProcFormat},
 	}
 	for _, tt := range tests {
-		got, err := parseStatCPU([]byte(tt.stat))
-		if got != tt.want || !errors.Is(err, tt.err) {
-			t.Errorf("parseStatCPU(%s) = %d, %v, want %d, %v", tt.name, got, err, tt.want, tt.err)
+		user, sys, err := parseStatCPU([]byte(tt.stat))
+		if user != tt.user || sys != tt.sys || !errors.Is(err, tt.err) {
+			t.Errorf("parseStatCPU(%s) = %d, %d, %v, want %d, %d, %v", tt.name, user, sys, err, tt.user, tt.sys, tt.err)
 		}
 	}
 }
@@ -277,7 +277,7 @@ func TestCores(t *testing.T) {
 func TestParseCPUTimes(t *testing.T) {
 	stat := "cpu  112917 0 20390 87013 368 0 723 126 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n"
 	got, err := parseCPUTimes([]byte(stat))
-	want := cpuTimes{Busy: 112917 + 20390 + 723 + 126, Total: 112917 + 20390 + 87013 + 368 + 723 + 126}
+	want := cpuTimes{Busy: 112917 + 20390 + 723 + 126, Total: 112917 + 20390 + 87013 + 368 + 723 + 126, User: 112917}
 	if got != want || err != nil {
 		t.Errorf("parseCPUTimes = %+v, %v, want %+v, nil", got, err, want)
 	}
