@@ -97,12 +97,11 @@ func runBaseline(ctx context.Context, conc int, d time.Duration, verifySample fl
 	self1, _ := readProc(pidSelf())
 	m1, _ := readCPUTimes()
 	bench := cores(self1.CPUTicks-self0.CPUTicks, ticks, elapsed)
-	benchUser := cores(self1.UserTicks-self0.UserTicks, ticks, elapsed)
 	return baselineResult{
 		Goroutines: conc, Seconds: elapsed.Seconds(), Requests: n.Load(), Errors: errs.Load(),
 		PerSecond: float64(n.Load()) / elapsed.Seconds(), BodyBytes: int(bodyLen.Load()), Latency: summarize(lat),
 		BenchCores: bench, Verified: r.verified.Load(),
-		OtherCores: max(0, cores(m1.User-m0.User, ticks, elapsed)-benchUser),
+		OtherCores: otherCores(m0, m1, procSample{}, procSample{}, self0, self1, ticks, elapsed),
 	}, nil
 }
 

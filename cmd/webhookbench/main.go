@@ -24,9 +24,9 @@
 //
 //	saturation  step the offered rate up from -start-rate by -step-factor, each step
 //	            -step-duration plus up to -drain; stop when delivered/s < 0.9 x offered
-//	            or p99 > 2 s, then bisect -refine times between the last rate kept
-//	            up with and the first not; saturation is the highest delivered/s of
-//	            any step
+//	            or p99 > 2 s, then bisect -refine times, each on a fresh webhookd,
+//	            between the last rate kept up with and the first not; saturation
+//	            is the highest delivered/s of any step
 //	latency     -latency-rate events/s for -latency-duration: p50, p99, max
 //	overload    twice the saturation (-saturation, or this run's, or measured first)
 //	            for -overload-duration: per-second figures, longest gap, drain
@@ -148,7 +148,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.stepDur, "step-duration", 10*time.Second, "saturation: how long each step offers load")
 	fs.DurationVar(&c.drain, "drain", 10*time.Second, "saturation, latency and slow: how long a step's deliveries may trail its load")
 	fs.IntVar(&c.maxSteps, "max-steps", 15, "saturation: at most this many steps")
-	fs.IntVar(&c.refine, "refine", 2, "saturation: after the first failing step, this many more steps bisect (geometrically) between it and the last passing one, each once the backlog is gone")
+	fs.IntVar(&c.refine, "refine", 2, "saturation: after the first failing step, this many more steps bisect (geometrically) between it and the last passing one, each on a fresh webhookd")
 
 	fs.Float64Var(&c.latencyRate, "latency-rate", 500, "latency: offered events/s (each goes to every subscription)")
 	fs.DurationVar(&c.latencyDur, "latency-duration", 30*time.Second, "latency: how long")

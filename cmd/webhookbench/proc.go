@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // procSample is what /proc tells about one process at one instant.
@@ -171,4 +172,16 @@ func parseCPUTimes(stat []byte) (cpuTimes, error) {
 		}
 	}
 	return t, nil
+}
+
+// otherCores is the user-mode CPU, in cores, that the machine spent over
+// wall outside webhookd (w0→w1) and the bench (s0→s1). The counters come
+// from different files sampled a moment apart, so the difference can dip
+// below zero; it is never reported so.
+func otherCores(m0, m1 cpuTimes, w0, w1, s0, s1 procSample, ticks int64, wall time.Duration) float64 {
+	if wall <= 0 || ticks <= 0 {
+		return 0
+	}
+	d := float64(m1.User-m0.User) - float64(w1.UserTicks-w0.UserTicks) - float64(s1.UserTicks-s0.UserTicks)
+	return max(0, d/float64(ticks)/wall.Seconds())
 }

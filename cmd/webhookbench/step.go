@@ -131,7 +131,7 @@ func (b *bench) runStep(ctx context.Context, st *stack, in *ingester, sp stepSpe
 	}
 	r.WebhookdCores = cores(cpu1.CPUTicks-cpu0.CPUTicks, b.ticks, drainEnd.Sub(start))
 	r.BenchCores = cores(self1.CPUTicks-self0.CPUTicks, b.ticks, drainEnd.Sub(start))
-	r.OtherCores = max(0, cores(m1.User-m0.User-(cpu1.UserTicks-cpu0.UserTicks)-(self1.UserTicks-self0.UserTicks), b.ticks, drainEnd.Sub(start)))
+	r.OtherCores = otherCores(m0, m1, cpu0, cpu1, self0, self1, b.ticks, drainEnd.Sub(start))
 	r.RSSMB = float64(cpu1.RSSKB) / 1024
 	r.QuietWaitS = waited.Seconds()
 	r.Disturbed = !quiet || r.OtherCores >= b.cfg.quietCores
@@ -241,7 +241,7 @@ func (b *bench) quiet(ctx context.Context, pid int) (time.Duration, bool) {
 		sleepUntil(ctx, at.Add(time.Second))
 		m1, _ := readCPUTimes()
 		w1, s1, wall := procOrZero(pid), selfSample(), time.Since(at)
-		others := cores(m1.User-m0.User-(w1.UserTicks-w0.UserTicks)-(s1.UserTicks-s0.UserTicks), b.ticks, wall)
+		others := otherCores(m0, m1, w0, w1, s0, s1, b.ticks, wall)
 		if others < b.cfg.quietCores {
 			return time.Since(t0), true
 		}

@@ -285,3 +285,24 @@ func TestParseCPUTimes(t *testing.T) {
 		t.Errorf("parseCPUTimes(no cpu line) error = %v, want errProcFormat", err)
 	}
 }
+
+func TestOtherCores(t *testing.T) {
+	m0, m1 := cpuTimes{User: 1000}, cpuTimes{User: 1300}
+	w0, w1 := procSample{UserTicks: 50}, procSample{UserTicks: 150}
+	s0, s1 := procSample{UserTicks: 10}, procSample{UserTicks: 60}
+	if got := otherCores(m0, m1, w0, w1, s0, s1, 100, time.Second); got != 1.5 {
+		t.Errorf("otherCores(300 machine, 100 webhookd, 50 bench ticks over 1 s) = %v, want 1.5", got)
+	}
+	// Sampled a moment apart, the processes can seem to have used more
+	// than the machine: never below zero, never wrapped around.
+	if got := otherCores(m0, cpuTimes{User: 1100}, w0, w1, s0, s1, 100, time.Second); got != 0 {
+		t.Errorf("otherCores with more process than machine time = %v, want 0", got)
+	}
+}
+
+func TestAverages(t *testing.T) {
+	got := averages([]int64{1, 2, 3, 4, 5, 6, 7}, 3)
+	if diff := cmp.Diff([]int64{2, 5, 7}, got); diff != "" {
+		t.Errorf("averages mismatch (-want +got):\n%s", diff)
+	}
+}
