@@ -180,7 +180,7 @@ func (s *stack) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	s.pub = events.NewPublisher(s.js)
+	s.pub = events.NewPublisher(s.js, events.PublisherConfig{})
 	var ten struct {
 		ID     string `json:"id"`
 		APIKey struct {
