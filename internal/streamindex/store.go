@@ -243,15 +243,15 @@ func (s *Store) MessagesApplied() uint64 { return s.msgsApplied.Load() }
 func (s *Store) Commit(seq, msgs uint64, fn func(b *pebble.Batch) error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := fn(b); err != nil {
+	err := s.commit(func(b *pebble.Batch) error {
+		if err := fn(b); err != nil {
+			return err
+		}
+		// A batch's Set fails only once committed.
+		return b.Set(keyApplied, binary.BigEndian.AppendUint64(nil, seq), nil)
+	})
+	if err != nil {
 		return err
-	}
-	// A batch's Set fails only once committed.
-	_ = b.Set(keyApplied, binary.BigEndian.AppendUint64(nil, seq), nil)
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("apply to %s: %w: %w", s.cfg.Name, s.cfg.ErrUnavailable, err)
 	}
 	s.msgsApplied.Add(msgs)
 	s.setApplied(seq)
@@ -263,6 +263,12 @@ func (s *Store) Commit(seq, msgs uint64, fn func(b *pebble.Batch) error) error {
 func (s *Store) Update(fn func(b *pebble.Batch) error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	return s.commit(fn)
+}
+
+// commit runs fn with a new batch and commits it unless it is empty; the
+// caller holds writeMu.
+func (s *Store) commit(fn func(b *pebble.Batch) error) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := fn(b); err != nil {
