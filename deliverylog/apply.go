@@ -2,7 +2,6 @@ package deliverylog
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -98,13 +97,11 @@ type pending struct {
 	changed   bool
 }
 
-// apply merges recs, in order, into the store in one atomic batch that
-// also records seq as the last applied stream sequence; the records came
-// from msgs stream messages. A record that would create a delivery already
-// past retention is dropped.
-func (ix *Index) apply(recs []Record, seq, msgs uint64) error {
-	ix.writeMu.Lock()
-	defer ix.writeMu.Unlock()
+// put merges recs, in order, into the deliveries they name and writes
+// those that changed into b; the store commits b with the applied
+// sequence. A record that would create a delivery already past retention
+// is dropped. It runs under the store's write lock.
+func (ix *Index) put(b *pebble.Batch, recs []Record) error {
 	defer clear(ix.dirty)
 	if err := ix.loadAll(recs); err != nil {
 		return err
@@ -130,8 +127,6 @@ func (ix *Index) apply(recs []Record, seq, msgs uint64) error {
 		}
 	}
 
-	b := ix.db.NewBatch()
-	defer b.Close()
 	var vb []byte
 	for _, p := range ix.dirty {
 		if !p.changed {
@@ -152,12 +147,6 @@ func (ix *Index) apply(recs []Record, seq, msgs uint64) error {
 			_ = b.Set(createdKey(kb[:0], p.d.CreatedAt.UnixNano(), p.tenant, p.key), nil, nil)
 		}
 	}
-	_ = b.Set(keyApplied, binary.BigEndian.AppendUint64(nil, seq), nil)
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("apply to delivery index: %w: %w", ErrUnavailable, err)
-	}
-	ix.msgsApplied.Add(msgs)
-	ix.setApplied(seq)
 	return nil
 }
 

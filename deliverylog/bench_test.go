@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
@@ -337,7 +338,7 @@ func BenchmarkIndexLarge(b *testing.B) {
 	// Last, as it deletes: the oldest 1% pass the retention limit.
 	g.clock.Store(g.created(total / 100).Add(DefaultRetention).UnixNano())
 	t0 := time.Now()
-	expired, err := ix.expire()
+	expired, err := ix.Expire()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -461,7 +462,8 @@ func (g *corpus) apply(b *testing.B, ix *Index, from, to int) {
 		for ; i < to && len(recs) < 512; i++ {
 			recs = g.records(recs, i)
 		}
-		if err := ix.apply(recs, ix.Applied()+1, 1); err != nil {
+		err := ix.store.Commit(ix.Applied()+1, 1, func(b *pebble.Batch) error { return ix.put(b, recs) })
+		if err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -3,7 +3,7 @@ package deliverylog
 import "github.com/cockroachdb/pebble/v2"
 
 // Expire runs retention once and returns how many deliveries it deleted.
-func (ix *Index) Expire() (int, error) { return ix.expire() }
+func (ix *Index) Expire() (int, error) { return ix.store.Expire() }
 
 // KeyCounts counts the index's keys by kind: primary, status, event and
 // creation-time keys.

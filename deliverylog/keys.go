@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/onestack/webhooks/internal/streamindex"
 )
 
 // The index's keys. Every key the reads use starts with its kind and then
@@ -14,8 +16,8 @@ import (
 //	status    's' tenant sub status dlv           → the delivery again: a subscription's deliveries by status
 //	event     'e' tenant len(event) event sub dlv → nothing: an event's deliveries
 //	created   't' created tenant sub dlv          → nothing: retention's order (creation time first)
-//	applied   0x00 'a'                            → last applied stream sequence, 8 bytes
-//	stream    0x00 's'                            → the stream's creation time it was applied from
+//
+// Keys that start with 0x00 are the stream store's (streamindex).
 const (
 	kindPrimary = 'd'
 	kindStatus  = 's'
@@ -23,15 +25,8 @@ const (
 	kindCreated = 't'
 )
 
-var (
-	keyApplied = []byte{0, 'a'}
-	keyStream  = []byte{0, 's'}
-)
-
 func appendTenant(dst []byte, kind byte, tenant string) []byte {
-	dst = append(dst, kind)
-	dst = binary.AppendUvarint(dst, uint64(len(tenant)))
-	return append(dst, tenant...)
+	return streamindex.AppendString(append(dst, kind), tenant)
 }
 
 // subPrefix is the start of a subscription's primary or status keys.
@@ -52,9 +47,7 @@ func statusKey(dst []byte, tenant string, k deliveryKey, status byte) []byte {
 }
 
 func eventKeyPrefix(dst []byte, tenant, event string) []byte {
-	dst = appendTenant(dst, kindEvent, tenant)
-	dst = binary.AppendUvarint(dst, uint64(len(event)))
-	return append(dst, event...)
+	return streamindex.AppendString(appendTenant(dst, kindEvent, tenant), event)
 }
 
 func eventKey(dst []byte, tenant, event string, k deliveryKey) []byte {
@@ -71,9 +64,7 @@ func createdKeyPrefix(dst []byte, createdNs int64) []byte {
 }
 
 func createdKey(dst []byte, createdNs int64, tenant string, k deliveryKey) []byte {
-	dst = createdKeyPrefix(dst, createdNs)
-	dst = binary.AppendUvarint(dst, uint64(len(tenant)))
-	dst = append(dst, tenant...)
+	dst = streamindex.AppendString(createdKeyPrefix(dst, createdNs), tenant)
 	dst = append(dst, k.sub[:]...)
 	return append(dst, k.dlv[:]...)
 }
@@ -106,17 +97,4 @@ func tailKey(key []byte) (deliveryKey, bool) {
 	copy(k.sub[:], key[len(key)-32:])
 	copy(k.dlv[:], key[len(key)-16:])
 	return k, true
-}
-
-// prefixEnd returns the smallest key greater than every key starting with p
-// (nil if there is none).
-func prefixEnd(p []byte) []byte {
-	end := append([]byte(nil), p...)
-	for i := len(end) - 1; i >= 0; i-- {
-		end[i]++
-		if end[i] != 0 {
-			return end[:i+1]
-		}
-	}
-	return nil
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/oklog/ulid/v2"
+
+	"github.com/onestack/webhooks/internal/streamindex"
 )
 
 // Page sizes of [Index.List].
@@ -26,7 +28,7 @@ func (ix *Index) Delivery(ctx context.Context, tenant, id string) (Delivery, err
 	if err := ctx.Err(); err != nil {
 		return Delivery{}, fmt.Errorf("delivery %s: %w", id, err)
 	}
-	release, err := ix.reading()
+	release, err := ix.store.Reading()
 	if err != nil {
 		return Delivery{}, err
 	}
@@ -93,7 +95,7 @@ func (ix *Index) List(ctx context.Context, tenant, sub, status, before string, l
 	if !validTenant(tenant) {
 		return []Delivery{}, false, nil
 	}
-	release, err := ix.reading()
+	release, err := ix.store.Reading()
 	if err != nil {
 		return nil, false, err
 	}
@@ -107,7 +109,7 @@ func (ix *Index) List(ctx context.Context, tenant, sub, status, before string, l
 	if status != "" {
 		lower = append(lower, code)
 	}
-	upper := prefixEnd(lower)
+	upper := streamindex.PrefixEnd(lower)
 	if before != "" {
 		upper = append(append([]byte(nil), lower...), cursor[:]...)
 	}
@@ -153,13 +155,13 @@ func (ix *Index) EventDeliveries(ctx context.Context, tenant, eventID string) ([
 	if !validTenant(tenant) || len(eventID) > MaxIDLen {
 		return []Delivery{}, nil
 	}
-	release, err := ix.reading()
+	release, err := ix.store.Reading()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	lower := eventKeyPrefix(nil, tenant, eventID)
-	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: streamindex.PrefixEnd(lower)})
 	if err != nil {
 		return nil, fmt.Errorf("event deliveries: %w: %w", ErrUnavailable, err)
 	}

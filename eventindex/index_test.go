@@ -173,7 +173,7 @@ func TestResumeAndRetention(t *testing.T) {
 		t.Errorf("after reopening (-want +got):\n%s", diff)
 	}
 	now = time.Now().Add(15 * 24 * time.Hour)
-	if n, err := ix.expire(); err != nil || n != 3 {
+	if n, err := ix.store.Expire(); err != nil || n != 3 {
 		t.Errorf("expire 15 days later = %d, %v; want 3 forgotten", n, err)
 	}
 	poll.Until(t, 5*time.Second, "nothing listed after retention", func() bool {

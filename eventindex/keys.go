@@ -3,6 +3,8 @@ package eventindex
 import (
 	"encoding/binary"
 	"time"
+
+	"github.com/onestack/webhooks/internal/streamindex"
 )
 
 // The index's keys. Tenants and types are written length first, so that
@@ -13,8 +15,8 @@ import (
 //	type    'y' tenant type occurred seq    → id: a tenant's events of one type
 //	id      'i' tenant id                   → occurred, seq, type: an event by id (the latest with it)
 //	stored  'x' stored seq                  → tenant, type, id, occurred: retention's order
-//	applied 0x00 'a'                        → last applied stream sequence
-//	stream  0x00 's'                        → creation time of the stream applied from
+//
+// Keys that start with 0x00 are the stream store's (streamindex).
 const (
 	kindList   = 'e'
 	kindType   = 'y'
@@ -22,32 +24,13 @@ const (
 	kindStored = 'x'
 )
 
-var (
-	keyApplied = []byte{0, 'a'}
-	keyStream  = []byte{0, 's'}
-)
-
 // maxTypeLen bounds an indexed type (subjects are shorter in practice).
 const maxTypeLen = 255
-
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
-// readString reads a string written by appendString.
-func readString(b []byte) (string, []byte, bool) {
-	n, w := binary.Uvarint(b)
-	if w <= 0 || uint64(len(b)-w) < n {
-		return "", nil, false
-	}
-	return string(b[w : w+int(n)]), b[w+int(n):], true
-}
 
 func timeBits(t time.Time) uint64 { return uint64(t.UnixNano()) ^ 1<<63 }
 
 func listPrefix(dst []byte, tenant string) []byte {
-	return appendString(append(dst, kindList), tenant)
+	return streamindex.AppendString(append(dst, kindList), tenant)
 }
 
 func listKey(dst []byte, tenant string, occurred time.Time, seq uint64) []byte {
@@ -57,7 +40,7 @@ func listKey(dst []byte, tenant string, occurred time.Time, seq uint64) []byte {
 }
 
 func typePrefix(dst []byte, tenant, typ string) []byte {
-	return appendString(appendString(append(dst, kindType), tenant), typ)
+	return streamindex.AppendString(streamindex.AppendString(append(dst, kindType), tenant), typ)
 }
 
 func typeKey(dst []byte, tenant, typ string, occurred time.Time, seq uint64) []byte {
@@ -67,7 +50,7 @@ func typeKey(dst []byte, tenant, typ string, occurred time.Time, seq uint64) []b
 }
 
 func idKey(dst []byte, tenant, id string) []byte {
-	return append(appendString(append(dst, kindID), tenant), id...)
+	return append(streamindex.AppendString(append(dst, kindID), tenant), id...)
 }
 
 func storedKey(dst []byte, stored time.Time, seq uint64) []byte {
@@ -76,14 +59,21 @@ func storedKey(dst []byte, stored time.Time, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(dst, seq)
 }
 
-// prefixEnd returns the smallest key greater than every key starting with p.
-func prefixEnd(p []byte) []byte {
-	end := append([]byte(nil), p...)
-	for i := len(end) - 1; i >= 0; i-- {
-		end[i]++
-		if end[i] != 0 {
-			return end[:i+1]
-		}
-	}
-	return nil
+// The values of list, id and stored keys.
+
+func listValue(dst []byte, typ, id string) []byte {
+	return streamindex.AppendString(streamindex.AppendString(dst, typ), id)
+}
+
+func idValue(dst []byte, occurred time.Time, seq uint64, typ string) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, timeBits(occurred))
+	dst = binary.BigEndian.AppendUint64(dst, seq)
+	return streamindex.AppendString(dst, typ)
+}
+
+func storedValue(dst []byte, tenant, typ, id string, occurred time.Time) []byte {
+	dst = streamindex.AppendString(dst, tenant)
+	dst = streamindex.AppendString(dst, typ)
+	dst = streamindex.AppendString(dst, id)
+	return binary.BigEndian.AppendUint64(dst, timeBits(occurred))
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/onestack/webhooks/internal/streamindex"
 )
 
 // Event is what the index knows of one event; its body stays in the
@@ -78,7 +80,7 @@ func (ix *Index) List(ctx context.Context, tenant string, q Query) ([]Event, str
 	if !expressible(q.Until) {
 		q.Until = time.Time{}
 	}
-	release, err := ix.reading()
+	release, err := ix.store.Reading()
 	if err != nil {
 		return nil, "", err
 	}
@@ -89,7 +91,7 @@ func (ix *Index) List(ctx context.Context, tenant string, q Query) ([]Event, str
 	} else {
 		prefix = listPrefix(nil, tenant)
 	}
-	lower, upper := prefix, prefixEnd(prefix)
+	lower, upper := prefix, streamindex.PrefixEnd(prefix)
 	if !q.Since.IsZero() {
 		lower = binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), timeBits(q.Since))
 	}
@@ -133,10 +135,10 @@ func (ix *Index) List(ctx context.Context, tenant string, q Query) ([]Event, str
 		} else {
 			var ok bool
 			var rest []byte
-			if e.Type, rest, ok = readString(val); !ok {
+			if e.Type, rest, ok = streamindex.ReadString(val); !ok {
 				continue
 			}
-			if e.ID, _, ok = readString(rest); !ok {
+			if e.ID, _, ok = streamindex.ReadString(rest); !ok {
 				continue
 			}
 		}
@@ -155,19 +157,19 @@ func (ix *Index) Lookup(ctx context.Context, tenant, id string) (Event, error) {
 	if err := ctx.Err(); err != nil {
 		return Event{}, fmt.Errorf("event %s: %w", id, err)
 	}
-	release, err := ix.reading()
+	release, err := ix.store.Reading()
 	if err != nil {
 		return Event{}, err
 	}
 	defer release()
-	v, err := ix.get(idKey(nil, tenant, id))
+	v, err := ix.store.Get(idKey(nil, tenant, id))
 	if err != nil {
 		return Event{}, err
 	}
 	if len(v) < 16 {
 		return Event{}, fmt.Errorf("event %s: %w", id, ErrNotFound)
 	}
-	typ, _, ok := readString(v[16:])
+	typ, _, ok := streamindex.ReadString(v[16:])
 	if !ok {
 		return Event{}, fmt.Errorf("event %s: %w", id, ErrNotFound)
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/internal/kvwatch"
 )
 
 // RegistryBucket is the JetStream KV bucket of registered event types.
@@ -93,8 +95,7 @@ type Registry struct {
 	records map[string]*typeEntry
 	cur     atomic.Pointer[Catalog]
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	watch *kvwatch.Watch
 }
 
 // typeRecord is a registered type as the bucket keeps it.
@@ -141,61 +142,34 @@ func OpenRegistry(ctx context.Context, js jetstream.JetStream, cfg RegistryConfi
 	}
 	r := &Registry{cfg: cfg, kv: kv, logger: logger, records: make(map[string]*typeEntry)}
 	r.rebuild()
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("watch bucket %s: %w", RegistryBucket, err)
+	if r.watch, err = kvwatch.Start(ctx, kv, r.applyEntry, logger); err != nil {
+		return nil, err
 	}
-	wctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	loaded := make(chan struct{})
-	r.wg.Add(1)
-	go r.watch(wctx, w, loaded)
-	select {
-	case <-loaded:
-	case <-ctx.Done():
+	if err := r.watch.Loaded(ctx); err != nil {
 		r.Close()
-		return nil, fmt.Errorf("load event types: %w", ctx.Err())
+		return nil, fmt.Errorf("load event types: %w", err)
 	}
 	return r, nil
 }
 
-func (r *Registry) watch(ctx context.Context, w jetstream.KeyWatcher, loaded chan<- struct{}) {
-	defer r.wg.Done()
-	defer w.Stop()
-	initial := true
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if e == nil {
-				if initial {
-					initial = false
-					close(loaded)
-				}
-				continue
-			}
-			if e.Operation() != jetstream.KeyValuePut {
-				continue // records are never deleted; a purge by hand is ignored
-			}
-			var rec typeRecord
-			if err := json.Unmarshal(e.Value(), &rec); err != nil || rec.Type != e.Key() {
-				r.logger.Error("event types: skip an undecodable record", "key", e.Key(), "err", err)
-				continue
-			}
-			r.apply(rec, e.Revision())
-		}
+// applyEntry takes a record from the bucket into the catalog.
+func (r *Registry) applyEntry(e jetstream.KeyValueEntry) error {
+	if e.Operation() != jetstream.KeyValuePut {
+		return nil // records are never deleted; a purge by hand is ignored
 	}
+	var rec typeRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return fmt.Errorf("decode event type: %w", err)
+	}
+	if rec.Type != e.Key() {
+		return fmt.Errorf("event type %q stored under another name", rec.Type)
+	}
+	r.apply(rec, e.Revision())
+	return nil
 }
 
 // Close stops the watch.
-func (r *Registry) Close() {
-	r.cancel()
-	r.wg.Wait()
-}
+func (r *Registry) Close() { r.watch.Stop() }
 
 // Bucket names the registry's KV bucket.
 func (r *Registry) Bucket() string { return RegistryBucket }

@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 	"golang.org/x/time/rate"
+
+	"github.com/onestack/webhooks/internal/kvwatch"
 )
 
 // Bucket is the JetStream KV bucket of jobs.
@@ -88,6 +90,7 @@ type Runner struct {
 	running map[string]Job                // jobs the watch sees running, by key
 	mine    map[string]context.CancelFunc // jobs this runner runs, by key
 	kick    chan struct{}
+	watch   *kvwatch.Watch // feeds running
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -115,20 +118,14 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, worker Worker
 	r := &Runner{cfg: cfg, kv: kv, worker: worker, logger: logger, id: "run_" + ulid.Make().String(),
 		running: make(map[string]Job), mine: make(map[string]context.CancelFunc), kick: make(chan struct{}, 1)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
+	if r.watch, err = kvwatch.Start(ctx, kv, r.applyEntry, logger); err != nil {
 		r.cancel()
-		return nil, fmt.Errorf("watch bucket %s: %w", Bucket, err)
+		return nil, err
 	}
-	loaded := make(chan struct{})
-	r.wg.Add(1)
-	go r.watch(w, loaded)
-	select {
-	case <-loaded:
-	case <-ctx.Done():
+	if err := r.watch.Loaded(ctx); err != nil {
 		r.cancel()
-		r.wg.Wait()
-		return nil, fmt.Errorf("load jobs: %w", ctx.Err())
+		r.watch.Stop()
+		return nil, fmt.Errorf("load jobs: %w", err)
 	}
 	return r, nil
 }
@@ -136,41 +133,23 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, worker Worker
 // Bucket names the runner's KV bucket.
 func (r *Runner) Bucket() string { return Bucket }
 
-// watch keeps the set of running jobs.
-func (r *Runner) watch(w jetstream.KeyWatcher, loaded chan<- struct{}) {
-	defer r.wg.Done()
-	defer w.Stop()
-	initial := true
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if e == nil {
-				if initial {
-					initial = false
-					close(loaded)
-				}
-				continue
-			}
-			var j Job
-			alive := e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &j) == nil && j.Status == StatusRunning
-			r.mu.Lock()
-			if alive {
-				j.Revision = e.Revision()
-				r.running[e.Key()] = j
-			} else {
-				delete(r.running, e.Key())
-			}
-			r.mu.Unlock()
-			if alive && j.Owner == "" {
-				r.wake()
-			}
-		}
+// applyEntry keeps the set of running jobs: a job leaves it when it ends,
+// is deleted or does not decode.
+func (r *Runner) applyEntry(e jetstream.KeyValueEntry) error {
+	var j Job
+	alive := e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &j) == nil && j.Status == StatusRunning
+	r.mu.Lock()
+	if alive {
+		j.Revision = e.Revision()
+		r.running[e.Key()] = j
+	} else {
+		delete(r.running, e.Key())
 	}
+	r.mu.Unlock()
+	if alive && j.Owner == "" {
+		r.wake()
+	}
+	return nil
 }
 
 func (r *Runner) wake() {
@@ -230,6 +209,7 @@ func (r *Runner) Start() {
 // returns when they have stopped or ctx ends.
 func (r *Runner) Stop(ctx context.Context) {
 	r.cancel()
+	r.watch.Stop()
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
 	select {

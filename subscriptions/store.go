@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/onestack/webhooks/internal/jsretry"
+	"github.com/onestack/webhooks/internal/kvwatch"
 
 	"github.com/onestack/webhooks/signature"
 )
@@ -77,8 +78,8 @@ type Store struct {
 	logger   *slog.Logger
 	fstats   filterCounters
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// watches apply the buckets to idx (and failing).
+	watches []*kvwatch.Watch
 }
 
 // Open creates the buckets if needed, loads the index and keeps it live
@@ -102,66 +103,32 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 			return nil, fmt.Errorf("open bucket %s: %w", b.name, err)
 		}
 	}
-	wctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	watches := []struct {
+	for _, w := range []struct {
 		kv    jetstream.KeyValue
 		apply func(jetstream.KeyValueEntry) error
-	}{{s.tenants, s.applyTenant}, {s.keys, s.applyKey}, {s.subs, s.applySub}, {s.health, s.applyHealth}}
-	loaded := make(chan struct{}, len(watches))
-	for _, w := range watches {
-		watcher, err := w.kv.WatchAll(wctx)
+	}{{s.tenants, s.applyTenant}, {s.keys, s.applyKey}, {s.subs, s.applySub}, {s.health, s.applyHealth}} {
+		watch, err := kvwatch.Start(ctx, w.kv, w.apply, logger)
 		if err != nil {
-			cancel()
-			s.wg.Wait()
-			return nil, fmt.Errorf("watch bucket %s: %w", w.kv.Bucket(), err)
-		}
-		s.wg.Add(1)
-		go s.watch(wctx, watcher, w.apply, loaded)
-	}
-	for range watches {
-		select {
-		case <-loaded:
-		case <-ctx.Done():
 			s.Close()
-			return nil, fmt.Errorf("load index: %w", ctx.Err())
+			return nil, err
+		}
+		s.watches = append(s.watches, watch)
+	}
+	// The buckets load side by side.
+	for _, w := range s.watches {
+		if err := w.Loaded(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("load index: %w", err)
 		}
 	}
 	return s, nil
 }
 
-// watch applies a bucket's updates to the index until ctx ends; it reports
-// on loaded once the initial values are in.
-func (s *Store) watch(ctx context.Context, w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry) error, loaded chan<- struct{}) {
-	defer s.wg.Done()
-	defer w.Stop()
-	initial := true
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if e == nil {
-				if initial {
-					initial = false
-					loaded <- struct{}{}
-				}
-				continue
-			}
-			if err := apply(e); err != nil {
-				s.logger.Error("index: skip undecodable entry", "bucket", e.Bucket(), "key", e.Key(), "err", err)
-			}
-		}
-	}
-}
-
 // Close stops the watches.
 func (s *Store) Close() {
-	s.cancel()
-	s.wg.Wait()
+	for _, w := range s.watches {
+		w.Stop()
+	}
 }
 
 // Buckets names the KV buckets the store uses.

@@ -89,19 +89,9 @@ func commands() []command {
 				})
 			}},
 		{group: "tenants", name: "get", args: "<tenant>", nargs: 1, summary: "show a tenant",
-			run: func(ctx context.Context, e *env, args []string) error {
-				a, err := e.admin()
-				if err != nil {
-					return err
-				}
-				t, err := a.Tenant(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				return e.show(t, func(w *table) {
-					w.kv("id", t.ID, "name", t.Name, "rate limit", strconv.Itoa(t.RateLimit)+"/min", "created", stamp(t.CreatedAt))
-				})
-			}},
+			run: fetch((*env).admin, (*client.Admin).Tenant, shown(func(w *table, t client.Tenant) {
+				w.kv("id", t.ID, "name", t.Name, "rate limit", strconv.Itoa(t.RateLimit)+"/min", "created", stamp(t.CreatedAt))
+			}))},
 		{group: "tenants", name: "update", args: "<tenant>", nargs: 1, summary: "change a tenant's name or rate limit",
 			flags: func(fs *flag.FlagSet) {
 				fs.StringVar(&name, "name", "", "new name")
@@ -159,46 +149,22 @@ func commands() []command {
 				})
 			}},
 		{group: "tenants", name: "portal-link", args: "<tenant>", nargs: 1, summary: "mint a one-time portal sign-in link (10 minutes)",
-			run: func(ctx context.Context, e *env, args []string) error {
-				a, err := e.admin()
-				if err != nil {
-					return err
-				}
-				l, err := a.PortalLink(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				return e.show(l, func(w *table) { w.kv("link", l.URL, "expires", stamp(l.ExpiresAt)+" (usable once)") })
-			}},
+			run: fetch((*env).admin, (*client.Admin).PortalLink, shown(func(w *table, l client.PortalLink) {
+				w.kv("link", l.URL, "expires", stamp(l.ExpiresAt)+" (usable once)")
+			}))},
 		{group: "keys", name: "create", args: "<tenant>", nargs: 1, summary: "issue another API key (shown once)",
-			run: func(ctx context.Context, e *env, args []string) error {
-				a, err := e.admin()
-				if err != nil {
-					return err
-				}
-				k, err := a.CreateKey(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				return e.show(k, func(w *table) { w.kv("id", k.ID, "API key", k.Key+"   (shown once: keep it now)") })
-			}},
+			run: fetch((*env).admin, (*client.Admin).CreateKey, shown(func(w *table, k client.APIKey) {
+				w.kv("id", k.ID, "API key", k.Key+"   (shown once: keep it now)")
+			}))},
 		{group: "keys", name: "list", args: "<tenant>", nargs: 1, summary: "list a tenant's live keys (ids only)",
-			run: func(ctx context.Context, e *env, args []string) error {
-				a, err := e.admin()
-				if err != nil {
-					return err
-				}
-				keys, err := a.Keys(ctx, args[0])
-				if err != nil {
-					return err
-				}
+			run: fetch((*env).admin, (*client.Admin).Keys, func(e *env, keys []client.StoredKey) error {
 				return e.showPage(keys, "", func(w *table) {
 					w.row("ID", "CREATED")
 					for _, k := range keys {
 						w.row(k.ID, stamp(k.CreatedAt))
 					}
 				})
-			}},
+			})},
 		{group: "keys", name: "revoke", args: "<tenant> <key>", nargs: 2, summary: "revoke an API key (401 from then on)",
 			run: func(ctx context.Context, e *env, args []string) error {
 				a, err := e.admin()
@@ -231,17 +197,7 @@ func commands() []command {
 				})
 			}},
 		{group: "subscriptions", name: "get", args: "<subscription>", nargs: 1, summary: "show a subscription",
-			run: func(ctx context.Context, e *env, args []string) error {
-				c, err := e.tenant()
-				if err != nil {
-					return err
-				}
-				s, err := c.Subscription(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				return e.show(s, func(w *table) { showSubscription(w, s) })
-			}},
+			run: fetch((*env).tenant, (*client.Client).Subscription, shown(showSubscription))},
 		{group: "subscriptions", name: "create", summary: "subscribe an endpoint (prints its signing secret)",
 			flags: func(fs *flag.FlagSet) {
 				fs.StringVar(&url, "url", "", "endpoint URL (required)")
@@ -335,41 +291,17 @@ func commands() []command {
 				return e.show(map[string]string{"deleted": args[0]}, func(w *table) { w.kv("deleted", args[0]) })
 			}},
 		{group: "subscriptions", name: "secret", args: "<subscription>", nargs: 1, summary: "show the signing secret",
-			run: func(ctx context.Context, e *env, args []string) error {
-				c, err := e.tenant()
-				if err != nil {
-					return err
-				}
-				s, err := c.Secret(ctx, args[0])
-				if err != nil {
-					return err
-				}
+			run: fetch((*env).tenant, (*client.Client).Secret, func(e *env, s string) error {
 				return e.show(map[string]string{"secret": s}, func(w *table) { w.kv("secret", s) })
-			}},
+			})},
 		{group: "subscriptions", name: "rotate-secret", args: "<subscription>", nargs: 1, summary: "rotate the signing secret (the old one signs 24 h more)",
-			run: func(ctx context.Context, e *env, args []string) error {
-				c, err := e.tenant()
-				if err != nil {
-					return err
-				}
-				s, err := c.RotateSecret(ctx, args[0])
-				if err != nil {
-					return err
-				}
+			run: fetch((*env).tenant, (*client.Client).RotateSecret, func(e *env, s string) error {
 				return e.show(map[string]string{"secret": s}, func(w *table) { w.kv("secret", s, "note", "the previous secret keeps signing for 24 h") })
-			}},
+			})},
 		{group: "subscriptions", name: "test", args: "<subscription>", nargs: 1, summary: "send a webhook.test event to it",
-			run: func(ctx context.Context, e *env, args []string) error {
-				c, err := e.tenant()
-				if err != nil {
-					return err
-				}
-				id, err := c.SendTest(ctx, args[0])
-				if err != nil {
-					return err
-				}
+			run: fetch((*env).tenant, (*client.Client).SendTest, func(e *env, id string) error {
 				return e.show(map[string]string{"eventId": id}, func(w *table) { w.kv("event", id) })
-			}},
+			})},
 		{group: "events", name: "publish", summary: "publish one event (--type, --data) or a file of them (--file, in batches of 100)",
 			flags: func(fs *flag.FlagSet) {
 				fs.StringVar(&types, "type", "", "event type")
@@ -424,29 +356,9 @@ func commands() []command {
 				})
 			}},
 		{group: "deliveries", name: "get", args: "<delivery>", nargs: 1, summary: "show a delivery with every attempt",
-			run: func(ctx context.Context, e *env, args []string) error {
-				c, err := e.tenant()
-				if err != nil {
-					return err
-				}
-				d, err := c.Delivery(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				return e.show(d, func(w *table) { showDelivery(w, d) })
-			}},
+			run: fetch((*env).tenant, (*client.Client).Delivery, shown(showDelivery))},
 		{group: "deliveries", name: "retry", args: "<delivery>", nargs: 1, summary: "make one more attempt now",
-			run: func(ctx context.Context, e *env, args []string) error {
-				c, err := e.tenant()
-				if err != nil {
-					return err
-				}
-				d, err := c.RetryDelivery(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				return e.show(d, func(w *table) { showDelivery(w, d) })
-			}},
+			run: fetch((*env).tenant, (*client.Client).RetryDelivery, shown(showDelivery))},
 		{group: "replay", args: "<subscription>", nargs: 1, summary: "deliver again every retained event since a time",
 			flags: func(fs *flag.FlagSet) {
 				fs.StringVar(&since, "since", "", "RFC 3339 time, or a duration ago such as 2h (required)")
@@ -502,6 +414,28 @@ func commands() []command {
 				return listen(ctx, e, listenOptions{forwardTo: forwardTo, types: splitList(types), addr: addr})
 			}},
 	}
+}
+
+// fetch returns the run of a command that makes one request with its one
+// argument and shows the answer: connect makes the client ((*env).tenant
+// or (*env).admin), call is the request, show prints what it returned.
+func fetch[C, T any](connect func(*env) (C, error), call func(C, context.Context, string) (T, error), show func(*env, T) error) func(context.Context, *env, []string) error {
+	return func(ctx context.Context, e *env, args []string) error {
+		c, err := connect(e)
+		if err != nil {
+			return err
+		}
+		v, err := call(c, ctx, args[0])
+		if err != nil {
+			return err
+		}
+		return show(e, v)
+	}
+}
+
+// shown shows v as itself with --json, else as human writes it.
+func shown[T any](human func(*table, T)) func(*env, T) error {
+	return func(e *env, v T) error { return e.show(v, func(w *table) { human(w, v) }) }
 }
 
 // pages reads one page, or every page with --all.

@@ -1,0 +1,399 @@
+// Package streamindex is the skeleton of the product's local indexes of a
+// JetStream stream (the attempt log's, the events'): a pebble store on
+// disk that follows the stream and answers reads, a cache that any replica
+// can rebuild from the stream.
+//
+// A [Store] opens pebble with a bounded block cache and no WAL, and keeps
+// the last applied stream sequence in the same batch as the data applied
+// with it, so that after a crash or a restart it resumes from the last
+// consistent sequence. [Store.Follow] follows the stream with an ordered
+// consumer from the message after that one, rebuilding from scratch when
+// the stream is not the one the store was built from (recreated, or
+// shorter than what was applied); it applies messages in batches, and runs
+// retention on a ticker. [Store.Sync] waits for what the stream holds,
+// [Store.Reading] guards a read against [Store.Close].
+//
+// What messages mean, the keys they make and how those expire are the
+// index's own, given as [Config.Apply] and [Config.Expire]. Keys that
+// start with 0x00 are the store's; an index uses keys from 0x01 up to, not
+// including, 0xff.
+package streamindex
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The store's own keys.
+var (
+	keyApplied = []byte{0, 'a'} // last applied stream sequence, 8 bytes big-endian
+	keyStream  = []byte{0, 's'} // creation time of the stream applied from
+)
+
+// Config places and sizes a Store, and says what its index does with the
+// stream; zero sizes and intervals mean the defaults.
+type Config struct {
+	// Name names the index in log messages and errors, such as "delivery
+	// index" (required).
+	Name string
+	// Dir is the store's directory (required). Deleting it costs a
+	// rebuild, never data.
+	Dir string
+	// ErrUnavailable is the error every failure of the store wraps, and
+	// every read after Close: the index package's sentinel (required).
+	ErrUnavailable error
+	// CacheBytes bounds the block cache (default 8 MiB). The store's memory
+	// is about this plus MemTables × MemTableBytes, whatever it holds.
+	CacheBytes int64
+	// MemTableBytes is the size of one memtable (default 4 MiB).
+	MemTableBytes uint64
+	// MemTables is how many memtables may fill before writes wait for a
+	// flush (default 2).
+	MemTables int
+
+	// Stream is the stream Follow follows.
+	Stream string
+	// FilterSubjects, if any, are the only subjects followed. Sync waits
+	// for the stream's last sequence, so a stream's other subjects should
+	// hold nothing (a filter guards against strays).
+	FilterSubjects []string
+	// BatchMsgs bounds the messages applied in one batch (default 64).
+	BatchMsgs int
+	// PullMaxBytes bounds the bytes of the messages pulled ahead (default
+	// 16 MiB).
+	PullMaxBytes int
+	// Apply writes into b what msgs, the next messages of the stream in
+	// stream order, mean for the index. It runs under the write lock,
+	// never at the same time as another Apply or an Update; the store then
+	// records the last message's sequence in b and commits it. A message
+	// Apply cannot read is the index's to log and skip; an error (the
+	// store failing) drops b, and the same messages are applied again
+	// after a backoff.
+	Apply func(b *pebble.Batch, msgs []Msg) error
+
+	// Retention is how long the index keeps what a message made; it should
+	// match the stream's (required with Expire).
+	Retention time.Duration
+	// RetentionEvery is how often Expire runs once following (default one
+	// minute).
+	RetentionEvery time.Duration
+	// Now is the clock retention reads (default time.Now).
+	Now func() time.Time
+	// Expire forgets what the index made before cutoff (now - Retention)
+	// and returns how much; [Store.ExpireRange] does the walking. Nil
+	// means nothing expires.
+	Expire func(cutoff time.Time) (int, error)
+}
+
+func (c Config) withDefaults() Config {
+	if c.CacheBytes <= 0 {
+		c.CacheBytes = 8 << 20
+	}
+	if c.MemTableBytes == 0 {
+		c.MemTableBytes = 4 << 20
+	}
+	if c.MemTables <= 0 {
+		c.MemTables = 2
+	}
+	if c.BatchMsgs <= 0 {
+		c.BatchMsgs = 64
+	}
+	if c.PullMaxBytes <= 0 {
+		c.PullMaxBytes = 16 << 20
+	}
+	if c.RetentionEvery <= 0 {
+		c.RetentionEvery = time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports a missing name, directory or error, or an Expire
+// without a Retention.
+func (c Config) Validate() error {
+	switch {
+	case c.Name == "", c.ErrUnavailable == nil:
+		return errors.New("stream index config: no name or no unavailable error")
+	case c.Dir == "":
+		return fmt.Errorf("%s config: no directory", c.Name)
+	case c.Expire != nil && c.Retention <= 0:
+		return fmt.Errorf("%s config: Expire without a Retention", c.Name)
+	}
+	return nil
+}
+
+// Msg is one stream message, as Apply gets it.
+type Msg struct {
+	Seq     uint64    // its stream sequence
+	Stored  time.Time // when the stream stored it
+	Subject string
+	Header  nats.Header
+	Data    []byte
+}
+
+// Store is a pebble store that follows a stream. It is safe for
+// concurrent use.
+type Store struct {
+	cfg    Config
+	log    *slog.Logger
+	db     *pebble.DB
+	stream jetstream.Stream // nil until Follow
+
+	// writeMu orders Apply, Commit and Update, each a read-modify-write.
+	writeMu sync.Mutex
+
+	applied     atomic.Uint64 // last applied stream sequence
+	msgsApplied atomic.Uint64 // messages applied since Open
+	notifyMu    sync.Mutex
+	notify      chan struct{} // closed when applied moves; nil without waiters
+
+	closeMu sync.RWMutex // reads hold it shared; Close exclusive
+	closed  bool
+	done    chan struct{} // closed by Close
+	wg      sync.WaitGroup
+	cc      jetstream.ConsumeContext
+	msgs    chan jetstream.Msg
+	stalled atomic.Bool // following the stream fails; logged once
+}
+
+// Open opens the store in cfg.Dir without following the stream (Follow
+// does), and reads the sequence it last applied.
+func Open(cfg Config, logger *slog.Logger) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cache := pebble.NewCache(cfg.CacheBytes)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		Cache:                       cache,
+		MemTableSize:                cfg.MemTableBytes,
+		MemTableStopWritesThreshold: cfg.MemTables,
+		// The stream is the source of truth and every batch carries its
+		// applied sequence: without a WAL a crash loses the memtables, and
+		// the store resumes from the last flushed, consistent sequence,
+		// which the stream still holds.
+		DisableWAL:         true,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{log: logger, prefix: cfg.Name + " store: "},
+	}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(cfg.Dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open %s %s: %w: %w", cfg.Name, cfg.Dir, cfg.ErrUnavailable, err)
+	}
+	s := &Store{cfg: cfg, log: logger, db: db, done: make(chan struct{}), msgs: make(chan jetstream.Msg, 2*cfg.BatchMsgs)}
+	seq, err := s.Get(keyApplied)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if len(seq) == 8 {
+		s.applied.Store(binary.BigEndian.Uint64(seq))
+	}
+	return s, nil
+}
+
+// DB is the store, for the index's reads; writes go through Commit and
+// Update.
+func (s *Store) DB() *pebble.DB { return s.db }
+
+// Get returns a copy of key's value, nil if there is none.
+func (s *Store) Get(key []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w: %w", s.cfg.Name, s.cfg.ErrUnavailable, err)
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), nil
+}
+
+// Applied returns the stream sequence of the last message applied.
+func (s *Store) Applied() uint64 { return s.applied.Load() }
+
+// MessagesApplied returns how many stream messages the store has applied
+// since it was opened: zero right after a restart that resumed where it
+// stopped, every retained message after a rebuild.
+func (s *Store) MessagesApplied() uint64 { return s.msgsApplied.Load() }
+
+// Commit runs fn with a new batch under the write lock, then records seq
+// as the last applied stream sequence in the same batch and commits it,
+// counting msgs messages applied. An error of fn drops the batch.
+func (s *Store) Commit(seq, msgs uint64, fn func(b *pebble.Batch) error) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	err := s.commit(func(b *pebble.Batch) error {
+		if err := fn(b); err != nil {
+			return err
+		}
+		// A batch's Set fails only once committed.
+		return b.Set(keyApplied, binary.BigEndian.AppendUint64(nil, seq), nil)
+	})
+	if err != nil {
+		return err
+	}
+	s.msgsApplied.Add(msgs)
+	s.setApplied(seq)
+	return nil
+}
+
+// Update runs fn with a new batch under the write lock, then commits the
+// batch unless it is empty. An error of fn drops the batch.
+func (s *Store) Update(fn func(b *pebble.Batch) error) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return s.commit(fn)
+}
+
+// commit runs fn with a new batch and commits it unless it is empty; the
+// caller holds writeMu.
+func (s *Store) commit(fn func(b *pebble.Batch) error) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := fn(b); err != nil {
+		return err
+	}
+	if b.Empty() {
+		return nil
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("write %s: %w: %w", s.cfg.Name, s.cfg.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// advanced returns a channel closed when Applied next moves.
+func (s *Store) advanced() <-chan struct{} {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	if s.notify == nil {
+		s.notify = make(chan struct{})
+	}
+	return s.notify
+}
+
+func (s *Store) setApplied(seq uint64) {
+	s.applied.Store(seq)
+	s.notifyMu.Lock()
+	if s.notify != nil {
+		close(s.notify)
+		s.notify = nil
+	}
+	s.notifyMu.Unlock()
+}
+
+// Sync waits until the store has applied everything the stream held when
+// Sync was called (one stream info request, then a wait), so that a read
+// after it sees every message stored before it: read-your-writes. Before
+// Follow it returns at once.
+func (s *Store) Sync(ctx context.Context) error {
+	if s.stream == nil {
+		return nil
+	}
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w: %w", s.cfg.Name, s.cfg.ErrUnavailable, err)
+	}
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	for {
+		ch := s.advanced()
+		if s.applied.Load() >= info.State.LastSeq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("sync %s at %d of %d: %w", s.cfg.Name, s.applied.Load(), info.State.LastSeq, ctx.Err())
+		case <-s.done:
+			return fmt.Errorf("sync %s: closed: %w", s.cfg.Name, s.cfg.ErrUnavailable)
+		}
+	}
+}
+
+// Done returns a channel closed when Close starts: long work, such as
+// retention, stops at it.
+func (s *Store) Done() <-chan struct{} { return s.done }
+
+// Reading guards a read against Close: it returns the function that ends
+// the read, or an error wrapping ErrUnavailable once Close has started.
+func (s *Store) Reading() (release func(), err error) {
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return nil, fmt.Errorf("%s closed: %w", s.cfg.Name, s.cfg.ErrUnavailable)
+	}
+	return s.closeMu.RUnlock, nil
+}
+
+// Close stops following the stream, waits for the store's goroutines and
+// for the reads in progress, flushes and closes the store. Reads after it
+// return ErrUnavailable; a second Close does nothing.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true // no read starts from now on
+	s.closeMu.Unlock()
+	if s.cc != nil {
+		s.cc.Stop()
+	}
+	close(s.done)
+	s.wg.Wait()
+	s.closeMu.Lock() // wait for the reads in progress
+	defer s.closeMu.Unlock()
+	// Without a WAL, what is only in memtables would be lost: flush it so
+	// that the next open resumes exactly here.
+	err := s.db.Flush()
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("close %s: %w", s.cfg.Name, err)
+	}
+	return nil
+}
+
+// pebbleLogger sends the store's messages to slog.
+type pebbleLogger struct {
+	log    *slog.Logger
+	prefix string
+}
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Debug(l.prefix + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error(l.prefix + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := l.prefix + fmt.Sprintf(format, args...)
+	l.log.Error(msg)
+	panic(msg)
+}
