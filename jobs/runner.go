@@ -444,10 +444,24 @@ func (r *Runner) finish(j *Job) error {
 	return r.save(ctx, j)
 }
 
-// release gives a job back, unowned, for any runner to resume.
+// release gives a job back, unowned, for any runner to resume. A save
+// the stop cut short may have been stored all the same, leaving this
+// runner's revision behind its own write: if the job is still this
+// runner's, it is released at its stored revision.
 func (r *Runner) release(j *Job) {
 	j.Owner = ""
-	if err := r.finish(j); err != nil && !errors.Is(err, errLost) {
+	err := r.finish(j)
+	if errors.Is(err, errLost) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		cur, gerr := r.Get(ctx, j.TenantID, j.ID)
+		cancel()
+		if gerr != nil || cur.Owner != r.id || cur.Status != StatusRunning {
+			return // another runner has it, or it ended
+		}
+		cur.Owner = ""
+		err = r.finish(&cur)
+	}
+	if err != nil && !errors.Is(err, errLost) {
 		r.logger.Warn("jobs: release a job at shutdown; it resumes once its lease passes", "job", j.ID, "err", err)
 	}
 }
