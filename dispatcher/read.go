@@ -58,9 +58,15 @@ func (d *Dispatcher) receiveParked(m jetstream.Msg) {
 		return
 	}
 	dl.ev = ev
+	// Its pace, read through to storage when this replica's index has not
+	// seen the subscription yet: a lane read unpaced would burst.
 	var pace float64
-	if s, ok := d.store.Index().Subscription(k.tenant, k.sub); ok {
-		pace = s.RateLimit
+	switch sub, err := d.subscription(d.runCtx, k.tenant, k.sub); {
+	case err == nil:
+		pace = sub.RateLimit
+	case !errors.Is(err, subscriptions.ErrNotFound):
+		d.settleMsg(m, opNak, time.Second)
+		return
 	}
 	d.held.add(m, time.Now())
 	d.queue.push(dl, pace, true)
