@@ -151,8 +151,17 @@ func (b *bench) saturation(ctx context.Context, ingest string) (float64, error) 
 			hi = mid
 		}
 	}
+	for i, st := range r.Steps {
+		if i < main {
+			r.SaturationStepped = max(r.SaturationStepped, st.DeliveredPS)
+		} else {
+			r.SaturationRefined = max(r.SaturationRefined, st.DeliveredPS)
+		}
+	}
 	if len(r.Steps) > main {
 		b.printSteps(r.Steps[main:])
+		fmt.Fprintf(b.out, "highest delivered/s: %.0f stepping up on one webhookd, %.0f in the refinement on fresh ones (which carry no history of earlier steps)\n",
+			r.SaturationStepped, r.SaturationRefined)
 	}
 	r.SaturationRatio = b.ratio(r.Saturation)
 	b.sats[b.satKey(ingest, b.cfg.subs)] = r.Saturation
