@@ -17,7 +17,10 @@
 //
 // The baseline is a bare net/http client posting Standard Webhooks-signed
 // bodies of the same size to the same kind of receiver, closed loop, from
-// -baseline-goroutines goroutines; every ratio printed is against it.
+// -baseline-goroutines goroutines, measured before the scenarios and again
+// after them. Ratios under the tables are against the first; the closing
+// summary gives them against both and against the larger, which is the
+// machine least disturbed and so the one to quote.
 //
 // Scenarios (-run, comma-separated; "all" runs every one), each on a fresh
 // webhookd per ingest path:
@@ -43,9 +46,9 @@
 // Other processes on the machine disturb every figure. Before each step and
 // the baseline the bench waits (up to -quiet-wait) for a second in which
 // they use less than -quiet-cores in user mode (kernel time also holds work
-// done for webhookd, so it is not counted); a step during which they used more is
-// marked disturbed ("!"), and a disturbed saturation step that fails is
-// repeated (-disturbed-retries), every attempt printed.
+// done for webhookd, so it is not counted); a step during which they used
+// more is marked disturbed ("!"), and a disturbed saturation step that
+// fails is repeated (-disturbed-retries), every attempt printed.
 //
 // Tables go to stdout; with -json, stdout carries one JSON document of every
 // figure instead and the tables go to stderr. The machine, Go version and

@@ -62,6 +62,10 @@ type runResult struct {
 	Saturation      float64      `json:"saturationDeliveriesPerSec,omitempty"`
 	SaturationRatio float64      `json:"saturationRatio,omitempty"`
 	Saturated       bool         `json:"saturated,omitempty"` // false: stepping ended without reaching a limit
+	// SaturationStepped and SaturationRefined split Saturation between the
+	// steps on one webhookd and the refinement steps on fresh ones.
+	SaturationStepped float64 `json:"saturationStepped,omitempty"`
+	SaturationRefined float64 `json:"saturationRefined,omitempty"`
 
 	Overload *overloadResult `json:"overload,omitempty"`
 	Memory   *memoryResult   `json:"memory,omitempty"`

@@ -151,8 +151,17 @@ func (b *bench) saturation(ctx context.Context, ingest string) (float64, error) 
 			hi = mid
 		}
 	}
+	for i, st := range r.Steps {
+		if i < main {
+			r.SaturationStepped = max(r.SaturationStepped, st.DeliveredPS)
+		} else {
+			r.SaturationRefined = max(r.SaturationRefined, st.DeliveredPS)
+		}
+	}
 	if len(r.Steps) > main {
 		b.printSteps(r.Steps[main:])
+		fmt.Fprintf(b.out, "highest delivered/s: %.0f stepping up on one webhookd, %.0f in the refinement on fresh ones (which carry no history of earlier steps)\n",
+			r.SaturationStepped, r.SaturationRefined)
 	}
 	r.SaturationRatio = b.ratio(r.Saturation)
 	b.sats[b.satKey(ingest, b.cfg.subs)] = r.Saturation
@@ -632,6 +641,7 @@ func (b *bench) queries(ctx context.Context, st *stack, res *logQueryResult) err
 	if du, err := diskUsage(st.dataDir); err == nil {
 		res.DataDirMB = float64(du) / (1 << 20)
 	}
+	fmt.Fprintf(b.stderr, "  logquery: walking up to %d list pages per subscription and status\n", b.cfg.logPages)
 	var ids []string
 	for _, sub := range st.subIDs {
 		for _, status := range []string{"", "failed"} {
@@ -663,6 +673,7 @@ func (b *bench) queries(ctx context.Context, st *stack, res *logQueryResult) err
 		}
 	}
 	res.IDs = len(ids)
+	fmt.Fprintf(b.stderr, "  logquery: %d ids; %d GET /api/deliveries/{id}\n", len(ids), b.cfg.logGets)
 	rng := rand.New(rand.NewPCG(b.cfg.seed, b.cfg.seed^0x5eed))
 	for i := 0; i < b.cfg.logGets && len(ids) > 0; i++ {
 		code, d, err := st.get(ctx, "/api/deliveries/"+url.PathEscape(ids[rng.IntN(len(ids))]), nil)
@@ -673,6 +684,7 @@ func (b *bench) queries(ctx context.Context, st *stack, res *logQueryResult) err
 			break
 		}
 	}
+	fmt.Fprintf(b.stderr, "  logquery: %d list pages of 50 with and without status=failed\n", b.cfg.logLists)
 	var items, pages int
 	for i := range b.cfg.logLists {
 		if res.List.GaveUp && res.ListFailed.GaveUp {
