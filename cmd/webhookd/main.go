@@ -45,6 +45,7 @@ type options struct {
 	timeout, shutdownGrace, rotationOverlap        time.Duration
 	eventRetention, deliveryRetention, failPeriod  time.Duration
 	dedupeWindow, stallAfter                       time.Duration
+	debugAddr                                      string
 	replicas                                       int
 	failCount                                      int
 	publicURL                                      string
@@ -74,6 +75,7 @@ var flagEnv = map[string]string{
 	"workers":                    "WEBHOOKD_WORKERS",
 	"shutdown-grace":             "WEBHOOKD_SHUTDOWN_GRACE",
 	"stall-after":                "WEBHOOKD_STALL_AFTER",
+	"debug-addr":                 "WEBHOOKD_DEBUG_ADDR",
 	"log-level":                  "WEBHOOKD_LOG_LEVEL",
 	"public-url":                 "WEBHOOKD_PUBLIC_URL",
 	"job-rate":                   "WEBHOOKD_JOB_RATE",
@@ -104,6 +106,7 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long a shutdown waits for deliveries in flight")
 	fs.DurationVar(&o.stallAfter, "stall-after", 30*time.Second, "how long the dispatcher may make no progress (outcomes unstored, its consumer failing) before /readyz reports it")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's profiles (/debug/pprof/) on host:port, apart from the API; empty: none")
 	fs.StringVar(&o.publicURL, "public-url", "", "scheme and host browsers reach this server at (portal links, Secure cookies); empty: each request's own")
 	fs.Float64Var(&o.jobRate, "job-rate", 200, "events or deliveries a second one replay or recovery job sends at most")
 
@@ -196,6 +199,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		return errors.New("--job-rate must be positive")
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if o.debugAddr != "" {
+		stopDebug, err := serveDebug(o.debugAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 	srv, err := server.Start(ctx, server.Config{
 		Addr:            o.addr,
 		DataDir:         o.dataDir,
