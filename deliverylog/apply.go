@@ -139,9 +139,12 @@ func (ix *Index) put(b *pebble.Batch, recs []Record) error {
 		if p.stored && code != p.oldStatus {
 			_ = b.Delete(statusKey(kb[:0], p.tenant, p.key, p.oldStatus), nil)
 		}
-		// The status key holds the delivery too, so that a page by status
-		// reads one range, not a lookup per delivery.
-		_ = b.Set(statusKey(kb[:0], p.tenant, p.key, code), vb, nil)
+		// The status key only points at the delivery: a page by status
+		// reads one range and a lookup per delivery on it, and the store
+		// writes (and compacts) each delivery once, not twice.
+		if !p.stored || code != p.oldStatus {
+			_ = b.Set(statusKey(kb[:0], p.tenant, p.key, code), nil, nil)
+		}
 		if !p.stored {
 			_ = b.Set(eventKey(kb[:0], p.tenant, p.d.EventID, p.key), nil, nil)
 			_ = b.Set(createdKey(kb[:0], p.d.CreatedAt.UnixNano(), p.tenant, p.key), nil, nil)

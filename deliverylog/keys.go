@@ -13,7 +13,7 @@ import (
 // another's); ULIDs are in binary, which sorts as their text does.
 //
 //	primary   'd' tenant sub dlv                  → the delivery (appendDeliveryValue)
-//	status    's' tenant sub status dlv           → the delivery again: a subscription's deliveries by status
+//	status    's' tenant sub status dlv           → nothing: a subscription's deliveries by status
 //	event     'e' tenant len(event) event sub dlv → nothing: an event's deliveries
 //	created   't' created tenant sub dlv          → nothing: retention's order (creation time first)
 //

@@ -130,10 +130,16 @@ func (ix *Index) List(ctx context.Context, tenant, sub, status, before string, l
 		key := it.Key()
 		k := deliveryKey{sub: subID}
 		copy(k.dlv[:], key[len(key)-16:])
-		// Primary and status keys both hold the delivery.
-		val, err := it.ValueAndErr()
-		if err != nil {
-			return nil, false, fmt.Errorf("list deliveries: %w: %w", ErrUnavailable, err)
+		var val []byte
+		if kind == kindPrimary {
+			if val, err = it.ValueAndErr(); err != nil {
+				return nil, false, fmt.Errorf("list deliveries: %w: %w", ErrUnavailable, err)
+			}
+		} else if val, err = ix.store.Get(primaryKey(nil, tenant, k)); err != nil {
+			// A status key points at its delivery.
+			return nil, false, err
+		} else if val == nil {
+			continue
 		}
 		d, found, err := ix.decode(tenant, k, val)
 		if err != nil {

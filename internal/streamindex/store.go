@@ -31,6 +31,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -193,8 +194,17 @@ func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{log: logger, prefix: cfg.Name + " store: "},
 	}
+	// Compactions are most of an index's cost: the store holds little
+	// (deliveries and events age out), so its files stay uncompressed
+	// (disk is cheaper than the CPU to compress every byte at every
+	// level), and its levels are few and large (fewer rewrites of each
+	// byte).
+	opts.L0CompactionThreshold = 8
+	opts.L0StopWritesThreshold = 32
+	opts.LBaseMaxBytes = 256 << 20
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	}
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
