@@ -32,6 +32,10 @@ const (
 // reusable; past it, the connection is closed instead.
 const drainLimit = 64 << 10
 
+// excerptBuf is what an answer's excerpt is read into; buffers are reused
+// through the dispatcher's pool.
+type excerptBuf = [deliverylog.MaxResponseExcerpt]byte
+
 // result is what one HTTP attempt came to.
 type result struct {
 	status     int
@@ -253,11 +257,18 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now tim
 		}
 		return result{err: describe(ctx, err), duration: time.Since(start)}
 	}
-	excerpt := make([]byte, deliverylog.MaxResponseExcerpt)
-	n, _ := io.ReadFull(resp.Body, excerpt)
+	buf, _ := d.excerpts.Get().(*excerptBuf)
+	if buf == nil {
+		buf = new(excerptBuf)
+	}
+	n, _ := io.ReadFull(resp.Body, buf[:])
 	_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
 	resp.Body.Close()
-	r := result{status: resp.StatusCode, excerpt: string(excerpt[:n]), duration: time.Since(start)}
+	r := result{status: resp.StatusCode, duration: time.Since(start)}
+	if n > 0 {
+		r.excerpt = string(buf[:n])
+	}
+	d.excerpts.Put(buf)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	}

@@ -56,6 +56,7 @@ type Dispatcher struct {
 	parkers  *parkers
 	held     pendingMsgs
 	progress progress
+	excerpts sync.Pool // of *excerptBuf
 
 	// runCtx bounds attempts and publications; it is cancelled when a
 	// drain runs out of time.

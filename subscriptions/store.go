@@ -192,6 +192,7 @@ func decodeSub(e jetstream.KeyValueEntry) (*Subscription, error) {
 	sub := r.Subscription
 	sub.TenantID = r.TenantID
 	sub.secrets = r.Secrets
+	parseSecrets(sub.secrets)
 	sub.headers = r.Headers
 	sub.Revision = e.Revision()
 	return &sub, nil
@@ -364,6 +365,7 @@ func (s *Store) CreateSubscription(ctx context.Context, tenant string, in Create
 		return Subscription{}, storeErr("create subscription", err)
 	}
 	sub.Revision = rev
+	parseSecrets(sub.secrets)
 	s.idx.putSub(&sub, false)
 	return sub, nil
 }
@@ -435,6 +437,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, preco
 			return Subscription{}, storeErr("update subscription "+id, err)
 		}
 		sub.Revision = rev
+		parseSecrets(sub.secrets) // fn may have rotated them
 		s.idx.putSub(sub, false)
 		if !wasActive && sub.Active {
 			// Re-enabled: its endpoint starts with a clean record.

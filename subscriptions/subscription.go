@@ -70,6 +70,19 @@ type Health struct {
 type secretEntry struct {
 	Secret  string    `json:"secret"`
 	Expires time.Time `json:"expires,omitzero"`
+	// key is Secret decoded, once, so signing a delivery decodes nothing;
+	// zero until parseSecrets ran.
+	key signature.Secret
+}
+
+// parseSecrets decodes every secret once, before the subscription is
+// shared; one that does not decode never signs.
+func parseSecrets(entries []secretEntry) {
+	for i := range entries {
+		if k, err := signature.ParseSecret(entries[i].Secret); err == nil {
+			entries[i].key = k
+		}
+	}
 }
 
 // record is the stored form of a subscription: its public fields and its
@@ -111,9 +124,14 @@ func (s *Subscription) SigningSecrets(now time.Time) []signature.Secret {
 		if !e.Expires.IsZero() && !now.Before(e.Expires) {
 			continue
 		}
-		if sec, err := signature.ParseSecret(e.Secret); err == nil {
-			out = append(out, sec)
+		if e.key.IsZero() {
+			// Not decoded yet (a subscription made outside the store).
+			if k, err := signature.ParseSecret(e.Secret); err == nil {
+				out = append(out, k)
+			}
+			continue
 		}
+		out = append(out, e.key)
 	}
 	return out
 }

