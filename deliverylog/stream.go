@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/internal/jsretry"
 )
 
 // StreamName is the JetStream stream of the attempt log.
@@ -64,17 +66,19 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        StreamName,
-		Description: "delivery attempt log: batches of records, one subject per tenant",
-		Subjects:    []string{subjectPrefix + ">"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      cfg.Retention,
-		Discard:     jetstream.DiscardOld,
-		Duplicates:  duplicateWindow,
-		AllowDirect: true,
-		Replicas:    cfg.Replicas,
+	s, err := jsretry.Provision(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        StreamName,
+			Description: "delivery attempt log: batches of records, one subject per tenant",
+			Subjects:    []string{subjectPrefix + ">"},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      cfg.Retention,
+			Discard:     jetstream.DiscardOld,
+			Duplicates:  duplicateWindow,
+			AllowDirect: true,
+			Replicas:    cfg.Replicas,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", StreamName, err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/internal/jsretry"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -107,7 +108,9 @@ func New(ctx context.Context, js jetstream.JetStream, store *subscriptions.Store
 		cur := c.CachedInfo().Config
 		fcfg.DeliverPolicy, fcfg.OptStartSeq, fcfg.OptStartTime = cur.DeliverPolicy, cur.OptStartSeq, cur.OptStartTime
 	}
-	d.fanoutCons, err = js.CreateOrUpdateConsumer(ctx, events.StreamName, fcfg)
+	d.fanoutCons, err = jsretry.Provision(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+		return js.CreateOrUpdateConsumer(ctx, events.StreamName, fcfg)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure consumer %s: %w", fanoutConsumer, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/internal/jsretry"
 )
 
 // The deliveries stream keeps only what waits: parked records, each on its
@@ -153,15 +154,17 @@ func scheduleMsg(d *delivery, at time.Time) *nats.Msg {
 // ensureDeliveriesStream creates the stream of parked records and
 // schedules: a work queue, so a record is gone once acknowledged.
 func ensureDeliveriesStream(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:              DeliveriesStream,
-		Description:       "Deliveries that wait: parked records and scheduled retries",
-		Subjects:          []string{parkPrefix + ">", schedPrefix + ">"},
-		Storage:           jetstream.FileStorage,
-		Retention:         jetstream.WorkQueuePolicy,
-		Duplicates:        c.DedupeWindow,
-		Replicas:          c.Replicas,
-		AllowMsgSchedules: true,
+	s, err := jsretry.Provision(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:              DeliveriesStream,
+			Description:       "Deliveries that wait: parked records and scheduled retries",
+			Subjects:          []string{parkPrefix + ">", schedPrefix + ">"},
+			Storage:           jetstream.FileStorage,
+			Retention:         jetstream.WorkQueuePolicy,
+			Duplicates:        c.DedupeWindow,
+			Replicas:          c.Replicas,
+			AllowMsgSchedules: true,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", DeliveriesStream, err)

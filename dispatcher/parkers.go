@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/onestack/webhooks/internal/jsretry"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -200,7 +201,9 @@ func (p *parkers) consumer(ctx context.Context, k parkKey, sub *subscriptions.Su
 		PinnedTTL:         pinnedTTL,
 	}
 	if k.lane != laneFIFO {
-		return p.d.js.CreateOrUpdateConsumer(ctx, k.stream(), cfg)
+		return jsretry.Provision(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+			return p.d.js.CreateOrUpdateConsumer(ctx, k.stream(), cfg)
+		})
 	}
 	if c, err := p.d.js.Consumer(ctx, k.stream(), k.consumer()); err == nil {
 		return c, nil
@@ -209,7 +212,9 @@ func (p *parkers) consumer(ctx context.Context, k parkKey, sub *subscriptions.Su
 	cfg.Description = "The FIFO order of one subscription"
 	cfg.InactiveThreshold = 0
 	cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
-	return p.d.js.CreateOrUpdateConsumer(ctx, k.stream(), cfg)
+	return jsretry.Provision(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+		return p.d.js.CreateOrUpdateConsumer(ctx, k.stream(), cfg)
+	})
 }
 
 // retire stops the consumers of lanes idle for parkerIdle and of deleted

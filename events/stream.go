@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/internal/jsretry"
 )
 
 // StreamName is the JetStream stream that keeps events.
@@ -57,7 +59,9 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		// Deliveries that waited read their event's body by sequence.
 		AllowDirect: true,
 	}
-	s, err := js.CreateOrUpdateStream(ctx, sc)
+	s, err := jsretry.Provision(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, sc)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 	}

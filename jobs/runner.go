@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/oklog/ulid/v2"
+	"github.com/onestack/webhooks/internal/jsretry"
 	"golang.org/x/time/rate"
 
 	"github.com/onestack/webhooks/internal/kvwatch"
@@ -104,13 +106,15 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, worker Worker
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      Bucket,
-		Description: "Background jobs (replays, recoveries): status, counts, cursor and lease",
-		History:     1,
-		TTL:         cfg.Retention,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
+	kv, err := jsretry.Provision(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      Bucket,
+			Description: "Background jobs (replays, recoveries): status, counts, cursor and lease",
+			History:     1,
+			TTL:         cfg.Retention,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", Bucket, err)

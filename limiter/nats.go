@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/internal/jsretry"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -46,16 +48,18 @@ func NewNATS(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, replica
 	if replicas <= 0 {
 		replicas = 1
 	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:              CounterStream,
-		Description:       "Per-tenant rate-limit windows",
-		Subjects:          []string{subjectPrefix + ">"},
-		Storage:           jetstream.FileStorage,
-		Replicas:          replicas,
-		AllowMsgCounter:   true,
-		AllowDirect:       true,
-		MaxAge:            3 * Window,
-		MaxMsgsPerSubject: 1,
+	_, err := jsretry.Provision(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:              CounterStream,
+			Description:       "Per-tenant rate-limit windows",
+			Subjects:          []string{subjectPrefix + ">"},
+			Storage:           jetstream.FileStorage,
+			Replicas:          replicas,
+			AllowMsgCounter:   true,
+			AllowDirect:       true,
+			MaxAge:            3 * Window,
+			MaxMsgsPerSubject: 1,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", CounterStream, err)

@@ -92,12 +92,14 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 		name string
 		kv   *jetstream.KeyValue
 	}{{bucketTenants, &s.tenants}, {bucketKeys, &s.keys}, {bucketSubs, &s.subs}, {bucketHealth, &s.health}} {
-		*b.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:         b.name,
-			History:        1,
-			Storage:        jetstream.FileStorage,
-			Replicas:       cfg.Replicas,
-			LimitMarkerTTL: markerTTL,
+		*b.kv, err = jsretry.Provision(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+			return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket:         b.name,
+				History:        1,
+				Storage:        jetstream.FileStorage,
+				Replicas:       cfg.Replicas,
+				LimitMarkerTTL: markerTTL,
+			})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open bucket %s: %w", b.name, err)

@@ -59,7 +59,7 @@ type options struct {
 	replicas                                       int
 	failCount                                      int
 	publicURL                                      string
-	workers                                        int
+	workers, perSub                                int
 	jobRate                                        float64
 }
 
@@ -83,6 +83,7 @@ var flagEnv = map[string]string{
 	"disable-after-failing":      "WEBHOOKD_DISABLE_AFTER_FAILING",
 	"disable-after-given-up":     "WEBHOOKD_DISABLE_AFTER_GIVEN_UP",
 	"workers":                    "WEBHOOKD_WORKERS",
+	"subscription-concurrency":   "WEBHOOKD_SUBSCRIPTION_CONCURRENCY",
 	"shutdown-grace":             "WEBHOOKD_SHUTDOWN_GRACE",
 	"stall-after":                "WEBHOOKD_STALL_AFTER",
 	"debug-addr":                 "WEBHOOKD_DEBUG_ADDR",
@@ -107,6 +108,7 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.StringVar(&o.retrySchedule, "retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "comma-separated waits before the 2nd, 3rd, ... attempt")
 	fs.DurationVar(&o.timeout, "delivery-timeout", 15*time.Second, "timeout of one delivery attempt")
 	fs.IntVar(&o.workers, "workers", 512, "delivery attempts in flight at most")
+	fs.IntVar(&o.perSub, "subscription-concurrency", 16, "delivery attempts in flight at most to one subscription's endpoint")
 	fs.DurationVar(&o.eventRetention, "event-retention", 14*24*time.Hour, "how long events are kept for replay")
 	fs.DurationVar(&o.dedupeWindow, "dedupe-window", events.DefaultDedupeWindow, "how long an event id is remembered per tenant: the same id published again within it is delivered once")
 	fs.DurationVar(&o.deliveryRetention, "delivery-retention", 30*24*time.Hour, "how long delivery records and their attempts are kept")
@@ -205,6 +207,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if o.workers < 1 {
 		return errors.New("--workers must be at least 1")
 	}
+	if o.perSub < 1 {
+		return errors.New("--subscription-concurrency must be at least 1")
+	}
 	if o.jobRate <= 0 {
 		return errors.New("--job-rate must be positive")
 	}
@@ -227,7 +232,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		RotationOverlap: o.rotationOverlap,
 		Egress:          egress.Policy{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs},
 		Dispatcher: dispatcher.Config{
-			Schedule: schedule, Timeout: o.timeout, Workers: o.workers,
+			Schedule: schedule, Timeout: o.timeout, Workers: o.workers, PerSubscription: o.perSub,
 			AttemptRetention: o.deliveryRetention, Health: health, StallAfter: o.stallAfter,
 		},
 		Events: events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow},

@@ -9,10 +9,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestDo(t *testing.T) {
 	errOther := errors.New("bad request")
+	noPeers := &jetstream.APIError{Code: 500, ErrorCode: 10005, Description: "no suitable peers for placement, peer offline"}
+	badConfig := &jetstream.APIError{Code: 400, ErrorCode: 10052, Description: "stream configuration is invalid"}
 	tests := []struct {
 		name   string
 		errs   []error // op's answers, in turn; nil after them
@@ -25,6 +28,10 @@ func TestDo(t *testing.T) {
 		{"a timeout is not retried for a write", []error{nats.ErrTimeout}, Unsent, 1, false},
 		{"a timeout is retried for a read", []error{nats.ErrTimeout, nats.ErrTimeout}, Unanswered, 3, true},
 		{"other errors are returned at once", []error{errOther}, Unanswered, 1, false},
+		{"a cluster short of peers places the stream later", []error{noPeers, fmt.Errorf("ensure stream: %w", noPeers)}, Provisionable, 3, true},
+		{"a create is retried when unanswered", []error{nats.ErrTimeout}, Provisionable, 2, true},
+		{"a bad stream config is not retried", []error{badConfig}, Provisionable, 1, false},
+		{"no peers is not retried for a write", []error{noPeers}, Unanswered, 1, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

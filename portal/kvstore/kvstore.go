@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/onestack/webhooks/internal/jsretry"
 	"github.com/onestack/webhooks/portal"
 )
 
@@ -57,12 +58,14 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, erro
 		ttl  time.Duration
 		kv   *jetstream.KeyValue
 	}{{LinksBucket, cfg.LinkTTL, &s.links}, {SessionsBucket, cfg.SessionTTL, &s.sessions}} {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:   b.name,
-			History:  1,
-			TTL:      b.ttl,
-			Storage:  jetstream.FileStorage,
-			Replicas: cfg.Replicas,
+		kv, err := jsretry.Provision(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+			return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket:   b.name,
+				History:  1,
+				TTL:      b.ttl,
+				Storage:  jetstream.FileStorage,
+				Replicas: cfg.Replicas,
+			})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open bucket %s: %w", b.name, err)
