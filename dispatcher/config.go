@@ -68,12 +68,12 @@ type Config struct {
 	// Workers is how many attempts may be in flight at once (default 512).
 	Workers int
 	// PerSubscription caps one subscription's attempts in flight, so a slow
-	// endpoint cannot take every worker (default 16).
+	// endpoint cannot take every worker (default 64: as many as the bare
+	// client the benchmarks compare with keeps in flight).
 	PerSubscription int
-	// QueueWait bounds how long a task should wait in memory for its
-	// subscription's turn, judged by the endpoint's recent attempt
-	// durations; tasks past it are deferred through JetStream for a second
-	// without using an attempt (default 5 s).
+	// QueueWait is how much work, in time at the measured completion rate,
+	// waits in memory: the whole queue's budget, and one subscription's
+	// room before a slow one's deliveries are parked (default 5 s).
 	QueueWait time.Duration
 	// QueuePerSubscription caps one subscription's deliveries waiting in
 	// memory, whatever its speed (default 10,000).
@@ -121,7 +121,7 @@ func (c Config) withDefaults() Config {
 		c.Workers = 512
 	}
 	if c.PerSubscription <= 0 {
-		c.PerSubscription = 16
+		c.PerSubscription = 64
 	}
 	if c.QueueWait <= 0 {
 		c.QueueWait = 5 * time.Second

@@ -108,7 +108,7 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.StringVar(&o.retrySchedule, "retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "comma-separated waits before the 2nd, 3rd, ... attempt")
 	fs.DurationVar(&o.timeout, "delivery-timeout", 15*time.Second, "timeout of one delivery attempt")
 	fs.IntVar(&o.workers, "workers", 512, "delivery attempts in flight at most")
-	fs.IntVar(&o.perSub, "subscription-concurrency", 16, "delivery attempts in flight at most to one subscription's endpoint")
+	fs.IntVar(&o.perSub, "subscription-concurrency", 64, "delivery attempts in flight at most to one subscription's endpoint")
 	fs.DurationVar(&o.eventRetention, "event-retention", 14*24*time.Hour, "how long events are kept for replay")
 	fs.DurationVar(&o.dedupeWindow, "dedupe-window", events.DefaultDedupeWindow, "how long an event id is remembered per tenant: the same id published again within it is delivered once")
 	fs.DurationVar(&o.deliveryRetention, "delivery-retention", 30*24*time.Hour, "how long delivery records and their attempts are kept")
