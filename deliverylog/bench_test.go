@@ -228,7 +228,7 @@ func benchRecords(n, tenants, subs int) []Record {
 // 2,000,000), about 5% failed with two attempts, creation times spread over
 // 29 days. It reports the process RSS at 200,000 and at the end, then the
 // latency of reads. DELIVERYLOG_BENCH_CACHE_MB sets the block cache (default
-// 16). It runs only with DELIVERYLOG_BENCH_LARGE=1:
+// 32). It runs only with DELIVERYLOG_BENCH_LARGE=1:
 //
 //	DELIVERYLOG_BENCH_LARGE=1 go test -run '^$' -bench IndexLarge -benchtime 2000x -timeout 30m ./deliverylog/
 func BenchmarkIndexLarge(b *testing.B) {

@@ -26,7 +26,9 @@ type IndexConfig struct {
 	RetentionEvery time.Duration
 	// Now is the clock retention reads (default time.Now).
 	Now func() time.Time
-	// CacheBytes bounds the store's block cache (default 16 MiB). The
+	// CacheBytes bounds the store's block cache (default 32 MiB: enough to
+	// keep the Bloom filters that every new delivery's lookup reads; at
+	// 16 MiB they were read from disk again and again). The
 	// index's memory is about this plus its memtables (up to 4 × 8 MiB),
 	// whatever the number of deliveries.
 	CacheBytes int64
@@ -43,7 +45,7 @@ func (c IndexConfig) withDefaults() IndexConfig {
 		c.Now = time.Now
 	}
 	if c.CacheBytes == 0 {
-		c.CacheBytes = 16 << 20
+		c.CacheBytes = 32 << 20
 	}
 	return c
 }

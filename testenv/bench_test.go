@@ -137,3 +137,49 @@ func deliverAll(b *testing.B, envs []*testenv.Env, ten testenv.Tenant) {
 	}
 	b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
 }
+
+// BenchmarkFanoutWide publishes one event to a tenant with 10,000
+// subscriptions to its type (all on one receiver) and waits until every
+// one of them received it. Each op is one event: its ns/op is the time
+// from publish until the last of its 10,000 webhooks arrived.
+func BenchmarkFanoutWide(b *testing.B) {
+	const subs = 10_000
+	env := testenv.Start(b, testenv.Options{})
+	ten, err := env.CreateTenant("wide", 1_000_000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, got := countingReceiver(b)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for range subs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if _, err := env.Subscribe(ten, srv.URL, "ticket.updated"); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if b.Failed() {
+		return
+	}
+	data := []byte(`{"ticketId":"T-1","status":"open"}`)
+	var want int64
+	for b.Loop() {
+		want += subs
+		ev := events.Event{ID: events.NewID(), Type: "ticket.updated", TenantID: ten.ID, OccurredAt: time.Now().UTC(), Data: data}
+		if err := env.Publisher().PublishEvents(context.Background(), false, ev); err != nil {
+			b.Fatal(err)
+		}
+		deadline := time.Now().Add(time.Minute)
+		for got.Load() < want {
+			if time.Now().After(deadline) {
+				b.Fatalf("delivered %d of %d", got.Load(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
+}

@@ -74,6 +74,10 @@ type runResult struct {
 
 	Counters []delta `json:"counters,omitempty"` // webhooks_*_total over the run
 	Streams  []delta `json:"streams,omitempty"`  // JetStream messages stored over the run, by stream
+	// StreamBytes is the change of the bytes each stream holds over the run
+	// (what is retained, not what was written: a work queue gives its
+	// acknowledged messages back).
+	StreamBytes []delta `json:"streamBytes,omitempty"`
 
 	Verified      int64 `json:"signaturesVerified"`
 	BadSignatures int64 `json:"badSignatures"`

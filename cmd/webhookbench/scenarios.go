@@ -56,13 +56,14 @@ type observation struct {
 	at       time.Time
 	counters map[string]float64
 	streams  map[string]uint64
+	bytes    map[string]uint64
 	unique   int64
 }
 
 func (b *bench) observe(ctx context.Context, st *stack) observation {
 	o := observation{at: time.Now(), unique: st.tr.unique.Load()}
 	o.counters, _ = st.counters(ctx)
-	o.streams, _ = st.streamSeqs(ctx)
+	o.streams, o.bytes, _ = st.streamSeqs(ctx)
 	return o
 }
 
@@ -75,9 +76,10 @@ func (b *bench) finish(ctx context.Context, r *runResult, st *stack, o observati
 		per = st.tr.unique.Load() - o.unique
 	}
 	c, _ := st.counters(ctx)
-	s, _ := st.streamSeqs(ctx)
+	s, bytes, _ := st.streamSeqs(ctx)
 	r.Counters = deltas(o.counters, c, per)
 	r.Streams = deltas(o.streams, s, per)
+	r.StreamBytes = deltas(o.bytes, bytes, per)
 	for _, rc := range st.recv {
 		r.Verified += rc.verified.Load()
 		r.BadSignatures += rc.badSig.Load()
@@ -92,6 +94,11 @@ func (b *bench) finish(ctx context.Context, r *runResult, st *stack, o observati
 		what = "delivery owed"
 	}
 	fmt.Fprintf(b.out, "JetStream messages stored: %.0f, %.2f per %s (%s)\n", stored, stored/float64(max(per, 1)), what, streamSummary(r.Streams))
+	var held float64
+	for _, d := range r.StreamBytes {
+		held += d.Delta
+	}
+	fmt.Fprintf(b.out, "JetStream bytes held at the end, more than at the start: %.0f, %.0f per %s (%s)\n", held, held/float64(max(per, 1)), what, streamSummary(r.StreamBytes))
 }
 
 func streamSummary(ds []delta) string {

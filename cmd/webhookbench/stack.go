@@ -387,19 +387,20 @@ func parseSeries(page []byte, keep func(name string) bool) map[string]float64 {
 	return out
 }
 
-// streamSeqs returns each JetStream stream's last sequence: how many
+// streamSeqs returns each JetStream stream's last sequence (how many
 // messages it has ever stored, so deltas count durable writes whatever the
-// engine calls its streams.
-func (s *stack) streamSeqs(ctx context.Context) (map[string]uint64, error) {
-	out := map[string]uint64{}
+// engine calls its streams) and the bytes it holds now.
+func (s *stack) streamSeqs(ctx context.Context) (seqs, bytes map[string]uint64, err error) {
+	seqs, bytes = map[string]uint64{}, map[string]uint64{}
 	l := s.js.ListStreams(ctx)
 	for info := range l.Info() {
-		out[info.Config.Name] = info.State.LastSeq
+		seqs[info.Config.Name] = info.State.LastSeq
+		bytes[info.Config.Name] = info.State.Bytes
 	}
 	if err := l.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
-		return out, err
+		return seqs, bytes, err
 	}
-	return out, nil
+	return seqs, bytes, nil
 }
 
 // delta is one counter's change over a phase.
