@@ -232,10 +232,19 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now tim
 	ctx, cancel := context.WithTimeout(d.runCtx, d.cfg.Timeout)
 	defer cancel()
 	body := dl.ev.body
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(body))
+	u, err := sub.Endpoint()
 	if err != nil {
 		return result{err: "invalid url"}
 	}
+	// The request is built from the URL the index parsed, and sent by the
+	// transport itself: an http.Client would copy its headers and URL for
+	// redirects, which are never followed.
+	req := (&http.Request{
+		Method: http.MethodPost, URL: u, Host: u.Host,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)),
+		GetBody: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+	}).WithContext(ctx)
 	req.Header = http.Header{
 		"Content-Type": {"application/json"},
 		"User-Agent":   {d.cfg.UserAgent},
@@ -249,7 +258,7 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now tim
 	}
 	d.m.inflight.Inc()
 	start := time.Now()
-	resp, err := d.client.Do(req)
+	resp, err := d.client.Transport.RoundTrip(req)
 	d.m.inflight.Dec()
 	if err != nil {
 		if d.runCtx.Err() != nil {

@@ -1,6 +1,7 @@
 package subscriptions
 
 import (
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -122,6 +123,7 @@ func (x *Index) deleteKey(id string, rev uint64, fromWatch bool) {
 
 func (x *Index) putSub(s *Subscription, fromWatch bool) {
 	x.prepare(s)
+	s.endpoint, _ = url.Parse(s.URL) // nil for a URL that does not parse: Endpoint says why
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.sawWatch(bucketSubs, s.Revision, fromWatch)

@@ -6,6 +6,8 @@ package subscriptions
 
 import (
 	"errors"
+	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -54,6 +56,22 @@ type Subscription struct {
 	// program is Filter compiled, set by the index (nil: none, or Filter
 	// did not compile, which matches nothing).
 	program *filter.Program
+	// endpoint is URL parsed, set by the index (nil: not yet).
+	endpoint *url.URL
+}
+
+// Endpoint returns URL parsed: once as the subscription enters the index,
+// so a delivery parses nothing. The value is shared and must not be
+// modified.
+func (s *Subscription) Endpoint() (*url.URL, error) {
+	if s.endpoint != nil {
+		return s.endpoint, nil
+	}
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return nil, fmt.Errorf("subscription %s url: %w", s.ID, err)
+	}
+	return u, nil
 }
 
 // Health is an endpoint's run of given-up deliveries since its last
