@@ -28,7 +28,6 @@ import (
 	"github.com/onestack/webhooks/eventindex"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/idempotency"
-	"github.com/onestack/webhooks/internal/jsretry"
 	"github.com/onestack/webhooks/jobs"
 	"github.com/onestack/webhooks/limiter"
 	"github.com/onestack/webhooks/portal"
@@ -161,11 +160,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.connect(); err != nil {
 		return nil, err
 	}
-	// The first call to a cluster that is still forming waits for it.
-	if err := jsretry.Do(ctx, jsretry.Unanswered, func(ctx context.Context) error {
-		_, err := events.EnsureStream(ctx, s.js, cfg.Events)
-		return err
-	}); err != nil {
+	// Every stream, bucket and consumer is made through jsretry.Provision,
+	// which waits for a cluster that is still forming or loaded.
+	if _, err := events.EnsureStream(ctx, s.js, cfg.Events); err != nil {
 		return nil, err
 	}
 	s.needs = append(s.needs, need{"stream", events.StreamName})

@@ -70,3 +70,27 @@ func TestDoStopsAtTheDeadline(t *testing.T) {
 		}
 	})
 }
+
+// TestProvisionTriesAgainWhenARequestIsLost: a create the cluster never
+// answers is made again after one try's bound, not left to use up the
+// whole budget.
+func TestProvisionTriesAgainWhenARequestIsLost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tries := 0
+		start := time.Now()
+		got, err := Provision(context.Background(), func(ctx context.Context) (string, error) {
+			tries++
+			if tries == 1 {
+				<-ctx.Done() // lost: no answer
+				return "", ctx.Err()
+			}
+			return "stream", nil
+		})
+		if err != nil || got != "stream" || tries != 2 {
+			t.Fatalf("Provision = %q, %v after %d tries, want the stream after 2", got, err, tries)
+		}
+		if took := time.Since(start); took < provisionTry || took > provisionTry+2*time.Second {
+			t.Errorf("the second try came after %v, want about %v", took, provisionTry)
+		}
+	})
+}

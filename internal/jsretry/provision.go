@@ -3,6 +3,7 @@ package jsretry
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -21,12 +22,29 @@ func Provisionable(err error) bool {
 	return Unanswered(err) || (errors.As(err, &apiErr) && apiErr.ErrorCode == codeNoPeers)
 }
 
+// Provisioning's bounds: the whole budget when ctx has no deadline (a
+// process starting beside a cluster that is still forming, or loaded,
+// waits that long before it gives up), and one try, so that a request the
+// cluster lost is made again instead of using up the budget.
+const (
+	provisionBudget = 30 * time.Second
+	provisionTry    = 5 * time.Second
+)
+
 // Provision runs a create-or-update call (of a stream, bucket or consumer)
 // until it succeeds or fails with an error Provisionable does not accept,
-// within ctx's deadline (or a 10 s budget when it has none).
+// within ctx's deadline (or a 30 s budget when it has none), each try
+// bounded to 5 s.
 func Provision[T any](ctx context.Context, op func(ctx context.Context) (T, error)) (T, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, provisionBudget)
+		defer cancel()
+	}
 	var v T
 	err := Do(ctx, Provisionable, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, provisionTry)
+		defer cancel()
 		var err error
 		v, err = op(ctx)
 		return err
