@@ -195,7 +195,7 @@ func (d *Dispatcher) Start() error {
 		go d.runWorker()
 	}
 	var err error
-	d.fanoutIter, err = d.fanoutCons.Messages(jetstream.PullMaxMessages(fanoutPull))
+	d.fanoutIter, err = d.fanoutCons.Messages(fanoutPullOpts()...)
 	if err != nil {
 		return fmt.Errorf("consume events: %w", err)
 	}
@@ -208,6 +208,19 @@ func (d *Dispatcher) Start() error {
 
 // fanoutPull is how many events the fan-out's reader keeps fetched ahead.
 const fanoutPull = 256
+
+// fanoutPullOpts are the fan-out reader's pull options. Its pull requests
+// expire after 5 s, with a heartbeat every second while idle: a request
+// lost with a stream or consumer leader (a NATS node gone) is noticed after
+// two missed heartbeats and made again, instead of after nats.go's default
+// 30 s expiry, during which no event would be fanned out.
+func fanoutPullOpts() []jetstream.PullMessagesOpt {
+	return []jetstream.PullMessagesOpt{
+		jetstream.PullMaxMessages(fanoutPull),
+		jetstream.PullExpiry(5 * time.Second),
+		jetstream.PullHeartbeat(time.Second),
+	}
+}
 
 // runFanout reads events while the queue has room for their deliveries:
 // past its budget it waits, and events wait in the stream, where they are
@@ -270,7 +283,7 @@ func (d *Dispatcher) reopenFanout(ctx context.Context, old jetstream.MessagesCon
 			}
 		}
 		if err == nil {
-			iter, err := cons.Messages(jetstream.PullMaxMessages(fanoutPull))
+			iter, err := cons.Messages(fanoutPullOpts()...)
 			if err == nil {
 				d.fanoutMu.Lock()
 				d.fanoutCons, d.fanoutIter = cons, iter
