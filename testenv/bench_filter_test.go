@@ -1,12 +1,8 @@
 package testenv_test
 
 import (
-	"context"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/testenv"
 )
 
@@ -35,33 +31,5 @@ func BenchmarkEndToEndFiltered(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	pub := env.Publisher()
-	data := []byte(`{"ticketId":"T-1","status":"open"}`)
-	n := b.N/subs + 1
-	want := int64(n * subs)
-	b.ResetTimer()
-	var wg sync.WaitGroup
-	for start := 0; start < n; start += 500 {
-		batch := make([]events.Event, min(500, n-start))
-		for i := range batch {
-			batch[i] = events.Event{ID: events.NewID(), Type: "ticket.escalated", TenantID: ten.ID, OccurredAt: time.Now().UTC(), Data: data}
-		}
-		wg.Go(func() {
-			if err := pub.PublishEvents(context.Background(), false, batch...); err != nil {
-				b.Error(err)
-			}
-		})
-		if start%5000 == 0 {
-			wg.Wait()
-		}
-	}
-	wg.Wait()
-	deadline := time.Now().Add(5 * time.Minute)
-	for got.Load() < want {
-		if time.Now().After(deadline) {
-			b.Fatalf("delivered %d of %d", got.Load(), want)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
+	publishAndAwait(b, []*testenv.Env{env}, ten, "ticket.escalated", subs, got)
 }
