@@ -150,26 +150,39 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Since *time.Time `json:"since"`
-		Until *time.Time `json:"until"`
-	}
+	var in timeRange
 	if err := decode(w, r, a.cfg.MaxBody, &in); err != nil {
 		return err
 	}
-	var fields []subscriptions.FieldError
-	if in.Since == nil {
-		fields = append(fields, subscriptions.FieldError{Field: "since", Reason: "is required (RFC 3339)"})
-	}
-	if in.Since != nil && in.Until != nil && in.Until.Before(*in.Since) {
-		fields = append(fields, subscriptions.FieldError{Field: "until", Reason: "must not be before since"})
-	}
-	if len(fields) > 0 {
+	if fields := in.check(); len(fields) > 0 {
 		return &subscriptions.ValidationError{Fields: fields}
 	}
-	var until time.Time
-	if in.Until != nil {
-		until = *in.Until
+	return a.startReplay(w, r, s, *in.Since, in.until())
+}
+
+// timeRange is the range of a replay or a recovery: since is required,
+// until (zero: now) must not be before it.
+type timeRange struct {
+	Since *time.Time `json:"since"`
+	Until *time.Time `json:"until"`
+}
+
+// check returns the range's field errors.
+func (t timeRange) check() []subscriptions.FieldError {
+	var fields []subscriptions.FieldError
+	if t.Since == nil {
+		fields = append(fields, subscriptions.FieldError{Field: "since", Reason: "is required (RFC 3339)"})
 	}
-	return a.startReplay(w, r, s, *in.Since, until)
+	if t.Since != nil && t.Until != nil && t.Until.Before(*t.Since) {
+		fields = append(fields, subscriptions.FieldError{Field: "until", Reason: "must not be before since"})
+	}
+	return fields
+}
+
+// until is the range's end, zero when open.
+func (t timeRange) until() time.Time {
+	if t.Until == nil {
+		return time.Time{}
+	}
+	return *t.Until
 }

@@ -105,20 +105,13 @@ func (a *API) recoverDeliveries(w http.ResponseWriter, r *http.Request, c *calle
 		return err
 	}
 	var in struct {
-		Since  *time.Time `json:"since"`
-		Until  *time.Time `json:"until"`
-		Status *string    `json:"status"`
+		timeRange
+		Status *string `json:"status"`
 	}
 	if err := decode(w, r, a.cfg.MaxBody, &in); err != nil {
 		return err
 	}
-	var fields []subscriptions.FieldError
-	if in.Since == nil {
-		fields = append(fields, subscriptions.FieldError{Field: "since", Reason: "is required (RFC 3339)"})
-	}
-	if in.Since != nil && in.Until != nil && in.Until.Before(*in.Since) {
-		fields = append(fields, subscriptions.FieldError{Field: "until", Reason: "must not be before since"})
-	}
+	fields := in.check()
 	status := StatusFailed
 	if in.Status != nil {
 		status = *in.Status
@@ -132,11 +125,7 @@ func (a *API) recoverDeliveries(w http.ResponseWriter, r *http.Request, c *calle
 	if len(fields) > 0 {
 		return &subscriptions.ValidationError{Fields: fields}
 	}
-	var until time.Time
-	if in.Until != nil {
-		until = *in.Until
-	}
-	st, err := rec.Recover(r.Context(), s, status, *in.Since, until)
+	st, err := rec.Recover(r.Context(), s, status, *in.Since, in.until())
 	if err != nil {
 		return deliveryErr(err)
 	}

@@ -200,18 +200,15 @@ func (p *parkers) consumer(ctx context.Context, k parkKey, sub *subscriptions.Su
 		PriorityGroups:    []string{ownerGroup},
 		PinnedTTL:         pinnedTTL,
 	}
-	if k.lane != laneFIFO {
-		return jsretry.Provision(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
-			return p.d.js.CreateOrUpdateConsumer(ctx, k.stream(), cfg)
-		})
+	if k.lane == laneFIFO {
+		if c, err := p.d.js.Consumer(ctx, k.stream(), k.consumer()); err == nil {
+			return c, nil
+		}
+		start := sub.UpdatedAt
+		cfg.Description = "The FIFO order of one subscription"
+		cfg.InactiveThreshold = 0
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	}
-	if c, err := p.d.js.Consumer(ctx, k.stream(), k.consumer()); err == nil {
-		return c, nil
-	}
-	start := sub.UpdatedAt
-	cfg.Description = "The FIFO order of one subscription"
-	cfg.InactiveThreshold = 0
-	cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	return jsretry.Provision(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
 		return p.d.js.CreateOrUpdateConsumer(ctx, k.stream(), cfg)
 	})
