@@ -28,6 +28,7 @@ import (
 	"github.com/onestack/webhooks/eventindex"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/idempotency"
+	"github.com/onestack/webhooks/internal/health"
 	"github.com/onestack/webhooks/jobs"
 	"github.com/onestack/webhooks/limiter"
 	"github.com/onestack/webhooks/portal"
@@ -113,6 +114,9 @@ type Server struct {
 	ncClosed chan struct{}
 	// needs names every stream and KV bucket the process uses, for /readyz.
 	needs []need
+	// health collects what the long-lived parts report (a watch down, an
+	// index rebuilt, a recovered panic), for /readyz and the metrics.
+	health *health.Health
 }
 
 // need is a stream or bucket the process cannot work without.
@@ -149,7 +153,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Dispatcher.UserAgent == "" {
 		cfg.Dispatcher.UserAgent = "onestack-webhooks/" + Version
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger, serveErr: make(chan error, 1), ncClosed: make(chan struct{})}
+	s := &Server{cfg: cfg, logger: cfg.Logger, serveErr: make(chan error, 1), ncClosed: make(chan struct{}), health: health.New()}
 	defer func() {
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
@@ -177,7 +181,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "webhooks_panics_recovered_total", Help: "Panics recovered in long-lived goroutines; each leaves /readyz failing until the part it stopped is running again.",
+		}, func() float64 { return float64(s.health.Panics()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "webhooks_health_problems", Help: "Problems this replica knows of now (a watch down, an index being rebuilt); /readyz lists them.",
+		}, func() float64 { return float64(len(s.health.Problems())) }),
+	)
 	if _, err := deliverylog.EnsureStream(ctx, s.js, deliverylog.StreamConfig{Retention: cfg.Dispatcher.AttemptRetention, Replicas: cfg.Replicas}); err != nil {
 		return nil, err
 	}
@@ -411,6 +422,7 @@ func (s *Server) ready(ctx context.Context) []string {
 			missing = append(missing, n.kind+" "+n.name)
 		}
 	}
+	missing = append(missing, s.health.Problems()...)
 	return append(missing, s.disp.Stalled()...)
 }
 
