@@ -18,6 +18,10 @@ import (
 // hold (never stored, expired, consumed or deleted).
 var ErrNotFound = errors.New("not found")
 
+// ErrChanged is what a Store answers for a conditional write to a session
+// that was written or deleted since the revision the writer read.
+var ErrChanged = errors.New("changed since read")
+
 // Link is a one-time sign-in link as stored: never its token, which only
 // the link's URL carries.
 type Link struct {
@@ -55,8 +59,15 @@ type Store interface {
 	// PutSession creates or replaces one of tenant's sessions and keeps
 	// it for at least the session lifetime from now.
 	PutSession(ctx context.Context, tenant, id string, s Session) error
-	// Session reads one of tenant's sessions.
-	Session(ctx context.Context, tenant, id string) (Session, error)
+	// Session reads one of tenant's sessions and the revision it is
+	// stored at.
+	Session(ctx context.Context, tenant, id string) (Session, uint64, error)
+	// UpdateSession replaces one of tenant's sessions on condition that
+	// it is still stored at revision rev, and keeps it for at least the
+	// session lifetime from now. It answers ErrChanged (wrapped or not)
+	// when the session was written or deleted since: a session that
+	// ended stays ended.
+	UpdateSession(ctx context.Context, tenant, id string, s Session, rev uint64) error
 	// DeleteSession removes a session; removing a missing one is no error.
 	DeleteSession(ctx context.Context, tenant, id string) error
 	// DeleteSessions removes every session of tenant and says how many.
@@ -169,31 +180,50 @@ var errNoSession = errors.New("no live session")
 
 // load returns the session a cookie names, pushing its expiry back when
 // it was last pushed more than a minute ago; refreshed says whether it
-// was, so the cookie can be renewed too.
+// was, so the cookie can be renewed too. The push is written on the
+// revision read, so one landing after a sign-out or a revocation fails
+// instead of bringing the session back.
 func (s *Sessions) load(ctx context.Context, cookie string) (ses Session, refreshed bool, err error) {
 	tenant, id, ok := parseCookie(cookie)
 	if !ok {
 		return Session{}, false, errNoSession
 	}
-	ses, err = s.cfg.Store.Session(ctx, tenant, id)
-	if errors.Is(err, ErrNotFound) {
-		return Session{}, false, errNoSession
-	}
+	ses, rev, err := s.read(ctx, tenant, id)
 	if err != nil {
-		return Session{}, false, fmt.Errorf("read portal session: %w", err)
+		return Session{}, false, err
 	}
 	now := s.cfg.Now().UTC()
-	if ses.Tenant != tenant || !now.Before(ses.ExpiresAt) {
-		return Session{}, false, errNoSession
+	if now.Sub(ses.RefreshedAt) < refreshEvery {
+		return ses, false, nil
 	}
-	if now.Sub(ses.RefreshedAt) >= refreshEvery {
-		ses.RefreshedAt, ses.ExpiresAt = now, now.Add(s.cfg.SessionTTL)
-		if err := s.cfg.Store.PutSession(ctx, tenant, id, ses); err != nil {
-			return Session{}, false, fmt.Errorf("refresh portal session: %w", err)
-		}
-		refreshed = true
+	pushed := ses
+	pushed.RefreshedAt, pushed.ExpiresAt = now, now.Add(s.cfg.SessionTTL)
+	err = s.cfg.Store.UpdateSession(ctx, tenant, id, pushed, rev)
+	if errors.Is(err, ErrChanged) {
+		// Ended since the read, or refreshed by another request: the
+		// store says which.
+		ses, _, err = s.read(ctx, tenant, id)
+		return ses, false, err
 	}
-	return ses, refreshed, nil
+	if err != nil {
+		return Session{}, false, fmt.Errorf("refresh portal session: %w", err)
+	}
+	return pushed, true, nil
+}
+
+// read returns a live session of tenant and its revision, or errNoSession.
+func (s *Sessions) read(ctx context.Context, tenant, id string) (Session, uint64, error) {
+	ses, rev, err := s.cfg.Store.Session(ctx, tenant, id)
+	if errors.Is(err, ErrNotFound) {
+		return Session{}, 0, errNoSession
+	}
+	if err != nil {
+		return Session{}, 0, fmt.Errorf("read portal session: %w", err)
+	}
+	if ses.Tenant != tenant || !s.cfg.Now().Before(ses.ExpiresAt) {
+		return Session{}, 0, errNoSession
+	}
+	return ses, rev, nil
 }
 
 // end removes the session a cookie names.

@@ -9,15 +9,18 @@ import (
 	"time"
 )
 
-// memStore is a Store in memory, for the tests of Sessions.
+// memStore is a Store in memory, for the tests of Sessions. Like a KV
+// bucket, it counts one revision for every write and deletion.
 type memStore struct {
 	mu       sync.Mutex
 	links    map[string]Link
 	sessions map[string]Session
+	revs     map[string]uint64 // a session's last revision
+	rev      uint64
 }
 
 func newMemStore() *memStore {
-	return &memStore{links: map[string]Link{}, sessions: map[string]Session{}}
+	return &memStore{links: map[string]Link{}, sessions: map[string]Session{}, revs: map[string]uint64{}}
 }
 
 func (m *memStore) PutLink(_ context.Context, id string, l Link) error {
@@ -41,25 +44,47 @@ func (m *memStore) TakeLink(_ context.Context, id string) (Link, error) {
 func (m *memStore) PutSession(_ context.Context, tenant, id string, s Session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sessions[tenant+"."+id] = s
+	m.put(tenant+"."+id, s)
 	return nil
 }
 
-func (m *memStore) Session(_ context.Context, tenant, id string) (Session, error) {
+func (m *memStore) UpdateSession(_ context.Context, tenant, id string, s Session, rev uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.revs[tenant+"."+id] != rev {
+		return ErrChanged
+	}
+	m.put(tenant+"."+id, s)
+	return nil
+}
+
+func (m *memStore) put(k string, s Session) {
+	m.rev++
+	m.sessions[k], m.revs[k] = s, m.rev
+}
+
+func (m *memStore) Session(_ context.Context, tenant, id string) (Session, uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, ok := m.sessions[tenant+"."+id]
 	if !ok {
-		return Session{}, ErrNotFound
+		return Session{}, 0, ErrNotFound
 	}
-	return s, nil
+	return s, m.revs[tenant+"."+id], nil
 }
 
 func (m *memStore) DeleteSession(_ context.Context, tenant, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.sessions, tenant+"."+id)
+	m.delete(tenant + "." + id)
 	return nil
+}
+
+// delete leaves a deletion's revision behind, as a KV purge marker does.
+func (m *memStore) delete(k string) {
+	m.rev++
+	delete(m.sessions, k)
+	m.revs[k] = m.rev
 }
 
 func (m *memStore) DeleteSessions(_ context.Context, tenant string) (int, error) {
@@ -68,7 +93,7 @@ func (m *memStore) DeleteSessions(_ context.Context, tenant string) (int, error)
 	n := 0
 	for k := range m.sessions {
 		if strings.HasPrefix(k, tenant+".") {
-			delete(m.sessions, k)
+			m.delete(k)
 			n++
 		}
 	}
@@ -227,5 +252,72 @@ func TestFormBody(t *testing.T) {
 	g.setErrors([]fieldError{{"eventTypes[1]", "is not a catalog type"}, {"url", "must be https"}, {"secret", "bad"}})
 	if g.Errors["eventTypes"] != "eventTypes[1]: is not a catalog type" || g.Errors["url"] != "must be https" || !strings.Contains(g.Problem, "secret: bad") {
 		t.Errorf("errors = %v, problem %q", g.Errors, g.Problem)
+	}
+}
+
+// endingStore ends sessions between a session's read and the write that
+// follows it, as a sign-out or an operator's revocation served by another
+// replica at that moment would.
+type endingStore struct {
+	*memStore
+	afterRead func()
+}
+
+func (e *endingStore) Session(ctx context.Context, tenant, id string) (Session, uint64, error) {
+	ses, rev, err := e.memStore.Session(ctx, tenant, id)
+	if f := e.afterRead; f != nil {
+		e.afterRead = nil
+		f()
+	}
+	return ses, rev, err
+}
+
+// TestRefreshAfterEnd: a refresh racing a sign-out or a revocation does
+// not bring the session back; one racing another replica's refresh of the
+// same session keeps it.
+func TestRefreshAfterEnd(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		race func(s *Sessions, cookie string) error
+		live bool
+	}{
+		{"sign-out", func(s *Sessions, cookie string) error { return s.end(ctx, cookie) }, false},
+		{"revocation", func(s *Sessions, _ string) error { _, err := s.EndSessions(ctx, "ten_A"); return err }, false},
+		{"another refresh", func(s *Sessions, cookie string) error { _, _, err := s.load(ctx, cookie); return err }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &clock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+			store := &endingStore{memStore: newMemStore()}
+			s := NewSessions(SessionsConfig{Store: store, Now: c.now})
+			cookie, _, err := s.open(ctx, "ten_A", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.advance(2 * time.Minute) // due for a refresh
+			store.afterRead = func() {
+				if err := tt.race(s, cookie); err != nil {
+					t.Errorf("racing call: %v", err)
+				}
+			}
+			wantErr := errNoSession
+			if tt.live {
+				wantErr = nil
+			}
+			ses, _, err := s.load(ctx, cookie)
+			if !errors.Is(err, wantErr) {
+				t.Errorf("load during the race = %v, want %v", err, wantErr)
+			}
+			if want := c.t.Add(time.Hour); tt.live && !ses.ExpiresAt.Equal(want) {
+				t.Errorf("expiresAt = %v, want %v", ses.ExpiresAt, want)
+			}
+			if _, _, err := s.load(ctx, cookie); !errors.Is(err, wantErr) {
+				t.Errorf("load after the race = %v, want %v", err, wantErr)
+			}
+			if n, want := len(store.sessions), map[bool]int{false: 0, true: 1}[tt.live]; n != want {
+				t.Errorf("%d sessions stored after the race, want %d", n, want)
+			}
+		})
 	}
 }

@@ -115,17 +115,32 @@ func (s *Store) PutSession(ctx context.Context, tenant, id string, ses portal.Se
 	return nil
 }
 
-// Session reads a session.
-func (s *Store) Session(ctx context.Context, tenant, id string) (portal.Session, error) {
+// UpdateSession writes a session on condition that its key's last
+// revision is rev, restarting its time to live. A key purged since (a
+// sign-out, a revocation) or written since has another last revision, so
+// the write fails with portal.ErrChanged and stores nothing.
+func (s *Store) UpdateSession(ctx context.Context, tenant, id string, ses portal.Session, rev uint64) error {
+	b, _ := json.Marshal(ses)
+	if _, err := s.sessions.Update(ctx, sessionKey(tenant, id), b, rev); err != nil {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return fmt.Errorf("update session: %w", portal.ErrChanged)
+		}
+		return fmt.Errorf("update session: %w", err)
+	}
+	return nil
+}
+
+// Session reads a session and its revision.
+func (s *Store) Session(ctx context.Context, tenant, id string) (portal.Session, uint64, error) {
 	e, err := s.sessions.Get(ctx, sessionKey(tenant, id))
 	if err != nil {
-		return portal.Session{}, notFound("get session", err)
+		return portal.Session{}, 0, notFound("get session", err)
 	}
 	var ses portal.Session
 	if err := json.Unmarshal(e.Value(), &ses); err != nil {
-		return portal.Session{}, fmt.Errorf("decode session: %w", err)
+		return portal.Session{}, 0, fmt.Errorf("decode session: %w", err)
 	}
-	return ses, nil
+	return ses, e.Revision(), nil
 }
 
 // DeleteSession removes a session.
@@ -166,7 +181,10 @@ func notFound(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
+// wrongRevision says whether err is a conditional write's failure: 10071,
+// or 10164 from a replicated bucket.
 func wrongRevision(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }

@@ -3,6 +3,7 @@ package kvstore
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -68,7 +69,7 @@ func TestSessions(t *testing.T) {
 	t.Parallel()
 	s := open(t)
 	ctx := context.Background()
-	if _, err := s.Session(ctx, "ten_A", "x"); !errors.Is(err, portal.ErrNotFound) {
+	if _, _, err := s.Session(ctx, "ten_A", "x"); !errors.Is(err, portal.ErrNotFound) {
 		t.Errorf("missing session: %v, want ErrNotFound", err)
 	}
 	if n, err := s.DeleteSessions(ctx, "ten_A"); n != 0 || err != nil {
@@ -81,7 +82,7 @@ func TestSessions(t *testing.T) {
 		}
 	}
 	s.PutSession(ctx, "ten_AB", "b1", portal.Session{Tenant: "ten_AB"})
-	got, err := s.Session(ctx, "ten_A", "a1")
+	got, _, err := s.Session(ctx, "ten_A", "a1")
 	if err != nil || got.KeyID != "key_1" || got.CSRF != "c" || !got.ExpiresAt.Equal(want.ExpiresAt) {
 		t.Errorf("Session = %+v, %v; want %+v", got, err, want)
 	}
@@ -94,11 +95,64 @@ func TestSessions(t *testing.T) {
 	if n, err := s.DeleteSessions(ctx, "ten_A"); n != 2 || err != nil {
 		t.Errorf("DeleteSessions = %d, %v; want the 2 left", n, err)
 	}
-	if _, err := s.Session(ctx, "ten_A", "a2"); !errors.Is(err, portal.ErrNotFound) {
+	if _, _, err := s.Session(ctx, "ten_A", "a2"); !errors.Is(err, portal.ErrNotFound) {
 		t.Errorf("after DeleteSessions: %v", err)
 	}
-	if _, err := s.Session(ctx, "ten_AB", "b1"); err != nil {
+	if _, _, err := s.Session(ctx, "ten_AB", "b1"); err != nil {
 		t.Errorf("a tenant whose id extends the other's lost its session: %v", err)
+	}
+}
+
+// TestUpdateSession: a session is updated only at the revision last read;
+// one deleted since (a sign-out, a revocation) or written since is left
+// as it is.
+func TestUpdateSession(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		since  func(id string) error // what happens between the read and the update
+		stored bool                  // whether the session is stored after the race
+	}{
+		{"nothing", func(string) error { return nil }, true},
+		{"sign-out", func(id string) error { return s.DeleteSession(ctx, "ten_U", id) }, false},
+		{"revocation", func(string) error { _, err := s.DeleteSessions(ctx, "ten_U"); return err }, false},
+		{"another write", func(id string) error {
+			return s.PutSession(ctx, "ten_U", id, portal.Session{Tenant: "ten_U", CSRF: "other"})
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := "s_" + strings.ReplaceAll(tt.name, " ", "_")
+			if err := s.PutSession(ctx, "ten_U", id, portal.Session{Tenant: "ten_U", CSRF: "first"}); err != nil {
+				t.Fatal(err)
+			}
+			_, rev, err := s.Session(ctx, "ten_U", id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.since(id); err != nil {
+				t.Fatal(err)
+			}
+			err = s.UpdateSession(ctx, "ten_U", id, portal.Session{Tenant: "ten_U", CSRF: "update"}, rev)
+			wantCSRF := "update"
+			if tt.name != "nothing" {
+				if !errors.Is(err, portal.ErrChanged) {
+					t.Errorf("UpdateSession = %v, want ErrChanged", err)
+				}
+				wantCSRF = "other"
+			} else if err != nil {
+				t.Errorf("UpdateSession = %v", err)
+			}
+			got, _, err := s.Session(ctx, "ten_U", id)
+			switch {
+			case !tt.stored && !errors.Is(err, portal.ErrNotFound):
+				t.Errorf("after the update, Session = %+v, %v; want ErrNotFound", got, err)
+			case tt.stored && (err != nil || got.CSRF != wantCSRF):
+				t.Errorf("after the update, Session = %+v, %v; want CSRF %q", got, err, wantCSRF)
+			}
+		})
 	}
 }
 
