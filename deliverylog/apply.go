@@ -2,6 +2,7 @@ package deliverylog
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -23,12 +24,22 @@ const (
 // reports whether d changed. known tells whether d holds a delivery yet.
 //
 //   - A record for an unknown delivery creates it from the record.
-//   - A record whose attempt number is at most the highest stored is a
-//     repeat (a batch delivered again, an attempt logged twice) and changes
-//     nothing.
-//   - Otherwise its attempt, if any, is appended, and the delivery's status
-//     and next attempt time become the record's; but a skipped record never
-//     downgrades a delivery that has attempts.
+//   - Attempts are merged by number, whatever order the stream holds them
+//     in (a batch published again can be stored after the next attempt's
+//     record): an attempt whose number is kept already is a repeat (a batch
+//     stored twice, an attempt logged twice) and changes nothing; any other
+//     is kept, in its place. Only the newest attempt sets the delivery's
+//     status and next attempt time: an older one arriving late leaves them.
+//   - A manual attempt is made once per request (the dispatcher checks),
+//     so one whose number is taken by another attempt (a scheduled attempt
+//     in flight when the retry was asked for) is numbered after the newest
+//     and sets the status; only the same attempt again (same time and
+//     answer) is a repeat.
+//   - A record without an attempt sets the status and next attempt time,
+//     but a skipped record never downgrades a delivery that has attempts,
+//     and a request for an attempt (pending, with a time: a manual retry)
+//     never overrides an attempt made at or after that time, which is the
+//     one it asked for or a later one.
 func merge(d *Delivery, known bool, r *Record) bool {
 	if !known {
 		*d = Delivery{
@@ -49,12 +60,24 @@ func merge(d *Delivery, known bool, r *Record) bool {
 		return true
 	}
 	if r.Attempt != nil {
-		if n := len(d.Attempts); n > 0 && r.Attempt.N <= d.Attempts[n-1].N {
-			return false
+		a := *r.Attempt
+		i, taken := slices.BinarySearchFunc(d.Attempts, a.N, func(x Attempt, n int) int { return cmp.Compare(x.N, n) })
+		if taken {
+			if !r.Manual || slices.ContainsFunc(d.Attempts, a.sameAs) {
+				return false
+			}
+			a.N, i = d.Attempts[len(d.Attempts)-1].N+1, len(d.Attempts)
 		}
-		d.Attempts = boundAttempts(append(d.Attempts, *r.Attempt))
+		newest := i == len(d.Attempts)
+		d.Attempts = boundAttempts(slices.Insert(d.Attempts, i, a))
+		if !newest {
+			return true
+		}
 	} else {
 		if r.Status == StatusSkipped && len(d.Attempts) > 0 {
+			return false
+		}
+		if r.Status == StatusPending && r.NextAttemptAt != nil && attemptedSince(d.Attempts, *r.NextAttemptAt) {
 			return false
 		}
 		if d.Status == r.Status && equalTime(d.NextAttemptAt, r.NextAttemptAt) {
@@ -64,6 +87,16 @@ func merge(d *Delivery, known bool, r *Record) bool {
 	d.Status = r.Status
 	d.NextAttemptAt = r.NextAttemptAt
 	return true
+}
+
+// sameAs reports whether b is a as logged (its number aside).
+func (a Attempt) sameAs(b Attempt) bool {
+	return a.At.Equal(b.At) && a.StatusCode == b.StatusCode && a.DurationMs == b.DurationMs
+}
+
+// attemptedSince reports whether one of as was made at or after t.
+func attemptedSince(as []Attempt, t time.Time) bool {
+	return slices.ContainsFunc(as, func(a Attempt) bool { return !a.At.Before(t) })
 }
 
 func boundAttempts(as []Attempt) []Attempt {

@@ -109,6 +109,48 @@ func TestMerge(t *testing.T) {
 			want: dlv(StatusSucceeded, nil, attempt(1, 500), attempt(2, 500), attempt(3, 200)), wantChanged: true,
 		},
 		{
+			name: "a late older attempt is kept in its place, the newest keeps the status",
+			have: ptr(dlv(StatusSucceeded, nil, attempt(2, 200))),
+			rec:  rec(StatusPending, attempt(1, 503), &next),
+			want: dlv(StatusSucceeded, nil, attempt(1, 503), attempt(2, 200)), wantChanged: true,
+		},
+		{
+			name: "a late attempt between two kept ones",
+			have: ptr(dlv(StatusFailed, nil, attempt(1, 500), attempt(3, 500))),
+			rec:  rec(StatusPending, attempt(2, 500), &next),
+			want: dlv(StatusFailed, nil, attempt(1, 500), attempt(2, 500), attempt(3, 500)), wantChanged: true,
+		},
+		{
+			name: "a manual retry requested before the newest attempt does not make it pending again",
+			have: ptr(dlv(StatusSucceeded, nil, attempt(1, 500), attempt(2, 200))),
+			rec: func() Record {
+				r := rec(StatusPending, nil, ptr(t0.Add(1500*time.Millisecond)))
+				r.Manual = true
+				return r
+			}(),
+			want: dlv(StatusSucceeded, nil, attempt(1, 500), attempt(2, 200)),
+		},
+		{
+			name: "a manual attempt whose number a scheduled one took comes after it",
+			have: ptr(dlv(StatusFailed, nil, attempt(1, 500), attempt(2, 500))),
+			rec: func() Record {
+				r := rec(StatusSucceeded, &Attempt{N: 2, At: t0.Add(3 * time.Second), StatusCode: 200, DurationMs: 3}, nil)
+				r.Manual = true
+				return r
+			}(),
+			want: dlv(StatusSucceeded, nil, attempt(1, 500), attempt(2, 500), attempt(3, 200)), wantChanged: true,
+		},
+		{
+			name: "a manual attempt again is a repeat, under its own number or the one it was given",
+			have: ptr(dlv(StatusSucceeded, nil, attempt(1, 500), attempt(2, 500), attempt(3, 200))),
+			rec: func() Record {
+				r := rec(StatusSucceeded, &Attempt{N: 2, At: t0.Add(3 * time.Second), StatusCode: 200, DurationMs: 3}, nil)
+				r.Manual = true
+				return r
+			}(),
+			want: dlv(StatusSucceeded, nil, attempt(1, 500), attempt(2, 500), attempt(3, 200)),
+		},
+		{
 			name: "the same status and schedule change nothing",
 			have: ptr(dlv(StatusPending, &next, attempt(1, 500))),
 			rec:  rec(StatusPending, nil, ptr(next.In(time.FixedZone("X", 7200)))),
