@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/onestack/webhooks/internal/natstest"
+	"github.com/onestack/webhooks/internal/poll"
 )
 
 func startNATS(t testing.TB, dir string, port int) *natstest.Server {
@@ -43,7 +44,12 @@ func TestNATSThreeInstancesShareOneBudget(t *testing.T) {
 	var ls []*Limiter
 	clock := fixed(time.Now()) // one instant for all three instances
 	for range 3 {
-		l, _ := natsLimiter(t, srv.ClientURL(), clock)
+		l, s := natsLimiter(t, srv.ClientURL(), clock)
+		// 1,000 takes at once on a loaded machine can wait past the 500 ms
+		// a request gets before it is counted locally (fail open, and
+		// over the budget): wait as long as only a hang would, so that
+		// the shared count is what is tested.
+		s.timeout = time.Minute
 		ls = append(ls, l)
 	}
 	for round := range 3 {
@@ -69,33 +75,25 @@ func TestNATSDownFallsBackAndReturns(t *testing.T) {
 	}
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	down := time.Now()
-	for !store.Degraded() {
-		d, err := l.Take(ctx, "ten_f", 100)
+	// Requests go on while NATS is down: each is allowed, counted locally
+	// (a budget of its own, as polling makes hundreds of them), until the
+	// store says it counts locally.
+	poll.Until(t, 30*time.Second, "counting locally after NATS went down", func() bool {
+		d, err := l.Take(ctx, "ten_f", 100_000)
 		if err != nil || !d.Allowed {
 			t.Fatalf("Take with NATS down = %+v, %v; want allowed by the local fallback", d, err)
 		}
-		if time.Since(down) > 10*time.Second {
-			t.Fatal("not counting locally 10 s after NATS went down")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return store.Degraded()
+	})
 	var d Decision
 	var err error
 	// Restart on the same port and storage: the shared count is back.
 	srv2 := startNATS(t, dir, port)
 	t.Cleanup(srv2.Shutdown)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	poll.Until(t, 30*time.Second, "counting in NATS again after it came back", func() bool {
 		d, err = l.Take(ctx, "ten_f", 100)
-		if !store.Degraded() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("still degraded 10 s after NATS came back")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return !store.Degraded()
+	})
 	if err != nil || d.Remaining > 89 {
 		t.Errorf("Take after NATS is back = %+v, %v; want the shared count (at most 89 left after 11 takes)", d, err)
 	}
