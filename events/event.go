@@ -37,6 +37,7 @@ var (
 	ErrUnknownType  = errors.New("is not an event type of the catalog")
 	ErrInternalType = errors.New("is emitted only by the platform and cannot be published")
 	ErrInvalidID    = errors.New("event id must be 1-64 letters, digits, '_' or '-'")
+	ErrReservedID   = errors.New(`event id must not be "batch", the name of the batch route (/api/events/batch)`)
 	ErrInvalidData  = errors.New("data must be a JSON object of at most 256 KiB")
 	ErrNoTenant     = errors.New("event has no valid tenant")
 )
@@ -53,8 +54,10 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // NewID returns a fresh event id, sortable by creation time.
 func NewID() string { return IDPrefix + ulid.Make().String() }
 
-// ValidID reports whether id may name an event: 1..64 of [A-Za-z0-9_-].
-// The same rule keeps ids safe inside NATS subjects and message ids.
+// ValidID reports whether id has the form of an event id: 1..64 of
+// [A-Za-z0-9_-]. The same rule keeps ids safe inside NATS subjects and
+// message ids. A new event's id must also not be ReservedID (Problems
+// checks both); events stored before that rule keep being read.
 func ValidID(id string) bool {
 	if len(id) == 0 || len(id) > MaxIDLen {
 		return false
@@ -68,6 +71,11 @@ func ValidID(id string) bool {
 	return true
 }
 
+// ReservedID is the one id of the right form that may not name a new
+// event: GET /api/events/batch is the batch route, so an event under that
+// id could never be read.
+const ReservedID = "batch"
+
 // Validate checks the envelope against the catalog and the size limits,
 // and returns its first problem.
 func (e *Event) Validate(c Catalog) error {
@@ -80,8 +88,11 @@ func (e *Event) Validate(c Catalog) error {
 // Problems lists every problem of the envelope, one per field.
 func (e *Event) Problems(c Catalog) []*FieldError {
 	var out []*FieldError
-	if !ValidID(e.ID) {
+	switch {
+	case !ValidID(e.ID):
 		out = append(out, &FieldError{Field: "id", Err: ErrInvalidID})
+	case e.ID == ReservedID:
+		out = append(out, &FieldError{Field: "id", Err: ErrReservedID})
 	}
 	if !ValidID(e.TenantID) {
 		out = append(out, &FieldError{Field: "tenantId", Err: ErrNoTenant})
