@@ -28,6 +28,16 @@ type HealthPolicy struct {
 	Period time.Duration
 }
 
+// disables says whether an endpoint whose run of failures is h, after a
+// delivery given up at now, is to be disabled: after p.GivenUp deliveries
+// in a row, or once p.Period has passed since the first of them was
+// created.
+func (p HealthPolicy) disables(h Health, now time.Time) bool {
+	byCount := p.GivenUp > 0 && h.GivenUp >= p.GivenUp
+	byTime := p.Period > 0 && now.Sub(h.FailingSince) >= p.Period
+	return byCount || byTime
+}
+
 func (s *Store) applyHealth(e jetstream.KeyValueEntry) error {
 	s.failingMu.Lock()
 	defer s.failingMu.Unlock()
@@ -111,9 +121,7 @@ func (s *Store) RecordGivenUp(ctx context.Context, tenant, id string, created, n
 	s.failingMu.Lock()
 	s.failing[key] = true
 	s.failingMu.Unlock()
-	byCount := p.GivenUp > 0 && h.GivenUp >= p.GivenUp
-	byTime := p.Period > 0 && now.Sub(h.FailingSince) >= p.Period
-	if !byCount && !byTime {
+	if !p.disables(h, now) {
 		return false, nil
 	}
 	disabled := false
