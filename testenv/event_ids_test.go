@@ -31,7 +31,9 @@ func TestBatchIsNotAnEventID(t *testing.T) {
 		}
 		var out struct {
 			Code    string
-			Details struct{ Fields []struct{ Field, Reason string } }
+			Details struct {
+				Fields []struct{ Field, Reason string }
+			}
 		}
 		r.JSON(&out)
 		if r.Status != http.StatusBadRequest || out.Code != "VALIDATION_FAILED" || len(out.Details.Fields) != 1 || out.Details.Fields[0].Field != tt.field {
