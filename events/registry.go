@@ -79,6 +79,8 @@ type RegistryConfig struct {
 	Replicas int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Watch is where the bucket's watch reports that it is down.
+	Watch kvwatch.Config
 }
 
 // Registry is the live event-type catalog: the built-in types merged with
@@ -146,7 +148,7 @@ func OpenRegistry(ctx context.Context, js jetstream.JetStream, cfg RegistryConfi
 	}
 	r := &Registry{cfg: cfg, kv: kv, logger: logger, records: make(map[string]*typeEntry)}
 	r.rebuild()
-	if r.watch, err = kvwatch.Start(ctx, kv, r.applyEntry, logger); err != nil {
+	if r.watch, err = kvwatch.Start(ctx, kv, r.applyEntry, cfg.Watch, logger); err != nil {
 		return nil, err
 	}
 	if err := r.watch.Loaded(ctx); err != nil {

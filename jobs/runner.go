@@ -46,6 +46,8 @@ type Config struct {
 	Replicas int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Watch is where the bucket's watch reports that it is down.
+	Watch kvwatch.Config
 }
 
 func (c Config) withDefaults() Config {
@@ -122,7 +124,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, worker Worker
 	r := &Runner{cfg: cfg, kv: kv, worker: worker, logger: logger, id: "run_" + ulid.Make().String(),
 		running: make(map[string]Job), mine: make(map[string]context.CancelFunc), kick: make(chan struct{}, 1)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	if r.watch, err = kvwatch.Start(ctx, kv, r.applyEntry, logger); err != nil {
+	if r.watch, err = kvwatch.Start(ctx, kv, r.applyEntry, cfg.Watch, logger); err != nil {
 		r.cancel()
 		return nil, err
 	}

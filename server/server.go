@@ -29,6 +29,7 @@ import (
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/idempotency"
 	"github.com/onestack/webhooks/internal/health"
+	"github.com/onestack/webhooks/internal/kvwatch"
 	"github.com/onestack/webhooks/jobs"
 	"github.com/onestack/webhooks/limiter"
 	"github.com/onestack/webhooks/portal"
@@ -117,6 +118,9 @@ type Server struct {
 	// health collects what the long-lived parts report (a watch down, an
 	// index rebuilt, a recovered panic), for /readyz and the metrics.
 	health *health.Health
+	// watch is what every KV watch reports to: the health while it is
+	// down, and the count of its restarts.
+	watch kvwatch.Config
 }
 
 // need is a stream or bucket the process cannot work without.
@@ -154,6 +158,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		cfg.Dispatcher.UserAgent = "onestack-webhooks/" + Version
 	}
 	s := &Server{cfg: cfg, logger: cfg.Logger, serveErr: make(chan error, 1), ncClosed: make(chan struct{}), health: health.New()}
+	s.watch = kvwatch.Config{Health: s.health, Restarts: kvwatch.NewRestarts()}
 	defer func() {
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
@@ -170,7 +175,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.needs = append(s.needs, need{"stream", events.StreamName})
-	s.store, err = subscriptions.Open(ctx, s.js, subscriptions.Config{Replicas: cfg.Replicas, RotationOverlap: cfg.RotationOverlap}, cfg.Logger)
+	s.store, err = subscriptions.Open(ctx, s.js, subscriptions.Config{Replicas: cfg.Replicas, RotationOverlap: cfg.RotationOverlap, Watch: s.watch}, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +193,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "webhooks_health_problems", Help: "Problems this replica knows of now (a watch down, an index being rebuilt); /readyz lists them.",
 		}, func() float64 { return float64(len(s.health.Problems())) }),
+		s.watch.Restarts,
 	)
 	if _, err := deliverylog.EnsureStream(ctx, s.js, deliverylog.StreamConfig{Retention: cfg.Dispatcher.AttemptRetention, Replicas: cfg.Replicas}); err != nil {
 		return nil, err

@@ -41,6 +41,8 @@ type Config struct {
 	RotationOverlap time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Watch is where the buckets' watches report that they are down.
+	Watch kvwatch.Config
 }
 
 func (c Config) withDefaults() Config {
@@ -109,7 +111,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 		kv    jetstream.KeyValue
 		apply func(jetstream.KeyValueEntry) error
 	}{{s.tenants, s.applyTenant}, {s.keys, s.applyKey}, {s.subs, s.applySub}, {s.health, s.applyHealth}} {
-		watch, err := kvwatch.Start(ctx, w.kv, w.apply, logger)
+		watch, err := kvwatch.Start(ctx, w.kv, w.apply, cfg.Watch, logger)
 		if err != nil {
 			s.Close()
 			return nil, err
