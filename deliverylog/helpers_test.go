@@ -15,6 +15,7 @@ import (
 
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/internal/natstest"
+	"github.com/onestack/webhooks/internal/poll"
 )
 
 // waitLimit bounds every wait of these tests; none should come near it.
@@ -187,13 +188,5 @@ func appendAll(t *testing.T, w *deliverylog.Writer, recs []deliverylog.Record) {
 // eventually polls cond until it holds, failing the test after waitLimit.
 func eventually(t *testing.T, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, waitLimit)
-		}
-		<-tick.C
-	}
+	poll.Until(t, waitLimit, what, cond)
 }

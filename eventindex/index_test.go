@@ -176,7 +176,7 @@ func TestResumeAndRetention(t *testing.T) {
 	if n, err := ix.store.Expire(); err != nil || n != 3 {
 		t.Errorf("expire 15 days later = %d, %v; want 3 forgotten", n, err)
 	}
-	poll.Until(t, 5*time.Second, "nothing listed after retention", func() bool {
+	poll.Until(t, 30*time.Second, "nothing listed after retention", func() bool {
 		got, _ := listAll(t, ix, "ten_a", Query{Limit: 10})
 		return len(got) == 0
 	})

@@ -53,7 +53,7 @@ func TestWatermillSeam(t *testing.T) {
 			}
 			delete(want, e.ID)
 			m.Ack()
-		case <-time.After(10 * time.Second):
+		case <-time.After(30 * time.Second):
 			t.Fatalf("events never read through Watermill: missing %v", want)
 		}
 	}

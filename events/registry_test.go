@@ -172,7 +172,7 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("Create of a bad input = %v, want a ValidationError with two problems", err)
 	}
 
-	poll.Until(t, 10*time.Second, "the other replica sees the new type", func() bool { return b.Catalog().Has("ticket.escalated") })
+	poll.Until(t, 30*time.Second, "the other replica sees the new type", func() bool { return b.Catalog().Has("ticket.escalated") })
 	bad := Event{ID: "evt_1", TenantID: "ten_1", Type: "ticket.escalated", Data: json.RawMessage(`{"ticketId": "T-1"}`)}
 	if diff := cmp.Diff([]string{"data/status"}, fields(bad.Problems(b.Catalog()))); diff != "" {
 		t.Errorf("problems of an event failing the schema, on the other replica (-want +got):\n%s", diff)
@@ -185,7 +185,7 @@ func TestRegistry(t *testing.T) {
 	if _, err := a.Deprecate(ctx, "board.updated"); err != nil {
 		t.Fatal(err)
 	}
-	poll.Until(t, 10*time.Second, "the other replica sees board.updated deprecated", func() bool { return b.Catalog().Deprecated("board.updated") })
+	poll.Until(t, 30*time.Second, "the other replica sees board.updated deprecated", func() bool { return b.Catalog().Deprecated("board.updated") })
 	got, _ := b.Catalog().Lookup("board.updated")
 	if got.Description != "A board's configuration changed." || string(got.Schema) != `{"required":["boardId"]}` {
 		t.Errorf("board.updated = %+v, want its description kept and the schema added", got)

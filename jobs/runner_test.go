@@ -100,7 +100,7 @@ func open(t *testing.T, js jetstream.JetStream, cfg Config, w Worker) *Runner {
 func waitStatus(t *testing.T, r *Runner, j Job, status string) Job {
 	t.Helper()
 	var got Job
-	poll.Until(t, 15*time.Second, "job "+j.ID+" "+status, func() bool {
+	poll.Until(t, 30*time.Second, "job "+j.ID+" "+status, func() bool {
 		var err error
 		got, err = r.Get(context.Background(), j.TenantID, j.ID)
 		return err == nil && got.Status == status
@@ -148,7 +148,7 @@ func TestResumesAfterStop(t *testing.T) {
 	for range 5 {
 		w.slow <- struct{}{}
 	}
-	poll.Until(t, 10*time.Second, "five batches", func() bool { return w.count(j.ID) == 250 })
+	poll.Until(t, 30*time.Second, "five batches", func() bool { return w.count(j.ID) == 250 })
 	a.Stop(context.Background())
 	mid, _ := a.Get(context.Background(), j.TenantID, j.ID)
 	if mid.Status != StatusRunning || mid.Owner != "" {
@@ -224,7 +224,7 @@ func TestWaitsForBacklog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll.Until(t, 10*time.Second, "the job counted", func() bool {
+	poll.Until(t, 30*time.Second, "the job counted", func() bool {
 		got, _ := r.Get(context.Background(), j.TenantID, j.ID)
 		return got.Counted
 	})

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/onestack/webhooks/internal/natstest"
+	"github.com/onestack/webhooks/internal/poll"
 )
 
 // startJetStream runs an embedded JetStream server for one test.
@@ -28,16 +29,11 @@ func openStore(t *testing.T, js jetstream.JetStream) *Store {
 	return st
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond until it holds, for as long as only a watch that
+// stopped would take.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 30*time.Second, what, cond)
 }
 
 func TestStoreAcrossReplicas(t *testing.T) {
