@@ -71,16 +71,16 @@ func (c Config) withDefaults() Config {
 type Outcome int
 
 const (
+	// Unknown: the attempt says nothing of the destination (cut short by a
+	// shutdown, refused before dialling, not made).
+	Unknown Outcome = iota
 	// Answered: the destination answered (any status but 429 and 503).
-	Answered Outcome = iota
+	Answered
 	// Overloaded: it answered 429 or 503; the limit shrinks, the breaker
 	// does not count it.
 	Overloaded
 	// Failed: a timeout or a connection failure (refused, reset, TLS, DNS).
 	Failed
-	// Unknown: the attempt says nothing of the destination (cut short by a
-	// shutdown, refused before dialling).
-	Unknown
 )
 
 // Verdict is whether an attempt may start.

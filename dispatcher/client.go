@@ -8,12 +8,17 @@ import (
 	"github.com/onestack/webhooks/egress"
 )
 
+// connectTimeout bounds a connection's dial and its TLS handshake.
+const connectTimeout = 5 * time.Second
+
 // NewClient returns the HTTP client that sends webhooks: it dials only
 // addresses the policy allows, checked after DNS resolution, never follows
 // redirects, ignores proxy settings (a proxy would dial for it) and keeps
-// connections to receivers alive.
+// connections to receivers alive. Connecting and the TLS handshake are
+// bounded by connectTimeout each, well within an attempt's timeout: a
+// destination that does not take connections is known as failing sooner.
 func NewClient(p egress.Policy) *http.Client {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: p.Control}
+	dialer := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second, Control: p.Control}
 	tr := &http.Transport{
 		Proxy:                  nil,
 		DialContext:            dialer.DialContext,
@@ -21,7 +26,7 @@ func NewClient(p egress.Policy) *http.Client {
 		MaxIdleConns:           4096,
 		MaxIdleConnsPerHost:    512,
 		IdleConnTimeout:        90 * time.Second,
-		TLSHandshakeTimeout:    10 * time.Second,
+		TLSHandshakeTimeout:    connectTimeout,
 		ExpectContinueTimeout:  time.Second,
 		DisableCompression:     true,
 		MaxResponseHeaderBytes: 64 << 10,

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onestack/webhooks/destination"
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/subscriptions"
 )
@@ -71,6 +72,19 @@ type Config struct {
 	// endpoint cannot take every worker (default 64: as many as the bare
 	// client the benchmarks compare with keeps in flight).
 	PerSubscription int
+	// TenantInFlight is a tenant's share of attempts in flight while other
+	// tenants have work waiting, and the most of its attempts that may run
+	// past LendFor at once (default 256). Alone, a tenant may have more.
+	// TenantLimit, when set, gives a tenant's own value (zero: this one).
+	TenantInFlight int
+	TenantLimit    func(tenant string) int
+	// LendFor is how long an attempt holds a worker of the pool: past it,
+	// another worker takes its place and the attempt goes on outside the
+	// pool (default 1 s).
+	LendFor time.Duration
+	// Destinations bounds attempts per destination (scheme, host, port):
+	// its adaptive limit and breaker.
+	Destinations destination.Config
 	// QueueWait is how much work, in time at the measured completion rate,
 	// waits in memory: the whole queue's budget, and one subscription's
 	// room before a slow one's deliveries are parked (default 5 s).
@@ -122,6 +136,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PerSubscription <= 0 {
 		c.PerSubscription = 64
+	}
+	if c.TenantInFlight <= 0 {
+		c.TenantInFlight = 256
+	}
+	if c.LendFor <= 0 {
+		c.LendFor = time.Second
 	}
 	if c.QueueWait <= 0 {
 		c.QueueWait = 5 * time.Second

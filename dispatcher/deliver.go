@@ -10,12 +10,14 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/onestack/webhooks/deliverylog"
+	"github.com/onestack/webhooks/destination"
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/signature"
@@ -49,6 +51,29 @@ type result struct {
 
 func (r result) ok() bool { return r.err == "" && r.status >= 200 && r.status < 300 }
 
+// errBreakerOpen is the attempt's error when it was not sent because its
+// destination's breaker was open.
+const errBreakerOpen = "not sent: the destination is failing (timeouts or connection failures in a row); it is probed and this delivery retried on the schedule"
+
+// destinationOutcome is what r says of its destination: whether it
+// answered, asked for less (429, 503), or could not be reached in time.
+func (r result) destinationOutcome() destination.Outcome {
+	switch {
+	case r.cut:
+		return destination.Unknown
+	case r.status == http.StatusTooManyRequests || r.status == http.StatusServiceUnavailable:
+		return destination.Overloaded
+	case r.status != 0:
+		return destination.Answered
+	}
+	switch r.err {
+	case "timeout", "host not found", "connection refused", "connection reset", "TLS certificate error",
+		"TLS error", "connection closed by endpoint", "request failed":
+		return destination.Failed
+	}
+	return destination.Unknown // refused before dialling, an invalid URL
+}
+
 // Outcome labels of webhooks_attempts_total.
 const (
 	outcomeSucceeded = "succeeded"
@@ -58,6 +83,12 @@ const (
 	outcomeDropped   = "dropped"
 )
 
+// runWorker takes deliveries from the queue and attempts them, until the
+// queue closes or one of its attempts runs past the time a worker is lent
+// for (Config.LendFor): then another worker takes its place in the pool
+// and this one ends with its attempt. An endpoint that hangs so holds a
+// goroutine and a socket, within its tenant's and its destination's
+// bounds, never a worker of the pool that other tenants share.
 func (d *Dispatcher) runWorker() {
 	defer d.workers.Done()
 	for {
@@ -65,11 +96,31 @@ func (d *Dispatcher) runWorker() {
 		if !ok {
 			return
 		}
+		var lease struct {
+			wg      sync.WaitGroup
+			demoted bool
+		}
+		lease.wg.Add(1)
+		t := time.AfterFunc(d.cfg.LendFor, func() {
+			defer lease.wg.Done()
+			if lease.demoted = d.queue.demote(dl); lease.demoted {
+				d.m.demoted.Inc()
+				d.workers.Add(1)
+				go d.runWorker()
+			}
+		})
 		d.attempt(dl)
+		if !t.Stop() {
+			lease.wg.Wait()
+		}
+		dl.demoted = lease.demoted
 		// An endpoint slower than its queue assumed: what no longer fits
 		// is parked, stored once, to be read back at its pace.
 		for _, late := range d.queue.done(dl) {
 			d.park(late, laneUnordered)
+		}
+		if dl.demoted {
+			return
 		}
 	}
 }
@@ -96,7 +147,16 @@ func (d *Dispatcher) attempt(dl *delivery) {
 		return
 	}
 	now := d.cfg.Now().UTC()
-	res := d.post(sub, dl, now)
+	var res result
+	if dl.shed {
+		// Its destination's breaker is open: not sent, and retried on the
+		// schedule as any failure.
+		d.m.shed.Inc()
+		res = result{err: errBreakerOpen}
+	} else {
+		res = d.post(sub, dl, now)
+		dl.outcome = res.destinationOutcome()
+	}
 	if res.cut {
 		d.release(dl)
 		return

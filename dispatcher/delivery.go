@@ -10,6 +10,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/onestack/webhooks/deliverylog"
+	"github.com/onestack/webhooks/destination"
 )
 
 const (
@@ -86,6 +87,18 @@ type delivery struct {
 	// handing it back with the schedule's delay.
 	parked  jetstream.Msg
 	ordered bool
+
+	// Set by the queue as the attempt starts: its destination, when, and
+	// whether it is shed (its destination's breaker is open: not sent).
+	dest    string
+	started time.Time
+	shed    bool
+	// outcome is what the attempt said of its destination, set by the
+	// worker before the queue is told it is done.
+	outcome destination.Outcome
+	// demoted: it ran past the time a worker is lent for; set by its
+	// worker once the attempt is over.
+	demoted bool
 }
 
 // record starts the log record of d with status.

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/onestack/webhooks/deliverylog"
+	"github.com/onestack/webhooks/destination"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/internal/jsretry"
 	"github.com/onestack/webhooks/subscriptions"
@@ -53,6 +54,7 @@ type Dispatcher struct {
 	lastRead atomic.Uint64
 
 	queue    *fairQueue
+	dests    *destination.Tracker
 	pub      *publisher
 	parkers  *parkers
 	held     pendingMsgs
@@ -93,6 +95,17 @@ func New(ctx context.Context, js jetstream.JetStream, store *subscriptions.Store
 		queue:  newFairQueue(cfg.PerSubscription, cfg.QueuePerSubscription, cfg.QueueWait),
 		pub:    newPublisher(js),
 	}
+	d.queue.workers = cfg.Workers
+	d.queue.limit = func(tenant string) int {
+		if cfg.TenantLimit != nil {
+			if n := cfg.TenantLimit(tenant); n > 0 {
+				return n
+			}
+		}
+		return cfg.TenantInFlight
+	}
+	d.dests = destination.New(cfg.Destinations)
+	d.queue.dests, d.queue.destOf = d.dests, d.destinationOf
 	d.parkers = newParkers(d)
 	var err error
 	if d.deliveries, err = ensureDeliveriesStream(ctx, js, cfg); err != nil {
@@ -115,9 +128,27 @@ func New(ctx context.Context, js jetstream.JetStream, store *subscriptions.Store
 		return nil, fmt.Errorf("ensure consumer %s: %w", fanoutConsumer, err)
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "webhooks_destinations_open", Help: "Destinations (scheme, host, port) whose breaker is open: one probe at a time goes through, the rest is retried on the schedule.",
+	}, func() float64 { return float64(d.dests.Open()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "webhooks_consumer_pending", Help: "Events not yet fanned out or not yet settled, plus parked deliveries and scheduled retries.",
 	}, d.lag))
 	return d, nil
+}
+
+// destinationOf names the destination of dl's subscription as this
+// replica's index has it (empty, untracked, when the index has not seen
+// it or its URL does not parse).
+func (d *Dispatcher) destinationOf(dl *delivery) string {
+	s, ok := d.store.Index().Subscription(dl.tenant, dl.sub)
+	if !ok {
+		return ""
+	}
+	u, err := s.Endpoint()
+	if err != nil {
+		return ""
+	}
+	return destination.Key(u)
 }
 
 // fanoutResume is where a fan-out consumer made again starts: the oldest

@@ -15,6 +15,8 @@ type metrics struct {
 	endToEnd      prometheus.Histogram
 	ackErrors     *prometheus.CounterVec
 	consumeErrors prometheus.Counter
+	demoted       prometheus.Counter
+	shed          prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -49,8 +51,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		consumeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "webhooks_consume_errors_total", Help: "Errors reported by JetStream consumers (missed heartbeats, deleted consumers, reconnections).",
 		}),
+		demoted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "webhooks_attempts_demoted_total", Help: "Attempts that ran past the time a worker is lent for: each handed its worker back to the pool and went on outside it, within its tenant's bound.",
+		}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "webhooks_attempts_shed_total", Help: "Deliveries not sent because their destination's breaker was open: each is recorded as a failed attempt and retried on the schedule.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.parked, m.attempts, m.duration, m.disabled, m.inflight, m.endToEnd, m.ackErrors, m.consumeErrors} {
+	for _, c := range []prometheus.Collector{m.events, m.parked, m.attempts, m.duration, m.disabled, m.inflight, m.endToEnd, m.ackErrors, m.consumeErrors, m.demoted, m.shed} {
 		reg.MustRegister(c)
 	}
 	// Every series exists from the start, at zero: a rate over it works

@@ -2,16 +2,33 @@ package dispatcher
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/onestack/webhooks/destination"
 )
 
-// fairQueue hands deliveries to workers one subscription at a time, round
-// robin, with at most perSub of one subscription's attempts in flight. A
-// subscription whose endpoint is slow therefore holds at most perSub
-// workers, and the others keep flowing.
+// fairQueue hands deliveries to workers tenant by tenant, then
+// subscription by subscription within a tenant, round robin at both
+// levels, so a tenant's share of the workers does not grow with its number
+// of subscriptions. What may start is bounded at three levels:
+//
+//   - a subscription: at most perSub attempts in flight, and its pace;
+//   - its destination (scheme, host, port, shared by every subscription
+//     and tenant sending there): the adaptive limit and the breaker of
+//     package destination; a delivery to a destination whose breaker is
+//     open comes out shed, for the worker to record as not sent;
+//   - its tenant (see allowed, overShare): while another tenant has work, no
+//     more than its share (limit) in flight; never more than limit attempts
+//     demoted (running longer than the worker pool lends a worker for,
+//     see demote), so the sockets an endpoint that hangs can hold are
+//     bounded per tenant; and never more than the pool's size divided by
+//     the active tenants plus one of the workers, so a tenant that
+//     arrives finds a free worker at once. Alone, a tenant may go past its
+//     share: the queue is work-conserving.
 //
 // It also decides what waits in memory, from rates it measures (attempts
 // completed per second while deliveries were waiting), never from attempt
@@ -34,8 +51,15 @@ type fairQueue struct {
 	maxLen  int
 	maxWait time.Duration
 	subs    map[string]*subQueue
-	ready   []*subQueue // subscriptions with waiting deliveries and room in flight
-	closed  bool
+	tenants map[string]*tenantQueue
+	// ready is the round robin of tenants with a subscription ready and
+	// under their share; over the one of those past it, served when no
+	// tenant under its share is ready; capped the tenants that may start
+	// nothing for now (see allowed).
+	ready  []*tenantQueue
+	over   []*tenantQueue
+	capped []*tenantQueue
+	closed bool
 	// busy counts deliveries waiting or in flight; empty is signalled
 	// when it drops to zero.
 	busy  int
@@ -51,7 +75,39 @@ type fairQueue struct {
 	// remember its last token across idle moments.
 	paces map[string]*rate.Limiter
 	now   func() time.Time
+
+	// workers is the size of the worker pool (zero: no bound by it).
+	workers int
+	// limit is a tenant's share of attempts in flight (nil: no bound).
+	limit func(tenant string) int
+	// dests bounds attempts per destination (nil: none); destOf names a
+	// delivery's destination, when its subscription queue is made.
+	dests   *destination.Tracker
+	destOf  func(*delivery) string
+	blocked map[string][]*subQueue // by destination: subscriptions at its limit
 }
+
+// tenantQueue is one tenant's part of the queue.
+type tenantQueue struct {
+	id    string
+	ready []*subQueue // its subscriptions ready to start one, round robin
+	// inflight counts its attempts running, demoted those of them running
+	// past the worker's lend (see fairQueue.demote).
+	inflight, demoted int
+	subs              int // its subscription queues in fairQueue.subs
+	// in says which of the queue's tenant lists holds it, if any.
+	in tenantList
+}
+
+// tenantList names the fairQueue list a tenant is in.
+type tenantList uint8
+
+const (
+	inNone tenantList = iota
+	inReady
+	inOver
+	inCapped
+)
 
 // Bounds of what waits in memory.
 const (
@@ -98,9 +154,14 @@ func (m *meter) tick(now time.Time, waited bool) {
 
 type subQueue struct {
 	key      string
+	tenant   *tenantQueue
+	dest     string // its destination; empty: not tracked
 	waiting  []*delivery
 	inflight int
 	inReady  bool
+	// blocked: its destination is at its limit; it is ready again when
+	// one of the destination's attempts ends.
+	blocked bool
 	// pace, when set, spaces the subscription's attempts; paced says a
 	// token is already reserved for the next one, and pacing that a timer
 	// will make it ready again.
@@ -120,6 +181,7 @@ type subQueue struct {
 
 func newFairQueue(perSub, maxLen int, maxWait time.Duration) *fairQueue {
 	q := &fairQueue{perSub: perSub, maxLen: maxLen, maxWait: maxWait, subs: make(map[string]*subQueue),
+		tenants: make(map[string]*tenantQueue), blocked: make(map[string][]*subQueue),
 		paces: make(map[string]*rate.Limiter), empty: make(chan struct{}), below: make(chan struct{}), now: time.Now}
 	q.cond = sync.NewCond(&q.mu)
 	return q
@@ -213,8 +275,7 @@ func (q *fairQueue) push(d *delivery, pace float64, force bool) bool {
 	key := d.sub
 	sq := q.subs[key]
 	if sq == nil {
-		sq = &subQueue{key: key}
-		q.subs[key] = sq
+		sq = q.newSubQueue(d)
 	}
 	switch lim := q.paces[key]; {
 	case pace <= 0:
@@ -230,9 +291,7 @@ func (q *fairQueue) push(d *delivery, pace float64, force bool) bool {
 		sq.pace = lim
 	}
 	if !force && q.overRoom(sq, len(sq.waiting)) {
-		if sq.inflight == 0 && len(sq.waiting) == 0 {
-			delete(q.subs, key)
-		}
+		q.dropIfIdle(sq)
 		return false
 	}
 	if len(sq.waiting) == 0 {
@@ -245,36 +304,181 @@ func (q *fairQueue) push(d *delivery, pace float64, force bool) bool {
 	return true
 }
 
+// newSubQueue makes the queue of d's subscription, and its tenant's if
+// needed. Its destination is named once, here: a subscription whose URL
+// changes is tracked at the new one from its next queue. Callers hold mu.
+func (q *fairQueue) newSubQueue(d *delivery) *subQueue {
+	tq := q.tenants[d.tenant]
+	if tq == nil {
+		tq = &tenantQueue{id: d.tenant}
+		q.tenants[d.tenant] = tq
+		q.recheckCapped() // one more active tenant: shares shrink
+	}
+	tq.subs++
+	sq := &subQueue{key: d.sub, tenant: tq}
+	if q.dests != nil && q.destOf != nil {
+		sq.dest = q.destOf(d)
+	}
+	q.subs[d.sub] = sq
+	return sq
+}
+
+// dropIfIdle forgets sq, and its tenant with its last subscription, once
+// nothing of it waits or runs. Callers hold mu.
+func (q *fairQueue) dropIfIdle(sq *subQueue) {
+	if sq.inflight > 0 || len(sq.waiting) > 0 || sq.blocked || q.subs[sq.key] != sq {
+		return
+	}
+	delete(q.subs, sq.key)
+	tq := sq.tenant
+	tq.subs--
+	if tq.subs == 0 && tq.inflight == 0 && tq.in == inNone {
+		delete(q.tenants, tq.id)
+		q.recheckCapped() // one fewer active tenant: shares grow
+	}
+}
+
+// markReady puts sq in its tenant's round robin if it may start an
+// attempt. Callers hold mu.
 func (q *fairQueue) markReady(sq *subQueue) {
-	if !sq.inReady && !sq.pacing && len(sq.waiting) > 0 && sq.inflight < q.perSub {
+	if !sq.inReady && !sq.pacing && !sq.blocked && len(sq.waiting) > 0 && sq.inflight < q.perSub {
 		sq.inReady = true
-		q.ready = append(q.ready, sq)
+		sq.tenant.ready = append(sq.tenant.ready, sq)
+		q.markTenant(sq.tenant)
+	}
+}
+
+// markTenant puts tq in the tenants' round robin if a subscription of it
+// is ready and it is in no list. Callers hold mu.
+func (q *fairQueue) markTenant(tq *tenantQueue) {
+	if tq.in == inNone && len(tq.ready) > 0 {
+		tq.in = inReady
+		q.ready = append(q.ready, tq)
 		q.cond.Signal()
 	}
 }
 
+// allowed reports whether tq may start one more attempt at all: it has
+// fewer attempts demoted than its limit, and holds fewer workers than
+// would leave a newcomer its share of the pool, pool/(active tenants+1).
+// Callers hold mu.
+func (q *fairQueue) allowed(tq *tenantQueue) bool {
+	if q.limit != nil && tq.demoted >= max(1, q.limit(tq.id)) {
+		return false
+	}
+	return q.workers <= 0 || tq.inflight-tq.demoted < max(1, q.workers/(len(q.tenants)+1))
+}
+
+// overShare reports whether tq has its share of attempts in flight or
+// more: it then goes only when no tenant under its share is ready.
+// Callers hold mu.
+func (q *fairQueue) overShare(tq *tenantQueue) bool {
+	return q.limit != nil && tq.inflight >= max(1, q.limit(tq.id))
+}
+
+// recheckCapped lets every capped tenant that is allowed again back into
+// the round robin (the number of active tenants changed). Callers hold mu.
+func (q *fairQueue) recheckCapped() {
+	kept := q.capped[:0]
+	for _, tq := range q.capped {
+		if q.allowed(tq) {
+			tq.in = inNone
+			q.markTenant(tq)
+			continue
+		}
+		kept = append(kept, tq)
+	}
+	clear(q.capped[len(kept):])
+	q.capped = kept
+}
+
+// recheck moves tq after one of its attempts ended or was demoted: out of
+// capped if it is allowed again, out of over if it is under its share
+// again. Callers hold mu.
+func (q *fairQueue) recheck(tq *tenantQueue) {
+	switch {
+	case tq.in == inCapped && q.allowed(tq):
+		q.capped = remove(q.capped, tq)
+	case tq.in == inOver && !q.overShare(tq):
+		q.over = remove(q.over, tq)
+	default:
+		return
+	}
+	tq.in = inNone
+	q.markTenant(tq)
+}
+
+// remove deletes tq from list.
+func remove(list []*tenantQueue, tq *tenantQueue) []*tenantQueue {
+	i := slices.Index(list, tq)
+	if i < 0 {
+		return list
+	}
+	return slices.Delete(list, i, i+1)
+}
+
+// pop takes the first tenant of *list.
+func pop(list *[]*tenantQueue) *tenantQueue {
+	tq := (*list)[0]
+	(*list)[0] = nil
+	*list = (*list)[1:]
+	return tq
+}
+
 // next blocks until a delivery may start, and returns it; false once
-// closed.
-func (q *fairQueue) next() (*delivery, bool) {
+// closed. A delivery to a destination whose breaker is open comes out
+// with shed set: the caller records it as not sent.
+func (q *fairQueue) next() (*delivery, bool) { return q.take(true) }
+
+// take is next; without wait it returns false at once where next would
+// wait.
+func (q *fairQueue) take(wait bool) (*delivery, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var sq *subQueue
-	for sq == nil {
-		for len(q.ready) == 0 {
-			if q.closed {
+	for {
+		for len(q.ready) == 0 && len(q.over) == 0 {
+			if q.closed || !wait {
 				return nil, false
 			}
 			q.cond.Wait()
 		}
-		sq = q.ready[0]
-		q.ready[0] = nil
-		q.ready = q.ready[1:]
+		var tq *tenantQueue
+		if len(q.ready) > 0 {
+			tq = pop(&q.ready)
+		} else {
+			tq = pop(&q.over) // nobody under its share is ready: work-conserving
+		}
+		from := tq.in
+		tq.in = inNone
+		switch {
+		case len(tq.ready) == 0:
+			if tq.subs == 0 && tq.inflight == 0 && q.tenants[tq.id] == tq {
+				delete(q.tenants, tq.id)
+			}
+			continue
+		case !q.allowed(tq):
+			tq.in = inCapped
+			q.capped = append(q.capped, tq)
+			continue
+		case from == inReady && q.overShare(tq):
+			tq.in = inOver
+			q.over = append(q.over, tq)
+			continue
+		}
+		sq := tq.ready[0]
+		tq.ready[0] = nil
+		tq.ready = tq.ready[1:]
 		sq.inReady = false
+		if len(sq.waiting) == 0 {
+			q.markTenant(tq)
+			continue
+		}
 		if sq.pace != nil && !sq.paced {
 			// Reserve the next token; if it is not due yet, the
 			// subscription sits out until it is, and others go first.
+			sq.paced = true
 			if d := sq.pace.Reserve().Delay(); d > 0 {
-				sq.pacing, sq.paced = true, true
+				sq.pacing = true
 				paced := sq
 				time.AfterFunc(d, func() {
 					q.mu.Lock()
@@ -282,22 +486,72 @@ func (q *fairQueue) next() (*delivery, bool) {
 					paced.pacing = false
 					q.markReady(paced)
 				})
-				sq = nil
+				q.markTenant(tq)
 				continue
 			}
 		}
+		shed := false
+		if sq.dest != "" {
+			switch q.dests.Start(sq.dest) {
+			case destination.Wait:
+				// Ready again when one of the destination's attempts ends;
+				// a token already reserved stays reserved.
+				sq.blocked = true
+				q.blocked[sq.dest] = append(q.blocked[sq.dest], sq)
+				q.markTenant(tq)
+				continue
+			case destination.Shed:
+				shed = true
+			}
+		}
 		sq.paced = false
+		d := sq.waiting[0]
+		sq.waiting[0] = nil
+		sq.waiting = sq.waiting[1:]
+		q.dequeued(sq, 1)
+		now := q.now()
+		if sq.inflight == 0 {
+			sq.quietSince = now
+		}
+		sq.inflight++
+		tq.inflight++
+		d.shed, d.started, d.dest = shed, now, sq.dest
+		q.markReady(sq)
+		q.markTenant(tq)
+		return d, true
 	}
-	d := sq.waiting[0]
-	sq.waiting[0] = nil
-	sq.waiting = sq.waiting[1:]
-	q.dequeued(sq, 1)
-	if sq.inflight == 0 {
-		sq.quietSince = q.now()
+}
+
+// demote tells the queue that d, in flight, has run past the time a worker
+// is lent for: its worker is handed to the pool (the caller starts one
+// more) and the attempt counts against its tenant's demoted bound until
+// done, which the caller tells by setting d.demoted before done. It
+// reports false, changing nothing, once the queue is closed.
+func (q *fairQueue) demote(d *delivery) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	sq := q.subs[d.sub]
+	if q.closed || sq == nil {
+		return false
 	}
-	sq.inflight++
-	q.markReady(sq)
-	return d, true
+	sq.tenant.demoted++
+	q.recheck(sq.tenant) // one worker fewer held: it may be allowed again
+	return true
+}
+
+// unblock makes every subscription waiting on dest ready again, after one
+// of its attempts ended. Callers hold mu.
+func (q *fairQueue) unblock(dest string) {
+	subs := q.blocked[dest]
+	if len(subs) == 0 {
+		return
+	}
+	delete(q.blocked, dest)
+	for _, sq := range subs {
+		sq.blocked = false
+		q.markReady(sq)
+		q.dropIfIdle(sq)
+	}
 }
 
 // dequeued accounts for n deliveries leaving sq's waiting list. Callers
@@ -326,8 +580,17 @@ func (q *fairQueue) done(d *delivery) (evicted []*delivery) {
 	defer q.mu.Unlock()
 	key := d.sub
 	sq := q.subs[key]
+	tq := sq.tenant
 	sq.inflight--
+	tq.inflight--
+	if d.demoted {
+		tq.demoted--
+	}
 	q.busy--
+	if d.dest != "" && !d.shed {
+		q.dests.Done(d.dest, d.started, d.outcome)
+		q.unblock(d.dest)
+	}
 	now := q.now()
 	sq.quietSince = now
 	sq.speed.tick(now, len(sq.waiting) > 0)
@@ -351,8 +614,9 @@ func (q *fairQueue) done(d *delivery) (evicted []*delivery) {
 		sq.slow = false // its backlog cleared: judged afresh
 	}
 	q.signalEmpty()
+	q.recheck(tq)
 	if sq.inflight == 0 && len(sq.waiting) == 0 {
-		delete(q.subs, key)
+		q.dropIfIdle(sq)
 		return evicted
 	}
 	q.markReady(sq)
@@ -424,7 +688,7 @@ func (q *fairQueue) close() []*delivery {
 		sq.waiting = nil
 	}
 	q.waiting, q.backlogged = 0, 0
-	q.ready = nil
+	q.ready, q.over, q.capped = nil, nil, nil
 	q.cond.Broadcast()
 	close(q.below)
 	q.below = make(chan struct{})

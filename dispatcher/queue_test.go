@@ -2,10 +2,14 @@ package dispatcher
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/destination"
 )
 
 // fakeMsg stands for a parked record's message in queue tests.
@@ -129,6 +133,7 @@ func TestFairQueueBusyMachineParksNothing(t *testing.T) {
 			sq.waiting = sq.waiting[1:]
 			q.dequeued(sq, 1)
 			sq.inflight++
+			sq.tenant.inflight++
 			q.mu.Unlock()
 			if ev := q.done(d); len(ev) > 0 && sub != "slow" {
 				t.Fatalf("%s evicted %d at step %d: a busy machine parks nothing", sub, len(ev), step)
@@ -303,5 +308,159 @@ func TestFairQueueUnansweredEndpointIsSlowBeforeItsFirstAnswer(t *testing.T) {
 	q.mu.Unlock()
 	if room != 4 {
 		t.Errorf("room of an endpoint silent for 10 s with 4 in flight = %d, want 4 (its in-flight cap)", room)
+	}
+}
+
+// td is a delivery of tenant to sub, for the tenant-level tests.
+func td(tenant, sub string) *delivery { return &delivery{tenant: tenant, sub: sub, attempt: 1} }
+
+// TestFairQueueTenantsTakeTurns: tenants take turns whatever their number
+// of subscriptions, and a tenant past its share yields to one under it.
+func TestFairQueueTenantsTakeTurns(t *testing.T) {
+	tests := []struct {
+		name  string
+		limit int
+		push  []*delivery
+		want  []string // tenants in the order next returns them
+	}{
+		{
+			name:  "a tenant with many subscriptions gets one turn of the tenants",
+			limit: 100,
+			push: []*delivery{
+				td("a", "a1"), td("a", "a2"), td("a", "a3"), td("a", "a4"), td("b", "b1"), td("b", "b1"),
+			},
+			want: []string{"a", "b", "a", "b", "a", "a"},
+		},
+		{
+			name:  "alone, a tenant goes past its share",
+			limit: 1,
+			push:  []*delivery{td("a", "a1"), td("a", "a2"), td("a", "a3")},
+			want:  []string{"a", "a", "a"},
+		},
+		{
+			name:  "past their shares, tenants take turns",
+			limit: 1,
+			push:  []*delivery{td("a", "a1"), td("a", "a2"), td("b", "b1"), td("b", "b2"), td("a", "a3")},
+			want:  []string{"a", "b", "a", "b", "a"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := newFairQueue(64, 1000, 5*time.Second)
+			q.limit = func(string) int { return tt.limit }
+			for _, d := range tt.push {
+				q.push(d, 0, false)
+			}
+			var got []string
+			for range len(tt.want) {
+				d, _ := q.next()
+				got = append(got, d.tenant)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("tenants in order (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestFairQueueUnderShareGoesFirst: a tenant under its share goes before
+// every tenant past theirs.
+func TestFairQueueUnderShareGoesFirst(t *testing.T) {
+	q := newFairQueue(64, 1000, 5*time.Second)
+	q.limit = func(string) int { return 2 }
+	for i := range 6 {
+		q.push(td("a", fmt.Sprintf("a%d", i)), 0, false)
+		q.push(td("b", fmt.Sprintf("b%d", i)), 0, false)
+	}
+	for range 6 {
+		q.next()
+	}
+	q.push(td("c", "c1"), 0, false)
+	q.push(td("c", "c2"), 0, false)
+	for i := range 2 {
+		if d, _ := q.next(); d.tenant != "c" {
+			t.Errorf("next #%d = tenant %q with a and b past their share, want c", i, d.tenant)
+		}
+	}
+}
+
+// TestFairQueueNewcomerGoesNext: a tenant that has taken every delivery it
+// could alone does not delay one that arrives: the newcomer's delivery is
+// the next one out, and a free worker is left for it.
+func TestFairQueueNewcomerGoesNext(t *testing.T) {
+	q := newFairQueue(64, 1000, 5*time.Second)
+	q.workers = 8
+	q.limit = func(string) int { return 256 }
+	for i := range 50 {
+		q.push(td("noisy", fmt.Sprintf("s%d", i%10)), 0, false)
+	}
+	taken := 0
+	for { // until next would wait: alone, the tenant keeps half the pool free
+		if _, ok := q.take(false); !ok {
+			break
+		}
+		taken++
+	}
+	if taken != 4 {
+		t.Errorf("a tenant alone took %d of 8 workers, want 4 (the pool over the active tenants plus one)", taken)
+	}
+	q.push(td("quiet", "q1"), 0, false)
+	if d, _ := q.next(); d.tenant != "quiet" {
+		t.Errorf("next = tenant %q, want the newcomer", d.tenant)
+	}
+}
+
+// TestFairQueueDemotedBound: attempts demoted (past the worker's lend)
+// free their worker but count against the tenant's bound, even alone.
+func TestFairQueueDemotedBound(t *testing.T) {
+	q := newFairQueue(64, 1000, 5*time.Second)
+	q.workers = 4
+	q.limit = func(string) int { return 3 }
+	for i := range 10 {
+		q.push(td("a", fmt.Sprintf("s%d", i)), 0, false)
+	}
+	var hung []*delivery
+	for range 3 {
+		d, _ := q.next()
+		if len(hung) < 2 && !q.demote(d) {
+			t.Fatal("demote refused on an open queue")
+		}
+		hung = append(hung, d)
+	}
+	if !q.demote(hung[2]) {
+		t.Fatal("demote refused")
+	}
+	if _, ok := q.take(false); ok {
+		t.Fatalf("tenant with 3 attempts demoted, its bound, was given another")
+	}
+	hung[0].demoted = true
+	q.done(hung[0])
+	if d, _ := q.next(); d.tenant != "a" {
+		t.Errorf("after one demoted attempt ended, next = %+v, want a's", d)
+	}
+}
+
+// TestFairQueueDestinations: subscriptions of different tenants sending to
+// one destination share its limit; an open breaker sheds.
+func TestFairQueueDestinations(t *testing.T) {
+	clock := time.Unix(0, 0)
+	q := newFairQueue(64, 1000, 5*time.Second)
+	q.now = func() time.Time { return clock }
+	q.dests = destination.New(destination.Config{Initial: 1, OpenAfter: 1, ProbeEvery: time.Minute, Now: func() time.Time { return clock }})
+	q.destOf = func(d *delivery) string { return "https://host:443" }
+	q.push(td("a", "a1"), 0, false)
+	q.push(td("b", "b1"), 0, false)
+	first, _ := q.next()
+	if _, ok := q.take(false); ok {
+		t.Fatalf("a second subscription to a destination at its limit of 1 was given one")
+	}
+	first.outcome = destination.Failed
+	q.done(first) // the breaker opens
+	second, _ := q.next()
+	if !second.shed {
+		t.Errorf("a delivery to a destination whose breaker is open came out not shed")
+	}
+	if second.tenant == first.tenant {
+		t.Errorf("the blocked subscription was not the one made ready")
 	}
 }
