@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/signature"
 	"github.com/onestack/webhooks/testenv"
 )
@@ -170,7 +171,7 @@ func TestEveryCommandAgainstTheStack(t *testing.T) {
 	// Deliveries: wait for them, read one, retry it.
 	// The test event, one event, 150, and the first batch of 100 of the
 	// file that failed in its second.
-	if n := len(rc.WaitFor(252, 20*time.Second)); n < 252 {
+	if n := len(rc.WaitFor(252, 30*time.Second)); n < 252 {
 		t.Fatalf("receiver got %d webhooks, want 252", n)
 	}
 	var dl struct {
@@ -179,14 +180,11 @@ func TestEveryCommandAgainstTheStack(t *testing.T) {
 			Attempts   []json.RawMessage
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	poll.Within(30*time.Second, func() bool {
+		dl.Data = nil
 		c.json(&dl, "deliveries", "list", sub.ID, "--status", "succeeded", "--all")
-		if len(dl.Data) >= 252 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(dl.Data) >= 252
+	})
 	if len(dl.Data) < 252 {
 		t.Fatalf("deliveries list --all = %d succeeded, want 252", len(dl.Data))
 	}
@@ -324,13 +322,9 @@ func TestListen(t *testing.T) {
 		exit <- runWith(ctx, e, []string{"listen", "--forward-to", app.URL + "/hook", "--types", "ticket.*"})
 	}()
 
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(stderr.String(), "Ready") {
-		if time.Now().After(deadline) {
-			stop()
-			t.Fatalf("listen never got ready: %s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !poll.Within(30*time.Second, func() bool { return strings.Contains(stderr.String(), "Ready") }) {
+		stop()
+		t.Fatalf("listen never got ready: %s", stderr.String())
 	}
 	subID := strings.Fields(stderr.String()[strings.Index(stderr.String(), "Subscription ")+len("Subscription "):])[0]
 	secret, err := stack.Do("GET", "/api/subscriptions/"+subID+"/secret", ten.APIKey, nil)
@@ -346,7 +340,7 @@ func TestListen(t *testing.T) {
 	var h hit
 	select {
 	case h = <-hits:
-	case <-time.After(15 * time.Second):
+	case <-time.After(30 * time.Second):
 		stop()
 		t.Fatalf("nothing forwarded; listen said: %s %s", stdout.String(), stderr.String())
 	}
@@ -354,26 +348,18 @@ func TestListen(t *testing.T) {
 	if err := (signature.Verifier{Secrets: []signature.Secret{sec}}).VerifyHeaders(h.header.Get, h.body); err != nil || h.header.Get("webhook-id") != id {
 		t.Errorf("forwarded webhook: id %q (want %q), signature check %v", h.header.Get("webhook-id"), id, err)
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for !strings.Contains(stdout.String(), id) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Within(30*time.Second, func() bool { return strings.Contains(stdout.String(), id) })
 	var line received
 	if err := json.Unmarshal([]byte(strings.SplitN(stdout.String(), "\n", 2)[0]), &line); err != nil || line.ID != id || !line.Verified || line.ForwardStatus != 202 || line.Type != "ticket.updated" {
 		t.Errorf("printed %q (%v), want the verified webhook %s forwarded with 202", stdout.String(), err, id)
 	}
 	// The server recorded the app's answer as the attempt's status.
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		r, _ := stack.Do("GET", "/api/subscriptions/"+subID+"/deliveries", ten.APIKey, nil)
-		if strings.Contains(string(r.Body), `"statusCode":202`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("deliveries never showed the app's 202: %s", r.Body)
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	var r *testenv.Response
+	if !poll.Within(30*time.Second, func() bool {
+		r, _ = stack.Do("GET", "/api/subscriptions/"+subID+"/deliveries", ten.APIKey, nil)
+		return strings.Contains(string(r.Body), `"statusCode":202`)
+	}) {
+		t.Errorf("deliveries never showed the app's 202: %s", r.Body)
 	}
 	stop()
 	select {
@@ -381,7 +367,7 @@ func TestListen(t *testing.T) {
 		if code != 0 {
 			t.Errorf("listen exit = %d: %s", code, stderr.String())
 		}
-	case <-time.After(15 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("listen did not stop")
 	}
 	if r, _ := stack.Do("GET", "/api/subscriptions/"+subID, ten.APIKey, nil); r.Status != 404 {

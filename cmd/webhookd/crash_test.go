@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/testenv"
 )
 
@@ -61,20 +62,17 @@ func startDaemon(t *testing.T, bin, dataDir, addr, token string, env ...string) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.cmd.Process.Kill(); d.cmd.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	if !poll.Within(60*time.Second, func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return d
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("webhookd not ready in 30 s; logs:\n%s", d.logs)
-		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}) {
+		t.Fatalf("webhookd not ready in 60 s; logs:\n%s", d.logs)
 	}
+	return d
 }
 
 // subscribeOver makes a tenant (with a high rate limit) over webhookd's
@@ -155,39 +153,38 @@ func TestKilledAfter202LosesNoEvent(t *testing.T) {
 	before := rc.Count()
 
 	d2 := startDaemon(t, bin, dataDir, addr, token)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		seen := map[string]int{}
+	var seen map[string]int
+	lost := 0
+	if !poll.Within(2*time.Minute, func() bool {
+		seen = map[string]int{}
 		for _, r := range rc.Received() {
 			seen[r.ID]++
 		}
-		lost := 0
+		lost = 0
 		for id := range accepted {
 			if seen[id] == 0 {
 				lost++
 			}
 		}
-		if lost == 0 {
-			dups := 0
-			for _, n := range seen {
-				dups += n - 1
-			}
-			t.Logf("%d events accepted, %d delivered before the kill, all delivered after restart; %d duplicate deliveries (receivers dedupe on webhook-id)", len(accepted), before, dups)
-			return
-		}
-		if time.Now().After(deadline) {
-			resp, _ := http.Get(base + "/metrics")
+		return lost == 0
+	}) {
+		var lines []string
+		if resp, err := http.Get(base + "/metrics"); err == nil {
 			m, _ := io.ReadAll(resp.Body)
-			var lines []string
+			resp.Body.Close()
 			for _, l := range strings.Split(string(m), "\n") {
 				if strings.HasPrefix(l, "webhooks_") {
 					lines = append(lines, l)
 				}
 			}
-			t.Fatalf("%d of %d accepted events never delivered after restart\nmetrics:\n%s\nlogs:\n%s", lost, len(accepted), strings.Join(lines, "\n"), d2.logs)
 		}
-		time.Sleep(100 * time.Millisecond)
+		t.Fatalf("%d of %d accepted events never delivered after restart\nmetrics:\n%s\nlogs:\n%s", lost, len(accepted), strings.Join(lines, "\n"), d2.logs)
 	}
+	dups := 0
+	for _, n := range seen {
+		dups += n - 1
+	}
+	t.Logf("%d events accepted, %d delivered before the kill, all delivered after restart; %d duplicate deliveries (receivers dedupe on webhook-id)", len(accepted), before, dups)
 }
 
 func TestConfigErrors(t *testing.T) {

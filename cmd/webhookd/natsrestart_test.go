@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/testenv"
 )
 
@@ -36,17 +37,15 @@ func startNATSServer(t *testing.T, bin, addr, dir string) *natsServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return &natsServer{cmd: cmd}
+	poll.Until(t, 60*time.Second, "nats-server listening", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("nats-server not listening in 20 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		c.Close()
+		return true
+	})
+	return &natsServer{cmd: cmd}
 }
 
 // TestExternalNATSRestartedMidRunLosesNoEvent publishes events while the
@@ -97,29 +96,26 @@ func TestExternalNATSRestartedMidRunLosesNoEvent(t *testing.T) {
 	if len(accepted) < 1000 {
 		t.Fatalf("only %d events accepted around the restart", len(accepted))
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		seen := map[string]int{}
+	var seen map[string]int
+	var lost []string
+	if !poll.Within(2*time.Minute, func() bool {
+		seen = map[string]int{}
 		for _, r := range rc.Received() {
 			seen[r.ID]++
 		}
-		var lost []string
+		lost = lost[:0]
 		for id := range accepted {
 			if seen[id] == 0 {
 				lost = append(lost, id)
 			}
 		}
-		if len(lost) == 0 {
-			dups := 0
-			for _, n := range seen {
-				dups += n - 1
-			}
-			t.Logf("%d events accepted (%d batches refused with 503 during the restart), all delivered; %d duplicate deliveries", len(accepted), refused, dups)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d accepted events never delivered after the NATS restart (first: %s)", len(lost), len(accepted), strings.Join(lost[:min(3, len(lost))], ", "))
-		}
-		time.Sleep(100 * time.Millisecond)
+		return len(lost) == 0
+	}) {
+		t.Fatalf("%d of %d accepted events never delivered after the NATS restart (first: %s)", len(lost), len(accepted), strings.Join(lost[:min(3, len(lost))], ", "))
 	}
+	dups := 0
+	for _, n := range seen {
+		dups += n - 1
+	}
+	t.Logf("%d events accepted (%d batches refused with 503 during the restart), all delivered; %d duplicate deliveries", len(accepted), refused, dups)
 }

@@ -8,13 +8,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/testenv"
 )
 
 // TestStalledStackReportsItAndStopsWithinTheGrace: with every attempt
 // hanging at a receiver that never answers and the NATS server killed
-// mid-flight, /readyz reports the stall, and SIGTERM still ends webhookd
-// within its shutdown grace.
+// mid-flight, /readyz reports the stall, and SIGTERM still ends webhookd:
+// bounded by its shutdown grace, not by the attempts' 10-minute timeout.
+// How long it took is logged; the test fails only far past the grace, where
+// nothing but a wait the grace does not bound can take it.
 func TestStalledStackReportsItAndStopsWithinTheGrace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs nats-server and webhookd as child processes")
@@ -26,7 +29,7 @@ func TestStalledStackReportsItAndStopsWithinTheGrace(t *testing.T) {
 	addr, token := freeAddr(t), "admin-secret"
 	const grace = 4 * time.Second
 	d := startDaemon(t, bin, t.TempDir(), addr, token, "WEBHOOKD_NATS_URL=nats://"+natsAddr,
-		"WEBHOOKD_DELIVERY_TIMEOUT=60s", "WEBHOOKD_SHUTDOWN_GRACE="+grace.String(), "WEBHOOKD_STALL_AFTER=1s")
+		"WEBHOOKD_DELIVERY_TIMEOUT=10m", "WEBHOOKD_SHUTDOWN_GRACE="+grace.String(), "WEBHOOKD_STALL_AFTER=1s")
 	base := "http://" + addr
 
 	rc := testenv.NewReceiver()
@@ -42,15 +45,14 @@ func TestStalledStackReportsItAndStopsWithinTheGrace(t *testing.T) {
 	if status, body := call(t, "POST", base+"/api/events/batch", key, map[string]any{"events": evts}); status != 202 {
 		t.Fatalf("publish: %d %s", status, body)
 	}
-	if got := rc.WaitFor(1, 20*time.Second); len(got) == 0 {
+	if got := rc.WaitFor(1, 30*time.Second); len(got) == 0 {
 		t.Fatal("no attempt reached the receiver")
 	}
 
 	ns.cmd.Process.Signal(syscall.SIGKILL)
 	ns.cmd.Wait()
-	deadline := time.Now().Add(30 * time.Second)
 	var reported string
-	for reported == "" {
+	if !poll.Within(60*time.Second, func() bool {
 		if resp, err := http.Get(base + "/readyz"); err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -58,13 +60,13 @@ func TestStalledStackReportsItAndStopsWithinTheGrace(t *testing.T) {
 				reported = string(b)
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz never reported the stall; logs:\n%s", d.logs)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return reported != ""
+	}) {
+		t.Fatalf("/readyz never reported the stall; logs:\n%s", d.logs)
 	}
 	t.Logf("/readyz: %s", strings.TrimSpace(reported))
 
+	const bound = grace + time.Minute // far below the attempts' timeout
 	start := time.Now()
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	exited := make(chan error, 1)
@@ -76,9 +78,9 @@ func TestStalledStackReportsItAndStopsWithinTheGrace(t *testing.T) {
 			t.Errorf("webhookd exited with %v after SIGTERM, want 0; logs:\n%s", err, d.logs)
 		}
 		t.Logf("webhookd stopped %v after SIGTERM (grace %v)", took.Round(10*time.Millisecond), grace)
-	case <-time.After(grace + 3*time.Second):
+	case <-time.After(bound):
 		d.cmd.Process.Signal(syscall.SIGQUIT)
 		<-exited
-		t.Fatalf("webhookd still running %v after SIGTERM with a %v grace; logs:\n%s", grace+3*time.Second, grace, d.logs)
+		t.Fatalf("webhookd still running %v after SIGTERM with a %v grace; logs:\n%s", bound, grace, d.logs)
 	}
 }
