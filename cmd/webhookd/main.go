@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/onestack/webhooks/api"
+	"github.com/onestack/webhooks/destination"
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/events"
@@ -59,7 +60,7 @@ type options struct {
 	replicas                                       int
 	failCount                                      int
 	publicURL                                      string
-	workers, perSub                                int
+	workers, perSub, tenantInFlight, destMax       int
 	jobRate                                        float64
 }
 
@@ -84,6 +85,8 @@ var flagEnv = map[string]string{
 	"disable-after-given-up":     "WEBHOOKD_DISABLE_AFTER_GIVEN_UP",
 	"workers":                    "WEBHOOKD_WORKERS",
 	"subscription-concurrency":   "WEBHOOKD_SUBSCRIPTION_CONCURRENCY",
+	"tenant-concurrency":         "WEBHOOKD_TENANT_CONCURRENCY",
+	"destination-concurrency":    "WEBHOOKD_DESTINATION_CONCURRENCY",
 	"shutdown-grace":             "WEBHOOKD_SHUTDOWN_GRACE",
 	"stall-after":                "WEBHOOKD_STALL_AFTER",
 	"debug-addr":                 "WEBHOOKD_DEBUG_ADDR",
@@ -109,6 +112,8 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.DurationVar(&o.timeout, "delivery-timeout", 15*time.Second, "timeout of one delivery attempt")
 	fs.IntVar(&o.workers, "workers", 512, "delivery attempts in flight at most")
 	fs.IntVar(&o.perSub, "subscription-concurrency", 64, "delivery attempts in flight at most to one subscription's endpoint")
+	fs.IntVar(&o.tenantInFlight, "tenant-concurrency", 256, "a tenant's share of attempts in flight while other tenants have work, and the most of its attempts that may run past 1 s at once (a tenant's limits.attemptsInFlight overrides it)")
+	fs.IntVar(&o.destMax, "destination-concurrency", 256, "attempts in flight at most to one destination (scheme, host, port), all its subscriptions together; the adaptive limit stays under it")
 	fs.DurationVar(&o.eventRetention, "event-retention", 14*24*time.Hour, "how long events are kept for replay")
 	fs.DurationVar(&o.dedupeWindow, "dedupe-window", events.DefaultDedupeWindow, "how long an event id is remembered per tenant: the same id published again within it is delivered once")
 	fs.DurationVar(&o.deliveryRetention, "delivery-retention", 30*24*time.Hour, "how long delivery records and their attempts are kept")
@@ -210,6 +215,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if o.perSub < 1 {
 		return errors.New("--subscription-concurrency must be at least 1")
 	}
+	if o.tenantInFlight < 1 || o.destMax < 1 {
+		return errors.New("--tenant-concurrency and --destination-concurrency must be at least 1")
+	}
 	if o.jobRate <= 0 {
 		return errors.New("--job-rate must be positive")
 	}
@@ -233,6 +241,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		Egress:          egress.Policy{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs},
 		Dispatcher: dispatcher.Config{
 			Schedule: schedule, Timeout: o.timeout, Workers: o.workers, PerSubscription: o.perSub,
+			TenantInFlight: o.tenantInFlight, Destinations: destination.Config{Max: o.destMax},
 			AttemptRetention: o.deliveryRetention, Health: health, StallAfter: o.stallAfter,
 		},
 		Events: events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow},
