@@ -112,7 +112,7 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.DurationVar(&o.timeout, "delivery-timeout", 15*time.Second, "timeout of one delivery attempt")
 	fs.IntVar(&o.workers, "workers", 512, "delivery attempts in flight at most")
 	fs.IntVar(&o.perSub, "subscription-concurrency", 64, "delivery attempts in flight at most to one subscription's endpoint")
-	fs.IntVar(&o.tenantInFlight, "tenant-concurrency", 256, "a tenant's share of attempts in flight while other tenants have work, and the most of its attempts that may run past 1 s at once (a tenant's limits.attemptsInFlight overrides it)")
+	fs.IntVar(&o.tenantInFlight, "tenant-concurrency", 256, "a tenant's share of attempts in flight while other tenants have work, and the most of its attempts that may run past 1 s at once")
 	fs.IntVar(&o.destMax, "destination-concurrency", 256, "attempts in flight at most to one destination (scheme, host, port), all its subscriptions together; the adaptive limit stays under it")
 	fs.DurationVar(&o.eventRetention, "event-retention", 14*24*time.Hour, "how long events are kept for replay")
 	fs.DurationVar(&o.dedupeWindow, "dedupe-window", events.DefaultDedupeWindow, "how long an event id is remembered per tenant: the same id published again within it is delivered once")
