@@ -166,8 +166,10 @@ func (x *Index) deleteSub(tenant, id string, rev uint64, fromWatch bool) {
 func (ts *tenantSubs) rebuild() {
 	ts.byPattern = make(map[string][]*Subscription)
 	for _, s := range ts.byID {
-		for _, p := range s.EventTypes {
-			ts.byPattern[p] = append(ts.byPattern[p], s)
+		for i, p := range s.EventTypes {
+			if !slices.Contains(s.EventTypes[:i], p) { // each pattern's list holds a subscription once
+				ts.byPattern[p] = append(ts.byPattern[p], s)
+			}
 		}
 	}
 }
@@ -185,12 +187,20 @@ func (x *Index) Match(dst []*Subscription, tenant, t string) []*Subscription {
 	if ts == nil {
 		return dst
 	}
-	start := len(dst)
-	for _, p := range [3]string{t, events.FamilyPattern(t), events.WildcardAll} {
-		for _, s := range ts.byPattern[p] {
-			if !slices.Contains(dst[start:], s) {
-				dst = append(dst, s)
-			}
+	// A subscription is in the list of each of its patterns once: one in
+	// a later list is a repeat when it also has an earlier list's
+	// pattern, which its own few patterns tell. Linear in the
+	// subscriptions matched.
+	family := events.FamilyPattern(t)
+	dst = append(dst, ts.byPattern[t]...)
+	for _, s := range ts.byPattern[family] {
+		if !slices.Contains(s.EventTypes, t) {
+			dst = append(dst, s)
+		}
+	}
+	for _, s := range ts.byPattern[events.WildcardAll] {
+		if !slices.Contains(s.EventTypes, t) && !slices.Contains(s.EventTypes, family) {
+			dst = append(dst, s)
 		}
 	}
 	return dst

@@ -103,6 +103,7 @@ func TestMatchPatterns(t *testing.T) {
 		{ID: "sub_2", TenantID: "t", EventTypes: []string{"ticket.*", "ticket.updated"}, Revision: 2},
 		{ID: "sub_3", TenantID: "t", EventTypes: []string{"*"}, Revision: 3},
 		{ID: "sub_4", TenantID: "t", EventTypes: []string{"service_catalog.*"}, Revision: 4},
+		{ID: "sub_5", TenantID: "t", EventTypes: []string{"*", "ticket.*", "ticket.updated", "ticket.updated"}, Revision: 5},
 	}
 	for _, s := range subs {
 		x.putSub(s, false)
@@ -111,15 +112,23 @@ func TestMatchPatterns(t *testing.T) {
 		typ  string
 		want int
 	}{
-		{"ticket.updated", 3},
-		{"ticket.created", 2},
-		{"board.updated", 1},
-		{"service_catalog.item.created", 2},
+		{"ticket.updated", 4},
+		{"ticket.created", 3},
+		{"board.updated", 2},
+		{"service_catalog.item.created", 3},
 		{"webhook.test", 0},
 	}
 	for _, tt := range tests {
-		if got := x.Match(nil, "t", tt.typ); len(got) != tt.want {
+		got := x.Match(nil, "t", tt.typ)
+		if len(got) != tt.want {
 			t.Errorf("Match(%q) = %d subscriptions, want %d", tt.typ, len(got), tt.want)
+		}
+		seen := map[string]bool{}
+		for _, s := range got {
+			if seen[s.ID] {
+				t.Errorf("Match(%q) has %s twice", tt.typ, s.ID)
+			}
+			seen[s.ID] = true
 		}
 	}
 }
@@ -140,6 +149,26 @@ func BenchmarkMatch(b *testing.B) {
 	}
 	if len(dst) != 20 {
 		b.Fatalf("Match = %d, want 20", len(dst))
+	}
+}
+
+// BenchmarkMatchWildcards: a tenant with thousands of subscriptions to
+// "*" and the event's family costs the fan-out in proportion to them.
+func BenchmarkMatchWildcards(b *testing.B) {
+	x := newIndex()
+	for i := range 5000 {
+		types := []string{"*"}
+		if i%2 == 0 {
+			types = []string{"ticket.*", "*"}
+		}
+		x.putSub(&Subscription{ID: NewSubscriptionID(), TenantID: "t", EventTypes: types, Revision: uint64(i + 1)}, false)
+	}
+	dst := make([]*Subscription, 0, 5000)
+	for b.Loop() {
+		dst = x.Match(dst[:0], "t", "ticket.updated")
+	}
+	if len(dst) != 5000 {
+		b.Fatalf("Match = %d, want 5000", len(dst))
 	}
 }
 
