@@ -81,6 +81,10 @@ type delivery struct {
 	// manual: asked for by hand, one attempt whatever the subscription's
 	// state, and no schedule after it.
 	manual bool
+	// requested is when a manual retry (Retry) was asked for: its attempt
+	// is made once for that request, whatever number the attempt log shows
+	// by then (see current). Zero for every other delivery.
+	requested time.Time
 	// parked is the parked record this delivery was read from; nil for a
 	// delivery straight from the fan-out. A parked delivery is settled by
 	// acknowledging it, and a failed FIFO one is retried in place by

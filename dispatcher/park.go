@@ -95,6 +95,9 @@ type parkRecord struct {
 	Attempt  int    `json:"n"`
 	Created  int64  `json:"c"` // Unix nanoseconds
 	Manual   bool   `json:"m,omitempty"`
+	// Requested is when a manual retry was asked for (Unix nanoseconds;
+	// zero for other records).
+	Requested int64 `json:"r,omitempty"`
 }
 
 func (r parkRecord) encode() []byte {
@@ -118,19 +121,29 @@ func decodeParkRecord(b []byte) (parkRecord, error) {
 // crash) one stored record.
 func parkMsg(d *delivery, lane byte) *nats.Msg {
 	k := parkKey{tenant: d.tenant, sub: d.sub, lane: lane}
-	kind := "p"
-	if d.manual {
-		kind = "m"
+	id := "p:" + d.id + ":" + strconv.Itoa(d.attempt)
+	switch {
+	case !d.requested.IsZero():
+		// One record per request: a second retry asked for before the
+		// first one's attempt is logged reserves the same number, and
+		// must not be dropped as a duplicate of the first.
+		id = "r:" + d.id + ":" + strconv.FormatInt(d.requested.UnixNano(), 10)
+	case d.manual:
+		id = "m:" + d.id + ":" + strconv.Itoa(d.attempt)
 	}
 	return &nats.Msg{
 		Subject: k.subject(),
-		Header:  nats.Header{nats.MsgIdHdr: {kind + ":" + d.id + ":" + strconv.Itoa(d.attempt)}},
+		Header:  nats.Header{nats.MsgIdHdr: {id}},
 		Data:    d.parkRecord().encode(),
 	}
 }
 
 func (d *delivery) parkRecord() parkRecord {
-	return parkRecord{Delivery: d.id, Event: d.ev.id, Seq: d.ev.seq, Attempt: d.attempt, Created: d.created.UnixNano(), Manual: d.manual}
+	r := parkRecord{Delivery: d.id, Event: d.ev.id, Seq: d.ev.seq, Attempt: d.attempt, Created: d.created.UnixNano(), Manual: d.manual}
+	if !d.requested.IsZero() {
+		r.Requested = d.requested.UnixNano()
+	}
+	return r
 }
 
 // scheduleMsg is the message schedule that parks d's next attempt at at.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +36,9 @@ func (d *Dispatcher) receiveParked(m jetstream.Msg) {
 	dl := &delivery{
 		id: rec.Delivery, tenant: k.tenant, sub: k.sub, attempt: rec.Attempt,
 		created: time.Unix(0, rec.Created).UTC(), manual: rec.Manual, parked: m, ordered: k.lane == laneOrdered,
+	}
+	if rec.Requested != 0 {
+		dl.requested = time.Unix(0, rec.Requested).UTC()
 	}
 	redelivered := false
 	if md, err := m.Metadata(); err == nil {
@@ -128,6 +132,9 @@ func (d *Dispatcher) current(ctx context.Context, dl *delivery, redelivered bool
 	if dl.attempt == 1 && !dl.manual && !dl.ordered && !redelivered {
 		return true // a fresh parking: nothing can have overtaken it
 	}
+	if !dl.requested.IsZero() {
+		return d.currentRequest(ctx, dl, redelivered)
+	}
 	got, err := d.index.Delivery(ctx, dl.tenant, dl.id)
 	if err != nil {
 		// Unknown to the log (nothing logged yet), or the log cannot be
@@ -155,6 +162,40 @@ func (d *Dispatcher) current(ctx context.Context, dl *delivery, redelivered bool
 	return !final && made < dl.attempt
 }
 
+// currentRequest reports whether the attempt a manual retry asked for at
+// dl.requested is still to be made, and numbers it after the attempts the
+// log shows. The number Retry reserved is no test: a scheduled attempt in
+// flight when the retry was asked for takes it too, and the request's
+// attempt must be made all the same (its outcome becomes the status; the
+// log numbers it after the other). So a record read for the first time
+// is made: no replica can have made it yet. One read again (its reader
+// died, or handed it back) was made if the log, brought up to date, shows
+// an attempt made at or after the request. A log that cannot be read
+// counts as not made: at least once.
+func (d *Dispatcher) currentRequest(ctx context.Context, dl *delivery, redelivered bool) bool {
+	if redelivered {
+		sctx, cancel := context.WithTimeout(ctx, syncWait)
+		err := d.index.Sync(sctx)
+		cancel()
+		if err != nil {
+			d.logger.Warn("manual retry: bring the attempt log up to date; the attempt is made", "delivery", dl.id, "err", err)
+		}
+	}
+	got, err := d.index.Delivery(ctx, dl.tenant, dl.id)
+	if err != nil {
+		return true
+	}
+	if redelivered && slices.ContainsFunc(got.Attempts, func(a deliverylog.Attempt) bool { return !a.At.Before(dl.requested) }) {
+		return false
+	}
+	dl.attempt = max(dl.attempt, attemptsMade(got)+1)
+	return true
+}
+
+// syncWait bounds a wait for this replica's attempt log to catch up with
+// the stream.
+const syncWait = 5 * time.Second
+
 // eventOf reads a retained event by its stream sequence, checking it is
 // the event meant.
 func (d *Dispatcher) eventOf(ctx context.Context, tenant, id string, seq uint64) (*event, error) {
@@ -179,6 +220,15 @@ func (d *Dispatcher) eventOf(ctx context.Context, tenant, id string, seq uint64)
 // status; the delivery's status becomes that attempt's outcome. It cancels
 // the delivery's pending scheduled retry, so no later attempt follows.
 func (d *Dispatcher) Retry(ctx context.Context, tenant, id string) (deliverylog.Delivery, error) {
+	// Read-your-writes: the attempts every replica logged before the
+	// request, so the attempt reserved below follows them. (One still in
+	// flight may take the same number; see currentRequest.)
+	sctx, cancel := context.WithTimeout(ctx, syncWait)
+	err := d.index.Sync(sctx)
+	cancel()
+	if err != nil {
+		return deliverylog.Delivery{}, fmt.Errorf("retry delivery %s: %w", id, err)
+	}
 	dlv, err := d.index.Delivery(ctx, tenant, id)
 	if err != nil {
 		return deliverylog.Delivery{}, err
@@ -190,16 +240,15 @@ func (d *Dispatcher) Retry(ctx context.Context, tenant, id string) (deliverylog.
 	if err := d.deliveries.Purge(ctx, jetstream.WithPurgeSubject(schedPrefix+id+".>")); err != nil {
 		return deliverylog.Delivery{}, fmt.Errorf("retry delivery %s: cancel its schedule: %w", id, err)
 	}
-	made := len(dlv.Attempts)
-	if made > 0 {
-		made = max(made, dlv.Attempts[made-1].N)
-	}
 	now := d.cfg.Now().UTC()
-	dl := &delivery{id: id, tenant: tenant, sub: dlv.SubscriptionID, ev: ev, attempt: made + 1, created: dlv.CreatedAt, manual: true}
+	dl := &delivery{id: id, tenant: tenant, sub: dlv.SubscriptionID, ev: ev, attempt: attemptsMade(dlv) + 1,
+		created: dlv.CreatedAt, manual: true, requested: now}
 	rec := dl.record(deliverylog.StatusPending)
 	rec.NextAttemptAt = &now
-	// The log first: a parked record read before it would find the
-	// delivery's older status.
+	// The log first: the attempt's own record then always follows this
+	// one, which shows the delivery pending until it comes. (Should this
+	// record come late all the same, the log drops it once it shows an
+	// attempt made since now.)
 	if err := d.wait(ctx, func(done func(error)) { d.commitThen(rec, nil, done) }); err != nil {
 		return deliverylog.Delivery{}, fmt.Errorf("retry delivery %s: %w", id, err)
 	}
