@@ -13,6 +13,14 @@
 // goes on from the cursor. Batches go out at a bounded rate and only while
 // what the job sent before has been worked off, so a job never starves
 // live traffic.
+//
+// A runner's slots are shared between tenants: it takes the waiting job of
+// the tenant with the fewest jobs running across the cluster, and a tenant
+// holding its share of the runner's slots waits while another's job waits
+// (see pick). A job that cannot send, its backlog full behind a slowly
+// paced subscription, gives its slot up when another job waits for one,
+// and is deferred, longer each time in a row; with nothing else waiting it
+// keeps its slot.
 package jobs
 
 import (
@@ -48,6 +56,8 @@ var (
 	ErrUnavailable = errors.New("jobs unavailable")
 	// errLost means another runner took the job over.
 	errLost = errors.New("job taken over by another runner")
+	// errYield means a job that cannot send gives its slot to another.
+	errYield = errors.New("job gives its slot to another")
 )
 
 // Job is one background job.
@@ -79,8 +89,15 @@ type Job struct {
 	// Owner is the runner holding the job until LeaseUntil.
 	Owner      string    `json:"owner,omitempty"`
 	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
-	CreatedAt  time.Time `json:"createdAt"`
-	UpdatedAt  time.Time `json:"updatedAt"`
+	// NotBefore is set when the job gave up its slot, unable to send (its
+	// backlog full, behind a paced subscription), while another job
+	// waited: no runner takes it before then while another job is due.
+	// Deferrals counts the times it did so in a row, without sending in
+	// between; its wait grows with them.
+	NotBefore time.Time `json:"notBefore,omitzero"`
+	Deferrals int       `json:"deferrals,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 	// Revision is the bucket revision the job was read at.
 	Revision uint64 `json:"-"`
 }

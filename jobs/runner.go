@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,7 +37,14 @@ type Config struct {
 	// (a crashed process) before another takes it over (default 15 s).
 	Lease time.Duration
 	// Concurrency is how many jobs one runner runs at once (default 2).
+	// Its slots are shared between tenants (see pick).
 	Concurrency int
+	// Yield is how long a job that cannot send (its backlog at
+	// MaxBacklog) keeps its slot while another job waits for one
+	// (default 5 s); it then gives the slot up and waits Yield before it
+	// may take one again, twice as long each time in a row, at most 5
+	// minutes (see deferral). With no other job waiting it keeps its slot.
+	Yield time.Duration
 	// Scan is how often a runner looks for jobs to take (default 1 s).
 	Scan time.Duration
 	// Retention is how long a finished job stays readable (default 7
@@ -69,6 +77,9 @@ func (c Config) withDefaults() Config {
 	if c.Scan <= 0 {
 		c.Scan = time.Second
 	}
+	if c.Yield <= 0 {
+		c.Yield = 5 * time.Second
+	}
 	if c.Retention <= 0 {
 		c.Retention = 7 * 24 * time.Hour
 	}
@@ -91,10 +102,11 @@ type Runner struct {
 	id     string // this runner, as a job's owner
 
 	mu      sync.Mutex
-	running map[string]Job                // jobs the watch sees running, by key
-	mine    map[string]context.CancelFunc // jobs this runner runs, by key
+	running map[string]Job    // jobs the watch sees running, by key
+	mine    map[string]string // jobs this runner runs: their tenants, by key
 	kick    chan struct{}
 	watch   *kvwatch.Watch // feeds running
+	last    string         // the tenant of the job taken last; the loop's own
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -122,7 +134,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, worker Worker
 		return nil, fmt.Errorf("open bucket %s: %w", Bucket, err)
 	}
 	r := &Runner{cfg: cfg, kv: kv, worker: worker, logger: logger, id: "run_" + ulid.Make().String(),
-		running: make(map[string]Job), mine: make(map[string]context.CancelFunc), kick: make(chan struct{}, 1)}
+		running: make(map[string]Job), mine: make(map[string]string), kick: make(chan struct{}, 1)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	if r.watch, err = kvwatch.Start(ctx, kv, r.applyEntry, cfg.Watch, logger); err != nil {
 		r.cancel()
@@ -239,26 +251,59 @@ func (r *Runner) loop() {
 	}
 }
 
-// takeWaiting takes running jobs that no runner holds, while there is room.
+// takeWaiting takes running jobs that no runner holds, while there is
+// room, in the order pick chooses.
 func (r *Runner) takeWaiting() {
 	now := r.cfg.Now()
 	r.mu.Lock()
-	var free []string
+	waiting := r.waitingLocked(now)
+	l := load{slots: r.cfg.Concurrency, mine: make(map[string]int), running: make(map[string]int), last: r.last}
+	for _, tenant := range r.mine {
+		l.mine[tenant]++
+	}
 	for k, j := range r.running {
-		if _, ok := r.mine[k]; !ok && (j.Owner == "" || now.After(j.LeaseUntil)) {
-			free = append(free, k)
+		if _, ok := r.mine[k]; ok || (j.Owner != "" && !now.After(j.LeaseUntil)) {
+			l.running[j.TenantID]++
 		}
 	}
-	room := r.cfg.Concurrency - len(r.mine)
 	r.mu.Unlock()
-	for _, k := range free {
-		if room <= 0 || r.ctx.Err() != nil {
+	for r.ctx.Err() == nil {
+		j, ok := pick(waiting, now, l)
+		if !ok {
 			return
 		}
-		if r.take(k, now) {
-			room--
+		waiting = slices.DeleteFunc(waiting, func(w Job) bool { return w.TenantID == j.TenantID && w.ID == j.ID })
+		if r.take(key(j.TenantID, j.ID), now) {
+			l.mine[j.TenantID]++
+			l.running[j.TenantID]++
+			l.last, r.last = j.TenantID, j.TenantID
 		}
 	}
+}
+
+// waitingLocked lists the running jobs this runner could take: held by
+// no runner, or by one whose lease passed. Call with r.mu held.
+func (r *Runner) waitingLocked(now time.Time) []Job {
+	var out []Job
+	for k, j := range r.running {
+		if _, ok := r.mine[k]; !ok && (j.Owner == "" || now.After(j.LeaseUntil)) {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// due counts the jobs waiting that are not deferred past now, and the
+// slots this runner has free.
+func (r *Runner) due(now time.Time) (due, free int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, j := range r.waitingLocked(now) {
+		if !now.Before(j.NotBefore) {
+			due++
+		}
+	}
+	return due, r.cfg.Concurrency - len(r.mine)
 }
 
 // take claims a job with a compare-and-set of its record and runs it.
@@ -275,7 +320,7 @@ func (r *Runner) take(k string, now time.Time) bool {
 	}
 	j.Revision = e.Revision()
 	previous := j.Owner
-	j.Owner = r.id
+	j.Owner, j.NotBefore = r.id, time.Time{}
 	if err := r.save(ctx, &j); err != nil {
 		return false // another runner was quicker
 	}
@@ -284,7 +329,7 @@ func (r *Runner) take(k string, now time.Time) bool {
 	}
 	jctx, jcancel := context.WithCancel(r.ctx)
 	r.mu.Lock()
-	r.mine[k] = jcancel
+	r.mine[k] = j.TenantID
 	r.mu.Unlock()
 	r.wg.Add(1)
 	go func() {
@@ -341,6 +386,9 @@ func (r *Runner) run(ctx context.Context, j Job) {
 		switch {
 		case errors.Is(err, errLost):
 			r.logger.Warn("jobs: lost a job to another runner", "job", j.ID)
+			return
+		case errors.Is(err, errYield):
+			r.yield(&j)
 			return
 		case ctx.Err() != nil:
 			r.release(&j)
@@ -418,15 +466,19 @@ func (r *Runner) step(ctx context.Context, j *Job, lim *rate.Limiter) error {
 }
 
 // room waits, renewing the lease, until what the job sent before is
-// worked off below MaxBacklog, and returns how much more it may send.
+// worked off below MaxBacklog, and returns how much more it may send. It
+// returns errYield if the job should give its slot to another (see
+// yields).
 func (r *Runner) room(ctx context.Context, j *Job) (int, error) {
-	renewed := r.cfg.Now()
+	start := r.cfg.Now()
+	renewed := start
 	for {
 		n, err := r.worker.Backlog(ctx, *j)
 		if err != nil {
 			return 0, err
 		}
 		if n < r.cfg.MaxBacklog {
+			j.Deferrals = 0
 			return r.cfg.MaxBacklog - n, nil
 		}
 		select {
@@ -434,13 +486,34 @@ func (r *Runner) room(ctx context.Context, j *Job) (int, error) {
 			return 0, ctx.Err()
 		case <-time.After(r.cfg.Scan):
 		}
-		if now := r.cfg.Now(); now.Sub(renewed) > r.cfg.Lease/3 {
+		now := r.cfg.Now()
+		if due, free := r.due(now); yields(now.Sub(start), r.cfg.Yield, due, free) {
+			return 0, errYield
+		}
+		if now.Sub(renewed) > r.cfg.Lease/3 {
 			if err := r.save(ctx, j); err != nil {
 				return 0, err
 			}
 			renewed = now
 		}
 	}
+}
+
+// yield gives up the slot of a job that cannot send while another job
+// waits: it is released, deferred until a time that grows with each
+// yield in a row.
+func (r *Runner) yield(j *Job) {
+	j.Owner = ""
+	j.Deferrals++
+	wait := deferral(r.cfg.Yield, j.Deferrals)
+	j.NotBefore = r.cfg.Now().UTC().Add(wait)
+	if err := r.finish(j); err != nil {
+		if !errors.Is(err, errLost) {
+			r.logger.Warn("jobs: give up the slot of a job that cannot send; it resumes once its lease passes", "job", j.ID, "err", err)
+		}
+		return
+	}
+	r.logger.Info("jobs: a job that cannot send gave its slot to another", "job", j.ID, "tenant", j.TenantID, "deferred", wait)
 }
 
 // finish records a job's end, even while the runner stops.

@@ -27,6 +27,7 @@ type fakeWorker struct {
 	backlog atomic.Int64
 	fail    error
 	slow    chan struct{} // when set, each Send waits for a token
+	stuck   string        // a tenant whose jobs' backlog never drains
 }
 
 func newFake(n int) *fakeWorker { return &fakeWorker{n: n, sent: map[string]int{}} }
@@ -73,7 +74,12 @@ func (w *fakeWorker) Send(ctx context.Context, j Job, b Batch) error {
 	return nil
 }
 
-func (w *fakeWorker) Backlog(context.Context, Job) (int, error) { return int(w.backlog.Load()), nil }
+func (w *fakeWorker) Backlog(_ context.Context, j Job) (int, error) {
+	if w.stuck != "" && j.TenantID == w.stuck {
+		return 1 << 30, nil
+	}
+	return int(w.backlog.Load()), nil
+}
 
 func (w *fakeWorker) count(job string) int {
 	w.mu.Lock()
@@ -235,5 +241,50 @@ func TestWaitsForBacklog(t *testing.T) {
 	got := waitStatus(t, r, j, StatusDone)
 	if got.Sent != 300 {
 		t.Errorf("sent %d, want 300", got.Sent)
+	}
+}
+
+// TestStuckJobGivesWay: with one slot, a job that cannot send (its
+// backlog never drains, as behind a subscription paced to a crawl) gives
+// its slot to another tenant's job, which runs to its end; the stuck job
+// stays running, and takes a slot again once nothing else waits.
+func TestStuckJobGivesWay(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.Start(t, natstest.Options{}).Connect(t)
+	w := newFake(300)
+	w.stuck = "ten_a"
+	cfg := fast
+	cfg.Concurrency = 1
+	cfg.Yield = 200 * time.Millisecond
+	r := open(t, js, cfg, w)
+	r.Start()
+	ctx := context.Background()
+	a, err := r.Create(ctx, Job{TenantID: "ten_a", Kind: KindReplay, SubscriptionID: "sub_a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 30*time.Second, "tenant A's job counted and held", func() bool {
+		got, err := r.Get(ctx, a.TenantID, a.ID)
+		return err == nil && got.Counted && got.Owner != ""
+	})
+	b, err := r.Create(ctx, Job{TenantID: "ten_b", Kind: KindReplay, SubscriptionID: "sub_b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := waitStatus(t, r, b, StatusDone)
+	if got.Sent != 300 || w.count(b.ID) != 300 {
+		t.Errorf("tenant B's job sent %d, worker sent %d; want 300 and 300", got.Sent, w.count(b.ID))
+	}
+	var held Job
+	poll.Until(t, 30*time.Second, "tenant A's job held again", func() bool {
+		var err error
+		held, err = r.Get(ctx, a.TenantID, a.ID)
+		return err == nil && held.Status == StatusRunning && held.Owner != ""
+	})
+	if held.Deferrals == 0 || !held.NotBefore.IsZero() {
+		t.Errorf("tenant A's job held again = %+v, want deferred at least once and its not-before cleared", held)
+	}
+	if n := w.count(a.ID); n != 0 {
+		t.Errorf("tenant A's stuck job sent %d items, want 0", n)
 	}
 }
