@@ -33,21 +33,23 @@ func (r *Rules) CheckPatch(in *PatchInput, cur *Subscription) error {
 }
 
 // extras checks what struct tags cannot say: deprecated event types, the
-// filter (compiled, with the position of its error) and custom headers.
+// pace (0, or within its bounds), the filter (compiled, with the position
+// of its error) and custom headers.
 func (r *Rules) extras(in any, kept []string) []FieldError {
 	var (
 		types   []string
+		pace    *float64
 		expr    *string
 		headers map[string]string
 	)
 	switch v := in.(type) {
 	case *CreateInput:
-		types, expr, headers = v.EventTypes, v.Filter, v.Headers
+		types, pace, expr, headers = v.EventTypes, v.RateLimit, v.Filter, v.Headers
 	case *PatchInput:
 		if v.EventTypes != nil {
 			types = *v.EventTypes
 		}
-		expr = v.Filter
+		pace, expr = v.RateLimit, v.Filter
 		if v.Headers != nil {
 			headers = *v.Headers
 		}
@@ -55,6 +57,10 @@ func (r *Rules) extras(in any, kept []string) []FieldError {
 		return nil
 	}
 	var out []FieldError
+	if pace != nil && !validPace(*pace) {
+		out = append(out, FieldError{Field: "rateLimit",
+			Reason: fmt.Sprintf("must be 0 (no pace) or from %g (one delivery per %g s) to %g deliveries per second", MinDeliveryRate, 1/MinDeliveryRate, float64(MaxDeliveryRate))})
+	}
 	cat := r.catalog.Catalog()
 	for i, t := range types {
 		if cat.Deprecated(t) && !slices.Contains(kept, t) {
@@ -68,6 +74,12 @@ func (r *Rules) extras(in any, kept []string) []FieldError {
 		}
 	}
 	return append(out, headerProblems(headers)...)
+}
+
+// validPace reports whether v is a subscription's pace it may have: 0
+// (none), or from MinDeliveryRate to MaxDeliveryRate.
+func validPace(v float64) bool {
+	return v == 0 || (v >= MinDeliveryRate && v <= MaxDeliveryRate)
 }
 
 // headerProblems checks custom headers: at most MaxHeaders, each name an

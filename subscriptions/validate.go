@@ -46,6 +46,12 @@ const (
 	MaxMetadataKeys   = 50
 	MaxMetadataKeyLen = 40
 	MaxMetadataValLen = 500
+	// MinDeliveryRate and MaxDeliveryRate bound a subscription's pace
+	// (RateLimit, deliveries per second) when it has one: at the floor, one
+	// delivery per 100 s. A slower pace would hold the subscription's
+	// backlog, and the replay and recovery jobs feeding it, for days.
+	MinDeliveryRate = 0.01
+	MaxDeliveryRate = 10_000
 )
 
 // CreateInput is the body of a subscription's creation.
@@ -56,10 +62,10 @@ type CreateInput struct {
 	Metadata    map[string]string `json:"metadata" validate:"max=50,dive,keys,min=1,max=40,endkeys,max=500"`
 	Active      *bool             `json:"active"`
 	Secret      *string           `json:"secret" validate:"omitnil,whsecret"`
-	RateLimit   *float64          `json:"rateLimit" validate:"omitnil,gte=0,lte=10000"`
+	RateLimit   *float64          `json:"rateLimit"`
 	Ordering    *string           `json:"ordering" validate:"omitnil,oneof=fifo none"`
-	// Filter and Headers are checked by Rules beyond their tags (see
-	// extras.go).
+	// RateLimit, Filter and Headers are checked by Rules beyond their
+	// tags (see extras.go).
 	Filter  *string           `json:"filter"`
 	Headers map[string]string `json:"headers"`
 }
@@ -72,7 +78,7 @@ type PatchInput struct {
 	Description *string            `json:"description" validate:"omitnil,max=500"`
 	Metadata    *map[string]string `json:"metadata" validate:"omitnil,max=50,dive,keys,min=1,max=40,endkeys,max=500"`
 	Active      *bool              `json:"active"`
-	RateLimit   *float64           `json:"rateLimit" validate:"omitnil,gte=0,lte=10000"`
+	RateLimit   *float64           `json:"rateLimit"`
 	Ordering    *string            `json:"ordering" validate:"omitnil,oneof=fifo none"`
 	// Filter "" removes the filter; Headers {} removes every header.
 	Filter  *string            `json:"filter"`

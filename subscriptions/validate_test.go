@@ -34,6 +34,13 @@ func TestRulesCheck(t *testing.T) {
 		{"bad secret", &CreateInput{URL: "https://example.com/h", EventTypes: []string{"*"}, Secret: ptr("whsec_short")}, []string{"secret"}},
 		{"patch ok", &PatchInput{Active: ptr(true)}, nil},
 		{"patch empty types", &PatchInput{EventTypes: &[]string{}}, []string{"eventTypes"}},
+		{"no pace", &CreateInput{URL: "https://example.com/h", EventTypes: []string{"*"}, RateLimit: ptr(0.0)}, nil},
+		{"slowest pace", &CreateInput{URL: "https://example.com/h", EventTypes: []string{"*"}, RateLimit: ptr(0.01)}, nil},
+		{"pace under the floor", &CreateInput{URL: "https://example.com/h", EventTypes: []string{"*"}, RateLimit: ptr(0.0001)}, []string{"rateLimit"}},
+		{"negative pace", &CreateInput{URL: "https://example.com/h", EventTypes: []string{"*"}, RateLimit: ptr(-1.0)}, []string{"rateLimit"}},
+		{"pace too fast", &CreateInput{URL: "https://example.com/h", EventTypes: []string{"*"}, RateLimit: ptr(10_001.0)}, []string{"rateLimit"}},
+		{"patch pace under the floor", &PatchInput{RateLimit: ptr(0.009)}, []string{"rateLimit"}},
+		{"patch pace removed", &PatchInput{RateLimit: ptr(0.0)}, nil},
 		{"tenant limit", &TenantInput{Name: "acme", RateLimit: ptr(0)}, []string{"rateLimit"}},
 		{"tenant limit high", &TenantPatch{RateLimit: ptr(1_000_001)}, []string{"rateLimit"}},
 	}
@@ -57,6 +64,20 @@ func TestRulesCheck(t *testing.T) {
 				t.Errorf("Check(%s) fields (-want +got):\n%s", tt.name, diff)
 			}
 		})
+	}
+}
+
+// TestPaceFloorReason: a pace under the floor is refused, once, with a
+// reason naming the floor.
+func TestPaceFloorReason(t *testing.T) {
+	r := NewRules(events.DefaultCatalog(), egress.Policy{})
+	err := r.Check(&PatchInput{RateLimit: ptr(0.0001)})
+	ve, ok := err.(*ValidationError)
+	if !ok || len(ve.Fields) != 1 {
+		t.Fatalf("Check(rateLimit 0.0001) = %v, want one field", err)
+	}
+	if f := ve.Fields[0]; f.Field != "rateLimit" || !strings.Contains(f.Reason, "0.01") {
+		t.Errorf("Check(rateLimit 0.0001) = %+v, want rateLimit with a reason naming the floor, 0.01", f)
 	}
 }
 
