@@ -48,8 +48,8 @@ const (
 	MaxMetadataValLen = 500
 	// MinDeliveryRate and MaxDeliveryRate bound a subscription's pace
 	// (RateLimit, deliveries per second) when it has one: at the floor, one
-	// delivery per 100 s. A slower pace would hold the subscription's
-	// backlog, and the replay and recovery jobs feeding it, for days.
+	// delivery per 100 s, a replay's 1,000 waiting records drain in about
+	// 28 hours (at 0.0001 a second they took four months).
 	MinDeliveryRate = 0.01
 	MaxDeliveryRate = 10_000
 )
