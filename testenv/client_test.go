@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/onestack/webhooks/client"
-	"github.com/onestack/webhooks/server"
 	"github.com/onestack/webhooks/testenv"
 )
 
@@ -17,7 +16,7 @@ import (
 func TestClientAgainstTheStack(t *testing.T) {
 	t.Parallel()
 	at := time.Now()
-	env := testenv.Start(t, testenv.Options{Server: func(c *server.Config) { c.Clock = func() time.Time { return at } }})
+	env := testenv.Start(t, testenv.Options{Server: countLocally(at)})
 	ten, err := env.CreateTenant("client", 3)
 	if err != nil {
 		t.Fatal(err)
