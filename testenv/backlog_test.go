@@ -11,6 +11,7 @@ import (
 
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/testenv"
 )
 
@@ -55,13 +56,13 @@ func TestDeadEndpointBacklogDoesNotStallOthers(t *testing.T) {
 
 	js, _ := jetstream.New(env.Conn())
 	ctx := context.Background()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var schedules, other, unsettled int
+	if !poll.Within(60*time.Second, func() bool {
 		st, _ := js.Stream(ctx, dispatcher.DeliveriesStream)
 		info, _ := st.Info(ctx, jetstream.WithSubjectFilter(">"))
 		c, _ := js.Consumer(ctx, events.StreamName, "fanout")
 		ci, _ := c.Info(ctx)
-		schedules, other := 0, 0
+		schedules, other = 0, 0
 		for subj, msgs := range info.State.Subjects {
 			if strings.HasPrefix(subj, "sched.") && msgs == 1 {
 				schedules++
@@ -69,12 +70,9 @@ func TestDeadEndpointBacklogDoesNotStallOthers(t *testing.T) {
 				other++
 			}
 		}
-		if schedules == n && other == 0 && ci.NumAckPending == 0 && ci.NumPending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d retries waiting as one schedule each (want %d), %d other subjects (want 0), %d events unsettled (want 0)", schedules, n, other, ci.NumAckPending+int(ci.NumPending))
-		}
-		time.Sleep(50 * time.Millisecond)
+		unsettled = ci.NumAckPending + int(ci.NumPending)
+		return schedules == n && other == 0 && unsettled == 0
+	}) {
+		t.Fatalf("%d retries waiting as one schedule each (want %d), %d other subjects (want 0), %d events unsettled (want 0)", schedules, n, other, unsettled)
 	}
 }

@@ -67,12 +67,12 @@ func TestClientLookups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := rc.WaitFor(1, 10*time.Second)
+	got := rc.WaitFor(1, 30*time.Second)
 	if len(got) != 1 || got[0].ID != ids[1] || got[0].Header.Get("X-Tenant-Token") != "abc" {
 		t.Fatalf("webhooks = %v, want the merged event with the custom header", got)
 	}
 	var ev client.EventDetail
-	poll.Until(t, 10*time.Second, "the event's delivery failed", func() bool {
+	poll.Until(t, 30*time.Second, "the event's delivery failed", func() bool {
 		ev, err = c.Event(ctx, ids[1])
 		return err == nil && len(ev.Deliveries) == 1 && ev.Deliveries[0].Status == "failed"
 	})
@@ -84,7 +84,7 @@ func TestClientLookups(t *testing.T) {
 	if err != nil || s.Count != 1 || s.JobID != "" {
 		t.Fatalf("Recover = %+v, %v; want one delivery resent at once", s, err)
 	}
-	if got := rc.WaitFor(2, 10*time.Second); len(got) != 2 || got[1].ID != ids[1] {
+	if got := rc.WaitFor(2, 30*time.Second); len(got) != 2 || got[1].ID != ids[1] {
 		t.Errorf("after the recovery the receiver got %d webhooks, want the merged event again", len(got))
 	}
 	r, err := c.StartReplay(ctx, sub.ID, start, time.Time{})

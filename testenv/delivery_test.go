@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/onestack/webhooks/dispatcher"
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/subscriptions"
 	"github.com/onestack/webhooks/testenv"
 )
@@ -32,24 +33,22 @@ type deliveryJSON struct {
 // pollDeliveries reads a subscription's deliveries until ok accepts them.
 func pollDeliveries(t *testing.T, env *testenv.Env, ten testenv.Tenant, sub, query string, ok func([]deliveryJSON) bool) []deliveryJSON {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		r, err := env.Do("GET", "/api/subscriptions/"+sub+"/deliveries"+query, ten.APIKey, nil)
-		if err != nil || r.Status != 200 {
+	var page struct{ Data []deliveryJSON }
+	var r *testenv.Response
+	if !poll.Within(30*time.Second, func() bool {
+		var err error
+		if r, err = env.Do("GET", "/api/subscriptions/"+sub+"/deliveries"+query, ten.APIKey, nil); err != nil || r.Status != 200 {
 			t.Fatalf("list deliveries = %v %v", r, err)
 		}
-		var page struct{ Data []deliveryJSON }
+		page.Data = nil
 		if err := r.JSON(&page); err != nil {
 			t.Fatal(err)
 		}
-		if ok(page.Data) {
-			return page.Data
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deliveries of %s never became as expected: %s", sub, r.Body)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return ok(page.Data)
+	}) {
+		t.Fatalf("deliveries of %s never became as expected: %s", sub, r.Body)
 	}
+	return page.Data
 }
 
 // TestAttemptLogAndManualRetry: a failing endpoint's delivery records every
@@ -77,7 +76,7 @@ func TestAttemptLogAndManualRetry(t *testing.T) {
 	if rc.Count() != 3 {
 		t.Errorf("receiver got %d attempts, want 3", rc.Count())
 	}
-	ex := watcher.WaitFor(1, 10*time.Second)
+	ex := watcher.WaitFor(1, 30*time.Second)
 	if len(ex) != 1 || !strings.Contains(string(ex[0].Body), got.ID) || !strings.Contains(string(ex[0].Body), `"delivery.exhausted"`) {
 		t.Fatalf("tenant's delivery.exhausted webhooks = %d, want one naming %s", len(ex), got.ID)
 	}
@@ -121,7 +120,7 @@ func TestGoneDisablesThenReplay(t *testing.T) {
 	start := time.Now().UTC()
 	first := publish(t, env, ten, "ticket.updated")
 
-	if got := watcher.WaitFor(1, 10*time.Second); len(got) != 1 || !strings.Contains(string(got[0].Body), sub.ID) {
+	if got := watcher.WaitFor(1, 30*time.Second); len(got) != 1 || !strings.Contains(string(got[0].Body), sub.ID) {
 		t.Fatalf("tenant's subscription.disabled webhooks = %d, want one naming %s", len(got), sub.ID)
 	}
 	r, _ := env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil)
@@ -149,7 +148,7 @@ func TestGoneDisablesThenReplay(t *testing.T) {
 	if r.Status != 202 || replayed.Replayed != 2 {
 		t.Fatalf("replay = %d %s, want 202 replaying both events", r.Status, r.Body)
 	}
-	got := rc.WaitFor(3, 10*time.Second)
+	got := rc.WaitFor(3, 30*time.Second)
 	ids := map[string]bool{}
 	for _, g := range got[1:] {
 		ids[g.ID] = true
@@ -236,16 +235,12 @@ func TestEndpointHealthDisables(t *testing.T) {
 		t.Fatalf("disabled after one given-up delivery: %s", r.Body)
 	}
 	publish(t, env, ten, "ticket.updated")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r, _ := env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil)
-		if strings.Contains(string(r.Body), `"active":false`) && strings.Contains(string(r.Body), "2 deliveries in a row") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not disabled after 2 given-up deliveries: %s", r.Body)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var r *testenv.Response
+	if !poll.Within(30*time.Second, func() bool {
+		r, _ = env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil)
+		return strings.Contains(string(r.Body), `"active":false`) && strings.Contains(string(r.Body), "2 deliveries in a row")
+	}) {
+		t.Fatalf("not disabled after 2 given-up deliveries: %s", r.Body)
 	}
 }
 
@@ -261,12 +256,12 @@ func TestTestEndpointSendsOnlyToThatSubscription(t *testing.T) {
 	if r.Status != 202 || out.EventID == "" {
 		t.Fatalf("test = %d %s", r.Status, r.Body)
 	}
-	got := target.WaitFor(1, 10*time.Second)
+	got := target.WaitFor(1, 30*time.Second)
 	if len(got) != 1 || got[0].ID != out.EventID || !strings.Contains(string(got[0].Body), `"webhook.test"`) || got[0].Verified != nil {
 		t.Fatalf("target got %d webhooks, want the signed webhook.test %s", len(got), out.EventID)
 	}
 	publish(t, env, ten, "account.created") // a marker the bystander gets
-	if b := bystander.WaitFor(1, 10*time.Second); len(b) != 1 || strings.Contains(string(b[0].Body), "webhook.test") {
+	if b := bystander.WaitFor(1, 30*time.Second); len(b) != 1 || strings.Contains(string(b[0].Body), "webhook.test") {
 		t.Errorf("bystander got %d webhooks (%v), want only the marker", len(b), b)
 	}
 }
@@ -288,7 +283,7 @@ func TestSubscriptionPace(t *testing.T) {
 	for range 6 {
 		publish(t, env, ten, "ticket.updated")
 	}
-	got := rc.WaitFor(6, 20*time.Second)
+	got := rc.WaitFor(6, 30*time.Second)
 	if len(got) != 6 {
 		t.Fatalf("got %d deliveries, want 6", len(got))
 	}
@@ -318,7 +313,7 @@ func TestFIFOOrdering(t *testing.T) {
 		t.Errorf("ordering \"random\" = %d, want 400", bad.Status)
 	}
 	ids := publishBatches(t, env, ten, 5)
-	got := fifo.WaitFor(7, 20*time.Second)
+	got := fifo.WaitFor(7, 30*time.Second)
 	if len(got) != 7 {
 		t.Fatalf("FIFO receiver got %d requests, want 7 (the first event 3 times, then 4)", len(got))
 	}

@@ -98,13 +98,13 @@ func TestDeliversExactlyTheMatchingTypes(t *testing.T) {
 	for _, typ := range []string{"ticket.updated", "ticket.created", "board.updated", "service_catalog.item.created"} {
 		ids = append(ids, publish(t, env, ten, typ))
 	}
-	all.WaitFor(4, 10*time.Second)
-	family.WaitFor(2, 10*time.Second)
-	exact.WaitFor(1, 10*time.Second)
+	all.WaitFor(4, 30*time.Second)
+	family.WaitFor(2, 30*time.Second)
+	exact.WaitFor(1, 30*time.Second)
 	// A marker only "*" matches: once it arrived, the events before it
 	// were fanned out to every subscription too.
 	publish(t, env, ten, "account.created")
-	all.WaitFor(5, 10*time.Second)
+	all.WaitFor(5, 30*time.Second)
 
 	types := func(rs []testenv.Received) []string {
 		var out []string
@@ -169,7 +169,7 @@ func TestRetriesWithTheSameWebhookID(t *testing.T) {
 	})
 	subscribe(t, env, ten, rc, "ticket.updated")
 	id := publish(t, env, ten, "ticket.updated")
-	got := rc.WaitFor(2, 15*time.Second)
+	got := rc.WaitFor(2, 30*time.Second)
 	if len(got) != 2 {
 		t.Fatalf("got %d requests, want 2 (a 500, then the retry)", len(got))
 	}
@@ -190,7 +190,7 @@ func TestDeleteStopsDeliveries(t *testing.T) {
 	s := subscribe(t, env, ten, gone, "ticket.updated")
 	subscribe(t, env, ten, stays, "ticket.updated")
 	publish(t, env, ten, "ticket.updated")
-	if n := len(gone.WaitFor(1, 10*time.Second)); n != 1 {
+	if n := len(gone.WaitFor(1, 30*time.Second)); n != 1 {
 		t.Fatalf("before delete: got %d, want 1", n)
 	}
 	r, err := env.Do("DELETE", "/api/subscriptions/"+s.ID, ten.APIKey, nil)
@@ -200,7 +200,7 @@ func TestDeleteStopsDeliveries(t *testing.T) {
 	for range 5 {
 		publish(t, env, ten, "ticket.updated")
 	}
-	if n := len(stays.WaitFor(6, 10*time.Second)); n != 6 {
+	if n := len(stays.WaitFor(6, 30*time.Second)); n != 6 {
 		t.Fatalf("the other subscription got %d, want 6", n)
 	}
 	if n := gone.Count(); n != 1 {

@@ -17,6 +17,7 @@ import (
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/internal/natstest"
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/server"
 	"github.com/onestack/webhooks/testenv"
 )
@@ -108,7 +109,7 @@ func TestSkippedDeliveryIsOneRecord(t *testing.T) {
 		t.Fatalf("disable = %d %s", r.Status, r.Body)
 	}
 	evt := publish(t, env, ten, "ticket.updated")
-	on.WaitFor(1, 10*time.Second)
+	on.WaitFor(1, 30*time.Second)
 	pollDeliveries(t, env, ten, disabled.ID, "?status=skipped", func(d []deliveryJSON) bool { return len(d) == 1 })
 
 	env.Close()
@@ -116,7 +117,7 @@ func TestSkippedDeliveryIsOneRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	env = testenv.Start(t, testenv.Options{DataDir: dir, NATSURL: ns.ClientURL()})
-	if got := on.WaitFor(2, 10*time.Second); len(got) != 2 || got[1].ID != evt {
+	if got := on.WaitFor(2, 30*time.Second); len(got) != 2 || got[1].ID != evt {
 		t.Fatalf("the active endpoint got %d webhooks, want the event again after the fan-out read it anew", len(got))
 	}
 	skipped := pollDeliveries(t, env, ten, disabled.ID, "", func(d []deliveryJSON) bool { return len(d) >= 1 })
@@ -184,9 +185,8 @@ func TestRetentionRemovesOldDeliveries(t *testing.T) {
 	publishBatches(t, env, ten, 3)
 	old := pollDeliveries(t, env, ten, sub.ID, "?status=succeeded", func(d []deliveryJSON) bool { return len(d) == 3 })
 	newestOld := old[0].CreatedAt
-	for !time.Now().After(newestOld.Add(5 * time.Millisecond)) {
-		time.Sleep(time.Millisecond) // the next deliveries are created strictly later
-	}
+	// The next deliveries are created strictly later.
+	poll.Until(t, time.Minute, "the clock past the first deliveries", func() bool { return time.Now().After(newestOld.Add(5 * time.Millisecond)) })
 	publishBatches(t, env, ten, 2)
 	all := pollDeliveries(t, env, ten, sub.ID, "?status=succeeded", func(d []deliveryJSON) bool { return len(d) == 5 })
 

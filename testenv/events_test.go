@@ -43,13 +43,13 @@ func TestEventIDsAreScopedToTheirTenant(t *testing.T) {
 	post(a, evt)
 	post(b, evt)
 	post(a, evt) // a repeat within the window
-	if got := rb.WaitFor(1, 10*time.Second); len(got) != 1 || got[0].ID != "order-1" || !strings.Contains(string(got[0].Body), b.ID) {
+	if got := rb.WaitFor(1, 30*time.Second); len(got) != 1 || got[0].ID != "order-1" || !strings.Contains(string(got[0].Body), b.ID) {
 		t.Fatalf("tenant B got %d webhooks, want its own order-1", len(got))
 	}
 	// A marker published after the repeat: once it arrives, the repeat
 	// would have too.
 	marker := publish(t, env, a, "ticket.created")
-	got := ra.WaitFor(2, 10*time.Second)
+	got := ra.WaitFor(2, 30*time.Second)
 	if len(got) != 2 || got[0].ID != "order-1" || got[1].ID != marker {
 		var ids []string
 		for _, g := range ra.Received() {
@@ -95,7 +95,7 @@ func TestInternalTypesCannotBePublished(t *testing.T) {
 		}
 	}
 	marker := publish(t, env, ten, "account.created")
-	if got := rc.WaitFor(1, 10*time.Second); len(got) != 1 || got[0].ID != marker {
+	if got := rc.WaitFor(1, 30*time.Second); len(got) != 1 || got[0].ID != marker {
 		t.Errorf("receiver got %d webhooks before the marker, want only the marker: nothing refused was delivered", len(got))
 	}
 }
@@ -137,9 +137,9 @@ func TestUnacknowledgedPublishReturnsItsIDs(t *testing.T) {
 		env.Do("POST", "/api/events/batch", ten.APIKey, map[string]any{"events": batch})
 	}
 	want := map[string]bool{one.Details.ID: true, many.Details.IDs[0]: true, many.Details.IDs[1]: true}
-	got := rc.WaitFor(3, 10*time.Second)
+	got := rc.WaitFor(3, 30*time.Second)
 	marker := publishMarker(t, env, ten)
-	got = rc.WaitFor(4, 10*time.Second)
+	got = rc.WaitFor(4, 30*time.Second)
 	seen := map[string]int{}
 	for _, g := range got {
 		seen[g.ID]++

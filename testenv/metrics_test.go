@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/server"
 	"github.com/onestack/webhooks/subscriptions"
 	"github.com/onestack/webhooks/testenv"
@@ -58,7 +59,7 @@ func TestMetricsPageIsLinted(t *testing.T) {
 	rc := receiver(t)
 	subscribe(t, env, ten, rc, "ticket.*")
 	publish(t, env, ten, "ticket.updated")
-	rc.WaitFor(1, 10*time.Second)
+	rc.WaitFor(1, 30*time.Second)
 	// A refused request moves the 429 counter.
 	small, err := env.CreateTenant("small", 1)
 	if err != nil {
@@ -68,18 +69,14 @@ func TestMetricsPageIsLinted(t *testing.T) {
 		env.Do("GET", "/api/subscriptions", small.APIKey, nil)
 	}
 	var page string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.Within(30*time.Second, func() bool {
 		r, err := env.Do("GET", "/metrics", "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		page = string(r.Body)
-		if len(unexposed(reg, page)) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(unexposed(reg, page)) == 0
+	})
 	if missing := unexposed(reg, page); len(missing) > 0 {
 		t.Errorf("metrics with no series after the workout, so the lint cannot see them (give each a label value here): %v", missing)
 	}

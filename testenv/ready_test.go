@@ -12,6 +12,7 @@ import (
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/idempotency"
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/testenv"
 )
 
@@ -69,32 +70,26 @@ func TestReadinessReportsAStalledDispatcher(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(t, env, ten, "ticket.updated")
-	rc.WaitFor(1, 10*time.Second)
+	rc.WaitFor(1, 30*time.Second)
 	var missing []string
-	deadline := time.Now().Add(15 * time.Second)
-	for !slices.ContainsFunc(missing, func(m string) bool { return strings.Contains(m, "outcomes not stored") }) {
-		if time.Now().After(deadline) {
-			t.Fatalf("readyz never reported the stalled dispatcher: %v", missing)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !poll.Within(30*time.Second, func() bool {
 		r, _ := env.Do("GET", "/readyz", "", nil)
 		var body struct{ Details struct{ Missing []string } }
 		r.JSON(&body)
 		missing = body.Details.Missing
+		return slices.ContainsFunc(missing, func(m string) bool { return strings.Contains(m, "outcomes not stored") })
+	}) {
+		t.Fatalf("readyz never reported the stalled dispatcher: %v", missing)
 	}
 	if _, err := deliverylog.EnsureStream(ctx, js, deliverylog.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(15 * time.Second)
-	for {
-		r, _ := env.Do("GET", "/readyz", "", nil)
-		if r.Status == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("readyz still %d %s after the stream came back", r.Status, r.Body)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var r *testenv.Response
+	if !poll.Within(30*time.Second, func() bool {
+		r, _ = env.Do("GET", "/readyz", "", nil)
+		return r.Status == http.StatusOK
+	}) {
+		t.Fatalf("readyz still %d %s after the stream came back", r.Status, r.Body)
 	}
 }
 
@@ -108,25 +103,19 @@ func TestFanoutConsumerLostIsMadeAgain(t *testing.T) {
 	rc := receiver(t)
 	subscribe(t, env, ten, rc, "ticket.*")
 	publish(t, env, ten, "ticket.updated")
-	rc.WaitFor(1, 10*time.Second)
+	rc.WaitFor(1, 30*time.Second)
 	_, js := env.JetStream()
 	ctx := context.Background()
 	// Once the first event is settled (acknowledged), losing the consumer
 	// must not send it again.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.Until(t, 30*time.Second, "the first event settled", func() bool {
 		c, err := js.Consumer(ctx, events.StreamName, "fanout")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info, err := c.Info(ctx); err == nil && info.NumAckPending == 0 && info.NumPending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first event was never settled")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+	})
 	if err := js.DeleteConsumer(ctx, events.StreamName, "fanout"); err != nil {
 		t.Fatal(err)
 	}

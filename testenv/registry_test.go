@@ -104,7 +104,7 @@ func TestRegisteredTypeIsDelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, rc := range map[string]*testenv.Receiver{"ticket.*": family, "ticket.escalated": exact} {
-		if got := rc.WaitFor(1, 10*time.Second); len(got) != 1 || got[0].ID != id || got[0].Verified != nil {
+		if got := rc.WaitFor(1, 30*time.Second); len(got) != 1 || got[0].ID != id || got[0].Verified != nil {
 			t.Errorf("subscription to %s got %d webhooks, want the registered type's event, signed", name, len(got))
 		}
 	}
@@ -145,7 +145,7 @@ func TestRegisteredTypeIsDelivered(t *testing.T) {
 	if _, err := env.Publish(ten, "ticket.escalated", example); err != nil {
 		t.Errorf("publishing a deprecated type: %v", err)
 	}
-	if got := len(exact.WaitFor(2, 10*time.Second)); got != 2 {
+	if got := len(exact.WaitFor(2, 30*time.Second)); got != 2 {
 		t.Errorf("the exact subscription got %d webhooks after deprecation, want 2", got)
 	}
 	r, _ = env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": family.URL(), "eventTypes": []string{"ticket.updated", "ticket.escalated"}})
@@ -266,13 +266,13 @@ func TestFilteredSubscriptions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	all.WaitFor(len(filterEvents), 10*time.Second)
+	all.WaitFor(len(filterEvents), 30*time.Second)
 	for _, tc := range tests {
 		rc := receivers[tc.name]
 		if rc == nil {
 			continue
 		}
-		rc.WaitFor(len(tc.want), 10*time.Second)
+		rc.WaitFor(len(tc.want), 30*time.Second)
 		got := []int{}
 		// Anything else would have arrived by now: every event reached
 		// the unfiltered receiver, and fan-out settles an event's
@@ -305,7 +305,8 @@ func TestFilteredSubscriptions(t *testing.T) {
 	}
 	env.Publish(ten, "ticket.updated", map[string]any{"n": 7})
 	env.Publish(ten, "ticket.updated", map[string]any{"n": 8})
-	all.WaitFor(len(filterEvents)+2, 10*time.Second)
+	all.WaitFor(len(filterEvents)+2, 30*time.Second)
+	receivers["type"].WaitFor(1, 30*time.Second)
 	if got := receivers["type"].WaitFor(2, 300*time.Millisecond); len(got) != 1 || !strings.Contains(string(got[0].Body), `"n":7`) {
 		t.Errorf("after patching the filter to n == 7 the receiver got %d webhooks, want the one event", len(got))
 	}
@@ -325,7 +326,7 @@ func TestCustomHeaders(t *testing.T) {
 	}
 	rc.SetSecrets(s.Secret)
 	publish(t, env, ten, "ticket.updated")
-	got := rc.WaitFor(1, 10*time.Second)
+	got := rc.WaitFor(1, 30*time.Second)
 	if len(got) != 1 || got[0].Header.Get("X-Api-Token") != "tok-123-secret" || got[0].Header.Get("Authorization") != "Bearer downstream" || got[0].Verified != nil {
 		t.Fatalf("webhook headers = %v, want the custom headers and a valid signature", got)
 	}
@@ -353,7 +354,7 @@ func TestCustomHeaders(t *testing.T) {
 		t.Fatalf("patch headers = %d %s", r.Status, r.Body)
 	}
 	publish(t, env, ten, "ticket.updated")
-	if got := rc.WaitFor(2, 10*time.Second); len(got) != 2 || got[1].Header.Get("X-Other") != "2" || got[1].Header.Get("X-Api-Token") != "" {
+	if got := rc.WaitFor(2, 30*time.Second); len(got) != 2 || got[1].Header.Get("X-Other") != "2" || got[1].Header.Get("X-Api-Token") != "" {
 		t.Errorf("after patching: %v, want only X-Other", got[len(got)-1].Header)
 	}
 	if r, _ := env.Do("PATCH", "/api/subscriptions/"+s.ID, ten.APIKey, map[string]any{"headers": map[string]string{"webhook-id": "x"}}); r.Status != 400 {
@@ -381,7 +382,7 @@ func TestRegistryAcrossStacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc := receiver(t)
-	poll.Until(t, 10*time.Second, "replica b accepts a subscription to the new family", func() bool {
+	poll.Until(t, 30*time.Second, "replica b accepts a subscription to the new family", func() bool {
 		r, err := b.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": rc.URL(), "eventTypes": []string{"asset.*"}})
 		return err == nil && r.Status == http.StatusCreated
 	})
@@ -392,7 +393,7 @@ func TestRegistryAcrossStacks(t *testing.T) {
 	if _, err := b.Publish(ten, "asset.created", map[string]any{"assetId": "A-1"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := rc.WaitFor(1, 10*time.Second); len(got) != 1 {
+	if got := rc.WaitFor(1, 30*time.Second); len(got) != 1 {
 		t.Errorf("the new type's event reached %d webhooks, want 1", len(got))
 	}
 }

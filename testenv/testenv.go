@@ -124,7 +124,7 @@ func Start(t testing.TB, o Options) *Env {
 // again does nothing.
 func (e *Env) Close() error {
 	e.closeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang, not a slow machine
 		defer cancel()
 		e.closeErr = e.Shutdown(ctx)
 		e.removeTemp()

@@ -1,10 +1,11 @@
 // Package natstest runs an embedded NATS server with JetStream for one
-// test. It imports only NATS, so the internal tests of any package can use
-// it; testenv runs the whole product instead.
+// test. It imports only NATS (and internal/poll, a leaf), so the internal
+// tests of any package can use it; testenv runs the whole product instead.
 package natstest
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/url"
 	"strconv"
@@ -15,6 +16,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/internal/poll"
 )
 
 // Options place the server; the zero value means a temporary directory and
@@ -43,8 +46,8 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatalf("nats server: %v", err)
 	}
 	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready in 10 s")
+	if !s.ReadyForConnections(time.Minute) {
+		t.Fatal("nats server not ready in a minute")
 	}
 	t.Cleanup(s.Shutdown)
 	return &Server{s}
@@ -104,17 +107,13 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		c.opts = append(c.opts, o)
 	}
 	for _, s := range c.Servers {
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatal("cluster server not ready in 10 s")
+		if !s.ReadyForConnections(time.Minute) {
+			t.Fatal("cluster server not ready in a minute")
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !c.hasMetaLeader() || !c.placesReplicated(n) {
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster cannot place a stream on %d nodes after 30 s", n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(t, 2*time.Minute, fmt.Sprintf("a stream placed on %d nodes", n), func() bool {
+		return c.hasMetaLeader() && c.placesReplicated(n)
+	})
 	return c
 }
 
