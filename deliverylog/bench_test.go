@@ -248,7 +248,7 @@ func BenchmarkIndexLarge(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ix.Close()
+	defer ix.Close(context.Background())
 
 	start := time.Now()
 	rss200k := 0.0

@@ -57,7 +57,7 @@ func (s *stack) index(t *testing.T, cfg deliverylog.IndexConfig) *deliverylog.In
 	if err != nil {
 		t.Fatalf("OpenIndex: %v", err)
 	}
-	t.Cleanup(func() { _ = ix.Close() })
+	t.Cleanup(func() { _ = ix.Close(context.Background()) })
 	return ix
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/onestack/webhooks/internal/health"
 	"github.com/onestack/webhooks/internal/streamindex"
 )
 
@@ -32,6 +33,9 @@ type IndexConfig struct {
 	// index's memory is about this plus its memtables (up to 4 × 8 MiB),
 	// whatever the number of deliveries.
 	CacheBytes int64
+	// Health, if set, hears of what keeps the index from serving: a panic
+	// in its goroutines, corruption found while running.
+	Health *health.Health
 }
 
 func (c IndexConfig) withDefaults() IndexConfig {
@@ -89,16 +93,17 @@ type Index struct {
 
 // OpenIndex opens the index in cfg.Dir and follows the DELIVERYLOG stream
 // from the message after the last one it applied (from the first one
-// retained, if older ones have expired). It rebuilds from scratch only if
-// the stream is not the one it was built from (recreated, or shorter than
-// what was applied). The stream must exist ([EnsureStream]).
+// retained, if older ones have expired). It rebuilds from scratch if the
+// stream is not the one it was built from (recreated, or shorter than
+// what was applied), and if its files cannot be opened (moved aside, see
+// [streamindex.Open]). The stream must exist ([EnsureStream]).
 func OpenIndex(ctx context.Context, js jetstream.JetStream, cfg IndexConfig, logger *slog.Logger) (*Index, error) {
 	ix, err := openStore(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
 	if err := ix.store.Follow(ctx, js); err != nil {
-		ix.store.Close()
+		ix.store.Close(context.Background())
 		return nil, err
 	}
 	return ix, nil
@@ -130,6 +135,7 @@ func openStore(cfg IndexConfig, logger *slog.Logger) (*Index, error) {
 		RetentionEvery: cfg.RetentionEvery,
 		Now:            cfg.Now,
 		Expire:         ix.expire,
+		Health:         cfg.Health,
 	}, logger)
 	if err != nil {
 		return nil, err
@@ -172,5 +178,7 @@ func (ix *Index) Applied() uint64 { return ix.store.Applied() }
 func (ix *Index) Sync(ctx context.Context) error { return ix.store.Sync(ctx) }
 
 // Close stops following the stream, waits for the index's goroutines and
-// closes the store; reads after it return ErrUnavailable.
-func (ix *Index) Close() error { return ix.store.Close() }
+// closes the store; reads after it return ErrUnavailable. When ctx ends
+// first (storage that cannot flush), it stops waiting and returns an
+// error: what was not flushed is applied again at the next start.
+func (ix *Index) Close(ctx context.Context) error { return ix.store.Close(ctx) }

@@ -195,7 +195,7 @@ func TestIndexResumesWithoutRebuild(t *testing.T) {
 	if applied == 0 || ix.MessagesApplied() != applied {
 		t.Fatalf("first open applied %d messages up to seq %d, want all from 1", ix.MessagesApplied(), applied)
 	}
-	if err := ix.Close(); err != nil {
+	if err := ix.Close(t.Context()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 
@@ -402,7 +402,7 @@ func TestIndexRebuildsForANewStream(t *testing.T) {
 	}
 	appendAll(t, w, before.recs)
 	syncIndex(t, ix)
-	if err := ix.Close(); err != nil {
+	if err := ix.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -444,7 +444,7 @@ func TestIndexStartsAtFirstRetained(t *testing.T) {
 	first := makeDelivery(tenant, sub, "evt_1", 1, time.Now(), succeeded)
 	appendAll(t, w, first.recs)
 	syncIndex(t, ix)
-	if err := ix.Close(); err != nil {
+	if err := ix.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 

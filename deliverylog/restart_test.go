@@ -31,7 +31,7 @@ func TestWriterSurvivesServerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = ix.Close() })
+	t.Cleanup(func() { _ = ix.Close(context.Background()) })
 
 	const n = 3000
 	tenant := newTenant()

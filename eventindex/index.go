@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/internal/health"
 	"github.com/onestack/webhooks/internal/streamindex"
 )
 
@@ -52,6 +53,9 @@ type Config struct {
 	CacheBytes int64
 	// Now is the clock retention reads (default time.Now).
 	Now func() time.Time
+	// Health, if set, hears of what keeps the index from serving: a panic
+	// in its goroutines, corruption found while running.
+	Health *health.Health
 }
 
 func (c Config) withDefaults() Config {
@@ -84,7 +88,9 @@ type Index struct {
 }
 
 // Open opens the index in cfg.Dir and follows the events stream, which
-// must exist, from the message after the last one applied.
+// must exist, from the message after the last one applied; an index whose
+// files cannot be opened is moved aside and rebuilt (see
+// [streamindex.Open]).
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.Logger) (*Index, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("event index: no directory: %w", ErrInvalid)
@@ -110,13 +116,14 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 		RetentionEvery: cfg.RetentionEvery,
 		Now:            cfg.Now,
 		Expire:         ix.expire,
+		Health:         cfg.Health,
 	}, logger)
 	if err != nil {
 		return nil, err
 	}
 	ix.store, ix.db = store, store.DB()
 	if err := store.Follow(ctx, js); err != nil {
-		store.Close()
+		store.Close(context.Background())
 		return nil, err
 	}
 	return ix, nil
@@ -174,5 +181,7 @@ func (ix *Index) Applied() uint64 { return ix.store.Applied() }
 // it was called: a lookup after it sees every event stored before it.
 func (ix *Index) Sync(ctx context.Context) error { return ix.store.Sync(ctx) }
 
-// Close stops following the stream, flushes and closes the store.
-func (ix *Index) Close() error { return ix.store.Close() }
+// Close stops following the stream, flushes and closes the store. When ctx
+// ends first (storage that cannot flush), it stops waiting and returns an
+// error: what was not flushed is applied again at the next start.
+func (ix *Index) Close(ctx context.Context) error { return ix.store.Close(ctx) }

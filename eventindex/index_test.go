@@ -36,7 +36,7 @@ func (s stack) open(t *testing.T, cfg Config) *Index {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ix.Close() })
+	t.Cleanup(func() { ix.Close(context.Background()) })
 	return ix
 }
 
@@ -154,7 +154,7 @@ func TestResumeAndRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	applied := ix.Applied()
-	if err := ix.Close(); err != nil {
+	if err := ix.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	second := s.publish(t, "ten_a", base.Add(time.Hour), "ticket.deleted")
@@ -196,7 +196,7 @@ func FuzzList(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	defer ix.Close()
+	defer ix.Close(context.Background())
 	s.publish(f, "ten_a", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), "ticket.updated", "ticket.created")
 	f.Fuzz(func(t *testing.T, cursor, typ string, since, until int64) {
 		q := Query{Cursor: cursor, Type: typ, Since: time.Unix(0, since), Until: time.Unix(0, until), Limit: 5}

@@ -37,7 +37,7 @@ func (s *Server) openLookups(ctx context.Context, reg prometheus.Registerer) err
 	}
 	s.needs = append(s.needs, need{"bucket", s.types.Bucket()})
 	s.events, err = eventindex.Open(ctx, s.js, eventindex.Config{
-		Dir: filepath.Join(s.cfg.DataDir, "eventindex"), Retention: s.eventRetention(),
+		Dir: filepath.Join(s.cfg.DataDir, "eventindex"), Retention: s.eventRetention(), Health: s.health,
 	}, s.logger)
 	if err != nil {
 		return err
@@ -81,20 +81,17 @@ func (s *Server) deliveryRetention() time.Duration {
 	return deliverylog.DefaultRetention
 }
 
-// closeLookups closes what openLookups opened (Shutdown stops the job
-// runner earlier, before the dispatcher).
-func (s *Server) closeLookups() {
+// closeLookups closes what openLookups opened but the event index (closed
+// last, with the other index), within ctx: Shutdown stops the job runner
+// earlier, before the dispatcher. It returns what it left closing.
+func (s *Server) closeLookups(ctx context.Context) (left []string) {
 	if s.jobs != nil {
-		s.jobs.Stop(context.Background()) // at once when Shutdown stopped it already
+		s.jobs.Stop(ctx) // at once when Shutdown stopped it already
 	}
-	if s.events != nil {
-		if err := s.events.Close(); err != nil {
-			s.logger.Warn("event index: close", "err", err)
-		}
+	if s.types != nil && !s.within(ctx, "event-type registry", s.types.Close) {
+		left = append(left, "event-type registry")
 	}
-	if s.types != nil {
-		s.types.Close()
-	}
+	return left
 }
 
 // Types is the event-type registry.

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -206,6 +207,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if ixCfg.Retention == 0 {
 		ixCfg.Retention = cfg.Dispatcher.AttemptRetention
 	}
+	ixCfg.Health = s.health
 	s.logIndex, err = deliverylog.OpenIndex(ctx, s.js, ixCfg, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -456,7 +458,10 @@ func (s *Server) Err() <-chan error { return s.serveErr }
 // dispatcher each get their share of ctx's time: requests in flight get at
 // most half of it (then their connections are closed), and the dispatcher
 // the rest, at least half, to let attempts in flight finish; those it must
-// cut are handed back to JetStream for redelivery.
+// cut are handed back to JetStream for redelivery. Whatever storage and
+// NATS do, it returns by ctx's deadline: what is still closing then (an
+// index that cannot flush to a lost disk) is logged and left behind, and
+// the error names it.
 func (s *Server) Shutdown(ctx context.Context) error {
 	httpCtx := ctx
 	if deadline, ok := ctx.Deadline(); ok {
@@ -479,26 +484,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.jobs.Stop(dispCtx) // its jobs are released, to resume on any replica
 	s.disp.Stop(dispCtx)
-	s.closeBackends(ctx)
+	if left := s.closeBackends(ctx); len(left) > 0 {
+		// What was not stored is redelivered, as after a kill.
+		return errors.Join(err, fmt.Errorf("shutdown: left closing at the deadline: %s", strings.Join(left, ", ")))
+	}
 	s.logger.Info("webhookd stopped")
 	return err
 }
 
-// closeBackends closes the attempt log, the stores and NATS, within ctx
-// (each wait is cut short when it ends).
-func (s *Server) closeBackends(ctx context.Context) {
+// closeBackends closes the attempt log, NATS, the stores and the indexes,
+// within ctx: each wait is cut short when it ends, whatever storage or
+// NATS do, and what is still closing then is left behind (the process
+// exits). It returns what it left.
+func (s *Server) closeBackends(ctx context.Context) (left []string) {
 	if s.logw != nil {
 		// What the dispatcher logged goes out before NATS closes.
 		if err := s.logw.Close(ctx); err != nil {
 			s.logger.Warn("attempt log: records not stored at shutdown (their deliveries are redelivered)", "err", err)
 		}
 	}
-	if s.logIndex != nil {
-		if err := s.logIndex.Close(); err != nil {
-			s.logger.Warn("attempt log index: close", "err", err)
-		}
-	}
-	s.closeLookups()
+	left = s.closeLookups(ctx)
 	if s.nc != nil {
 		// Drain flushes what the dispatcher published and acked; the
 		// closed handler says when it is done, within the drain timeout.
@@ -511,13 +516,49 @@ func (s *Server) closeBackends(ctx context.Context) {
 		}
 		s.nc.Close()
 	}
-	if s.store != nil {
-		// After NATS: stopping a watch asks the server to drop its
-		// consumer, which must not wait on a connection that is gone.
-		s.store.Close()
+	// After NATS: stopping a watch asks the server to drop its consumer,
+	// which must not wait on a connection that is gone.
+	if s.store != nil && !s.within(ctx, "subscription store", s.store.Close) {
+		left = append(left, "subscription store")
 	}
-	if s.ns != nil {
-		s.ns.Shutdown()
-		s.ns.WaitForShutdown()
+	if s.ns != nil && !s.within(ctx, "embedded NATS server", func() { s.ns.Shutdown(); s.ns.WaitForShutdown() }) {
+		left = append(left, "embedded NATS server")
+	}
+	// The indexes last: they are caches of the streams, and what they
+	// have not flushed by the deadline is applied again at the next start.
+	if s.logIndex != nil && !s.closeIndex(ctx, "attempt log index", s.logIndex.Close) {
+		left = append(left, "attempt log index")
+	}
+	if s.events != nil && !s.closeIndex(ctx, "event index", s.events.Close) {
+		left = append(left, "event index")
+	}
+	return left
+}
+
+// closeIndex closes an index within ctx, and reports whether it is closed
+// or failed (not left closing).
+func (s *Server) closeIndex(ctx context.Context, name string, closeIx func(context.Context) error) bool {
+	err := closeIx(ctx)
+	if err == nil {
+		return true
+	}
+	s.logger.Error(name+": close (what it did not store is applied again at the next start)", "err", err)
+	return ctx.Err() == nil
+}
+
+// within runs stop and waits for it until ctx ends; then it logs that what
+// stop closes is left closing, and returns false.
+func (s *Server) within(ctx context.Context, what string, stop func()) bool {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		stop()
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		s.logger.Error("shutdown: "+what+" still closing at the deadline; left behind", "err", ctx.Err())
+		return false
 	}
 }

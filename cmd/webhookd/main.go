@@ -263,5 +263,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	logger.Info("shutting down", "grace", o.shutdownGrace)
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
 	defer cancel()
-	return srv.Shutdown(sctx)
+	// Shutdown returns by the deadline, leaving behind what is still
+	// closing (storage that cannot flush); should anything else hold it,
+	// the process exits a little later all the same. What was not stored
+	// is redelivered, as after a SIGKILL.
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Shutdown(sctx) }()
+	select {
+	case err := <-stopped:
+		return err
+	case <-time.After(o.shutdownGrace + shutdownSlack):
+		return fmt.Errorf("shutdown still running %v after the grace of %v; exiting", shutdownSlack, o.shutdownGrace)
+	}
 }
+
+// shutdownSlack is how long past its grace a shutdown may run before
+// webhookd exits without it.
+const shutdownSlack = 5 * time.Second

@@ -94,6 +94,7 @@ func (s *Store) receive(m jetstream.Msg) {
 // BatchMsgs) in one batch, retrying with a backoff while the store fails.
 func (s *Store) applyLoop() {
 	defer s.wg.Done()
+	defer s.cfg.Health.Recover(s.cfg.Name+" follower", s.log)
 	batch := make([]jetstream.Msg, 0, s.cfg.BatchMsgs)
 	var fresh []Msg
 	for {

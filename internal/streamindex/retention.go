@@ -14,6 +14,7 @@ const ExpireChunk = 1024
 // RetentionEvery.
 func (s *Store) retentionLoop() {
 	defer s.wg.Done()
+	defer s.cfg.Health.Recover(s.cfg.Name+" retention", s.log)
 	t := time.NewTicker(s.cfg.RetentionEvery)
 	defer t.Stop()
 	for {

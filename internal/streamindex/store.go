@@ -11,7 +11,14 @@
 // the stream is not the one the store was built from (recreated, or
 // shorter than what was applied); it applies messages in batches, and runs
 // retention on a ticker. [Store.Sync] waits for what the stream holds,
-// [Store.Reading] guards a read against [Store.Close].
+// within a bound, [Store.Reading] guards a read against [Store.Close].
+//
+// Being a cache, a store gives way rather than stop the process: one that
+// cannot be opened (corrupt or unreadable files) is moved aside and
+// rebuilt from the stream; corruption found while running, or a panic in
+// its goroutines, is reported to [Config.Health] and makes the next Open
+// rebuild; and [Store.Close] stops waiting for a store that cannot flush
+// when its context ends.
 //
 // What messages mean, the keys they make and how those expire are the
 // index's own, given as [Config.Apply] and [Config.Expire]. Keys that
@@ -25,6 +32,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,8 +41,11 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/onestack/webhooks/internal/health"
 )
 
 // The store's own keys.
@@ -49,7 +61,8 @@ type Config struct {
 	// index" (required).
 	Name string
 	// Dir is the store's directory (required). Deleting it costs a
-	// rebuild, never data.
+	// rebuild, never data. A store that cannot be opened there is moved
+	// to Dir.corrupt-<time> (replacing an earlier one) and rebuilt.
 	Dir string
 	// ErrUnavailable is the error every failure of the store wraps, and
 	// every read after Close: the index package's sentinel (required).
@@ -89,12 +102,21 @@ type Config struct {
 	// RetentionEvery is how often Expire runs once following (default one
 	// minute).
 	RetentionEvery time.Duration
-	// Now is the clock retention reads (default time.Now).
+	// Now is the clock retention reads, and that names a directory moved
+	// aside (default time.Now).
 	Now func() time.Time
 	// Expire forgets what the index made before cutoff (now - Retention)
 	// and returns how much; [Store.ExpireRange] does the walking. Nil
 	// means nothing expires.
 	Expire func(cutoff time.Time) (int, error)
+
+	// SyncWait bounds how long Sync waits for the store to catch up,
+	// whatever its caller's context (default 5 s).
+	SyncWait time.Duration
+	// Health, if set, hears of what keeps the store from serving: a panic
+	// in its goroutines (recovered, counted), corruption found while
+	// running.
+	Health *health.Health
 }
 
 func (c Config) withDefaults() Config {
@@ -118,6 +140,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.SyncWait <= 0 {
+		c.SyncWait = 5 * time.Second
 	}
 	return c
 }
@@ -161,17 +186,24 @@ type Store struct {
 	notifyMu    sync.Mutex
 	notify      chan struct{} // closed when applied moves; nil without waiters
 
-	closeMu sync.RWMutex // reads hold it shared; Close exclusive
-	closed  bool
-	done    chan struct{} // closed by Close
-	wg      sync.WaitGroup
-	cc      jetstream.ConsumeContext
-	msgs    chan jetstream.Msg
-	stalled atomic.Bool // following the stream fails; logged once
+	closeMu   sync.RWMutex // reads hold it shared; Close exclusive
+	closed    bool
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	closeErr  error         // set before closedCh is closed
+	closedCh  chan struct{} // closed when Close has closed the store
+	wg        sync.WaitGroup
+	cc        jetstream.ConsumeContext
+	msgs      chan jetstream.Msg
+	stalled   atomic.Bool // following the stream fails; logged once
 }
 
 // Open opens the store in cfg.Dir without following the stream (Follow
-// does), and reads the sequence it last applied.
+// does), and reads the sequence it last applied. A store that cannot be
+// opened (its files corrupt or unreadable), or that was marked for a
+// rebuild while running, is moved aside, logged, and a new one made in its
+// place, which Follow fills from the stream; one that another process has
+// open is left alone.
 func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -180,6 +212,41 @@ func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	s := &Store{cfg: cfg, log: logger, done: make(chan struct{}), closedCh: make(chan struct{}),
+		msgs: make(chan jetstream.Msg, 2*cfg.BatchMsgs)}
+	err := s.open()
+	if err == nil {
+		return s, nil
+	}
+	aside, merr := s.moveAside()
+	if merr != nil {
+		return nil, errors.Join(err, merr)
+	}
+	logger.Error(cfg.Name+": its store could not be opened; moved aside, rebuilding from the stream",
+		"dir", cfg.Dir, "moved_to", aside, "err", err)
+	if err := s.open(); err != nil {
+		return nil, err
+	}
+	cfg.Health.Clear(cfg.Name) // what the failed open reported
+	return s, nil
+}
+
+// rebuildMarker, in a store's directory, makes the next Open move it aside
+// (pebble ignores files it does not name).
+const rebuildMarker = "REBUILD"
+
+// open opens pebble in the store's directory and reads the applied
+// sequence; a panic of pebble's while opening is returned as an error.
+func (s *Store) open() (err error) {
+	cfg := s.cfg
+	if _, err := os.Stat(filepath.Join(cfg.Dir, rebuildMarker)); err == nil {
+		return fmt.Errorf("open %s %s: marked for a rebuild: %w", cfg.Name, cfg.Dir, cfg.ErrUnavailable)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("open %s %s: %w: pebble panicked: %v", cfg.Name, cfg.Dir, cfg.ErrUnavailable, v)
+		}
+	}()
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref()
 	opts := &pebble.Options{
@@ -192,7 +259,13 @@ func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 		// which the stream still holds.
 		DisableWAL:         true,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{log: logger, prefix: cfg.Name + " store: "},
+		Logger:             pebbleLogger{s: s},
+		// Pebble's default for corruption found in a read is to end the
+		// process; the read fails instead, and the next start rebuilds.
+		EventListener: &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
+			s.log.Error(cfg.Name+" store: corrupt", "info", info.String())
+			s.broken("corrupt: " + info.String())
+		}},
 	}
 	// Compactions are most of an index's cost: the store holds little
 	// (deliveries and events age out), so its files stay uncompressed
@@ -208,18 +281,52 @@ func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 	}
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
-		return nil, fmt.Errorf("open %s %s: %w: %w", cfg.Name, cfg.Dir, cfg.ErrUnavailable, err)
+		return fmt.Errorf("open %s %s: %w: %w", cfg.Name, cfg.Dir, cfg.ErrUnavailable, err)
 	}
-	s := &Store{cfg: cfg, log: logger, db: db, done: make(chan struct{}), msgs: make(chan jetstream.Msg, 2*cfg.BatchMsgs)}
+	s.db = db
 	seq, err := s.Get(keyApplied)
 	if err != nil {
 		db.Close()
-		return nil, err
+		s.db = nil
+		return err
 	}
 	if len(seq) == 8 {
 		s.applied.Store(binary.BigEndian.Uint64(seq))
 	}
-	return s, nil
+	return nil
+}
+
+// moveAside renames the store's directory to Dir.corrupt-<time>, having
+// removed an earlier one, unless it is locked (another process has it open)
+// or absent, and returns the new name.
+func (s *Store) moveAside() (string, error) {
+	lock, err := pebble.LockDirectory(s.cfg.Dir, vfs.Default)
+	if err != nil {
+		return "", fmt.Errorf("%s: not moved aside: %w", s.cfg.Name, err)
+	}
+	if err := lock.Close(); err != nil {
+		return "", fmt.Errorf("%s: not moved aside: %w", s.cfg.Name, err)
+	}
+	earlier, _ := filepath.Glob(s.cfg.Dir + ".corrupt-*")
+	for _, dir := range earlier {
+		if err := os.RemoveAll(dir); err != nil {
+			return "", fmt.Errorf("%s: remove %s: %w", s.cfg.Name, dir, err)
+		}
+	}
+	aside := s.cfg.Dir + ".corrupt-" + s.cfg.Now().UTC().Format("20060102T150405Z")
+	if err := os.Rename(s.cfg.Dir, aside); err != nil {
+		return "", fmt.Errorf("%s: move aside: %w", s.cfg.Name, err)
+	}
+	return aside, nil
+}
+
+// broken reports what keeps the store from serving, and marks its
+// directory so that the next Open rebuilds it.
+func (s *Store) broken(problem string) {
+	s.cfg.Health.Set(s.cfg.Name, problem+"; rebuilt from the stream at the next start")
+	if err := os.WriteFile(filepath.Join(s.cfg.Dir, rebuildMarker), []byte(problem+"\n"), 0o644); err != nil {
+		s.log.Error(s.cfg.Name+": cannot mark the store for a rebuild", "err", err)
+	}
 }
 
 // DB is the store, for the index's reads; writes go through Commit and
@@ -315,12 +422,17 @@ func (s *Store) setApplied(seq uint64) {
 
 // Sync waits until the store has applied everything the stream held when
 // Sync was called (one stream info request, then a wait), so that a read
-// after it sees every message stored before it: read-your-writes. Before
-// Follow it returns at once.
+// after it sees every message stored before it: read-your-writes. It gives
+// up after Config.SyncWait, or when ctx ends, with an error that wraps
+// ErrUnavailable and the context's (the store is behind, or its follower
+// stopped). Before Follow it returns at once.
 func (s *Store) Sync(ctx context.Context) error {
 	if s.stream == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.SyncWait,
+		fmt.Errorf("not caught up within %v: %w", s.cfg.SyncWait, context.DeadlineExceeded))
+	defer cancel()
 	info, err := s.stream.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("sync %s: %w: %w", s.cfg.Name, s.cfg.ErrUnavailable, err)
@@ -336,7 +448,7 @@ func (s *Store) Sync(ctx context.Context) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("sync %s at %d of %d: %w", s.cfg.Name, s.applied.Load(), info.State.LastSeq, ctx.Err())
+			return fmt.Errorf("sync %s: at %d of %d: %w: %w", s.cfg.Name, s.applied.Load(), info.State.LastSeq, s.cfg.ErrUnavailable, context.Cause(ctx))
 		case <-s.done:
 			return fmt.Errorf("sync %s: closed: %w", s.cfg.Name, s.cfg.ErrUnavailable)
 		}
@@ -360,13 +472,32 @@ func (s *Store) Reading() (release func(), err error) {
 
 // Close stops following the stream, waits for the store's goroutines and
 // for the reads in progress, flushes and closes the store. Reads after it
-// return ErrUnavailable; a second Close does nothing.
-func (s *Store) Close() error {
-	s.closeMu.Lock()
-	if s.closed {
-		s.closeMu.Unlock()
+// return ErrUnavailable; a second Close does nothing. When ctx ends first
+// (storage that cannot flush waits forever), Close stops waiting and
+// returns an error, leaving the store to close in the background: what it
+// had not flushed is applied again from the stream at the next start.
+func (s *Store) Close(ctx context.Context) error {
+	first := false
+	s.closeOnce.Do(func() {
+		first = true
+		go func() {
+			s.closeErr = s.close()
+			close(s.closedCh)
+		}()
+	})
+	select {
+	case <-s.closedCh:
+		if first {
+			return s.closeErr
+		}
 		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("close %s: stopped waiting, left closing: %w", s.cfg.Name, ctx.Err())
 	}
+}
+
+func (s *Store) close() error {
+	s.closeMu.Lock()
 	s.closed = true // no read starts from now on
 	s.closeMu.Unlock()
 	if s.cc != nil {
@@ -389,21 +520,23 @@ func (s *Store) Close() error {
 }
 
 // pebbleLogger sends the store's messages to slog.
-type pebbleLogger struct {
-	log    *slog.Logger
-	prefix string
-}
+type pebbleLogger struct{ s *Store }
 
 func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Debug(l.prefix + fmt.Sprintf(format, args...))
+	l.s.log.Debug(l.s.cfg.Name + " store: " + fmt.Sprintf(format, args...))
 }
 
 func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error(l.prefix + fmt.Sprintf(format, args...))
+	l.s.log.Error(l.s.cfg.Name + " store: " + fmt.Sprintf(format, args...))
 }
 
+// Fatalf is pebble's word that the store cannot go on, and must not
+// return: it marks the store for a rebuild and panics, which ends the
+// goroutine that called it (the store's own recover theirs, see
+// [health.Health.Recover]; Open turns one into an error).
 func (l pebbleLogger) Fatalf(format string, args ...any) {
-	msg := l.prefix + fmt.Sprintf(format, args...)
-	l.log.Error(msg)
-	panic(msg)
+	msg := fmt.Sprintf(format, args...)
+	l.s.log.Error(l.s.cfg.Name + " store: fatal: " + msg)
+	l.s.broken("fatal: " + msg)
+	panic(l.s.cfg.Name + " store: " + msg)
 }

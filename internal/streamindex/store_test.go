@@ -70,11 +70,18 @@ func follow(t *testing.T, js jetstream.JetStream, cfg streamindex.Config) *strea
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
+	t.Cleanup(func() { closeStore(s) })
 	if err := s.Follow(t.Context(), js); err != nil {
 		t.Fatalf("Follow: %v", err)
 	}
 	return s
+}
+
+// closeStore closes s within waitLimit, after the test's context ended.
+func closeStore(s *streamindex.Store) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	_ = s.Close(ctx)
 }
 
 func syncStore(t *testing.T, s *streamindex.Store) {
@@ -124,10 +131,10 @@ func TestFollowResumeRebuild(t *testing.T) {
 	if s.Applied() != last || s.MessagesApplied() != 10 {
 		t.Errorf("Applied() = %d, MessagesApplied() = %d; want %d, 10", s.Applied(), s.MessagesApplied(), last)
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Close(t.Context()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Close(t.Context()); err != nil {
 		t.Errorf("second Close = %v, want nil", err)
 	}
 	if _, err := s.Reading(); !errors.Is(err, errUnavailable) {
@@ -145,7 +152,7 @@ func TestFollowResumeRebuild(t *testing.T) {
 	if got := s.MessagesApplied(); got != 2 {
 		t.Errorf("reopened store applied %d messages, want the 2 new ones", got)
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Close(t.Context()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 
@@ -268,7 +275,7 @@ func TestCommitAndUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer closeStore(s)
 	if err := s.Sync(t.Context()); err != nil {
 		t.Errorf("Sync before Follow = %v, want nil", err)
 	}
@@ -305,14 +312,14 @@ func TestReopenKeepsApplied(t *testing.T) {
 	if err := s.Commit(42, 1, func(*pebble.Batch) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	s, err = streamindex.Open(config(dir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer closeStore(s)
 	if s.Applied() != 42 || s.MessagesApplied() != 0 {
 		t.Errorf("reopened: Applied() = %d, MessagesApplied() = %d; want 42, 0", s.Applied(), s.MessagesApplied())
 	}
