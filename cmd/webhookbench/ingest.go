@@ -27,16 +27,21 @@ type job struct {
 	due time.Time // when the pacer scheduled it
 }
 
-// An ingester feeds events to one stack through a pool of workers.
+// An ingester feeds events to one stack through a pool of workers, as one
+// tenant (the stack's bench tenant unless key is changed before the first
+// offer).
 type ingester struct {
 	mode string
 	st   *stack
-	jobs chan job
-	wg   sync.WaitGroup
+	key  string // the tenant's API key, for the HTTP path
+	// single sends a batch of one event alone, to POST /api/events.
+	single bool
+	jobs   chan job
+	wg     sync.WaitGroup
 }
 
 func newIngester(ctx context.Context, mode string, st *stack, workers int) *ingester {
-	in := &ingester{mode: mode, st: st, jobs: make(chan job, 4096)}
+	in := &ingester{mode: mode, st: st, key: st.apiKey, jobs: make(chan job, 4096)}
 	for range workers {
 		in.wg.Go(func() {
 			for j := range in.jobs {
@@ -83,16 +88,28 @@ func (in *ingester) do(ctx context.Context, j job) {
 		p.r429.Add(1)
 	default:
 		p.non202.Add(1)
-		msg := fmt.Sprintf("POST /api/events/batch: %d", status)
+		msg := fmt.Sprintf("POST %s: %d", in.route(j), status)
 		p.lastErr.Store(&msg)
 	}
 }
 
-// post sends one batch to POST /api/events/batch.
+// route is the path a job is posted to.
+func (in *ingester) route(j job) string {
+	if in.single && j.n == 1 {
+		return "/api/events"
+	}
+	return "/api/events/batch"
+}
+
+// post sends one batch to POST /api/events/batch, or one event alone to
+// POST /api/events when the ingester is single.
 func (in *ingester) post(ctx context.Context, j job) (int, error) {
 	now := time.Now().UnixNano()
+	route := in.route(j)
 	b := make([]byte, 0, 32+j.n*110)
-	b = append(b, `{"events":[`...)
+	if route == "/api/events/batch" {
+		b = append(b, `{"events":[`...)
+	}
 	for i := range j.n {
 		if i > 0 {
 			b = append(b, ',')
@@ -101,12 +118,14 @@ func (in *ingester) post(ctx context.Context, j job) (int, error) {
 		b = appendData(b, j.ph, j.seq+int64(i), now)
 		b = append(b, '}')
 	}
-	b = append(b, "]}"...)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.st.url+"/api/events/batch", bytes.NewReader(b))
+	if route == "/api/events/batch" {
+		b = append(b, "]}"...)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.st.url+route, bytes.NewReader(b))
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Authorization", "Bearer "+in.st.apiKey)
+	req.Header.Set("Authorization", "Bearer "+in.key)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := in.st.hc.Do(req)
 	if err != nil {

@@ -42,6 +42,12 @@
 //	            after delivering -log-deliveries; either way -log-fail of the
 //	            deliveries are answered 500 and webhookd makes one attempt each
 //	            (--retry-schedule=, added before -webhookd-args)
+//	neighbours  a quiet tenant B (1 subscription, -neighbours-rate events/s one by one over
+//	            POST /api/events) alone for -neighbours-alone, then beside each noisy
+//	            tenant A of -neighbours-variants for -neighbours-duration, all on one
+//	            webhookd: B's p50, p99, max and deliveries against alone, A's endpoints'
+//	            connections, webhookd's attempts in flight; it always runs over HTTP,
+//	            once, whatever -ingest says
 //
 // Other processes on the machine disturb every figure. Before each step and
 // the baseline the bench waits (up to -quiet-wait) for a second in which
@@ -84,7 +90,7 @@ func main() {
 }
 
 // The scenarios, in the order they run.
-var scenarioNames = []string{"saturation", "latency", "overload", "memory", "slow", "logquery"}
+var scenarioNames = []string{"saturation", "latency", "overload", "memory", "slow", "logquery", "neighbours"}
 
 // config holds the flags.
 type config struct {
@@ -115,6 +121,15 @@ type config struct {
 	logDeliveries               int64
 	logFail, logRate            float64
 	logGets, logLists, logPages int
+
+	neighboursRate                                                    float64
+	neighboursAlone, neighboursDur, neighboursDrain, neighboursSettle time.Duration
+	neighboursVariants                                                []string
+	neighboursAfter                                                   bool
+	replayEvents                                                      int
+	replayPace                                                        float64
+	profileDir                                                        string
+	profileDur                                                        time.Duration
 
 	quietCores       float64
 	quietWait        time.Duration
@@ -176,6 +191,18 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.logLists, "log-lists", 200, "logquery: list requests of each kind")
 	fs.IntVar(&c.logPages, "log-pages", 10, "logquery: list pages of 100 walked per subscription to gather ids")
 
+	fs.Float64Var(&c.neighboursRate, "neighbours-rate", 10, "neighbours: tenant B's events/s, each its own POST /api/events")
+	fs.DurationVar(&c.neighboursAlone, "neighbours-alone", 30*time.Second, "neighbours: how long B runs alone (before the variants and, with -neighbours-after, after them)")
+	fs.DurationVar(&c.neighboursDur, "neighbours-duration", time.Minute, "neighbours: how long B runs beside each tenant A")
+	fs.DurationVar(&c.neighboursDrain, "neighbours-drain", time.Minute, "neighbours: how long B's deliveries may trail its publishing")
+	fs.DurationVar(&c.neighboursSettle, "neighbours-settle", time.Minute, "neighbours: after removing a tenant A, wait up to this long for B's deliveries and webhookd's attempts in flight")
+	variants := fs.String("neighbours-variants", defaultNeighbourVariants, "neighbours: the tenants A, comma-separated, from "+strings.Join(variantNames(), ", "))
+	fs.BoolVar(&c.neighboursAfter, "neighbours-after", true, "neighbours: measure B alone again after the variants (what tenants A left behind)")
+	fs.IntVar(&c.replayEvents, "replay-events", 100_000, "neighbours: events tenant A publishes before its replay")
+	fs.Float64Var(&c.replayPace, "replay-pace", 1, "neighbours: rateLimit (deliveries/s) of the subscription tenant A replays to")
+	fs.StringVar(&c.profileDir, "profile-dir", "", "neighbours: run webhookd with --debug-addr and save a CPU profile of each variant here (none when empty)")
+	fs.DurationVar(&c.profileDur, "profile-duration", 10*time.Second, "neighbours: each profile's length (at most half the variant), from a third of the variant on")
+
 	fs.Float64Var(&c.quietCores, "quiet-cores", 0.5, "a step is 'disturbed' when other processes of the machine use this many cores or more during it")
 	fs.DurationVar(&c.quietWait, "quiet-wait", time.Minute, "before each step and the baseline, wait up to this long for a second in which other processes use less than -quiet-cores (0: never wait)")
 	fs.IntVar(&c.disturbedRetries, "disturbed-retries", 2, "saturation: repeat a failing step this many times at most when it was disturbed (every attempt is printed)")
@@ -214,6 +241,13 @@ func parse(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-ingest %q: want http, publisher or both", *ingest)
 	}
 	c.webhookdArgs = strings.Fields(*wargs)
+	for _, name := range strings.Split(*variants, ",") {
+		name = strings.TrimSpace(name)
+		if _, ok := findVariant(name); !ok {
+			return c, fmt.Errorf("-neighbours-variants: unknown variant %q (want %s)", name, strings.Join(variantNames(), ", "))
+		}
+		c.neighboursVariants = append(c.neighboursVariants, name)
+	}
 	switch {
 	case c.subs < 1 || c.subs > maxSubs:
 		return c, fmt.Errorf("-subs must be 1..%d", maxSubs)
@@ -225,8 +259,10 @@ func parse(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-memory-mark must be positive and at most -memory-deliveries")
 	case c.logFail < 0 || c.logFail >= 1 || c.verifySample < 0 || c.verifySample > 1:
 		return c, errors.New("-log-fail must be in [0, 1), -verify-sample in [0, 1]")
-	case c.latencyRate <= 0 || c.slowRate <= 0 || c.memoryRate < 0 || c.logRate < 0 || c.saturation < 0:
+	case c.latencyRate <= 0 || c.slowRate <= 0 || c.memoryRate < 0 || c.logRate < 0 || c.saturation < 0 || c.neighboursRate <= 0 || c.replayPace <= 0:
 		return c, errors.New("rates must be positive")
+	case c.neighboursAlone <= 0 || c.neighboursDur <= 0 || c.replayEvents < 1:
+		return c, errors.New("-neighbours-alone and -neighbours-duration must be positive, -replay-events at least 1")
 	}
 	return c, nil
 }
@@ -248,11 +284,15 @@ Scenarios (-run, comma-separated, or all):
   slow        a fast endpoint's latency with and without a slow neighbour
   logquery    delivery log reads: one delivery by id, list pages with and without
               status=failed (after memory on the same webhookd, or on its own)
+  neighbours  a quiet tenant's publish→receipt latency alone, then beside noisy tenants
+              (endpoints that hang, answer late, refuse or reset; costly filters at the
+              whole API budget; a replay to a paced subscription); over HTTP, ~12 min
 
 Examples:
   go run ./cmd/webhookbench -run saturation -subs 4 -ingest publisher
   go run ./cmd/webhookbench -run latency,slow
   go run ./cmd/webhookbench -run memory,logquery -memory-deliveries 500000 -ingest publisher
+  go run ./cmd/webhookbench -run neighbours -neighbours-variants never-12,filters-500
 
 Flags:
 `
@@ -320,13 +360,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func (b *bench) runAll(ctx context.Context) error {
-	for _, ingest := range b.cfg.ingest {
+	for i, ingest := range b.cfg.ingest {
 		for _, name := range scenarioNames {
 			if !slices.Contains(b.cfg.run, name) {
 				continue
 			}
 			if name == "logquery" && slices.Contains(b.cfg.run, "memory") {
 				continue // it ran on the memory run's webhookd
+			}
+			if name == "neighbours" && i > 0 {
+				continue // it runs once, over HTTP
 			}
 			if err := b.scenario(ctx, name, ingest); err != nil {
 				return fmt.Errorf("%s (ingest %s): %w", name, ingest, err)

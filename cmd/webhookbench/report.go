@@ -71,6 +71,8 @@ type runResult struct {
 	Memory   *memoryResult   `json:"memory,omitempty"`
 	Slow     *slowResult     `json:"slow,omitempty"`
 	LogQuery *logQueryResult `json:"logQuery,omitempty"`
+	// Neighbours is the noisy-neighbours scenario.
+	Neighbours *neighboursResult `json:"neighbours,omitempty"`
 
 	Counters []delta `json:"counters,omitempty"` // webhooks_*_total over the run
 	Streams  []delta `json:"streams,omitempty"`  // JetStream messages stored over the run, by stream

@@ -29,6 +29,8 @@ func (b *bench) scenario(ctx context.Context, name, ingest string) error {
 		return b.slow(ctx, ingest)
 	case "logquery":
 		return b.logQueryAlone(ctx, ingest)
+	case "neighbours":
+		return b.neighbours(ctx)
 	}
 	return fmt.Errorf("unknown scenario %q", name)
 }

@@ -181,18 +181,47 @@ func (s *stack) connect(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	s.pub = events.NewPublisher(s.js, events.PublisherConfig{})
+	t, err := s.createTenant(ctx, "bench", 1_000_000)
+	if err != nil {
+		return err
+	}
+	s.tenantID, s.apiKey, s.api = t.id, t.key, t.api
+	return nil
+}
+
+// A tenant is one tenant of the stack as the bench holds it: its id, its
+// API key and a client calling the tenant API with that key.
+type tenant struct {
+	id, key string
+	api     *client.Client
+}
+
+// createTenant makes a tenant over the operator API with requests a
+// minute rateLimit (the limiter stays on).
+func (s *stack) createTenant(ctx context.Context, name string, rateLimit int) (*tenant, error) {
 	var ten struct {
 		ID     string `json:"id"`
 		APIKey struct {
 			Key string `json:"key"`
 		} `json:"apiKey"`
 	}
-	if err := s.adminCall(ctx, http.MethodPost, "/admin/tenants", map[string]any{"name": "bench", "rateLimit": 1_000_000}, http.StatusCreated, &ten); err != nil {
-		return fmt.Errorf("create tenant: %w", err)
+	if err := s.adminCall(ctx, http.MethodPost, "/admin/tenants", map[string]any{"name": name, "rateLimit": rateLimit}, http.StatusCreated, &ten); err != nil {
+		return nil, fmt.Errorf("create tenant %s: %w", name, err)
 	}
-	s.tenantID, s.apiKey = ten.ID, ten.APIKey.Key
-	s.api, err = client.New(client.Config{BaseURL: s.url, APIKey: s.apiKey, HTTPClient: s.hc})
-	return err
+	api, err := client.New(client.Config{BaseURL: s.url, APIKey: ten.APIKey.Key, HTTPClient: s.hc})
+	if err != nil {
+		return nil, err
+	}
+	return &tenant{id: ten.ID, key: ten.APIKey.Key, api: api}, nil
+}
+
+// setRateLimit changes a tenant's requests a minute over the operator API.
+func (s *stack) setRateLimit(ctx context.Context, tenantID string, rateLimit int) error {
+	var out json.RawMessage
+	if err := s.adminCall(ctx, http.MethodPatch, "/admin/tenants/"+tenantID, map[string]any{"rateLimit": rateLimit}, http.StatusOK, &out); err != nil {
+		return fmt.Errorf("set the rate limit of tenant %s: %w", tenantID, err)
+	}
+	return nil
 }
 
 func (s *stack) adminCall(ctx context.Context, method, path string, in any, want int, out any) error {

@@ -55,6 +55,7 @@ type stepSpec struct {
 	total     int64
 	drain     time.Duration
 	drainSubs []int
+	batch     int       // events per request (0: sized from -batch and -batch-interval)
 	perSecond int       // per-second ingest histograms to keep
 	start     time.Time // when the load starts (zero: now, after waiting for a quiet machine)
 	warmup    bool      // no waiting for a quiet machine
@@ -73,6 +74,9 @@ func (b *bench) runStep(ctx context.Context, st *stack, in *ingester, sp stepSpe
 	p := newPhase(sp.name, sp.subs, sp.perSecond)
 	ph := st.tr.addPhase(p)
 	pl := newPlan(sp.rate, b.cfg.batch, b.cfg.batchInterval)
+	if sp.batch > 0 {
+		pl.Batch = sp.batch
+	}
 	cpu0, self0 := st.sample(), selfSample()
 	m0, _ := readCPUTimes()
 	u0 := st.tr.unique.Load()

@@ -1,14 +1,24 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/onestack/webhooks/filter"
 )
 
 func TestNewPlan(t *testing.T) {
@@ -304,5 +314,169 @@ func TestAverages(t *testing.T) {
 	got := averages([]int64{1, 2, 3, 4, 5, 6, 7}, 3)
 	if diff := cmp.Diff([]int64{2, 5, 7}, got); diff != "" {
 		t.Errorf("averages mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestFakeNeverHoldsConnections(t *testing.T) {
+	f, err := newFake(fakeNever, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("POST /a/0 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	if !waitFor(context.Background(), 30*time.Second, func() bool { return f.open.Load() == 3 }) {
+		t.Fatalf("open = %d after 3 connections, want 3", f.open.Load())
+	}
+	conns[0].Close()
+	if !waitFor(context.Background(), 30*time.Second, func() bool { return f.open.Load() == 2 }) {
+		t.Fatalf("open = %d after the client closed one of 3, want 2", f.open.Load())
+	}
+	f.Close()
+	// Close cut the others, and nothing was ever written back.
+	for _, c := range conns[1:] {
+		if n, err := c.Read(make([]byte, 16)); n != 0 || err == nil {
+			t.Errorf("Read after Close = %d, %v, want 0 and an error", n, err)
+		}
+	}
+	if a, m, o := f.accepted.Load(), f.maxOpen.Load(), f.open.Load(); a != 3 || m != 3 || o != 0 {
+		t.Errorf("accepted, maxOpen, open = %d, %d, %d, want 3, 3, 0", a, m, o)
+	}
+}
+
+func TestFakeResetResets(t *testing.T) {
+	f, err := newFake(fakeReset, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// The reset may come before the dial has seen the connection made.
+	c, err := net.Dial("tcp", f.addr)
+	if err == nil {
+		defer c.Close()
+		_, err = c.Read(make([]byte, 16))
+	}
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("Dial and Read = %v, want ECONNRESET", err)
+	}
+	if !waitFor(context.Background(), 30*time.Second, func() bool { return f.accepted.Load() == 1 && f.open.Load() == 0 }) {
+		t.Errorf("accepted, open = %d, %d, want 1, 0", f.accepted.Load(), f.open.Load())
+	}
+}
+
+func TestFakeRefuseRefuses(t *testing.T) {
+	f, err := newFake(fakeRefuse, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if host, _, _ := net.SplitHostPort(f.addr); host != "127.0.0.1" {
+		t.Errorf("addr = %s, want 127.0.0.1", f.addr)
+	}
+	for range 2 {
+		if c, err := net.Dial("tcp", f.addr); !errors.Is(err, syscall.ECONNREFUSED) {
+			if c != nil {
+				c.Close()
+			}
+			t.Errorf("Dial(%s) = %v, want ECONNREFUSED", f.addr, err)
+		}
+	}
+}
+
+func TestFakeHTTPAnswers(t *testing.T) {
+	for _, kind := range []fakeKind{fakeOK, fakeSlow} {
+		f, err := newFake(kind, time.Millisecond, 2*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post(f.URL("/a/1"), "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Errorf("%s: status %d, want 204", kind, resp.StatusCode)
+		}
+		if n := f.requests.Load(); n != 1 {
+			t.Errorf("%s: requests = %d, want 1", kind, n)
+		}
+		f.Close()
+	}
+}
+
+func TestCostlyFilterNearTheLimit(t *testing.T) {
+	c, err := filter.NewCompiler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(appendData(nil, 3, 123_456, time.Now().UnixNano()), &data); err != nil {
+		t.Fatal(err)
+	}
+	in := filter.NewInput("ticket.updated", time.Now(), data)
+	p, err := c.Compile(neighbourFilter)
+	if err != nil {
+		t.Fatalf("Compile(neighbourFilter) = %v", err)
+	}
+	if ok, err := p.Match(in); ok || err != nil {
+		t.Errorf("neighbourFilter matches = %v, %v; want false, nil (under the cost limit, matching nothing)", ok, err)
+	}
+	// A tenth more work is past the limit: the filter is near it.
+	p, err = c.Compile(costlyFilter(34, 28))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Match(in); !errors.Is(err, filter.ErrEval) {
+		t.Errorf("costlyFilter(34, 28) = %v, want past the cost limit (filter.ErrEval)", err)
+	}
+}
+
+func TestForEach(t *testing.T) {
+	var seen [50]atomic.Int32
+	if err := forEach(len(seen), 4, func(i int) error { seen[i].Add(1); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range seen {
+		if n := seen[i].Load(); n != 1 {
+			t.Errorf("index %d ran %d times, want 1", i, n)
+		}
+	}
+	boom := errors.New("boom")
+	var ran atomic.Int32
+	if err := forEach(1000, 1, func(i int) error {
+		ran.Add(1)
+		if i == 2 {
+			return boom
+		}
+		return nil
+	}); err != boom || ran.Load() != 3 {
+		t.Errorf("forEach with an error at 2 = %v after %d calls, want boom after 3", err, ran.Load())
+	}
+}
+
+func TestParseNeighbourVariants(t *testing.T) {
+	c, err := parse([]string{"-run", "neighbours"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(strings.Split(defaultNeighbourVariants, ","), c.neighboursVariants); diff != "" {
+		t.Errorf("default variants mismatch (-want +got):\n%s", diff)
+	}
+	if _, err := parse([]string{"-run", "neighbours", "-neighbours-variants", "never-12,nope"}, io.Discard); err == nil {
+		t.Error("parse(-neighbours-variants never-12,nope) = nil, want an error")
+	}
+	for _, v := range neighbourVariants {
+		if v.subs < 1 || v.ports < 1 || v.ports > v.subs || len(v.kinds) == 0 {
+			t.Errorf("variant %s: %d subscriptions, %d ports, %d kinds", v.name, v.subs, v.ports, len(v.kinds))
+		}
 	}
 }
