@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/testenv"
 )
 
@@ -72,7 +73,7 @@ func newTab(t *testing.T) *tab {
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute) // a hang, not a slow machine
 	t.Cleanup(func() { cancelTimeout(); cancelTab(); cancelAlloc() })
 	tb := &tab{t: t, ctx: ctx}
 	messages := chromedp.Console(ctx)
@@ -139,16 +140,11 @@ func (tb *tab) eval(js string) string {
 // until reloads url until the page's JS expression is true.
 func (tb *tab) until(what, url, js string) {
 	tb.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	if !poll.Within(60*time.Second, func() bool {
 		tb.do("load "+url, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("main")))
-		if tb.eval("String(!!("+js+"))") == "true" {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.t.Fatalf("%s: not seen within 20 s on %s:\n%.2000s", what, url, tb.eval("document.body.innerText"))
-		}
-		time.Sleep(100 * time.Millisecond)
+		return tb.eval("String(!!("+js+"))") == "true"
+	}) {
+		tb.t.Fatalf("%s: not seen within 60 s on %s:\n%.2000s", what, url, tb.eval("document.body.innerText"))
 	}
 }
 
