@@ -106,6 +106,11 @@ func New(ctx context.Context, js jetstream.JetStream, store *subscriptions.Store
 	}
 	d.dests = destination.New(cfg.Destinations)
 	d.queue.dests, d.queue.destOf = d.dests, d.destinationOf
+	d.queue.onEvict = func(late []*delivery) {
+		for _, dl := range late {
+			d.park(dl, laneUnordered)
+		}
+	}
 	d.parkers = newParkers(d)
 	var err error
 	if d.deliveries, err = ensureDeliveriesStream(ctx, js, cfg); err != nil {

@@ -85,6 +85,9 @@ type fairQueue struct {
 	dests   *destination.Tracker
 	destOf  func(*delivery) string
 	blocked map[string][]*subQueue // by destination: subscriptions at its limit
+	// onEvict parks what evictStalled takes out while admit waits (nil:
+	// nothing is taken out there).
+	onEvict func([]*delivery)
 }
 
 // tenantQueue is one tenant's part of the queue.
@@ -159,9 +162,10 @@ type subQueue struct {
 	waiting  []*delivery
 	inflight int
 	inReady  bool
-	// blocked: its destination is at its limit; it is ready again when
-	// one of the destination's attempts ends.
-	blocked bool
+	// blocked: its destination is at its limit, since blockedSince; it
+	// is ready again when one of the destination's attempts ends.
+	blocked      bool
+	blockedSince time.Time
 	// pace, when set, spaces the subscription's attempts; paced says a
 	// token is already reserved for the next one, and pacing that a timer
 	// will make it ready again.
@@ -200,7 +204,25 @@ func (q *fairQueue) speedOf(sq *subQueue) float64 {
 			}
 		}
 	}
+	if q.stalled(sq) {
+		// Waiting on its destination, which has let nothing through for
+		// that long: at most one in that time.
+		bound := 1 / q.now().Sub(sq.blockedSince).Seconds()
+		if r == 0 || bound < r {
+			r = bound
+		}
+	}
 	return r
+}
+
+// stallAfter is how long a subscription waits on its destination's limit,
+// no attempt of that destination ending, before it counts as slow.
+const stallAfter = time.Second
+
+// stalled reports whether sq has waited on its destination's limit for
+// stallAfter or more. Callers hold mu.
+func (q *fairQueue) stalled(sq *subQueue) bool {
+	return sq.blocked && q.now().Sub(sq.blockedSince) >= stallAfter
 }
 
 // room is how many deliveries sq may keep waiting: about maxWait's worth at
@@ -225,7 +247,7 @@ func (q *fairQueue) overRoom(sq *subQueue, n int) bool {
 		return true
 	case n < room:
 		return false
-	case sq.slow, n >= slowFactor*room:
+	case sq.slow, n >= slowFactor*room, q.stalled(sq):
 		return true
 	}
 	fair := q.total.rate / float64(max(q.backlogged, 1))
@@ -254,12 +276,73 @@ func (q *fairQueue) admit(ctx context.Context) error {
 		}
 		below := q.below
 		q.mu.Unlock()
+		if q.onEvict == nil {
+			select {
+			case <-below:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
+		// Full: deliveries held for destinations that let nothing through
+		// must not hold the fan-out (and every other tenant's events) back.
+		// Now and then, what they hold past their room is taken out to be
+		// parked.
+		t := time.NewTimer(stallAfter / 4)
 		select {
 		case <-below:
 		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
+		case <-t.C:
+			if evicted := q.evictStalled(); len(evicted) > 0 {
+				q.onEvict(evicted)
+			}
+		}
+		t.Stop()
+	}
+}
+
+// evictStalled takes out, for the caller to park, what subscriptions
+// stalled on their destination hold past their room.
+func (q *fairQueue) evictStalled() []*delivery {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []*delivery
+	for _, subs := range q.blocked {
+		for _, sq := range subs {
+			if q.stalled(sq) {
+				out = append(out, q.evictLate(sq)...)
+			}
 		}
 	}
+	q.signalEmpty()
+	return out
+}
+
+// evictLate takes out, for the caller to park, the deliveries from the
+// fan-out that sq holds past its room if it is slow (see overRoom, judged
+// at twice its room so a passing slowdown evicts nothing); parked ones
+// stay: their lane's window bounds them. Callers hold mu.
+func (q *fairQueue) evictLate(sq *subQueue) (evicted []*delivery) {
+	room := q.room(sq)
+	if len(sq.waiting) <= 2*room || !q.overRoom(sq, len(sq.waiting)) {
+		return nil
+	}
+	kept := sq.waiting[:0]
+	for i, w := range sq.waiting {
+		if i >= room && w.parked == nil {
+			evicted = append(evicted, w)
+			continue
+		}
+		kept = append(kept, w)
+	}
+	clear(sq.waiting[len(kept):])
+	sq.waiting = kept
+	sq.slow = true
+	q.busy -= len(evicted)
+	q.dequeued(sq, len(evicted))
+	return evicted
 }
 
 // push queues d for a subscription paced at pace deliveries per second
@@ -490,13 +573,14 @@ func (q *fairQueue) take(wait bool) (*delivery, bool) {
 				continue
 			}
 		}
+		now := q.now()
 		shed := false
 		if sq.dest != "" {
 			switch q.dests.Start(sq.dest) {
 			case destination.Wait:
 				// Ready again when one of the destination's attempts ends;
 				// a token already reserved stays reserved.
-				sq.blocked = true
+				sq.blocked, sq.blockedSince = true, now
 				q.blocked[sq.dest] = append(q.blocked[sq.dest], sq)
 				q.markTenant(tq)
 				continue
@@ -509,7 +593,6 @@ func (q *fairQueue) take(wait bool) (*delivery, bool) {
 		sq.waiting[0] = nil
 		sq.waiting = sq.waiting[1:]
 		q.dequeued(sq, 1)
-		now := q.now()
 		if sq.inflight == 0 {
 			sq.quietSince = now
 		}
@@ -595,21 +678,7 @@ func (q *fairQueue) done(d *delivery) (evicted []*delivery) {
 	sq.quietSince = now
 	sq.speed.tick(now, len(sq.waiting) > 0)
 	q.total.tick(now, q.waiting > 0)
-	if room := q.room(sq); len(sq.waiting) > 2*room && q.overRoom(sq, len(sq.waiting)) {
-		kept := sq.waiting[:0]
-		for i, w := range sq.waiting {
-			if i >= room && w.parked == nil {
-				evicted = append(evicted, w)
-				continue
-			}
-			kept = append(kept, w)
-		}
-		clear(sq.waiting[len(kept):])
-		sq.waiting = kept
-		sq.slow = true
-		q.busy -= len(evicted)
-		q.dequeued(sq, len(evicted))
-	}
+	evicted = q.evictLate(sq)
 	if len(sq.waiting) == 0 {
 		sq.slow = false // its backlog cleared: judged afresh
 	}

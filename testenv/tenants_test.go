@@ -1,0 +1,99 @@
+package testenv_test
+
+import (
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onestack/webhooks/dispatcher"
+	"github.com/onestack/webhooks/testenv"
+)
+
+// hangingHost accepts TCP connections and never answers on them, as a
+// firewall or a stuck load balancer does; it counts the connections.
+type hangingHost struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newHangingHost(t *testing.T) *hangingHost {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hangingHost{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			h.mu.Lock()
+			h.conns = append(h.conns, c)
+			h.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, c := range h.conns {
+			c.Close()
+		}
+	})
+	return h
+}
+
+func (h *hangingHost) URL(path string) string { return "http://" + h.ln.Addr().String() + path }
+
+func (h *hangingHost) accepted() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
+}
+
+// TestNoisyTenantDoesNotDelayAnother: a tenant whose twelve endpoints on
+// one host never answer, with thousands of deliveries for them, keeps
+// neither the workers nor the sockets: another tenant's webhooks all
+// arrive while every attempt to that host still hangs (the attempt
+// timeout is a minute, longer than the wait), and the host never gets
+// more connections than a new destination's limit. Before deliveries were
+// scheduled by tenant and destination, the twelve endpoints took all 16
+// workers for the whole minute.
+func TestNoisyTenantDoesNotDelayAnother(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t, testenv.Options{Timeout: time.Minute, Dispatcher: dispatcher.Config{Workers: 16}})
+	noisy, err := env.CreateTenant("noisy", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet, err := env.CreateTenant("quiet", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := newHangingHost(t)
+	for i := range 12 {
+		if _, err := env.Subscribe(noisy, host.URL("/hook/"+string(rune('a'+i))), "ticket.*"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fast := receiver(t)
+	subscribe(t, env, quiet, fast, "ticket.*")
+
+	publishBatches(t, env, noisy, 200) // 2,400 deliveries to the host that hangs
+	if got := len(fast.WaitFor(0, 0)); got != 0 {
+		t.Fatalf("the quiet tenant's receiver got %d webhooks before any was published", got)
+	}
+	const n = 20
+	publishBatches(t, env, quiet, n)
+	if got := len(fast.WaitFor(n, 30*time.Second)); got != n {
+		t.Fatalf("the quiet tenant got %d of %d webhooks while the noisy tenant's host hung", got, n)
+	}
+	if got := host.accepted(); got > 8 {
+		t.Errorf("the host that never answers got %d connections, want at most 8 (a new destination's limit)", got)
+	}
+	t.Logf("the host that never answers got %d connections for 2,400 deliveries", host.accepted())
+}
