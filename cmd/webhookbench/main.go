@@ -44,10 +44,11 @@
 //	            (--retry-schedule=, added before -webhookd-args)
 //	neighbours  a quiet tenant B (1 subscription, -neighbours-rate events/s one by one over
 //	            POST /api/events) alone for -neighbours-alone, then beside each noisy
-//	            tenant A of -neighbours-variants for -neighbours-duration, all on one
-//	            webhookd: B's p50, p99, max and deliveries against alone, A's endpoints'
-//	            connections, webhookd's attempts in flight; it always runs over HTTP,
-//	            once, whatever -ingest says
+//	            tenant A of -neighbours-variants for -neighbours-duration, each on a
+//	            fresh webhookd: B's p50, p99, max and deliveries against alone, A's
+//	            endpoints' connections, webhookd's attempts in flight (and with
+//	            -profile-dir, a CPU profile and the goroutines of each); it always runs
+//	            over HTTP, once, whatever -ingest says
 //
 // Other processes on the machine disturb every figure. Before each step and
 // the baseline the bench waits (up to -quiet-wait) for a second in which
@@ -122,14 +123,14 @@ type config struct {
 	logFail, logRate            float64
 	logGets, logLists, logPages int
 
-	neighboursRate                                                    float64
-	neighboursAlone, neighboursDur, neighboursDrain, neighboursSettle time.Duration
-	neighboursVariants                                                []string
-	neighboursAfter                                                   bool
-	replayEvents                                                      int
-	replayPace                                                        float64
-	profileDir                                                        string
-	profileDur                                                        time.Duration
+	neighboursRate                                  float64
+	neighboursAlone, neighboursDur, neighboursDrain time.Duration
+	neighboursVariants                              []string
+	neighboursAfter                                 bool
+	replayEvents                                    int
+	replayPace                                      float64
+	profileDir                                      string
+	profileDur                                      time.Duration
 
 	quietCores       float64
 	quietWait        time.Duration
@@ -194,13 +195,12 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.neighboursRate, "neighbours-rate", 10, "neighbours: tenant B's events/s, each its own POST /api/events")
 	fs.DurationVar(&c.neighboursAlone, "neighbours-alone", 30*time.Second, "neighbours: how long B runs alone (before the variants and, with -neighbours-after, after them)")
 	fs.DurationVar(&c.neighboursDur, "neighbours-duration", time.Minute, "neighbours: how long B runs beside each tenant A")
-	fs.DurationVar(&c.neighboursDrain, "neighbours-drain", time.Minute, "neighbours: how long B's deliveries may trail its publishing")
-	fs.DurationVar(&c.neighboursSettle, "neighbours-settle", time.Minute, "neighbours: after removing a tenant A, wait up to this long for B's deliveries and webhookd's attempts in flight")
+	fs.DurationVar(&c.neighboursDrain, "neighbours-drain", 30*time.Second, "neighbours: how long B's deliveries may trail its publishing")
 	variants := fs.String("neighbours-variants", defaultNeighbourVariants, "neighbours: the tenants A, comma-separated, from "+strings.Join(variantNames(), ", "))
 	fs.BoolVar(&c.neighboursAfter, "neighbours-after", true, "neighbours: measure B alone again after the variants (what tenants A left behind)")
 	fs.IntVar(&c.replayEvents, "replay-events", 100_000, "neighbours: events tenant A publishes before its replay")
 	fs.Float64Var(&c.replayPace, "replay-pace", 1, "neighbours: rateLimit (deliveries/s) of the subscription tenant A replays to")
-	fs.StringVar(&c.profileDir, "profile-dir", "", "neighbours: run webhookd with --debug-addr and save a CPU profile of each variant here (none when empty)")
+	fs.StringVar(&c.profileDir, "profile-dir", "", "neighbours: run webhookd with --debug-addr and save a CPU profile and the goroutines of each variant here (none when empty)")
 	fs.DurationVar(&c.profileDur, "profile-duration", 10*time.Second, "neighbours: each profile's length (at most half the variant), from a third of the variant on")
 
 	fs.Float64Var(&c.quietCores, "quiet-cores", 0.5, "a step is 'disturbed' when other processes of the machine use this many cores or more during it")

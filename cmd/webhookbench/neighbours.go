@@ -20,17 +20,17 @@ import (
 // The neighbours scenario: a quiet tenant B, one subscription to a fast
 // receiver, publishing -neighbours-rate events/s one by one over
 // POST /api/events, measured alone and then beside each noisy tenant A of
-// -neighbours-variants, all on one webhookd, so every ratio is against the
-// same run's B alone. B is the stack's bench tenant (rateLimit 1,000,000
-// from the operator, the limiter on, as in every scenario): 10 events/s is
-// 600 requests a minute, past the default budget of 100.
+// -neighbours-variants, every ratio against that B alone of the same run.
+// B is each stack's bench tenant (rateLimit 1,000,000 from the operator,
+// the limiter on, as in every scenario): 10 events/s is 600 requests a
+// minute, past the default budget of 100.
 //
-// Each A is a tenant of its own, made just before its variant (the one
-// publishing at its whole budget at the start: its window must turn
-// between making 500 subscriptions and publishing), and removed after it:
-// its subscriptions deleted (their deliveries not yet made are dropped),
-// its endpoints closed (cutting the attempts they hold), and the bench
-// waits for B's deliveries and webhookd's attempts in flight to settle.
+// Each variant runs on a fresh webhookd: what a tenant A leaves behind
+// (retries scheduled minutes ahead, breakers, parked deliveries) would
+// otherwise land in the next variant's figures. B alone is measured on the
+// first one, after its tenant A is made and before A publishes; with
+// -neighbours-after, again on a fresh webhookd at the end, which shows how
+// much the machine moved during the run.
 
 // A neighbourLoad is what a tenant A does beside B.
 type neighbourLoad int
@@ -76,8 +76,10 @@ var neighbourVariants = []neighbourVariant{
 
 // defaultNeighbourVariants run unless -neighbours-variants says otherwise:
 // refusing and resetting endpoints share a variant (broken-*), to keep
-// the scenario within about 12 minutes.
-const defaultNeighbourVariants = "never-12,never-200,slow-12,slow-200,broken-12,broken-200,filters-500,replay"
+// the scenario within about 12 minutes. The tenant publishing at its whole
+// budget goes first: its rate-limit window, spent on making its 500
+// subscriptions, turns while B runs alone.
+const defaultNeighbourVariants = "filters-500,never-12,never-200,slow-12,slow-200,broken-12,broken-200,replay"
 
 func variantNames() []string {
 	var out []string
@@ -159,9 +161,6 @@ type neighbourResult struct {
 	Job      *client.Job           `json:"job,omitempty"`
 	Replayed int                   `json:"replayedAtOnce,omitempty"`
 	Profile  string                `json:"profile,omitempty"`
-
-	SettleSeconds float64 `json:"settleSeconds"`
-	Settled       bool    `json:"settled"`
 }
 
 // A neighbour is one tenant A on the stack with its endpoints.
@@ -175,7 +174,7 @@ type neighbour struct {
 	since   time.Time // loadReplay: before its first event
 }
 
-// neighbours runs the scenario on one webhookd.
+// neighbours runs the scenario, each variant on a fresh webhookd.
 func (b *bench) neighbours(ctx context.Context) error {
 	var extra []string
 	debug := ""
@@ -193,103 +192,104 @@ func (b *bench) neighbours(ctx context.Context) error {
 	res := &neighboursResult{RateEventsPS: b.cfg.neighboursRate, Filter: neighbourFilter, ReplayPace: b.cfg.replayPace}
 	r.Neighbours = res
 	t0 := time.Now()
-	err := b.withStack(ctx, ingestHTTP, extra, func(st *stack, in *ingester) error {
-		in.single = true
-		if err := b.setup(ctx, st, in, 1); err != nil {
-			return err
+	var err error
+	for i, name := range b.cfg.neighboursVariants {
+		if ctx.Err() != nil {
+			break
 		}
-		qb := &quietTenant{b: b, st: st, in: in}
-		// Tenants that must wait for their rate-limit window to turn are
-		// made first.
-		early := map[string]*neighbour{}
-		for _, name := range b.cfg.neighboursVariants {
-			if v, _ := findVariant(name); v.load == loadBudget {
-				fmt.Fprintf(b.stderr, "  neighbours: setting up tenant A of %s first (%d subscriptions; its window must turn before it publishes)\n", v.name, v.subs)
-				n, err := b.prepareNeighbour(ctx, st, v)
-				if err != nil {
-					return fmt.Errorf("%s: %w", v.name, err)
-				}
-				early[name] = n
+		v, _ := findVariant(name)
+		err = b.withStack(ctx, ingestHTTP, extra, func(st *stack, in *ingester) error {
+			defer b.countReceipts(r, st)
+			qb, err := b.quietTenant(ctx, st, in)
+			if err != nil {
+				return err
 			}
-		}
-		o := b.observe(ctx, st)
-		fmt.Fprintf(b.stderr, "  neighbours: B alone for %s\n", b.cfg.neighboursAlone)
-		res.Alone = qb.step(ctx, "B alone", b.cfg.neighboursAlone, time.Time{})
-		b.printNeighbourLine(res.Alone, nil)
-		for _, name := range b.cfg.neighboursVariants {
-			if ctx.Err() != nil {
-				break
+			nr := neighbourResult{Name: v.name, What: v.what, Subs: v.subs, Ports: v.ports}
+			if v.load == loadReplay {
+				nr.What = fmt.Sprintf("a replay of %d events to 1 subscription paced at %g/s", b.cfg.replayEvents, b.cfg.replayPace)
 			}
-			v, _ := findVariant(name)
-			nr := b.neighbourVariant(ctx, qb, v, early[name], debug, res.Alone)
-			res.Variants = append(res.Variants, nr)
-			if nr.Error == "" {
+			fmt.Fprintf(b.stderr, "  neighbours %s: %s\n", v.name, nr.What)
+			n, prepErr := b.prepareNeighbour(ctx, st, v)
+			if n != nil {
+				defer n.close()
+			}
+			if i == 0 {
+				fmt.Fprintf(b.stderr, "  neighbours: B alone for %s\n", b.cfg.neighboursAlone)
+				res.Alone = qb.step(ctx, "B alone", b.cfg.neighboursAlone, time.Time{})
+				b.printNeighbourLine(res.Alone, nil)
+			}
+			if prepErr != nil {
+				nr.Error = prepErr.Error()
+				fmt.Fprintf(b.out, "%s: not measured: %v\n", v.name, prepErr)
+			} else {
+				b.neighbourVariant(ctx, qb, n, &nr, debug, res.Alone)
 				b.printNeighbourLine(nr.B, &nr)
 			}
+			res.Variants = append(res.Variants, nr)
+			return nil
+		})
+		if err != nil {
+			break
 		}
-		if b.cfg.neighboursAfter && ctx.Err() == nil {
+	}
+	if err == nil && b.cfg.neighboursAfter && ctx.Err() == nil {
+		err = b.withStack(ctx, ingestHTTP, extra, func(st *stack, in *ingester) error {
+			defer b.countReceipts(r, st)
+			qb, err := b.quietTenant(ctx, st, in)
+			if err != nil {
+				return err
+			}
 			fmt.Fprintf(b.stderr, "  neighbours: B alone again for %s\n", b.cfg.neighboursAlone)
 			s := qb.step(ctx, "B alone again", b.cfg.neighboursAlone, time.Time{})
 			res.AloneAfter = &s
 			b.printNeighbourLine(s, nil)
-		}
-		b.printNeighbours(res)
-		b.finish(ctx, r, st, o, 0)
-		return nil
-	})
+			return nil
+		})
+	}
+	b.printNeighbours(res)
 	r.Seconds = time.Since(t0).Seconds()
 	b.printRunFooter(r)
 	return err
 }
 
+// countReceipts adds what st's receivers verified and could not
+// attribute to r.
+func (b *bench) countReceipts(r *runResult, st *stack) {
+	for _, rc := range st.recv {
+		r.Verified += rc.verified.Load()
+		r.BadSignatures += rc.badSig.Load()
+	}
+	r.Stray += st.tr.stray.Load()
+}
+
 // quietTenant is tenant B: the stack's bench tenant, its one receiver, and
 // the phases it has published.
 type quietTenant struct {
-	b      *bench
-	st     *stack
-	in     *ingester
-	phases []*phase
+	b  *bench
+	st *stack
+	in *ingester
+}
+
+// quietTenant subscribes B's receiver and warms it up.
+func (b *bench) quietTenant(ctx context.Context, st *stack, in *ingester) (*quietTenant, error) {
+	in.single = true
+	if err := b.setup(ctx, st, in, 1); err != nil {
+		return nil, err
+	}
+	return &quietTenant{b: b, st: st, in: in}, nil
 }
 
 // step publishes B's events for d from start (zero: now, after waiting
 // for a quiet machine) and waits up to -neighbours-drain for them.
 func (q *quietTenant) step(ctx context.Context, name string, d time.Duration, start time.Time) stepResult {
-	s, p := q.b.runStep(ctx, q.st, q.in, stepSpec{name: name, subs: []int{0}, rate: q.b.cfg.neighboursRate, d: d,
+	s, _ := q.b.runStep(ctx, q.st, q.in, stepSpec{name: name, subs: []int{0}, rate: q.b.cfg.neighboursRate, d: d,
 		drain: q.b.cfg.neighboursDrain, batch: 1, start: start})
-	q.phases = append(q.phases, p)
 	return s
 }
 
-// owed reports whether a delivery of B's is still to arrive.
-func (q *quietTenant) owed() bool {
-	for _, p := range q.phases {
-		if p.lost() > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// neighbourVariant measures B beside one A, then removes A; n is A when
-// it was prepared before.
-func (b *bench) neighbourVariant(ctx context.Context, qb *quietTenant, v neighbourVariant, n *neighbour, debug string, alone stepResult) neighbourResult {
-	st := qb.st
-	nr := neighbourResult{Name: v.name, What: v.what, Subs: v.subs, Ports: v.ports}
-	if v.load == loadReplay {
-		nr.What = fmt.Sprintf("a replay of %d events to 1 subscription paced at %g/s", b.cfg.replayEvents, b.cfg.replayPace)
-	}
-	fmt.Fprintf(b.stderr, "  neighbours %s: %s\n", v.name, nr.What)
-	if n == nil {
-		var err error
-		if n, err = b.prepareNeighbour(ctx, st, v); err != nil {
-			nr.Error = err.Error()
-			fmt.Fprintf(b.out, "%s: not measured: %v\n", v.name, err)
-			if n != nil {
-				b.removeNeighbour(ctx, qb, n, &nr)
-			}
-			return nr
-		}
-	}
+// neighbourVariant measures B beside tenant A, n, into nr.
+func (b *bench) neighbourVariant(ctx context.Context, qb *quietTenant, n *neighbour, nr *neighbourResult, debug string, alone stepResult) {
+	st, v := qb.st, n.v
 	inA := newIngester(ctx, ingestHTTP, st, 8)
 	inA.key = n.key
 	pA := newPhase("A "+v.name, nil, 0)
@@ -368,9 +368,7 @@ func (b *bench) neighbourVariant(ctx context.Context, qb *quietTenant, v neighbo
 		nr.EndpointRequests += f.requests.Load()
 	}
 	nr.ConnsMaxOpen = max(nr.ConnsMaxOpenPort, int64(nr.Gauges[endpointsOpen].Max))
-	b.neighbourRatios(&nr, alone)
-	b.removeNeighbour(ctx, qb, n, &nr)
-	return nr
+	b.neighbourRatios(nr, alone)
 }
 
 // endpointsOpen names, among the gauges, the connections open at A's
@@ -394,7 +392,7 @@ var neighbourGauges = []string{
 
 // prepareNeighbour makes tenant A of v: its endpoints and subscriptions
 // (and for a replay, its events first). On failure it returns what it
-// made, for removeNeighbour.
+// made, to be closed.
 func (b *bench) prepareNeighbour(ctx context.Context, st *stack, v neighbourVariant) (*neighbour, error) {
 	t, err := st.createTenant(ctx, "neighbour "+v.name, 1_000_000)
 	if err != nil {
@@ -476,47 +474,11 @@ func (b *bench) publishHistory(ctx context.Context, st *stack, n *neighbour) err
 	return nil
 }
 
-// removeNeighbour deletes A's subscriptions (what they had not yet been
-// sent is dropped), closes its endpoints (cutting the attempts they hold),
-// and waits, up to -neighbours-settle, until B has every delivery owed and
-// webhookd has no attempt in flight.
-func (b *bench) removeNeighbour(ctx context.Context, qb *quietTenant, n *neighbour, nr *neighbourResult) {
-	st := qb.st
-	t0 := time.Now()
-	if n.lowered {
-		if err := st.setRateLimit(ctx, n.id, 1_000_000); err != nil {
-			fmt.Fprintf(b.stderr, "  neighbours %s: %v\n", n.v.name, err)
-		}
-	}
-	err := forEach(len(n.subIDs), 8, func(i int) error {
-		if n.subIDs[i] == "" {
-			return nil
-		}
-		return n.api.DeleteSubscription(ctx, n.subIDs[i])
-	})
-	if err != nil {
-		fmt.Fprintf(b.stderr, "  neighbours %s: delete its subscriptions: %v\n", n.v.name, err)
-	}
+// close closes A's endpoints, cutting the attempts they hold, so that
+// webhookd stops at once.
+func (n *neighbour) close() {
 	for _, f := range n.fakes {
 		f.Close()
-	}
-	deadline := time.Now().Add(b.cfg.neighboursSettle)
-	for ctx.Err() == nil {
-		if !qb.owed() {
-			page, err := st.metrics(ctx)
-			if err == nil && parseSeries(page, func(s string) bool { return s == "webhooks_attempts_in_flight" })["webhooks_attempts_in_flight"] == 0 {
-				nr.Settled = true
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		sleepUntil(ctx, time.Now().Add(250*time.Millisecond))
-	}
-	nr.SettleSeconds = time.Since(t0).Seconds()
-	if !nr.Settled {
-		fmt.Fprintf(b.out, "%s: not settled within %s after tenant A was removed: the next variant starts beside what is left of it\n", n.v.name, b.cfg.neighboursSettle)
 	}
 }
 
@@ -595,10 +557,19 @@ func watchGauges(ctx context.Context, st *stack, names []string, every time.Dura
 }
 
 // saveProfile writes a CPU profile of d from webhookd's --debug-addr to
-// path.
+// path, and then its goroutines, grouped by stack, to path.goroutines.txt
+// (what waits, and where).
 func saveProfile(ctx context.Context, hc *http.Client, debug string, d time.Duration, path string) error {
 	secs := max(1, int(d.Seconds()))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+debug+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), nil)
+	if err := saveURL(ctx, hc, "http://"+debug+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), path); err != nil {
+		return err
+	}
+	return saveURL(ctx, hc, "http://"+debug+"/debug/pprof/goroutine?debug=1", path+".goroutines.txt")
+}
+
+// saveURL writes the body of a GET of u to path.
+func saveURL(ctx context.Context, hc *http.Client, u, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
@@ -608,7 +579,7 @@ func saveProfile(ctx context.Context, hc *http.Client, debug string, d time.Dura
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /debug/pprof/profile: %d", resp.StatusCode)
+		return fmt.Errorf("GET %s: %d", u, resp.StatusCode)
 	}
 	f, err := os.Create(path)
 	if err != nil {
@@ -661,12 +632,11 @@ func (b *bench) printNeighbourLine(s stepResult, nr *neighbourResult) {
 	if nr.Profile != "" {
 		fmt.Fprintf(b.out, "   CPU profile: %s\n", nr.Profile)
 	}
-	fmt.Fprintf(b.out, "   tenant A removed; settled in %.1f s\n", nr.SettleSeconds)
 }
 
 // printNeighbours prints the scenario's table.
 func (b *bench) printNeighbours(res *neighboursResult) {
-	fmt.Fprintf(b.out, "\ntenant B: 1 subscription to a fast receiver, %g events/s one by one over POST /api/events; beside each tenant A in turn, on one webhookd\n", res.RateEventsPS)
+	fmt.Fprintf(b.out, "\ntenant B: 1 subscription to a fast receiver, %g events/s one by one over POST /api/events; beside each tenant A in turn, each on a fresh webhookd\n", res.RateEventsPS)
 	w := b.table()
 	fmt.Fprintln(w, "tenant A beside B\tB p50\tB p99\tB max\tp99 vs alone\tmax - alone\tB received\tA events\tconns accepted\tmost open\tin flight (max)\tother cores\ttarget\t")
 	row := func(name string, s stepResult) {
