@@ -39,7 +39,9 @@ const (
 //     but a skipped record never downgrades a delivery that has attempts,
 //     and a request for an attempt (pending, with a time: a manual retry)
 //     never overrides an attempt made at or after that time, which is the
-//     one it asked for or a later one.
+//     one it asked for or a later one; a delivery's first record when it
+//     is parked before any attempt (pending, no time) changes only a
+//     delivery still pending without attempts.
 func merge(d *Delivery, known bool, r *Record) bool {
 	if !known {
 		*d = Delivery{
@@ -75,6 +77,11 @@ func merge(d *Delivery, known bool, r *Record) bool {
 		}
 	} else {
 		if r.Status == StatusSkipped && len(d.Attempts) > 0 {
+			return false
+		}
+		// Waiting for its first attempt (logged as it was parked): news
+		// only to a delivery that has had none and is still pending.
+		if r.Status == StatusPending && r.NextAttemptAt == nil && !r.Manual && (len(d.Attempts) > 0 || d.Status != StatusPending) {
 			return false
 		}
 		if r.Status == StatusPending && r.NextAttemptAt != nil && attemptedSince(d.Attempts, *r.NextAttemptAt) {

@@ -50,6 +50,23 @@ func TestMerge(t *testing.T) {
 			want: dlv(StatusSkipped, nil), wantChanged: true,
 		},
 		{
+			name: "a delivery parked before its first attempt is created pending",
+			rec:  rec(StatusPending, nil, nil),
+			want: dlv(StatusPending, nil), wantChanged: true,
+		},
+		{
+			name: "a parked delivery's waiting record stored after its first attempt changes nothing",
+			have: ptr(dlv(StatusSucceeded, nil, attempt(1, 200))),
+			rec:  rec(StatusPending, nil, nil),
+			want: dlv(StatusSucceeded, nil, attempt(1, 200)),
+		},
+		{
+			name: "a parked delivery's waiting record never revives a skipped one",
+			have: ptr(dlv(StatusSkipped, nil)),
+			rec:  rec(StatusPending, nil, nil),
+			want: dlv(StatusSkipped, nil),
+		},
+		{
 			name: "unknown delivery first seen at a later attempt",
 			rec:  rec(StatusFailed, attempt(3, 500), nil),
 			want: dlv(StatusFailed, nil, attempt(3, 500)), wantChanged: true,

@@ -197,3 +197,45 @@ func (ix *Index) EventDeliveries(ctx context.Context, tenant, eventID string) ([
 	}
 	return out, nil
 }
+
+// MaxBacklogCount is where Pending stops counting: a backlog past it is
+// reported as this many.
+const MaxBacklogCount = 100_000
+
+// Pending counts subscription sub's deliveries whose status is pending
+// (not attempted yet, or waiting for their next attempt), up to
+// MaxBacklogCount. It reads the subscription's pending status keys, no
+// delivery. A malformed sub is an error wrapping ErrInvalid.
+func (ix *Index) Pending(ctx context.Context, tenant, sub string) (int, error) {
+	subID, ok := parseSubscriptionID(sub)
+	if !ok {
+		return 0, fmt.Errorf("count pending deliveries: subscription %q: %w", sub, ErrInvalid)
+	}
+	if !validTenant(tenant) {
+		return 0, nil
+	}
+	release, err := ix.store.Reading()
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	lower := append(subKeyPrefix(nil, kindStatus, tenant, subID), codePending)
+	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: streamindex.PrefixEnd(lower)})
+	if err != nil {
+		return 0, fmt.Errorf("count pending deliveries: %w: %w", ErrUnavailable, err)
+	}
+	defer it.Close()
+	n := 0
+	for valid := it.First(); valid && n < MaxBacklogCount; valid = it.Next() {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, fmt.Errorf("count pending deliveries: %w", err)
+			}
+		}
+		n++
+	}
+	if err := it.Error(); err != nil {
+		return 0, fmt.Errorf("count pending deliveries: %w: %w", ErrUnavailable, err)
+	}
+	return n, nil
+}

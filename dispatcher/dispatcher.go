@@ -469,13 +469,22 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 // park stores d as a parked record on its subscription's lane and settles
 // it once stored; the lane's consumer reads it back at the subscription's
 // pace.
+//
+// A delivery parked before its first attempt is logged as pending with
+// it, so the tenant sees it waiting (in its subscription's backlog, its
+// event's deliveries, the pending list) before anything is sent.
 func (d *Dispatcher) park(dl *delivery, lane byte) {
 	d.m.parked.Inc()
-	d.progress.started()
-	d.pub.publish(d.runCtx, []*nats.Msg{parkMsg(dl, lane)}, func(err error) {
-		d.progress.finished()
-		d.settle(dl, err)
-	})
+	msgs := []*nats.Msg{parkMsg(dl, lane)}
+	if dl.attempt == 1 && !dl.manual && dl.parked == nil {
+		d.commit(dl, dl.record(deliverylog.StatusPending), msgs)
+	} else {
+		d.progress.started()
+		d.pub.publish(d.runCtx, msgs, func(err error) {
+			d.progress.finished()
+			d.settle(dl, err)
+		})
+	}
 	d.parkers.want(parkKey{tenant: dl.tenant, sub: dl.sub, lane: lane}, time.Time{})
 }
 

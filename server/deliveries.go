@@ -50,6 +50,11 @@ func (d deliveries) Deliveries(ctx context.Context, tenant, sub, status, before 
 	return out, more, nil
 }
 
+func (d deliveries) Backlog(ctx context.Context, tenant, sub string) (int, error) {
+	n, err := d.index.Pending(ctx, tenant, sub)
+	return n, apiErr(err)
+}
+
 func (d deliveries) Retry(ctx context.Context, tenant, id string) (api.Delivery, error) {
 	dlv, err := d.disp.Retry(ctx, tenant, id)
 	if err != nil {
