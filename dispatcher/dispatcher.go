@@ -156,6 +156,16 @@ func (d *Dispatcher) destinationOf(dl *delivery) string {
 	return destination.Key(u)
 }
 
+// paceOf is s's pace in deliveries a second (zero: none), never below
+// the floor a pace may be set to: one stored before the floor was is read
+// at the floor.
+func paceOf(s *subscriptions.Subscription) float64 {
+	if s.RateLimit <= 0 {
+		return 0
+	}
+	return max(s.RateLimit, subscriptions.MinDeliveryRate)
+}
+
 // fanoutResume is where a fan-out consumer made again starts: the oldest
 // event held here unsettled, else the one after the last read (zero: from
 // the start, nothing having been read).
@@ -216,8 +226,8 @@ func (d *Dispatcher) ackWait() time.Duration { return d.cfg.Timeout + attemptSla
 // lets out in QueueWait.
 func (d *Dispatcher) window(s *subscriptions.Subscription) int {
 	n := d.cfg.PerSubscription
-	if s.RateLimit > 0 {
-		n = min(n, max(1, int(s.RateLimit*d.cfg.QueueWait.Seconds())))
+	if pace := paceOf(s); pace > 0 {
+		n = min(n, max(1, int(pace*d.cfg.QueueWait.Seconds())))
 	}
 	return n
 }

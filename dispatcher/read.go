@@ -67,7 +67,7 @@ func (d *Dispatcher) receiveParked(m jetstream.Msg) {
 	var pace float64
 	switch sub, err := d.subscription(d.runCtx, k.tenant, k.sub); {
 	case err == nil:
-		pace = sub.RateLimit
+		pace = paceOf(sub)
 	case !errors.Is(err, subscriptions.ErrNotFound):
 		d.settleMsg(m, opNak, time.Second)
 		return
@@ -121,7 +121,7 @@ func (d *Dispatcher) receiveFIFO(m jetstream.Msg) {
 		return
 	}
 	d.held.add(m, time.Now())
-	d.queue.push(dl, sub.RateLimit, true)
+	d.queue.push(dl, paceOf(sub), true)
 }
 
 // current reports whether a parked record's attempt is still to be made,
