@@ -52,6 +52,11 @@ type Dispatcher struct {
 	fanoutIter jetstream.MessagesContext
 	// lastRead is the last event sequence the fan-out read.
 	lastRead atomic.Uint64
+	// leaderSub receives the announcements of a new fan-out consumer
+	// leader; repull asks the fan-out to pull from it anew (see
+	// fanoutLeaderElected).
+	leaderSub *nats.Subscription
+	repull    atomic.Bool
 
 	queue    *fairQueue
 	dests    *destination.Tracker
@@ -245,6 +250,11 @@ func (d *Dispatcher) Start() error {
 	if err != nil {
 		return fmt.Errorf("consume events: %w", err)
 	}
+	d.leaderSub, err = d.js.Conn().Subscribe(fanoutLeaderSubject, d.fanoutLeaderElected)
+	if err != nil {
+		d.fanoutIter.Stop()
+		return fmt.Errorf("follow the fan-out consumer's leader: %w", err)
+	}
 	d.bg.Add(3)
 	go func() { defer d.bg.Done(); d.parkers.run(d.bgCtx) }()
 	go func() { defer d.bg.Done(); d.keepHeldAlive(d.bgCtx) }()
@@ -256,22 +266,47 @@ func (d *Dispatcher) Start() error {
 const fanoutPull = 256
 
 // fanoutPullOpts are the fan-out reader's pull options. Its pull requests
-// expire after 5 s, with a heartbeat every second while idle: a request
-// lost with a stream or consumer leader (a NATS node gone) is noticed after
-// two missed heartbeats and made again, instead of after nats.go's default
-// 30 s expiry, during which no event would be fanned out.
+// expire after 5 s, with a heartbeat every 500 ms while idle (the least
+// nats.go allows): a request lost with the consumer's leader (a NATS node
+// gone) is noticed after two missed heartbeats and made again, every
+// second until a new leader takes it, instead of after nats.go's default
+// 30 s expiry. The announcement of the new leader (fanoutLeaderElected)
+// usually comes first.
 func fanoutPullOpts() []jetstream.PullMessagesOpt {
 	return []jetstream.PullMessagesOpt{
 		jetstream.PullMaxMessages(fanoutPull),
 		jetstream.PullExpiry(5 * time.Second),
-		jetstream.PullHeartbeat(time.Second),
+		jetstream.PullHeartbeat(500 * time.Millisecond),
 	}
+}
+
+// fanoutLeaderSubject is the subject on which JetStream announces a new
+// leader of the fan-out consumer.
+const fanoutLeaderSubject = "$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED." + events.StreamName + "." + fanoutConsumer
+
+// fanoutLeaderElected runs when the fan-out consumer has a new leader. A
+// leader that died with its NATS node took this replica's pull request
+// with it, and only missed heartbeats tell the reader: it would pull again
+// at the next heartbeat missed after the election, up to a second later.
+// So a reader that has missed heartbeats and read nothing since (its pull
+// is dead, its buffer empty) is drained, and the fan-out pulls from the
+// new leader at once. A reader still reading is left alone: a leader that
+// steps down alive tells its pulls, and nats.go makes them again itself.
+func (d *Dispatcher) fanoutLeaderElected(*nats.Msg) {
+	if d.progress.fanoutErr.Load() == nil || !d.repull.CompareAndSwap(false, true) {
+		return
+	}
+	d.fanoutMu.Lock()
+	iter := d.fanoutIter
+	d.fanoutMu.Unlock()
+	iter.Drain() // its Next returns what it holds, then ErrMsgIteratorClosed
 }
 
 // runFanout reads events while the queue has room for their deliveries:
 // past its budget it waits, and events wait in the stream, where they are
 // already stored. A consumer lost (deleted, or gone with a stream's
-// leader) is made again.
+// leader) is made again; a reader drained on a new consumer leader pulls
+// again at once.
 func (d *Dispatcher) runFanout(ctx context.Context) {
 	iter := d.fanoutIter
 	for {
@@ -285,6 +320,21 @@ func (d *Dispatcher) runFanout(ctx context.Context) {
 			d.fanout(m)
 		case ctx.Err() != nil:
 			return
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed) && d.repull.Swap(false):
+			// Drained on a new consumer leader: pull from it at once.
+			d.fanoutMu.Lock()
+			cons := d.fanoutCons
+			d.fanoutMu.Unlock()
+			next, err := cons.Messages(fanoutPullOpts()...)
+			if err == nil {
+				iter = d.setFanout(ctx, cons, next)
+				continue
+			}
+			d.progress.fanoutFailed(err)
+			d.consumeError(nil, err)
+			if iter = d.reopenFanout(ctx, iter); iter == nil {
+				return
+			}
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed), errors.Is(err, jetstream.ErrConsumerDeleted),
 			errors.Is(err, jetstream.ErrConsumerNotFound):
 			d.progress.fanoutFailed(err)
@@ -331,15 +381,25 @@ func (d *Dispatcher) reopenFanout(ctx context.Context, old jetstream.MessagesCon
 		if err == nil {
 			iter, err := cons.Messages(fanoutPullOpts()...)
 			if err == nil {
-				d.fanoutMu.Lock()
-				d.fanoutCons, d.fanoutIter = cons, iter
-				d.fanoutMu.Unlock()
-				return iter
+				return d.setFanout(ctx, cons, iter)
 			}
 		}
 		d.progress.fanoutFailed(fmt.Errorf("make the fan-out consumer again: %w", err))
 		wait = min(2*wait, 5*time.Second)
 	}
+}
+
+// setFanout makes cons and iter the fan-out's and returns iter; if ctx
+// ended meanwhile, iter is stopped, since Stop, which ends ctx first, may
+// have stopped the one before.
+func (d *Dispatcher) setFanout(ctx context.Context, cons jetstream.Consumer, iter jetstream.MessagesContext) jetstream.MessagesContext {
+	d.fanoutMu.Lock()
+	defer d.fanoutMu.Unlock()
+	d.fanoutCons, d.fanoutIter = cons, iter
+	if ctx.Err() != nil {
+		iter.Stop()
+	}
+	return iter
 }
 
 // consumeError logs a consumer's trouble, except the expected end of a
@@ -362,6 +422,9 @@ func (d *Dispatcher) Stop(ctx context.Context) {
 	d.stopOnce.Do(func() {
 		d.stopCtx.Store(&ctx)
 		d.draining.Store(true)
+		if d.leaderSub != nil {
+			_ = d.leaderSub.Unsubscribe() // fails only on a closed connection
+		}
 		d.bgCancel()
 		d.fanoutMu.Lock()
 		if d.fanoutIter != nil {
