@@ -20,6 +20,7 @@ import (
 
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/idempotency"
+	"github.com/onestack/webhooks/limits"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -118,6 +119,8 @@ type route struct {
 // caller is who made a request.
 type caller struct {
 	tenant string
+	// limits are the tenant's limits as read when its request began.
+	limits limits.Limits
 }
 
 // New builds the API and its routes.
@@ -170,6 +173,7 @@ func (a *API) routeTable() []route {
 		{"DELETE", "/admin/event-types/{type}", admin, a.deprecateEventType},
 		{"DELETE", "/admin/tenants/{id}/portal-sessions", admin, a.endPortalSessions},
 
+		{"GET", "/api/limits", tenant, a.getLimits},
 		{"GET", "/api/event-types", tenant, a.eventTypes},
 		{"GET", "/api/event-types/{type}", tenant, a.eventType},
 		{"POST", "/api/subscriptions", tenant, a.createSubscription},
@@ -276,12 +280,15 @@ func (a *API) wrap(rt route) http.Handler {
 				return
 			}
 			c.tenant = ten
+			lim, err := a.cfg.Store.Limits(r.Context(), ten)
+			if err != nil {
+				// A tenant whose record cannot be read now is served
+				// within the defaults.
+				lim = a.cfg.Store.DefaultLimits()
+			}
+			c.limits = lim
 			if a.cfg.Limiter != nil {
-				limit := subscriptions.DefaultRateLimit
-				if t, err := a.cfg.Store.LoadTenant(r.Context(), ten); err == nil && t.RateLimit > 0 {
-					limit = t.RateLimit
-				}
-				ww, done, admitted := a.cfg.Limiter.Admit(sw, r, ten, limit)
+				ww, done, admitted := a.cfg.Limiter.Admit(sw, r, ten, int(lim.RequestsPerMinute))
 				if !admitted {
 					return
 				}

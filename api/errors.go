@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/onestack/webhooks/limits"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -17,6 +18,7 @@ const (
 	CodeMethodNotAllowed     = "METHOD_NOT_ALLOWED"
 	CodeConflict             = "CONFLICT"
 	CodeIdempotencyKeyInUse  = "IDEMPOTENCY_KEY_IN_USE"
+	CodeQuotaExceeded        = "QUOTA_EXCEEDED"
 	CodePreconditionFailed   = "PRECONDITION_FAILED"
 	CodePayloadTooLarge      = "PAYLOAD_TOO_LARGE"
 	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
@@ -55,6 +57,29 @@ func errPrecondition() *Error {
 	return &Error{Status: http.StatusPreconditionFailed, Code: CodePreconditionFailed, Message: "If-Match does not match the current ETag"}
 }
 
+// errExceeded answers a request that would pass a tenant's limit: 403
+// QUOTA_EXCEEDED, or 413 PAYLOAD_TOO_LARGE for an event's size, with
+// details {limit, max, used}.
+func errExceeded(qe *limits.ExceededError) *Error {
+	e := &Error{Status: http.StatusForbidden, Code: CodeQuotaExceeded, Message: qe.Error(),
+		Details: map[string]any{"limit": qe.Limit, "max": qe.Max, "used": qe.Used}}
+	if qe.Limit == limits.EventBytes {
+		e.Status, e.Code = http.StatusRequestEntityTooLarge, CodePayloadTooLarge
+	}
+	if h, ok := exceededHints[qe.Limit]; ok {
+		e.Message += "; " + h + ", or ask the operator for a higher limit"
+	}
+	return e
+}
+
+// exceededHints say what a tenant past a limit can do about it.
+var exceededHints = map[string]string{
+	limits.Subscriptions: "delete a subscription",
+	limits.EventTypes:    "name only types its subscriptions already name",
+	limits.EventBytes:    "send less data",
+	limits.Jobs:          "wait for a running job to end",
+}
+
 // unavailableRetryAfter is the Retry-After sent with 503 UNAVAILABLE.
 const unavailableRetryAfter = 5
 
@@ -64,11 +89,14 @@ const unavailableRetryAfter = 5
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	var ve *subscriptions.ValidationError
+	var qe *limits.ExceededError
 	switch {
 	case errors.As(err, &e):
 		if e.cause != nil {
 			a.logger.Warn("dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", e.cause)
 		}
+	case errors.As(err, &qe):
+		e = errExceeded(qe)
 	case errors.As(err, &ve):
 		e = &Error{Status: http.StatusBadRequest, Code: CodeValidationFailed, Message: "the request is not valid",
 			Details: map[string]any{"fields": ve.Fields}}

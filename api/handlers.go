@@ -41,10 +41,11 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request, _ *caller) error {
 // Operator API.
 
 type tenantView struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	RateLimit int       `json:"rateLimit"`
-	CreatedAt time.Time `json:"createdAt"`
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	RateLimit int64      `json:"rateLimit"`
+	Limits    limitsView `json:"limits"`
+	CreatedAt time.Time  `json:"createdAt"`
 }
 
 type keyView struct {
@@ -52,8 +53,10 @@ type keyView struct {
 	Key string `json:"key"`
 }
 
-func viewTenant(t subscriptions.Tenant) tenantView {
-	return tenantView{ID: t.ID, Name: t.Name, RateLimit: t.RateLimit, CreatedAt: t.CreatedAt}
+// viewTenant shows a tenant with its effective limits.
+func (a *API) viewTenant(t subscriptions.Tenant) tenantView {
+	l := a.cfg.Store.LimitsOf(t)
+	return tenantView{ID: t.ID, Name: t.Name, RateLimit: l.RequestsPerMinute, Limits: viewLimits(l), CreatedAt: t.CreatedAt}
 }
 
 func (a *API) createTenant(w http.ResponseWriter, r *http.Request, _ *caller) error {
@@ -72,7 +75,7 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request, _ *caller) er
 	writeJSON(w, http.StatusCreated, struct {
 		tenantView
 		APIKey keyView `json:"apiKey"`
-	}{viewTenant(t), keyView{ID: k.ID, Key: string(key)}})
+	}{a.viewTenant(t), keyView{ID: k.ID, Key: string(key)}})
 	return nil
 }
 
@@ -95,7 +98,7 @@ func (a *API) getTenant(w http.ResponseWriter, r *http.Request, _ *caller) error
 	if err != nil {
 		return tenantErr(err)
 	}
-	writeJSON(w, http.StatusOK, viewTenant(t))
+	writeJSON(w, http.StatusOK, a.viewTenant(t))
 	return nil
 }
 
@@ -125,7 +128,7 @@ func (a *API) patchTenant(w http.ResponseWriter, r *http.Request, _ *caller) err
 	if err != nil {
 		return tenantErr(err)
 	}
-	writeJSON(w, http.StatusOK, viewTenant(t))
+	writeJSON(w, http.StatusOK, a.viewTenant(t))
 	return nil
 }
 
@@ -502,6 +505,9 @@ func (a *API) publishEvent(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err := decode(w, r, a.cfg.MaxBody, &in); err != nil {
 		return err
 	}
+	if err := checkEventBytes(c, in.Data, ""); err != nil {
+		return err
+	}
 	e, fields := a.event(in, c.tenant, "", a.cfg.Now().UTC())
 	if len(fields) > 0 {
 		return &subscriptions.ValidationError{Fields: fields}
@@ -535,11 +541,16 @@ func (a *API) publishEvents(w http.ResponseWriter, r *http.Request, c *caller) e
 	if len(in.Events) < 1 || len(in.Events) > maxBatch {
 		return subscriptions.Invalid("events", "must hold 1 to 100 events")
 	}
+	for i, ei := range in.Events {
+		if err := checkEventBytes(c, ei.Data, itemPrefix(i)); err != nil {
+			return err
+		}
+	}
 	now := a.cfg.Now().UTC()
 	evts := make([]events.Event, len(in.Events))
 	var fields []subscriptions.FieldError
 	for i, ei := range in.Events {
-		e, fe := a.event(ei, c.tenant, "events["+strconv.Itoa(i)+"].", now)
+		e, fe := a.event(ei, c.tenant, itemPrefix(i), now)
 		evts[i] = e
 		fields = append(fields, fe...)
 	}

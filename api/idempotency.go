@@ -32,7 +32,8 @@ const (
 // one with a different request gets 409 CONFLICT. A repeat that arrives
 // while the first still runs waits for its answer, so it never creates a
 // second resource; past the wait it gets 409 IDEMPOTENCY_KEY_IN_USE with
-// Retry-After: 1. Answers of 5xx are not kept: the claim is released and a
+// Retry-After: 1. Answers of 5xx and 403 (a tenant's limit, which may
+// have room by the repeat) are not kept: the claim is released and a
 // repeat runs again.
 //
 // Once claimed, the request runs to its end even if the client goes away,
@@ -95,7 +96,7 @@ func (a *API) serveIdempotent(w http.ResponseWriter, r *http.Request, c *caller,
 		// the client cannot cancel.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), idempotencyBookkeeping)
 		defer cancel()
-		if !answered || rec.status >= 500 {
+		if !answered || rec.status >= 500 || rec.status == http.StatusForbidden {
 			if err := claim.Abandon(ctx); err != nil {
 				a.logger.Warn("release idempotency key", "err", err)
 			}

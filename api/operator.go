@@ -28,7 +28,7 @@ func (a *API) listTenants(w http.ResponseWriter, r *http.Request, _ *caller) err
 	list, more := a.cfg.Store.Index().Tenants(before, limit)
 	out := listPage[tenantView]{Data: make([]tenantView, len(list))}
 	for i, t := range list {
-		out.Data[i] = viewTenant(t)
+		out.Data[i] = a.viewTenant(t)
 	}
 	if more {
 		out.NextCursor = encodeCursor(list[len(list)-1].ID)

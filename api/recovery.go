@@ -11,7 +11,8 @@ import (
 
 // Recovery is what the API asks of replays, recoveries and the jobs that
 // run them past a page. Implementations return ErrJobNotFound,
-// *subscriptions.ValidationError (a range past retention) and
+// *subscriptions.ValidationError (a range past retention),
+// *limits.ExceededError (a job past the tenant's jobs limit) and
 // ErrUnavailable, wrapped as they like.
 type Recovery interface {
 	// Replay delivers again every retained event of sub's types (and
@@ -22,6 +23,9 @@ type Recovery interface {
 	Recover(ctx context.Context, sub subscriptions.Subscription, status string, since, until time.Time) (Started, error)
 	// Job reads one of tenant's jobs.
 	Job(ctx context.Context, tenant, id string) (Job, error)
+	// Running counts tenant's jobs running, across the cluster as far as
+	// this replica knows, without I/O.
+	Running(tenant string) int
 }
 
 // Started is what a replay or recovery came to: done at once (Count items

@@ -102,11 +102,15 @@ type Runner struct {
 	id     string // this runner, as a job's owner
 
 	mu      sync.Mutex
-	running map[string]Job    // jobs the watch sees running, by key
+	running map[string]Job    // jobs the watch sees running (and those this runner created), by key
+	watched uint64            // the last revision the watch applied
 	mine    map[string]string // jobs this runner runs: their tenants, by key
-	kick    chan struct{}
-	watch   *kvwatch.Watch // feeds running
-	last    string         // the tenant of the job taken last; the loop's own
+	// creating serializes CreateIf, so that its admit sees the jobs this
+	// runner created before.
+	creating sync.Mutex
+	kick     chan struct{}
+	watch    *kvwatch.Watch // feeds running
+	last     string         // the tenant of the job taken last; the loop's own
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -157,6 +161,7 @@ func (r *Runner) applyEntry(e jetstream.KeyValueEntry) error {
 	var j Job
 	alive := e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &j) == nil && j.Status == StatusRunning
 	r.mu.Lock()
+	r.watched = max(r.watched, e.Revision())
 	if alive {
 		j.Revision = e.Revision()
 		r.running[e.Key()] = j
@@ -179,7 +184,22 @@ func (r *Runner) wake() {
 
 // Create stores a new job, running: it fills in the id, status and times.
 // A runner (this one, if it has room) takes it at once.
-func (r *Runner) Create(ctx context.Context, j Job) (Job, error) {
+func (r *Runner) Create(ctx context.Context, j Job) (Job, error) { return r.CreateIf(ctx, j, nil) }
+
+// CreateIf stores a new job as Create does if admit, given how many jobs
+// of its tenant are running (TenantRunning), returns nil; else it returns
+// admit's error and stores nothing. Creates through one runner take turns,
+// so admit counts those made before it through this runner; jobs created
+// at the same moment through other replicas are counted once this
+// runner's watch has them, a few milliseconds later.
+func (r *Runner) CreateIf(ctx context.Context, j Job, admit func(running int) error) (Job, error) {
+	r.creating.Lock()
+	defer r.creating.Unlock()
+	if admit != nil {
+		if err := admit(r.TenantRunning(j.TenantID)); err != nil {
+			return Job{}, err
+		}
+	}
 	if j.ID == "" {
 		j.ID = NewID()
 	}
@@ -192,8 +212,30 @@ func (r *Runner) Create(ctx context.Context, j Job) (Job, error) {
 		return Job{}, fmt.Errorf("create job: %w: %w", ErrUnavailable, err)
 	}
 	j.Revision = rev
+	r.mu.Lock()
+	if rev > r.watched {
+		// Counted at once; the watch, not there yet, brings it and what
+		// follows in order.
+		r.running[key(j.TenantID, j.ID)] = j
+	}
+	r.mu.Unlock()
 	r.wake()
 	return j, nil
+}
+
+// TenantRunning counts tenant's jobs running (held by a runner or waiting
+// for one) across the cluster, as this runner's watch and its own creates
+// know them; it does no I/O.
+func (r *Runner) TenantRunning(tenant string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, j := range r.running {
+		if j.TenantID == tenant {
+			n++
+		}
+	}
+	return n
 }
 
 // Get reads one of tenant's jobs.

@@ -288,3 +288,52 @@ func TestStuckJobGivesWay(t *testing.T) {
 		t.Errorf("tenant A's stuck job sent %d items, want 0", n)
 	}
 }
+
+// TestCreateIf: a tenant's running jobs are counted from their creation
+// on, concurrent creates through one runner take turns so none passes the
+// admission together, and an ended job is no longer counted.
+func TestCreateIf(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.Start(t, natstest.Options{}).Connect(t)
+	w := newFake(10)
+	w.slow = make(chan struct{})
+	r := open(t, js, fast, w)
+	other := open(t, js, fast, w) // another replica's view
+	errFull := errors.New("full")
+	atMost := func(n int) func(int) error {
+		return func(running int) error {
+			if running >= n {
+				return errFull
+			}
+			return nil
+		}
+	}
+	var wg sync.WaitGroup
+	var created atomic.Int64
+	for range 8 {
+		wg.Go(func() {
+			_, err := r.CreateIf(context.Background(), Job{TenantID: "ten_1", Kind: KindReplay, SubscriptionID: "sub_1"}, atMost(3))
+			switch {
+			case err == nil:
+				created.Add(1)
+			case !errors.Is(err, errFull):
+				t.Errorf("CreateIf: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if created.Load() != 3 || r.TenantRunning("ten_1") != 3 || r.TenantRunning("ten_2") != 0 {
+		t.Errorf("8 creates at once, at most 3: %d created, %d running", created.Load(), r.TenantRunning("ten_1"))
+	}
+	poll.Until(t, 30*time.Second, "the jobs on another runner's watch", func() bool { return other.TenantRunning("ten_1") == 3 })
+	if _, err := other.CreateIf(context.Background(), Job{TenantID: "ten_1", Kind: KindReplay}, atMost(3)); !errors.Is(err, errFull) {
+		t.Errorf("CreateIf through another runner = %v, want refused", err)
+	}
+	// The jobs run to their end and are no longer counted.
+	r.Start()
+	close(w.slow)
+	poll.Until(t, 30*time.Second, "jobs done", func() bool { return r.TenantRunning("ten_1") == 0 })
+	if _, err := r.CreateIf(context.Background(), Job{TenantID: "ten_1", Kind: KindReplay}, atMost(3)); err != nil {
+		t.Errorf("CreateIf once the jobs ended = %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/onestack/webhooks/api"
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/jobs"
+	"github.com/onestack/webhooks/limits"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -21,6 +22,7 @@ const recoveryPage = 100
 type recovery struct {
 	worker            *dispatcher.Jobs
 	runner            *jobs.Runner
+	store             *subscriptions.Store // a tenant's jobs limit
 	eventRetention    time.Duration
 	deliveryRetention time.Duration
 	now               func() time.Time
@@ -33,7 +35,7 @@ func (s *Server) recovery() recovery {
 	if now == nil {
 		now = time.Now
 	}
-	return recovery{worker: s.disp.Jobs(), runner: s.jobs, eventRetention: s.eventRetention(),
+	return recovery{worker: s.disp.Jobs(), runner: s.jobs, store: s.store, eventRetention: s.eventRetention(),
 		deliveryRetention: s.deliveryRetention(), now: now}
 }
 
@@ -69,7 +71,8 @@ func (r recovery) Recover(ctx context.Context, sub subscriptions.Subscription, s
 }
 
 // start plans the first page: when it is the whole range it is sent at
-// once; else a job, holding that plan, does it all.
+// once; else a job, holding that plan, does it all, unless the tenant has
+// its limit of jobs running (a *limits.ExceededError).
 func (r recovery) start(ctx context.Context, j jobs.Job) (api.Started, error) {
 	b, err := r.worker.Plan(ctx, j, recoveryPage)
 	if err != nil {
@@ -83,12 +86,21 @@ func (r recovery) start(ctx context.Context, j jobs.Job) (api.Started, error) {
 		return api.Started{Count: b.Count}, nil
 	}
 	j.Plan = &b
-	created, err := r.runner.Create(ctx, j)
+	lim, err := r.store.Limits(ctx, j.TenantID)
+	if err != nil {
+		return api.Started{}, err
+	}
+	created, err := r.runner.CreateIf(ctx, j, func(running int) error {
+		return limits.Check(limits.Jobs, lim.Jobs, int64(running), int64(running)+1)
+	})
 	if err != nil {
 		return api.Started{}, recoveryErr(err)
 	}
 	return api.Started{JobID: created.ID}, nil
 }
+
+// Running counts tenant's jobs running, as the runner knows them.
+func (r recovery) Running(tenant string) int { return r.runner.TenantRunning(tenant) }
 
 func (r recovery) Job(ctx context.Context, tenant, id string) (api.Job, error) {
 	j, err := r.runner.Get(ctx, tenant, id)

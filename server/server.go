@@ -33,6 +33,7 @@ import (
 	"github.com/onestack/webhooks/internal/kvwatch"
 	"github.com/onestack/webhooks/jobs"
 	"github.com/onestack/webhooks/limiter"
+	"github.com/onestack/webhooks/limits"
 	"github.com/onestack/webhooks/portal"
 	"github.com/onestack/webhooks/portal/kvstore"
 	"github.com/onestack/webhooks/subscriptions"
@@ -78,6 +79,10 @@ type Config struct {
 	RotationOverlap time.Duration
 	// Replicas is the replication factor of every stream and bucket.
 	Replicas int
+	// Limits are the limits of a tenant without overrides of its own (the
+	// operator's flags); each zero field is limits.Defaults()'s, but
+	// AttemptsInFlight is Dispatcher.TenantInFlight's when that is set.
+	Limits limits.Limits
 	// RateLimiter is where tenants' budgets are counted: "nats" (the
 	// default: shared by every replica), "local" (this process only) or
 	// "off".
@@ -158,6 +163,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Dispatcher.UserAgent == "" {
 		cfg.Dispatcher.UserAgent = "onestack-webhooks/" + Version
 	}
+	cfg.Limits = withLimitDefaults(cfg.Limits, cfg.Dispatcher.TenantInFlight)
 	s := &Server{cfg: cfg, logger: cfg.Logger, serveErr: make(chan error, 1), ncClosed: make(chan struct{}), health: health.New()}
 	s.watch = kvwatch.Config{Health: s.health, Restarts: kvwatch.NewRestarts()}
 	defer func() {
@@ -176,7 +182,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.needs = append(s.needs, need{"stream", events.StreamName})
-	s.store, err = subscriptions.Open(ctx, s.js, subscriptions.Config{Replicas: cfg.Replicas, RotationOverlap: cfg.RotationOverlap, Watch: s.watch}, cfg.Logger)
+	s.store, err = subscriptions.Open(ctx, s.js, subscriptions.Config{Replicas: cfg.Replicas, RotationOverlap: cfg.RotationOverlap, Watch: s.watch, Limits: cfg.Limits}, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +227,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}, func() float64 { return float64(s.logIndex.MessagesApplied()) }),
 	)
 	s.logw = deliverylog.NewWriter(s.js, deliverylog.WriterConfig{}, cfg.Logger)
+	if cfg.Dispatcher.TenantLimit == nil {
+		cfg.Dispatcher.TenantLimit = s.attemptsInFlight
+	}
 	s.disp, err = dispatcher.New(ctx, s.js, s.store, s.logw, s.logIndex, cfg.Dispatcher, reg, cfg.Logger)
 	if err != nil {
 		return nil, err

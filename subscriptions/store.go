@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/onestack/webhooks/internal/jsretry"
 	"github.com/onestack/webhooks/internal/kvwatch"
+	"github.com/onestack/webhooks/limits"
 
 	"github.com/onestack/webhooks/signature"
 )
@@ -43,6 +45,9 @@ type Config struct {
 	Now func() time.Time
 	// Watch is where the buckets' watches report that they are down.
 	Watch kvwatch.Config
+	// Limits are the limits of a tenant without overrides; each zero
+	// field is limits.Defaults()'s.
+	Limits limits.Limits
 }
 
 func (c Config) withDefaults() Config {
@@ -55,6 +60,7 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.Limits = c.Limits.Over(limits.Defaults())
 	return c
 }
 
@@ -76,9 +82,12 @@ type Store struct {
 	failing   map[string]bool
 	// healthMu serializes this replica's updates of one endpoint's health.
 	healthMu [64]sync.Mutex
-	idx      *Index
-	logger   *slog.Logger
-	fstats   filterCounters
+	// limitMu serializes this replica's writes a tenant's limits bound
+	// (see tenantLock).
+	limitMu [64]sync.Mutex
+	idx     *Index
+	logger  *slog.Logger
+	fstats  filterCounters
 
 	// watches apply the buckets to idx (and failing).
 	watches []*kvwatch.Watch
@@ -235,9 +244,12 @@ func isWrongRevision(err error) bool {
 // CreateTenant stores a new tenant with its first API key.
 func (s *Store) CreateTenant(ctx context.Context, in TenantInput) (Tenant, Key, APIKey, error) {
 	now := s.cfg.Now().UTC()
-	t := Tenant{ID: NewTenantID(), Name: in.Name, RateLimit: DefaultRateLimit, CreatedAt: now}
+	t := Tenant{ID: NewTenantID(), Name: in.Name, CreatedAt: now}
 	if in.RateLimit != nil {
 		t.RateLimit = *in.RateLimit
+	}
+	if in.Limits != nil {
+		t.applyLimits(*in.Limits)
 	}
 	b, _ := json.Marshal(t)
 	rev, err := jsretry.Create(ctx, s.tenants, t.ID, b)
@@ -281,6 +293,9 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, p TenantPatch) (Ten
 		}
 		if p.RateLimit != nil {
 			t.RateLimit = *p.RateLimit
+		}
+		if p.Limits != nil {
+			t.applyLimits(*p.Limits)
 		}
 		b, _ := json.Marshal(t)
 		rev, err := jsretry.Update(ctx, s.tenants, id, b, e.Revision())
@@ -335,8 +350,17 @@ func (s *Store) RevokeKey(ctx context.Context, tenant, keyID string) error {
 // Subscriptions.
 
 // CreateSubscription stores a new subscription for tenant. The input must
-// have passed Rules.Check.
+// have passed Rules.Check. One that would pass the tenant's subscriptions
+// or event types limit fails with a *limits.ExceededError.
 func (s *Store) CreateSubscription(ctx context.Context, tenant string, in CreateInput) (Subscription, error) {
+	lim, err := s.enforced(ctx, tenant)
+	if err != nil {
+		return Subscription{}, err
+	}
+	defer s.tenantLock(tenant)()
+	if err := s.checkCreate(lim, tenant, in.EventTypes); err != nil {
+		return Subscription{}, err
+	}
 	now := s.cfg.Now().UTC()
 	sub := Subscription{
 		ID: NewSubscriptionID(), TenantID: tenant, URL: in.URL, EventTypes: in.EventTypes,
@@ -406,7 +430,8 @@ func (s *Store) LoadSubscription(ctx context.Context, tenant, id string) (Subscr
 // satisfy it or the update fails with ErrConflict; it is checked against
 // storage, never the index, which may lag another replica's write. A
 // concurrent change between read and write is retried, and the retry
-// checks the precondition again.
+// checks the precondition again. A change of its event types that would
+// pass the tenant's event types limit fails with a *limits.ExceededError.
 func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, precondition func(revision uint64) bool, fn func(*Subscription) error) (Subscription, error) {
 	if !ValidSubscriptionID(id) {
 		return Subscription{}, fmt.Errorf("subscription %q: %w", id, ErrNotFound)
@@ -424,25 +449,16 @@ func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, preco
 		if err != nil {
 			return Subscription{}, err
 		}
-		wasActive := sub.Active
+		wasActive, types := sub.Active, sub.EventTypes
 		if err := fn(sub); err != nil {
 			return Subscription{}, err
 		}
-		sub.UpdatedAt = s.cfg.Now().UTC()
-		b, err := encodeSub(sub)
-		if err != nil {
-			return Subscription{}, err
-		}
-		rev, err := jsretry.Update(ctx, s.subs, key, b, e.Revision())
-		if err != nil {
+		if err := s.storeUpdate(ctx, tenant, id, sub, e.Revision(), !slices.Equal(types, sub.EventTypes)); err != nil {
 			if isWrongRevision(err) {
 				continue
 			}
-			return Subscription{}, storeErr("update subscription "+id, err)
+			return Subscription{}, err
 		}
-		sub.Revision = rev
-		parseSecrets(sub.secrets) // fn may have rotated them
-		s.idx.putSub(sub, false)
 		if !wasActive && sub.Active {
 			// Re-enabled: its endpoint starts with a clean record.
 			if err := s.RecordSuccess(ctx, tenant, id); err != nil {
@@ -451,6 +467,39 @@ func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, preco
 		}
 		return *sub, nil
 	}
+}
+
+// storeUpdate writes sub, changed, over revision rev and applies it to the
+// index. A change of its event types is first checked against the
+// tenant's limit, under the tenant's lock. A wrong revision is returned
+// as JetStream gave it, for the caller to read again.
+func (s *Store) storeUpdate(ctx context.Context, tenant, id string, sub *Subscription, rev uint64, typesChanged bool) error {
+	if typesChanged {
+		lim, err := s.enforced(ctx, tenant)
+		if err != nil {
+			return err
+		}
+		defer s.tenantLock(tenant)()
+		if err := s.checkTypes(lim, tenant, id, sub.EventTypes); err != nil {
+			return err
+		}
+	}
+	sub.UpdatedAt = s.cfg.Now().UTC()
+	b, err := encodeSub(sub)
+	if err != nil {
+		return err
+	}
+	next, err := jsretry.Update(ctx, s.subs, subKey(tenant, id), b, rev)
+	if err != nil {
+		if isWrongRevision(err) {
+			return err
+		}
+		return storeErr("update subscription "+id, err)
+	}
+	sub.Revision = next
+	parseSecrets(sub.secrets) // the change may have rotated them
+	s.idx.putSub(sub, false)
+	return nil
 }
 
 // Apply applies a validated PatchInput; setting active to true clears the

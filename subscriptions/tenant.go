@@ -11,9 +11,12 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/onestack/webhooks/limits"
 )
 
-// DefaultRateLimit is a tenant's API budget per minute unless changed.
+// DefaultRateLimit is a tenant's API budget per minute unless the
+// operator's default or the tenant's own says otherwise.
 const DefaultRateLimit = 100
 
 // MaxRateLimit bounds a custom arrangement.
@@ -21,11 +24,28 @@ const MaxRateLimit = 1_000_000
 
 // Tenant is one customer of the platform.
 type Tenant struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	RateLimit int       `json:"rateLimit"`
-	CreatedAt time.Time `json:"createdAt"`
-	Revision  uint64    `json:"-"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// RateLimit is the tenant's own requests a minute
+	// (limits.RequestsPerMinute); zero means the default. Tenants created
+	// before defaults existed hold 100 here, as their own.
+	RateLimit int `json:"rateLimit"`
+	// Limits are the tenant's own limits, those the operator set; a zero
+	// means the default. RequestsPerMinute is always zero here: it is
+	// RateLimit.
+	Limits    limits.Limits `json:"limits,omitzero"`
+	CreatedAt time.Time     `json:"createdAt"`
+	Revision  uint64        `json:"-"`
+}
+
+// applyLimits changes the tenant's own limits by an operator's patch,
+// requestsPerMinute being RateLimit.
+func (t *Tenant) applyLimits(p limits.Patch) {
+	l := t.Limits
+	l.RequestsPerMinute = int64(t.RateLimit)
+	l = p.Apply(l)
+	t.RateLimit, l.RequestsPerMinute = int(l.RequestsPerMinute), 0
+	t.Limits = l
 }
 
 // NewTenantID returns a fresh tenant id.

@@ -11,6 +11,7 @@ import (
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/filter"
+	"github.com/onestack/webhooks/limits"
 	"github.com/onestack/webhooks/signature"
 )
 
@@ -89,12 +90,45 @@ type PatchInput struct {
 type TenantInput struct {
 	Name      string `json:"name" validate:"required,min=1,max=200"`
 	RateLimit *int   `json:"rateLimit" validate:"omitnil,min=1,max=1000000"`
+	// Limits are the tenant's own limits, if any (see TenantPatch).
+	Limits *limits.Patch `json:"limits"`
 }
 
 // TenantPatch is the body of a tenant's update.
 type TenantPatch struct {
 	Name      *string `json:"name" validate:"omitnil,min=1,max=200"`
 	RateLimit *int    `json:"rateLimit" validate:"omitnil,min=1,max=1000000"`
+	// Limits changes the limits it names: a number sets one, null returns
+	// it to the default. limits.requestsPerMinute is rateLimit.
+	Limits *limits.Patch `json:"limits"`
+}
+
+// limitProblems lists the problems of a tenant's limits in a creation or
+// an update: each value out of its bounds, and a requestsPerMinute that
+// differs from a rateLimit given with it.
+func limitProblems(in any) []FieldError {
+	var p *limits.Patch
+	var rate *int
+	switch v := in.(type) {
+	case *TenantInput:
+		p, rate = v.Limits, v.RateLimit
+	case *TenantPatch:
+		p, rate = v.Limits, v.RateLimit
+	}
+	if p == nil {
+		return nil
+	}
+	var out []FieldError
+	for _, pr := range p.Problems() {
+		out = append(out, FieldError{Field: "limits." + pr.Name, Reason: pr.Reason})
+	}
+	if rpm := p.RequestsPerMinute; rate != nil && rpm.Given() {
+		if v, ok := rpm.Value(); ok && v != int64(*rate) {
+			out = append(out, FieldError{Field: "limits." + limits.RequestsPerMinute,
+				Reason: "is rateLimit: give one of them, or both the same"})
+		}
+	}
+	return out
 }
 
 // Rules validates inputs against the event catalog and the destination
@@ -156,6 +190,7 @@ func (r *Rules) check(in any, kept []string) error {
 		}
 	}
 	out.Fields = append(out.Fields, r.extras(in, kept)...)
+	out.Fields = append(out.Fields, limitProblems(in)...)
 	if len(out.Fields) == 0 {
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/limits"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -43,6 +44,12 @@ func TestRulesCheck(t *testing.T) {
 		{"patch pace removed", &PatchInput{RateLimit: ptr(0.0)}, nil},
 		{"tenant limit", &TenantInput{Name: "acme", RateLimit: ptr(0)}, []string{"rateLimit"}},
 		{"tenant limit high", &TenantPatch{RateLimit: ptr(1_000_001)}, []string{"rateLimit"}},
+		{"tenant limits", &TenantPatch{Limits: &limits.Patch{Subscriptions: limits.Set(500), Jobs: limits.Reset()}}, nil},
+		{"tenant limits out of bounds", &TenantPatch{Limits: &limits.Patch{Subscriptions: limits.Set(0), EventBytes: limits.Set(1 << 20)}},
+			[]string{"limits.subscriptions", "limits.eventBytes"}},
+		{"tenant limits at creation", &TenantInput{Name: "acme", Limits: &limits.Patch{Jobs: limits.Set(1001)}}, []string{"limits.jobs"}},
+		{"rate limit twice, the same", &TenantPatch{RateLimit: ptr(300), Limits: &limits.Patch{RequestsPerMinute: limits.Set(300)}}, nil},
+		{"rate limit twice, different", &TenantPatch{RateLimit: ptr(300), Limits: &limits.Patch{RequestsPerMinute: limits.Set(200)}}, []string{"limits.requestsPerMinute"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -128,7 +128,7 @@ func TestAPIErrors(t *testing.T) {
 		{"event type", "POST", "/api/events", map[string]any{"type": "nope", "data": map[string]any{}}, nil, 400, "VALIDATION_FAILED"},
 		{"batch item", "POST", "/api/events/batch", map[string]any{"events": []any{map[string]any{"type": "ticket.updated", "data": map[string]any{}}, map[string]any{"type": "x", "data": map[string]any{}}}}, nil, 400, "VALIDATION_FAILED"},
 		{"body over 1 MiB", "POST", "/api/subscriptions", []byte(`{"description":"` + strings.Repeat("x", 1<<20) + `"}`), nil, 413, "PAYLOAD_TOO_LARGE"},
-		{"event data over 256 KiB", "POST", "/api/events", []byte(`{"type":"ticket.updated","data":{"x":"` + strings.Repeat("x", 256<<10) + `"}}`), nil, 400, "VALIDATION_FAILED"},
+		{"event data over 256 KiB", "POST", "/api/events", []byte(`{"type":"ticket.updated","data":{"x":"` + strings.Repeat("x", 256<<10) + `"}}`), nil, 413, "PAYLOAD_TOO_LARGE"},
 		{"event data not an object", "POST", "/api/events", map[string]any{"type": "ticket.updated", "data": []int{1}}, nil, 400, "VALIDATION_FAILED"},
 		{"not json", "POST", "/api/subscriptions", []byte(`url=x`), []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "UNSUPPORTED_MEDIA_TYPE"},
 	}

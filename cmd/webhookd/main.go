@@ -24,6 +24,7 @@ import (
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/jobs"
+	"github.com/onestack/webhooks/limits"
 	"github.com/onestack/webhooks/server"
 	"github.com/onestack/webhooks/subscriptions"
 )
@@ -62,6 +63,9 @@ type options struct {
 	publicURL                                      string
 	workers, perSub, tenantInFlight, destMax       int
 	jobRate                                        float64
+	// limits are every tenant's defaults (attemptsInFlight is
+	// tenantInFlight).
+	limits limits.Limits
 }
 
 // flagEnv names each flag's environment variable.
@@ -93,6 +97,23 @@ var flagEnv = map[string]string{
 	"log-level":                  "WEBHOOKD_LOG_LEVEL",
 	"public-url":                 "WEBHOOKD_PUBLIC_URL",
 	"job-rate":                   "WEBHOOKD_JOB_RATE",
+	"limit-requests-per-minute":  "WEBHOOKD_LIMIT_REQUESTS_PER_MINUTE",
+	"limit-subscriptions":        "WEBHOOKD_LIMIT_SUBSCRIPTIONS",
+	"limit-event-types":          "WEBHOOKD_LIMIT_EVENT_TYPES",
+	"limit-event-bytes":          "WEBHOOKD_LIMIT_EVENT_BYTES",
+	"limit-stored-bytes":         "WEBHOOKD_LIMIT_STORED_BYTES",
+	"limit-jobs":                 "WEBHOOKD_LIMIT_JOBS",
+}
+
+// limitFlags names the flag of each tenant limit's default;
+// attemptsInFlight's is --tenant-concurrency.
+var limitFlags = map[string]string{
+	limits.RequestsPerMinute: "limit-requests-per-minute",
+	limits.Subscriptions:     "limit-subscriptions",
+	limits.EventTypes:        "limit-event-types",
+	limits.EventBytes:        "limit-event-bytes",
+	limits.StoredBytes:       "limit-stored-bytes",
+	limits.Jobs:              "limit-jobs",
 }
 
 func parse(args []string, getenv func(string) string, environ []string, stderr io.Writer) (options, error) {
@@ -126,6 +147,13 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's profiles (/debug/pprof/) on host:port, apart from the API; empty: none")
 	fs.StringVar(&o.publicURL, "public-url", "", "scheme and host browsers reach this server at (portal links, Secure cookies); empty: each request's own")
 	fs.Float64Var(&o.jobRate, "job-rate", 200, "events or deliveries a second one replay or recovery job sends at most")
+	d := limits.Defaults()
+	fs.Int64Var(&o.limits.RequestsPerMinute, "limit-requests-per-minute", d.RequestsPerMinute, "a tenant's API requests a minute, unless the operator set its own (rateLimit)")
+	fs.Int64Var(&o.limits.Subscriptions, "limit-subscriptions", d.Subscriptions, "subscriptions a tenant may have, unless the operator set its own")
+	fs.Int64Var(&o.limits.EventTypes, "limit-event-types", d.EventTypes, "distinct event types and patterns a tenant's subscriptions may name, all together, unless the operator set its own")
+	fs.Int64Var(&o.limits.EventBytes, "limit-event-bytes", d.EventBytes, "bytes of one event's data, at most 262144, unless the operator set a tenant's own")
+	fs.Int64Var(&o.limits.StoredBytes, "limit-stored-bytes", d.StoredBytes, "bytes of events a tenant may have stored, unless the operator set its own (listed; not enforced yet)")
+	fs.Int64Var(&o.limits.Jobs, "limit-jobs", d.Jobs, "replay and recovery jobs a tenant may have running at once, unless the operator set its own")
 
 	// Environment first, flags over it.
 	for name, env := range flagEnv {
@@ -221,6 +249,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if o.jobRate <= 0 {
 		return errors.New("--job-rate must be positive")
 	}
+	for _, name := range limits.Names {
+		flag, ok := limitFlags[name]
+		if b, _ := limits.BoundsOf(name); ok && (o.limits.Get(name) < b.Min || o.limits.Get(name) > b.Max) {
+			return fmt.Errorf("--%s must be from %d to %d", flag, b.Min, b.Max)
+		}
+	}
+	o.limits.AttemptsInFlight = int64(o.tenantInFlight)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if o.debugAddr != "" {
 		stopDebug, err := serveDebug(o.debugAddr, logger)
@@ -246,6 +281,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		},
 		Events: events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow},
 		Jobs:   jobs.Config{Rate: o.jobRate},
+		Limits: o.limits,
 		Logger: logger,
 	})
 	if err != nil {

@@ -1,0 +1,63 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/onestack/webhooks/limits"
+)
+
+// limitsView is every limit of a tenant, as in effect.
+type limitsView struct {
+	RequestsPerMinute int64 `json:"requestsPerMinute"`
+	Subscriptions     int64 `json:"subscriptions"`
+	EventTypes        int64 `json:"eventTypes"`
+	EventBytes        int64 `json:"eventBytes"`
+	StoredBytes       int64 `json:"storedBytes"`
+	AttemptsInFlight  int64 `json:"attemptsInFlight"`
+	Jobs              int64 `json:"jobs"`
+}
+
+func viewLimits(l limits.Limits) limitsView { return limitsView(l) }
+
+// usageView is what a tenant uses of the limits that can be counted:
+// requests a minute are in the rate-limit headers of every answer;
+// stored bytes and attempts in flight are not counted here.
+type usageView struct {
+	Subscriptions int64  `json:"subscriptions"`
+	EventTypes    int64  `json:"eventTypes"`
+	Jobs          *int64 `json:"jobs,omitempty"`
+}
+
+func (a *API) getLimits(w http.ResponseWriter, _ *http.Request, c *caller) error {
+	u := a.cfg.Store.Index().Usage(c.tenant)
+	usage := usageView{Subscriptions: int64(u.Subscriptions), EventTypes: int64(u.EventTypes)}
+	if a.cfg.Recovery != nil {
+		n := int64(a.cfg.Recovery.Running(c.tenant))
+		usage.Jobs = &n
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, struct {
+		Limits limitsView `json:"limits"`
+		Usage  usageView  `json:"usage"`
+	}{viewLimits(c.limits), usage})
+	return nil
+}
+
+// checkEventBytes refuses an event whose data, as sent, is over the
+// tenant's eventBytes: 413 PAYLOAD_TOO_LARGE naming the field (prefix ""
+// or "events[3].").
+func checkEventBytes(c *caller, data json.RawMessage, prefix string) error {
+	err := limits.CheckEventBytes(c.limits.EventBytes, int64(len(bytes.TrimSpace(data))))
+	if qe, ok := err.(*limits.ExceededError); ok {
+		e := errExceeded(qe)
+		e.Message = prefix + "data: " + e.Message
+		return e
+	}
+	return nil
+}
+
+// itemPrefix names the i-th event of a batch in field errors.
+func itemPrefix(i int) string { return "events[" + strconv.Itoa(i) + "]." }
