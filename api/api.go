@@ -48,6 +48,8 @@ type Deliveries interface {
 	Deliveries(ctx context.Context, tenant, sub, status, before string, limit int) ([]Delivery, bool, error)
 	// Retry makes one more attempt of a delivery now.
 	Retry(ctx context.Context, tenant, id string) (Delivery, error)
+	// Backlog counts a subscription's pending deliveries.
+	Backlog(ctx context.Context, tenant, sub string) (int, error)
 }
 
 // Config wires the API. Store, Rules, Publisher and Registry are required.

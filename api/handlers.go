@@ -226,7 +226,26 @@ type subscriptionView struct {
 	HeaderNames    []string          `json:"headerNames"`
 	CreatedAt      time.Time         `json:"createdAt"`
 	UpdatedAt      time.Time         `json:"updatedAt"`
-	Secret         string            `json:"secret,omitempty"`
+	// Backlog is how many of its deliveries are pending (not attempted
+	// yet, or waiting for their next attempt); null while this replica's
+	// delivery index cannot be read. A live count: the ETag does not
+	// cover it.
+	Backlog *int   `json:"backlog"`
+	Secret  string `json:"secret,omitempty"`
+}
+
+// withBacklog sets the backlog of the views.
+func (a *API) withBacklog(ctx context.Context, tenant string, views ...*subscriptionView) {
+	if a.cfg.Deliveries == nil {
+		return
+	}
+	for _, v := range views {
+		if n, err := a.cfg.Deliveries.Backlog(ctx, tenant, v.ID); err == nil {
+			v.Backlog = &n
+		} else {
+			a.cfg.Logger.Warn("count a subscription's backlog", "subscription", v.ID, "err", err)
+		}
+	}
 }
 
 func viewSubscription(s *subscriptions.Subscription) subscriptionView {
@@ -252,6 +271,36 @@ func viewSubscription(s *subscriptions.Subscription) subscriptionView {
 }
 
 func etagOf(s *subscriptions.Subscription) string { return etagFor(s.Revision) }
+
+// subscriptionETag is the strong ETag of a subscription at a store
+// revision with its backlog: the revision alone while nothing waits, else
+// the revision and the backlog ("12.b40"), so a cached copy is not
+// revalidated with a stale backlog. If-Match compares the revision only
+// (revisionMatches): the backlog moving does not fail a precondition.
+func subscriptionETag(rev uint64, backlog *int) string {
+	if backlog == nil || *backlog == 0 {
+		return etagFor(rev)
+	}
+	return `"` + strconv.FormatUint(rev, 10) + ".b" + strconv.Itoa(*backlog) + `"`
+}
+
+// revisionMatches compares an If-Match header, strongly, with a
+// subscription's revision: the revision part of each tag it lists.
+func revisionMatches(header string, rev uint64) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" {
+			return true
+		}
+		if strings.HasPrefix(t, "W/") {
+			continue
+		}
+		if r, _, _ := strings.Cut(strings.Trim(t, `"`), ".b"); len(t) >= 2 && t[0] == '"' && r == strconv.FormatUint(rev, 10) {
+			return true
+		}
+	}
+	return false
+}
 
 // etagFor is the strong ETag of a store revision.
 func etagFor(rev uint64) string { return `"` + strconv.FormatUint(rev, 10) + `"` }
@@ -283,6 +332,8 @@ func (a *API) createSubscription(w http.ResponseWriter, r *http.Request, c *call
 	}
 	v := viewSubscription(&s)
 	v.Secret = s.Secret()
+	none := 0
+	v.Backlog = &none
 	w.Header().Set("Location", "/api/subscriptions/"+s.ID)
 	w.Header().Set("ETag", etagOf(&s))
 	writeJSON(w, http.StatusCreated, v)
@@ -348,6 +399,7 @@ func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request, c *calle
 	out := listPage[subscriptionView]{Data: make([]subscriptionView, len(subs))}
 	for i, s := range subs {
 		out.Data[i] = viewSubscription(s)
+		a.withBacklog(r.Context(), c.tenant, &out.Data[i])
 	}
 	if more {
 		out.NextCursor = encodeCursor(subs[len(subs)-1].ID)
@@ -361,13 +413,15 @@ func (a *API) getSubscription(w http.ResponseWriter, r *http.Request, c *caller)
 	if err != nil {
 		return err
 	}
-	etag := etagOf(&s)
+	v := viewSubscription(&s)
+	a.withBacklog(r.Context(), c.tenant, &v)
+	etag := subscriptionETag(s.Revision, v.Backlog)
 	w.Header().Set("ETag", etag)
 	if etagMatches(r.Header.Get("If-None-Match"), etag, false) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	writeJSON(w, http.StatusOK, viewSubscription(&s))
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -387,7 +441,7 @@ func (a *API) patchSubscription(w http.ResponseWriter, r *http.Request, c *calle
 	// not with this replica's index, which may lag another replica's write.
 	var precondition func(uint64) bool
 	if h := r.Header.Get("If-Match"); h != "" {
-		precondition = func(rev uint64) bool { return etagMatches(h, etagFor(rev), true) }
+		precondition = func(rev uint64) bool { return revisionMatches(h, rev) }
 	}
 	s, err := a.cfg.Store.UpdateSubscription(r.Context(), c.tenant, cur.ID, precondition, in.Apply)
 	if errors.Is(err, subscriptions.ErrNotFound) {
@@ -396,8 +450,10 @@ func (a *API) patchSubscription(w http.ResponseWriter, r *http.Request, c *calle
 	if err != nil {
 		return err // ErrConflict answers 412 through writeError
 	}
-	w.Header().Set("ETag", etagOf(&s))
-	writeJSON(w, http.StatusOK, viewSubscription(&s))
+	v := viewSubscription(&s)
+	a.withBacklog(r.Context(), c.tenant, &v)
+	w.Header().Set("ETag", subscriptionETag(s.Revision, v.Backlog))
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -432,7 +488,9 @@ func (a *API) batchSubscriptions(w http.ResponseWriter, r *http.Request, c *call
 	}{Data: []subscriptionView{}, Missing: []string{}}
 	for _, id := range in.IDs {
 		if s, ok := a.cfg.Store.Index().Subscription(c.tenant, id); ok {
-			out.Data = append(out.Data, viewSubscription(s))
+			v := viewSubscription(s)
+			a.withBacklog(r.Context(), c.tenant, &v)
+			out.Data = append(out.Data, v)
 		} else {
 			out.Missing = append(out.Missing, id)
 		}

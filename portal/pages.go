@@ -28,6 +28,7 @@ type subscription struct {
 	DisabledReason *string           `json:"disabledReason"`
 	RateLimit      *float64          `json:"rateLimit"`
 	Ordering       string            `json:"ordering"`
+	Backlog        *int              `json:"backlog"`
 	CreatedAt      time.Time         `json:"createdAt"`
 	UpdatedAt      time.Time         `json:"updatedAt"`
 	Secret         string            `json:"secret"`

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/server"
 	"github.com/onestack/webhooks/testenv"
 )
@@ -336,4 +337,42 @@ func TestFormErrorsAndIsolationAreTheAPIs(t *testing.T) {
 
 func htmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(s)
+}
+
+// TestSubscriptionPageShowsBacklog: the deliveries waiting behind a
+// subscription's pace are counted on its page, linked to their list.
+func TestSubscriptionPageShowsBacklog(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t, testenv.Options{})
+	ten, _ := env.CreateTenant("acme", 0)
+	rc := testenv.NewReceiver()
+	t.Cleanup(rc.Close)
+	r, err := env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": rc.URL(), "eventTypes": []string{"ticket.*"}, "rateLimit": 0.01})
+	if err != nil || r.Status != 201 {
+		t.Fatalf("create a paced subscription: %v %v", r, err)
+	}
+	var sub struct{ ID string }
+	json.Unmarshal(r.Body, &sub)
+	evts := []map[string]any{}
+	for i := range 4 {
+		evts = append(evts, map[string]any{"type": "ticket.updated", "data": map[string]any{"n": i}})
+	}
+	if r, err := env.Do("POST", "/api/events/batch", ten.APIKey, map[string]any{"events": evts}); err != nil || r.Status != 202 {
+		t.Fatalf("publish: %v %v", r, err)
+	}
+	v := signIn(t, env, ten.ID)
+	backlog := regexp.MustCompile(`id="backlog">(\d+) waiting`)
+	var page string
+	if !poll.Within(30*time.Second, func() bool {
+		_, page = v.do("GET", "/portal/subscriptions/"+sub.ID, nil)
+		m := backlog.FindStringSubmatch(page)
+		return m != nil && m[1] == "3"
+	}) {
+		r1, _ := env.Do("GET", "/api/subscriptions/"+sub.ID+"/deliveries", ten.APIKey, nil)
+		r2, _ := env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil)
+		t.Fatalf("the page does not count the 3 deliveries waiting behind the pace:\n%s\n%s\n%s", page, r1.Body, r2.Body)
+	}
+	if !strings.Contains(page, "/portal/subscriptions/"+sub.ID+"/deliveries?status=pending") {
+		t.Error("the backlog does not link to the pending deliveries")
+	}
 }

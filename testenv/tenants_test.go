@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/onestack/webhooks/dispatcher"
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/testenv"
 )
 
@@ -96,4 +97,81 @@ func TestNoisyTenantDoesNotDelayAnother(t *testing.T) {
 		t.Errorf("the host that never answers got %d connections, want at most 8 (a new destination's limit)", got)
 	}
 	t.Logf("the host that never answers got %d connections for 2,400 deliveries", host.accepted())
+}
+
+// TestBacklogIsVisible: deliveries that wait for their first attempt (here
+// behind a subscription's pace of one per 100 s) are listed as pending,
+// counted in the subscription's backlog, and shown in their event's
+// lookup, before anything is sent.
+func TestBacklogIsVisible(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{})
+	rc := receiver(t)
+	r, err := env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{
+		"url": rc.URL(), "eventTypes": []string{"ticket.*"}, "rateLimit": 0.01,
+	})
+	if err != nil || r.Status != 201 {
+		t.Fatalf("create a paced subscription: %v %v", r, err)
+	}
+	var sub struct {
+		ID      string
+		Backlog *int
+	}
+	if err := r.JSON(&sub); err != nil {
+		t.Fatal(err)
+	}
+	if sub.Backlog == nil || *sub.Backlog != 0 {
+		t.Errorf("a new subscription's backlog = %v, want 0", sub.Backlog)
+	}
+	const n = 5
+	ids := publishBatches(t, env, ten, n)
+
+	// One goes at once (the pace's first token); the others wait.
+	var pending []struct {
+		ID, EventID, Status string
+		Attempts            []any
+	}
+	poll.Until(t, 30*time.Second, "the waiting deliveries listed as pending", func() bool {
+		r, err := env.Do("GET", "/api/subscriptions/"+sub.ID+"/deliveries?status=pending", ten.APIKey, nil)
+		if err != nil || r.Status != 200 {
+			return false
+		}
+		var page struct {
+			Data []struct {
+				ID, EventID, Status string
+				Attempts            []any
+			}
+		}
+		if r.JSON(&page) != nil {
+			return false
+		}
+		pending = page.Data
+		return len(pending) >= n-1
+	})
+	for _, d := range pending {
+		if d.Status != "pending" || len(d.Attempts) != 0 {
+			t.Errorf("listed delivery %s: status %q with %d attempts, want pending with none", d.ID, d.Status, len(d.Attempts))
+		}
+	}
+	r, err = env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil)
+	if err != nil || r.Status != 200 {
+		t.Fatalf("get the subscription: %v %v", r, err)
+	}
+	if err := r.JSON(&sub); err != nil {
+		t.Fatal(err)
+	}
+	if sub.Backlog == nil || *sub.Backlog < n-1 {
+		t.Errorf("backlog = %v, want at least %d", sub.Backlog, n-1)
+	}
+	last := ids[len(ids)-1]
+	poll.Until(t, 30*time.Second, "the last event's lookup showing its delivery", func() bool {
+		r, err := env.Do("GET", "/api/events/"+last, ten.APIKey, nil)
+		if err != nil || r.Status != 200 {
+			return false
+		}
+		var ev struct {
+			Deliveries []struct{ SubscriptionID, Status string }
+		}
+		return r.JSON(&ev) == nil && len(ev.Deliveries) == 1 && ev.Deliveries[0].SubscriptionID == sub.ID
+	})
 }
