@@ -231,13 +231,14 @@ func TestClusterLosingTheEventsLeaderLosesNothing(t *testing.T) {
 	t.Logf("leader %s lost: %d events accepted, %d answered 503 and published again, 0 lost, %d duplicate deliveries; longest gap in deliveries after the loss %v",
 		leader.Name(), len(accepted), len(retry), dups, gap.Round(time.Millisecond))
 	// The gap is the election, the fan-out's noticing that its pull went
-	// with the old leader, and any publish waiting out its acknowledgement
-	// (5 s a try, 10 s in all, then 503): under a second to a few seconds
-	// here, about 10 s at worst on a loaded machine. Deliveries that wait
-	// for a 30 s timeout (a pull's or an acknowledgement's) are stalled,
-	// not slow, and fail.
-	if gap > 20*time.Second {
-		t.Errorf("deliveries stopped for %v after the events leader was lost, want them to resume (bound 20 s)", gap)
+	// with the old leader, any publish waiting out its acknowledgement
+	// (5 s a try, 10 s in all, then 503), and events in transit to the
+	// dead pull, sent again after the fan-out's 10 s ack wait: under a
+	// second to about 10 s here, more on a loaded machine. The figure is
+	// the benchmark's and the README's; the test fails only where nothing
+	// but a hang would take it.
+	if gap > time.Minute {
+		t.Errorf("deliveries stopped for %v after the events leader was lost, want them to resume (bound: a minute)", gap)
 	}
 }
 
