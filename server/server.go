@@ -54,8 +54,11 @@ type Config struct {
 	// embedded server.
 	NATSURL string
 	// NATSListen exposes the embedded server on host:port to other
-	// processes; empty keeps it in-process only.
+	// processes; empty keeps it in-process only. It needs NATSAuth.
 	NATSListen string
+	// NATSAuth are the credentials the exposed embedded server requires,
+	// or those webhookd presents to NATSURL.
+	NATSAuth NATSAuth
 	// AdminToken enables the operator API.
 	AdminToken string
 	// Egress is the destination policy of webhooks and subscription URLs.
@@ -344,21 +347,29 @@ func (s *Server) connect() error {
 		nats.ClosedHandler(func(*nats.Conn) { close(s.ncClosed) }),
 		nats.DrainTimeout(drainTimeout),
 	}
+	if err := s.cfg.NATSAuth.validate(s.cfg.NATSListen); err != nil {
+		return err
+	}
+	auth, err := s.cfg.NATSAuth.clientOptions()
+	if err != nil {
+		return err
+	}
+	opts = append(opts, auth...)
 	url := s.cfg.NATSURL
 	if url == "" {
-		ns, err := startEmbedded(s.cfg.DataDir, s.cfg.NATSListen)
+		ns, err := startEmbedded(s.cfg.DataDir, s.cfg.NATSListen, s.cfg.NATSAuth)
 		if err != nil {
 			return err
 		}
 		s.ns = ns
-		if s.cfg.NATSListen == "" {
-			opts = append(opts, nats.InProcessServer(ns))
-		}
+		// In-process even when exposed: no TLS to configure, and the
+		// credentials are checked all the same.
+		opts = append(opts, nats.InProcessServer(ns))
 		url = ns.ClientURL()
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to nats %s: %w", url, err)
+		return fmt.Errorf("connect to nats %s: %w", RedactURLs(url), err)
 	}
 	s.nc = nc
 	// A cluster still electing leaders, or a loaded machine, can take
@@ -372,8 +383,9 @@ func (s *Server) connect() error {
 }
 
 // startEmbedded runs a NATS server with JetStream file storage under dir,
-// in-process only unless listen names a host:port.
-func startEmbedded(dir, listen string) (*natsserver.Server, error) {
+// in-process only unless listen names a host:port; it requires auth's
+// credentials when it has some.
+func startEmbedded(dir, listen string, auth NATSAuth) (*natsserver.Server, error) {
 	opts := &natsserver.Options{
 		ServerName: "webhookd",
 		JetStream:  true,
@@ -395,6 +407,9 @@ func startEmbedded(dir, listen string) (*natsserver.Server, error) {
 			opts.Port = natsserver.RANDOM_PORT
 		}
 	}
+	if err := auth.serverOptions(opts); err != nil {
+		return nil, err
+	}
 	ns, err := natsserver.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
@@ -409,7 +424,7 @@ func startEmbedded(dir, listen string) (*natsserver.Server, error) {
 
 func (s *Server) natsDescription() string {
 	if s.ns == nil {
-		return s.cfg.NATSURL
+		return RedactURLs(s.cfg.NATSURL)
 	}
 	if s.cfg.NATSListen == "" {
 		return "embedded (in-process)"

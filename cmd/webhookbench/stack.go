@@ -108,9 +108,11 @@ func startStack(ctx context.Context, bin, dir string, extra []string, verifySamp
 	}
 	tok := make([]byte, 16)
 	rand.Read(tok)
+	natsTok := make([]byte, 16)
+	rand.Read(natsTok)
 	s := &stack{
 		dir: dir, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "webhookd.log"),
-		url: "http://" + httpAddr, natsURL: "nats://" + natsAddr, admin: hex.EncodeToString(tok),
+		url: "http://" + httpAddr, natsURL: "nats://" + hex.EncodeToString(natsTok) + "@" + natsAddr, admin: hex.EncodeToString(tok),
 		exited: make(chan struct{}), tr: newTracker(), verifySample: verifySample,
 		hc: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxIdleConns: 256}},
 	}
@@ -123,7 +125,7 @@ func startStack(ctx context.Context, bin, dir string, extra []string, verifySamp
 	}
 	defer logf.Close()
 	s.args = append([]string{
-		"--addr", httpAddr, "--data-dir", s.dataDir, "--nats-listen", natsAddr,
+		"--addr", httpAddr, "--data-dir", s.dataDir, "--nats-listen", natsAddr, "--nats-token", hex.EncodeToString(natsTok),
 		"--admin-token", s.admin, "--allow-private-destinations", "--allow-http", "--log-level", "warn",
 	}, extra...)
 	s.cmd = exec.Command(bin, s.args...)

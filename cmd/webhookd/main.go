@@ -52,6 +52,7 @@ func main() {
 // options are webhookd's flags, each with a WEBHOOKD_ environment fallback.
 type options struct {
 	addr, dataDir, natsURL, natsListen, adminToken string
+	natsAuth                                       server.NATSAuth
 	allowPrivate, allowHTTP                        bool
 	allowCIDRs, retrySchedule, logLevel            string
 	timeout, shutdownGrace, rotationOverlap        time.Duration
@@ -74,6 +75,12 @@ var flagEnv = map[string]string{
 	"data-dir":                   "WEBHOOKD_DATA_DIR",
 	"nats-url":                   "WEBHOOKD_NATS_URL",
 	"nats-listen":                "WEBHOOKD_NATS_LISTEN",
+	"nats-token":                 "WEBHOOKD_NATS_TOKEN",
+	"nats-user":                  "WEBHOOKD_NATS_USER",
+	"nats-password":              "WEBHOOKD_NATS_PASSWORD",
+	"nats-nkey-seed":             "WEBHOOKD_NATS_NKEY_SEED",
+	"nats-tls-cert":              "WEBHOOKD_NATS_TLS_CERT",
+	"nats-tls-key":               "WEBHOOKD_NATS_TLS_KEY",
 	"replicas":                   "WEBHOOKD_REPLICAS",
 	"admin-token":                "WEBHOOKD_ADMIN_TOKEN",
 	"allow-private-destinations": "WEBHOOKD_ALLOW_PRIVATE_DESTINATIONS",
@@ -123,7 +130,13 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&o.dataDir, "data-dir", "./data", "storage directory (the embedded NATS keeps JetStream there)")
 	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS server or cluster; empty starts an embedded server")
-	fs.StringVar(&o.natsListen, "nats-listen", "", "expose the embedded NATS server on host:port")
+	fs.StringVar(&o.natsListen, "nats-listen", "", "expose the embedded NATS server on host:port (needs --nats-token, --nats-user and --nats-password, or --nats-nkey-seed)")
+	fs.StringVar(&o.natsAuth.Token, "nats-token", "", "token the exposed embedded NATS server requires, or webhookd presents to --nats-url")
+	fs.StringVar(&o.natsAuth.User, "nats-user", "", "user the exposed embedded NATS server requires (with --nats-password), or webhookd presents to --nats-url")
+	fs.StringVar(&o.natsAuth.Password, "nats-password", "", "password of --nats-user")
+	fs.StringVar(&o.natsAuth.NkeySeedFile, "nats-nkey-seed", "", "file holding an nkey user seed: the exposed embedded NATS server accepts its public key, and webhookd signs with it (also to --nats-url)")
+	fs.StringVar(&o.natsAuth.TLSCert, "nats-tls-cert", "", "PEM certificate of the exposed embedded NATS server (with --nats-tls-key): its clients must use TLS")
+	fs.StringVar(&o.natsAuth.TLSKey, "nats-tls-key", "", "PEM private key of --nats-tls-cert")
 	fs.IntVar(&o.replicas, "replicas", 1, "replicas of every stream and bucket (1 embedded; 3 on a NATS cluster); applied to existing ones where JetStream allows")
 	fs.StringVar(&o.adminToken, "admin-token", "", "bearer token of the operator API; empty disables it")
 	fs.BoolVar(&o.allowPrivate, "allow-private-destinations", false, "allow webhooks to loopback, private and other internal addresses")
@@ -231,6 +244,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 			return fmt.Errorf("--public-url %q: %w", o.publicURL, err)
 		}
 	}
+	if o.natsListen != "" && o.natsURL != "" {
+		return errors.New("--nats-listen exposes the embedded NATS server: it cannot be used with --nats-url")
+	}
+	if err := checkNATSAuth(o); err != nil {
+		return err
+	}
 	if o.replicas < 1 || o.replicas > 5 {
 		return errors.New("--replicas must be from 1 to 5")
 	}
@@ -269,6 +288,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		DataDir:         o.dataDir,
 		NATSURL:         o.natsURL,
 		NATSListen:      o.natsListen,
+		NATSAuth:        o.natsAuth,
 		Replicas:        o.replicas,
 		AdminToken:      o.adminToken,
 		PublicURL:       o.publicURL,
@@ -311,6 +331,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	case <-time.After(o.shutdownGrace + shutdownSlack):
 		return fmt.Errorf("shutdown still running %v after the grace of %v; exiting", shutdownSlack, o.shutdownGrace)
 	}
+}
+
+// checkNATSAuth refuses an exposed embedded NATS server without
+// credentials, and credentials that are not whole.
+func checkNATSAuth(o options) error {
+	a := o.natsAuth
+	if o.natsListen != "" && a.Token == "" && a.User == "" && a.Password == "" && a.NkeySeedFile == "" {
+		return errors.New("--nats-listen needs credentials: set --nats-token, or --nats-user and --nats-password, or --nats-nkey-seed (WEBHOOKD_NATS_TOKEN, _USER, _PASSWORD, _NKEY_SEED)")
+	}
+	if (a.User == "") != (a.Password == "") {
+		return errors.New("--nats-user and --nats-password go together")
+	}
+	if (a.TLSCert == "") != (a.TLSKey == "") {
+		return errors.New("--nats-tls-cert and --nats-tls-key go together")
+	}
+	if a.TLSCert != "" && o.natsListen == "" {
+		return errors.New("--nats-tls-cert and --nats-tls-key apply to --nats-listen only")
+	}
+	return nil
 }
 
 // shutdownSlack is how long past its grace a shutdown may run before

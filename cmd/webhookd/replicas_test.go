@@ -25,8 +25,8 @@ func TestTwoProcessesShareOneBudget(t *testing.T) {
 	bin := buildWebhookd(t)
 	token := "admin-secret"
 	natsAddr := freeAddr(t)
-	a := startDaemon(t, bin, t.TempDir(), freeAddr(t), token, "WEBHOOKD_NATS_LISTEN="+natsAddr)
-	b := startDaemon(t, bin, t.TempDir(), freeAddr(t), token, "WEBHOOKD_NATS_URL=nats://"+natsAddr)
+	a := startDaemon(t, bin, t.TempDir(), freeAddr(t), token, "WEBHOOKD_NATS_LISTEN="+natsAddr, "WEBHOOKD_NATS_TOKEN=nats-secret")
+	b := startDaemon(t, bin, t.TempDir(), freeAddr(t), token, "WEBHOOKD_NATS_URL=nats://"+natsAddr, "WEBHOOKD_NATS_TOKEN=nats-secret")
 
 	status, body := call(t, "POST", "http://"+a.addr+"/admin/tenants", token, map[string]any{"name": "shared"})
 	if status != 201 {
