@@ -71,6 +71,9 @@ type Config struct {
 	Recovery Recovery
 	// Limiter guards /api; nil means no rate limiting.
 	Limiter Limiter
+	// Failures limits failed authentications per source address; nil
+	// means no limit.
+	Failures Failures
 	// Idempotency keeps answers to POSTs made with an Idempotency-Key; nil
 	// ignores the header.
 	Idempotency *idempotency.Store
@@ -100,6 +103,9 @@ type API struct {
 	routes []route
 	reqs   *prometheus.CounterVec
 	dur    *prometheus.HistogramVec
+
+	// refused counts refused authentications by reason.
+	refused *prometheus.CounterVec
 }
 
 // access says who may call a route.
@@ -151,6 +157,7 @@ func New(cfg Config) *API {
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 	}, []string{"route"})
 	cfg.Registry.MustRegister(a.reqs, a.dur)
+	a.refused = newRefused(cfg)
 	a.routes = a.routeTable()
 	a.register()
 	return a
@@ -268,6 +275,13 @@ func (a *API) wrap(rt route) http.Handler {
 			}
 			tok, ok := bearer(r)
 			if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.AdminToken)) != 1 {
+				reason := refusedBadCredentials
+				if !ok {
+					reason = refusedNoCredentials
+				}
+				// Counted, not limited per address: the operator API
+				// documents no 429.
+				a.refused.WithLabelValues(reason).Inc()
 				a.writeError(sw, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "missing or wrong admin token"})
 				return
 			}

@@ -37,6 +37,8 @@ type Error struct {
 	RetryAfter int `json:"-"`
 	// cause, when set, is logged with the answer (never sent).
 	cause error
+	// header, when set, is sent with the answer.
+	header http.Header
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -113,6 +115,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	for k, v := range e.header {
+		w.Header()[k] = v
 	}
 	writeJSON(w, e.Status, e)
 }

@@ -30,8 +30,11 @@ func AsTenant(ctx context.Context, p Principal) context.Context {
 // authenticate returns the tenant a request acts for: the Principal a
 // trusted caller attached, while its tenant (and key, if named) still
 // stands, or else the owner of its bearer key (looked up in storage when
-// this replica has not seen the key yet). err is set only when storage
-// cannot be read.
+// this replica has not seen the key yet). A bearer key refused is a 401
+// returned as err, counted against the request's address; an address past
+// its failures gets the 429 instead, and only a key this replica holds
+// passes it (no storage is read for it). err is otherwise set only when
+// storage cannot be read.
 func (a *API) authenticate(r *http.Request) (string, bool, error) {
 	if p, ok := r.Context().Value(principalKey{}).(Principal); ok {
 		idx := a.cfg.Store.Index()
@@ -47,8 +50,20 @@ func (a *API) authenticate(r *http.Request) (string, bool, error) {
 	}
 	key, ok := bearer(r)
 	if !ok {
-		return "", false, nil
+		return "", false, a.failed(r, refusedNoCredentials, errUnauthorized())
+	}
+	if ten, _, ok := a.cfg.Store.Index().Authenticate(key); ok {
+		return ten, true, nil
+	}
+	if e := a.tooManyFailures(r); e != nil {
+		return "", false, e
 	}
 	ten, _, ok, err := a.cfg.Store.Authenticate(r.Context(), key)
-	return ten, ok, err
+	if err != nil {
+		return "", false, err
+	}
+	if !ok {
+		return "", false, a.failed(r, refusedBadCredentials, errUnauthorized())
+	}
+	return ten, true, nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -13,7 +14,8 @@ import (
 // HTTP applies a Limiter to API requests: it writes X-RateLimit-Limit,
 // X-RateLimit-Remaining and X-RateLimit-Reset on every answer (and the IETF
 // draft's RateLimit-Policy and RateLimit), answers 429 past the budget, and
-// gives the unit back for 304s, so neither 304s nor 429s count.
+// gives the unit back for 304s, so neither 304s nor 429s count; a 304 to
+// If-None-Match: * counts (see free).
 type HTTP struct {
 	l       *Limiter
 	logger  *slog.Logger
@@ -52,15 +54,35 @@ func (h *HTTP) Admit(w http.ResponseWriter, r *http.Request, tenant string, limi
 		w.Write(exceededBody(d))
 		return nil, nil, false
 	}
-	hw := &headerWriter{ResponseWriter: w, d: d}
+	hw := &headerWriter{ResponseWriter: w, d: d, wildcard: wildcard(r.Header.Get("If-None-Match"))}
 	done := func() {
-		if hw.status == http.StatusNotModified {
+		if free(hw.status, hw.wildcard) {
 			if err := h.l.Refund(context.WithoutCancel(r.Context()), d); err != nil {
 				h.logger.Warn("rate limiter: refund", "tenant", tenant, "err", err)
 			}
 		}
 	}
 	return hw, done, true
+}
+
+// free reports whether an answer gives its unit back: a 304 Not Modified,
+// as the contract says, unless it answered If-None-Match: *. A client
+// earns a free 304 by holding the current ETag, a copy it paid for; "*"
+// matches any representation, so a client that never read one would
+// otherwise poll for free, however often, each time costing a lookup.
+// Such a 304 is answered and counted.
+func free(status int, wildcard bool) bool {
+	return status == http.StatusNotModified && !wildcard
+}
+
+// wildcard reports whether an If-None-Match header holds "*".
+func wildcard(ifNoneMatch string) bool {
+	for t := range strings.SplitSeq(ifNoneMatch, ",") {
+		if strings.TrimSpace(t) == "*" {
+			return true
+		}
+	}
+	return false
 }
 
 // exceeded is the 429 body of spec/rate-limits.md.
@@ -111,13 +133,15 @@ type headerWriter struct {
 	http.ResponseWriter
 	d      Decision
 	status int
+	// wildcard is set when the request's If-None-Match holds "*".
+	wildcard bool
 }
 
 func (w *headerWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
 		refund := 0
-		if code == http.StatusNotModified {
+		if free(code, w.wildcard) {
 			refund = 1
 		}
 		writeHeaders(w.ResponseWriter.Header(), w.d, refund)

@@ -90,6 +90,9 @@ type Config struct {
 	// default: shared by every replica), "local" (this process only) or
 	// "off".
 	RateLimiter string
+	// AuthFailures bounds the failed authentications (401s) of one source
+	// address a minute, past which it is answered 429 (default 30).
+	AuthFailures limiter.FailuresConfig
 	// PublicURL is the scheme and host (https://hooks.example.com) that
 	// portal links are built on and that tells the portal its cookies go
 	// over https; empty means each request's own scheme and host.
@@ -272,6 +275,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Events:      s.eventLog(),
 		Recovery:    s.recovery(),
 		Limiter:     lim,
+		Failures:    limiter.NewFailures(cfg.AuthFailures),
 		Idempotency: idem,
 		AdminToken:  cfg.AdminToken,
 		Portal:      sessions,

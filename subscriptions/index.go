@@ -32,6 +32,9 @@ type Index struct {
 	ordered map[string]*Subscription
 	// filters compiles subscriptions' filters as they enter.
 	filters *filter.Compiler
+	// misses are key ids storage recently did not hold; a key put forgets
+	// its id.
+	misses *misses
 }
 
 // tenantSubs is one tenant's subscriptions and its matcher.
@@ -51,6 +54,7 @@ func newIndex() *Index {
 		watched: make(map[string]uint64),
 		ordered: make(map[string]*Subscription),
 		filters: newFilterCompiler(),
+		misses:  newMisses(missTTL, maxMisses, nil),
 	}
 }
 
@@ -103,6 +107,7 @@ func (x *Index) deleteTenant(id string, rev uint64, fromWatch bool) {
 }
 
 func (x *Index) putKey(k *APIKey, rev uint64, fromWatch bool) {
+	x.misses.forget(k.ID)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.sawWatch(bucketKeys, rev, fromWatch)

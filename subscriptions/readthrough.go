@@ -18,18 +18,22 @@ import (
 // Authenticate returns the tenant and key id of a presented API key. A
 // well-formed key the index does not hold is looked up in its bucket, so a
 // key made on another replica works on its first request; err is set only
-// when the bucket cannot be read (the caller answers 503, not 401).
+// when the bucket cannot be read (the caller answers 503, not 401). An id
+// the bucket did not hold is refused from memory for a few seconds after
+// (until a key with it is put), so repeating an unknown key costs no read.
 func (s *Store) Authenticate(ctx context.Context, presented string) (tenant, key string, ok bool, err error) {
 	if tenant, key, ok = s.idx.Authenticate(presented); ok {
 		return tenant, key, true, nil
 	}
 	id, wellFormed := keyID(presented)
-	if !wellFormed || s.idx.hasKey(id) {
-		return "", "", false, nil // malformed, or a wrong secret for a known id
+	if !wellFormed || s.idx.hasKey(id) || s.idx.misses.known(id) {
+		return "", "", false, nil // malformed, a wrong secret for a known id, or unknown just now
 	}
+	gen := s.idx.misses.begin()
 	e, err := jsretry.LeaderGet(ctx, s.js, bucketKeys, id)
 	if err != nil {
 		if isAbsent(err) {
+			s.idx.misses.add(id, gen)
 			return "", "", false, nil
 		}
 		return "", "", false, storeErr("read api key", err)
@@ -41,6 +45,12 @@ func (s *Store) Authenticate(ctx context.Context, presented string) (tenant, key
 	s.idx.putKey(&k, e.Revision(), false)
 	tenant, key, ok = s.idx.Authenticate(presented)
 	return tenant, key, ok, nil
+}
+
+// UnknownKeys reports the refusals of unknown key ids answered from
+// memory, without a read, since the store opened, and the ids held now.
+func (s *Store) UnknownKeys() (refusals uint64, held int) {
+	return s.idx.misses.hits.Load(), s.idx.misses.len()
 }
 
 // LoadTenant returns a tenant from the index, or from its bucket when the
