@@ -52,6 +52,15 @@ type Deliveries interface {
 	Backlog(ctx context.Context, tenant, sub string) (int, error)
 }
 
+// Intake tells whether the event store takes new events.
+type Intake interface {
+	// NearLimit reports whether the events stream holds more than its
+	// high-water mark. It is called on every publish, so it answers from a
+	// recent reading, not with a round trip of its own; it must be safe
+	// for concurrent use.
+	NearLimit(ctx context.Context) bool
+}
+
 // Config wires the API. Store, Rules, Publisher and Registry are required.
 type Config struct {
 	Store      *subscriptions.Store
@@ -69,6 +78,9 @@ type Config struct {
 	// Recovery runs replays and recoveries (as jobs past a page); nil
 	// answers the replay, recovery and job routes 404.
 	Recovery Recovery
+	// Intake says when the event store is near its byte limit, so the
+	// events API refuses new events; nil means it never is.
+	Intake Intake
 	// Limiter guards /api; nil means no rate limiting.
 	Limiter Limiter
 	// Failures limits failed authentications per source address; nil
@@ -89,10 +101,15 @@ type Config struct {
 	MaxBody int64
 	// Ready lists what the process is missing to serve (NATS, a stream, a
 	// bucket), for /readyz; empty means ready.
-	Ready    func(ctx context.Context) []string
-	Registry *prometheus.Registry
-	Logger   *slog.Logger
-	Now      func() time.Time
+	Ready func(ctx context.Context) []string
+	// NearLimit lists the streams and buckets past their high-water mark,
+	// for /readyz, which names them and stays ready: the store is shared by
+	// every replica, and taking them all out of rotation would stop the
+	// writes (keys, subscriptions, sessions) the mark keeps room for.
+	NearLimit func(ctx context.Context) []string
+	Registry  *prometheus.Registry
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // API serves the HTTP routes. Build it with New.

@@ -34,7 +34,16 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request, _ *caller) error {
 			return nil
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	ready := struct {
+		Status    string   `json:"status"`
+		NearLimit []string `json:"nearLimit,omitempty"`
+	}{Status: "ready"}
+	if a.cfg.NearLimit != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		ready.NearLimit = a.cfg.NearLimit(ctx)
+	}
+	writeJSON(w, http.StatusOK, ready)
 	return nil
 }
 
@@ -570,6 +579,9 @@ func (a *API) publishEvent(w http.ResponseWriter, r *http.Request, c *caller) er
 	if len(fields) > 0 {
 		return &subscriptions.ValidationError{Fields: fields}
 	}
+	if err := a.checkIntake(r.Context()); err != nil {
+		return err
+	}
 	if err := a.cfg.Publisher.PublishEvents(r.Context(), true, e); err != nil {
 		return publishErr(err, "id", e.ID)
 	}
@@ -577,10 +589,32 @@ func (a *API) publishEvent(w http.ResponseWriter, r *http.Request, c *caller) er
 	return nil
 }
 
+// storeNearLimitRetryAfter is the Retry-After, in seconds, of a publish
+// refused because the event store is near its byte limit: it frees up as
+// events age out or the operator raises the limit, not within seconds.
+const storeNearLimitRetryAfter = 30
+
+// checkIntake refuses a publish while the event store is past its
+// high-water mark: 503 UNAVAILABLE with Retry-After, nothing of it
+// published, so the room left is kept for what is already accepted and for
+// keys, subscriptions, sessions and the attempt log.
+func (a *API) checkIntake(ctx context.Context) error {
+	if a.cfg.Intake == nil || !a.cfg.Intake.NearLimit(ctx) {
+		return nil
+	}
+	return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: storeNearLimitRetryAfter,
+		Message: "the event store is near its byte limit and takes no new events for now; nothing of this request was stored: retry later"}
+}
+
 // publishErr answers a publish the event store did not acknowledge: 503
 // with the ids, since the events may or may not be stored and a retry
 // carrying the same ids is deduplicated (delivered once).
 func publishErr(err error, key string, ids any) error {
+	if errors.Is(err, events.ErrStoreFull) {
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: storeNearLimitRetryAfter,
+			Message: "the event store is at its byte limit; events not acknowledged were not stored: retry later with the same ids, which are delivered once",
+			Details: map[string]any{key: ids}, cause: err}
+	}
 	if !isUnavailable(err) {
 		return err
 	}
@@ -618,6 +652,9 @@ func (a *API) publishEvents(w http.ResponseWriter, r *http.Request, c *caller) e
 	ids := make([]string, len(evts))
 	for i, e := range evts {
 		ids[i] = e.ID
+	}
+	if err := a.checkIntake(r.Context()); err != nil {
+		return err
 	}
 	if err := a.cfg.Publisher.PublishEvents(r.Context(), true, evts...); err != nil {
 		return publishErr(err, "ids", ids)

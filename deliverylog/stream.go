@@ -33,6 +33,14 @@ type StreamConfig struct {
 	Retention time.Duration
 	// Replicas is the stream's replica count (default 1).
 	Replicas int
+	// MaxBytes bounds the stream's bytes (0: no bound). At the bound the
+	// oldest records are dropped (DiscardOld), so the dispatcher can always
+	// log an attempt. That is safe for the index: it never reads a record
+	// back from the stream, so a running index keeps what it applied until
+	// its own age retention; only an index rebuilt from the stream (a new
+	// replica, a corrupt store) lacks the records dropped, as it lacks those
+	// past Retention.
+	MaxBytes int64
 }
 
 func (c StreamConfig) withDefaults() StreamConfig {
@@ -58,9 +66,17 @@ func (c StreamConfig) Validate() error {
 	return nil
 }
 
+// maxBytes is JetStream's MaxBytes for a bound n: -1 (none) for 0.
+func maxBytes(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
 // EnsureStream creates the DELIVERYLOG stream, or updates it to cfg: subjects
 // "dlog.>", file storage, limits retention with MaxAge = Retention
-// discarding the oldest, a 2-minute duplicate window and direct gets.
+// and MaxBytes discarding the oldest, a 2-minute duplicate window and direct gets.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -75,6 +91,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      cfg.Retention,
 			Discard:     jetstream.DiscardOld,
+			MaxBytes:    maxBytes(cfg.MaxBytes),
 			Duplicates:  duplicateWindow,
 			AllowDirect: true,
 			Replicas:    cfg.Replicas,

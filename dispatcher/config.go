@@ -100,6 +100,13 @@ type Config struct {
 	// parked records and schedules, so a fan-out repeated after a crash
 	// never doubles one (default 2 minutes).
 	DedupeWindow time.Duration
+	// DeliveriesMaxBytes bounds the deliveries stream (parked records and
+	// scheduled retries; 0: no bound). JetStream refuses to schedule
+	// messages in a stream that discards new ones, so at the bound the
+	// oldest are dropped (DiscardOld), and with them the deliveries they
+	// park: the bound is a tenth of the store by default, and /readyz and
+	// webhooks_stream_bytes show the stream well before it.
+	DeliveriesMaxBytes int64
 	// AttemptRetention is how long the attempt log keeps deliveries
 	// (default 30 days).
 	AttemptRetention time.Duration

@@ -164,16 +164,27 @@ func scheduleMsg(d *delivery, at time.Time) *nats.Msg {
 	}
 }
 
+// maxBytes is JetStream's MaxBytes for a bound n: -1 (none) for 0.
+func maxBytes(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
 // ensureDeliveriesStream creates the stream of parked records and
 // schedules: a work queue, so a record is gone once acknowledged.
 func ensureDeliveriesStream(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
 	s, err := jsretry.Provision(ctx, func(ctx context.Context) (jetstream.Stream, error) {
 		return js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name:              DeliveriesStream,
-			Description:       "Deliveries that wait: parked records and scheduled retries",
-			Subjects:          []string{parkPrefix + ">", schedPrefix + ">"},
-			Storage:           jetstream.FileStorage,
-			Retention:         jetstream.WorkQueuePolicy,
+			Name:        DeliveriesStream,
+			Description: "Deliveries that wait: parked records and scheduled retries",
+			Subjects:    []string{parkPrefix + ">", schedPrefix + ">"},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.WorkQueuePolicy,
+			// DiscardOld: message schedules cannot be used with DiscardNew.
+			MaxBytes:          maxBytes(c.DeliveriesMaxBytes),
+			Discard:           jetstream.DiscardOld,
 			Duplicates:        c.DedupeWindow,
 			Replicas:          c.Replicas,
 			AllowMsgSchedules: true,

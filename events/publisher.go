@@ -20,6 +20,11 @@ const HeaderWatermillUUID = "_watermill_message_uuid"
 // ErrPublish is wrapped by every publish failure.
 var ErrPublish = errors.New("publish events")
 
+// ErrStoreFull is wrapped, with ErrPublish, by a publish JetStream refused
+// because the stream (or its server's store) is at its byte limit: that
+// message was not stored, and is not tried again.
+var ErrStoreFull = errors.New("event store full")
+
 // Publisher publishes to JetStream asynchronously and awaits the
 // acknowledgements of a whole batch together, rather than one round trip
 // per message as Watermill's own NATS publisher does.
@@ -145,14 +150,15 @@ func NewMessage(e Event) *message.Message {
 // published again, with backoff, within ctx's deadline: all of those left
 // when every message carries a message id (a repeat is deduplicated), only
 // those that surely reached no stream otherwise. It returns the last error,
-// wrapped in ErrPublish; messages acknowledged before it stay stored.
+// wrapped in ErrPublish (and ErrStoreFull when the stream refused a message
+// at its limit); messages acknowledged before it stay stored.
 func PublishAll(ctx context.Context, js jetstream.JetStream, timeout time.Duration, msgs []*nats.Msg) error {
 	retry := jsretry.Unsent
 	if allIdentified(msgs) {
 		retry = jsretry.Unanswered
 	}
 	pending := msgs
-	return jsretry.Do(ctx, retry, func(ctx context.Context) error {
+	err := jsretry.Do(ctx, retry, func(ctx context.Context) error {
 		futures, err := PublishAsync(ctx, js, pending)
 		if err != nil {
 			return err
@@ -161,6 +167,10 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, timeout time.Durati
 		pending = append(failed, pending[len(futures):]...)
 		return err
 	})
+	if jsretry.Full(err) {
+		return fmt.Errorf("%w: %w", ErrStoreFull, err)
+	}
+	return err
 }
 
 func allIdentified(msgs []*nats.Msg) bool {

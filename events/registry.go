@@ -77,6 +77,9 @@ type RegistryConfig struct {
 	Builtin Catalog
 	// Replicas is the bucket's replication factor (default 1).
 	Replicas int
+	// MaxBytes bounds the bucket (0: no bound; JetStream refuses a write
+	// past it).
+	MaxBytes int64
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Watch is where the bucket's watch reports that it is down.
@@ -139,6 +142,7 @@ func OpenRegistry(ctx context.Context, js jetstream.JetStream, cfg RegistryConfi
 			Bucket:      RegistryBucket,
 			Description: "Registered event types: description, JSON Schema, example, deprecation",
 			History:     1,
+			MaxBytes:    cfg.MaxBytes,
 			Storage:     jetstream.FileStorage,
 			Replicas:    cfg.Replicas,
 		})

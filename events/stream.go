@@ -27,6 +27,12 @@ type StreamConfig struct {
 	DedupeWindow time.Duration
 	// Replicas is the stream's replication factor (default 1; 3 on a cluster).
 	Replicas int
+	// MaxBytes bounds the stream's bytes (0: no bound). At the bound
+	// JetStream refuses a new event (DiscardNew) rather than drop an old
+	// one: events still to be delivered, or waiting for a retry, are read
+	// from the stream, so dropping them would lose deliveries silently.
+	// The API refuses before the bound (see Headroom).
+	MaxBytes int64
 }
 
 func (c StreamConfig) withDefaults() StreamConfig {
@@ -42,6 +48,14 @@ func (c StreamConfig) withDefaults() StreamConfig {
 	return c
 }
 
+// maxBytes is JetStream's MaxBytes for a bound n: -1 (none) for 0.
+func maxBytes(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
 // EnsureStream creates the events stream, or updates it to cfg if it
 // exists. It is safe to call from every replica at start.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
@@ -55,7 +69,8 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		MaxAge:      cfg.Retention,
 		Duplicates:  cfg.DedupeWindow,
 		Replicas:    cfg.Replicas,
-		Discard:     jetstream.DiscardOld,
+		MaxBytes:    maxBytes(cfg.MaxBytes),
+		Discard:     jetstream.DiscardNew,
 		// Deliveries that waited read their event's body by sequence.
 		AllowDirect: true,
 	}

@@ -44,6 +44,10 @@ type Config struct {
 	StaleAfter time.Duration
 	// Replicas is the bucket's replication factor (default 1).
 	Replicas int
+	// MaxBytes bounds the bucket (0: no bound); when it is full a new
+	// answer is not stored (JetStream refuses it) and its request is
+	// answered 503.
+	MaxBytes int64
 	Now      func() time.Time
 }
 
@@ -88,6 +92,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, erro
 	kv, err := jsretry.Provision(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
 		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: Bucket, History: 1, TTL: cfg.TTL, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+			MaxBytes: cfg.MaxBytes,
 		})
 	})
 	if err != nil {

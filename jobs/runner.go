@@ -52,6 +52,9 @@ type Config struct {
 	Retention time.Duration
 	// Replicas is the bucket's replication factor (default 1).
 	Replicas int
+	// MaxBytes bounds the bucket (0: no bound; JetStream refuses a write
+	// past it).
+	MaxBytes int64
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Watch is where the bucket's watch reports that it is down.
@@ -130,6 +133,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, worker Worker
 			Description: "Background jobs (replays, recoveries): status, counts, cursor and lease",
 			History:     1,
 			TTL:         cfg.Retention,
+			MaxBytes:    cfg.MaxBytes,
 			Storage:     jetstream.FileStorage,
 			Replicas:    cfg.Replicas,
 		})

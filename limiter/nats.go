@@ -44,9 +44,15 @@ type NATS struct {
 }
 
 // NewNATS creates the counter stream if needed and returns the store.
-func NewNATS(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, replicas int, reg prometheus.Registerer, logger *slog.Logger) (*NATS, error) {
+// maxBytes bounds the stream (0: no bound); past it the oldest counters go
+// first (DiscardOld), which are those of windows already ended: the stream
+// holds one message per tenant and window, a few windows long.
+func NewNATS(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, replicas int, maxBytes int64, reg prometheus.Registerer, logger *slog.Logger) (*NATS, error) {
 	if replicas <= 0 {
 		replicas = 1
+	}
+	if maxBytes <= 0 {
+		maxBytes = -1
 	}
 	_, err := jsretry.Provision(ctx, func(ctx context.Context) (jetstream.Stream, error) {
 		return js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -59,6 +65,8 @@ func NewNATS(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, replica
 			AllowDirect:       true,
 			MaxAge:            3 * Window,
 			MaxMsgsPerSubject: 1,
+			MaxBytes:          maxBytes,
+			Discard:           jetstream.DiscardOld,
 		})
 	})
 	if err != nil {

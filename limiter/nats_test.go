@@ -30,7 +30,7 @@ func natsLimiter(t testing.TB, url string, clock func() time.Time) (*Limiter, *N
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	s, err := NewNATS(context.Background(), nc, js, 1, nil, slog.New(slog.DiscardHandler))
+	s, err := NewNATS(context.Background(), nc, js, 1, 0, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

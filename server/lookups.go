@@ -32,7 +32,7 @@ const (
 // with their metrics. The dispatcher must exist.
 func (s *Server) openLookups(ctx context.Context, reg prometheus.Registerer) error {
 	var err error
-	if s.types, err = events.OpenRegistry(ctx, s.js, events.RegistryConfig{Replicas: s.cfg.Replicas, Watch: s.watch}, s.logger); err != nil {
+	if s.types, err = events.OpenRegistry(ctx, s.js, events.RegistryConfig{Replicas: s.cfg.Replicas, MaxBytes: s.budget.small, Watch: s.watch}, s.logger); err != nil {
 		return err
 	}
 	s.needs = append(s.needs, need{"bucket", s.types.Bucket()})
@@ -44,6 +44,7 @@ func (s *Server) openLookups(ctx context.Context, reg prometheus.Registerer) err
 	}
 	jc := s.cfg.Jobs
 	jc.Replicas = s.cfg.Replicas
+	jc.MaxBytes = s.budget.small
 	jc.Watch = s.watch
 	if s.jobs, err = jobs.Open(ctx, s.js, jc, s.disp.Jobs(), s.logger); err != nil {
 		return err

@@ -69,6 +69,9 @@ type Config struct {
 	Events events.StreamConfig
 	// Publisher bounds the publishes of the events API.
 	Publisher events.PublisherConfig
+	// Storage bounds every stream and bucket, and the embedded server's
+	// JetStream store.
+	Storage StorageConfig
 	// DeliveryLog tunes the attempt log's local index; its Dir defaults to
 	// DataDir/deliverylog and its Retention to Dispatcher.AttemptRetention.
 	DeliveryLog deliverylog.IndexConfig
@@ -127,6 +130,10 @@ type Server struct {
 	ncClosed chan struct{}
 	// needs names every stream and KV bucket the process uses, for /readyz.
 	needs []need
+	// budget is every stream's and bucket's byte limit; usage reads what
+	// they hold.
+	budget budget
+	usage  *usage
 	// health collects what the long-lived parts report (a watch down, an
 	// index rebuilt, a recovered panic), for /readyz and the metrics.
 	health *health.Health
@@ -179,16 +186,21 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.closeBackends(ctx)
 		}
 	}()
+	if err := s.sizeStorage(); err != nil {
+		return nil, err
+	}
 	if err := s.connect(); err != nil {
 		return nil, err
 	}
+	s.usage = newUsage(s.js, cfg.Storage.ReadEvery, s.budget.highWater)
+	cfg.Events.MaxBytes = s.budget.events
 	// Every stream, bucket and consumer is made through jsretry.Provision,
 	// which waits for a cluster that is still forming or loaded.
 	if _, err := events.EnsureStream(ctx, s.js, cfg.Events); err != nil {
 		return nil, err
 	}
 	s.needs = append(s.needs, need{"stream", events.StreamName})
-	s.store, err = subscriptions.Open(ctx, s.js, subscriptions.Config{Replicas: cfg.Replicas, RotationOverlap: cfg.RotationOverlap, Watch: s.watch, Limits: cfg.Limits}, cfg.Logger)
+	s.store, err = subscriptions.Open(ctx, s.js, subscriptions.Config{Replicas: cfg.Replicas, BucketMaxBytes: s.budget.subscriptions, RotationOverlap: cfg.RotationOverlap, Watch: s.watch, Limits: cfg.Limits}, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -207,8 +219,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			Name: "webhooks_health_problems", Help: "Problems this replica knows of now (a watch down, an index being rebuilt); /readyz lists them.",
 		}, func() float64 { return float64(len(s.health.Problems())) }),
 		s.watch.Restarts,
+		s.usage,
 	)
-	if _, err := deliverylog.EnsureStream(ctx, s.js, deliverylog.StreamConfig{Retention: cfg.Dispatcher.AttemptRetention, Replicas: cfg.Replicas}); err != nil {
+	if _, err := deliverylog.EnsureStream(ctx, s.js, deliverylog.StreamConfig{Retention: cfg.Dispatcher.AttemptRetention, Replicas: cfg.Replicas, MaxBytes: s.budget.attemptLog}); err != nil {
 		return nil, err
 	}
 	s.needs = append(s.needs, need{"stream", deliverylog.StreamName})
@@ -236,6 +249,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Dispatcher.TenantLimit == nil {
 		cfg.Dispatcher.TenantLimit = s.attemptsInFlight
 	}
+	cfg.Dispatcher.DeliveriesMaxBytes = s.budget.deliveries
 	s.disp, err = dispatcher.New(ctx, s.js, s.store, s.logw, s.logIndex, cfg.Dispatcher, reg, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -252,12 +266,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	idemCfg := cfg.Idempotency
 	idemCfg.Replicas = cfg.Replicas
+	idemCfg.MaxBytes = s.budget.idempotency
 	idem, err := idempotency.Open(ctx, s.js, idemCfg)
 	if err != nil {
 		return nil, err
 	}
 	s.needs = append(s.needs, need{"bucket", idempotency.Bucket})
-	portalStore, err := kvstore.Open(ctx, s.js, kvstore.Config{Replicas: cfg.Replicas})
+	portalStore, err := kvstore.Open(ctx, s.js, kvstore.Config{Replicas: cfg.Replicas, BucketMaxBytes: s.budget.small})
 	if err != nil {
 		return nil, err
 	}
@@ -281,6 +296,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Portal:      sessions,
 		PublicURL:   cfg.PublicURL,
 		Ready:       s.ready,
+		NearLimit:   s.nearLimit,
+		Intake:      intake{u: s.usage, stream: events.StreamName},
 		Registry:    reg,
 		Logger:      cfg.Logger,
 	})
@@ -312,7 +329,7 @@ func (s *Server) limiter(ctx context.Context, reg prometheus.Registerer) (api.Li
 	var store limiter.Store
 	switch s.cfg.RateLimiter {
 	case "", "nats":
-		ns, err := limiter.NewNATS(ctx, s.nc, s.js, s.cfg.Replicas, reg, s.logger)
+		ns, err := limiter.NewNATS(ctx, s.nc, s.js, s.cfg.Replicas, s.budget.small, reg, s.logger)
 		if err != nil {
 			return nil, fmt.Errorf("rate limiter: %w", err)
 		}
@@ -361,7 +378,7 @@ func (s *Server) connect() error {
 	opts = append(opts, auth...)
 	url := s.cfg.NATSURL
 	if url == "" {
-		ns, err := startEmbedded(s.cfg.DataDir, s.cfg.NATSListen, s.cfg.NATSAuth)
+		ns, err := startEmbedded(s.cfg.DataDir, s.cfg.NATSListen, s.budget.store, s.cfg.NATSAuth)
 		if err != nil {
 			return err
 		}
@@ -387,16 +404,22 @@ func (s *Server) connect() error {
 }
 
 // startEmbedded runs a NATS server with JetStream file storage under dir,
+// at most maxStore bytes of it (JetStream's own default is 75 % of the
+// disk's free space; the streams' limits are reserved against it),
 // in-process only unless listen names a host:port; it requires auth's
 // credentials when it has some.
-func startEmbedded(dir, listen string, auth NATSAuth) (*natsserver.Server, error) {
+func startEmbedded(dir, listen string, maxStore int64, auth NATSAuth) (*natsserver.Server, error) {
 	opts := &natsserver.Options{
 		ServerName: "webhookd",
 		JetStream:  true,
 		StoreDir:   filepath.Join(dir, "jetstream"),
-		NoSigs:     true,
-		NoLog:      true,
-		DontListen: listen == "",
+		// Set, not left to JetStream's default (75 % of the free disk
+		// at each start): the streams' and buckets' limits are shares of
+		// it (see StorageConfig).
+		JetStreamMaxStore: maxStore,
+		NoSigs:            true,
+		NoLog:             true,
+		DontListen:        listen == "",
 	}
 	if listen != "" {
 		host, port, err := net.SplitHostPort(listen)

@@ -38,6 +38,10 @@ const markerTTL = time.Hour
 type Config struct {
 	// Replicas is the replication factor of the KV buckets (default 1).
 	Replicas int
+	// BucketMaxBytes bounds each of the buckets (tenants, keys,
+	// subscriptions, endpoint health; 0: no bound). JetStream refuses a
+	// write past it, which is answered 503.
+	BucketMaxBytes int64
 	// RotationOverlap is how long a rotated-out secret keeps signing
 	// (default 24 hours).
 	RotationOverlap time.Duration
@@ -107,6 +111,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 			return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 				Bucket:         b.name,
 				History:        1,
+				MaxBytes:       cfg.BucketMaxBytes,
 				Storage:        jetstream.FileStorage,
 				Replicas:       cfg.Replicas,
 				LimitMarkerTTL: markerTTL,

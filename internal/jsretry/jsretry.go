@@ -25,10 +25,27 @@ const (
 // leader, no quorum).
 const codeClusterUnavailable = 10008
 
+// codeStoreFailed is JetStream's refusal to store a message, answered 503:
+// the stream or bucket is at a limit (maximum bytes or messages exceeded)
+// or the server's store is out of room.
+const codeStoreFailed = 10077
+
+// Full reports whether err is JetStream refusing a message because a
+// stream, a bucket or the server's store is at its limit: the message was
+// not stored, and trying again at once would be refused the same way.
+func Full(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == codeStoreFailed
+}
+
 // Unsent reports whether err means the request reached no stream leader,
-// so nothing was stored: any call may be tried again.
+// so nothing was stored: any call may be tried again. A store at its limit
+// (see Full) also answers 503, but is not tried again.
 func Unsent(err error) bool {
 	var apiErr *jetstream.APIError
+	if Full(err) {
+		return false
+	}
 	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected) ||
 		(errors.As(err, &apiErr) && apiErr.Code == 503) ||

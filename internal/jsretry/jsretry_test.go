@@ -16,6 +16,8 @@ func TestDo(t *testing.T) {
 	errOther := errors.New("bad request")
 	noPeers := &jetstream.APIError{Code: 500, ErrorCode: 10005, Description: "no suitable peers for placement, peer offline"}
 	badConfig := &jetstream.APIError{Code: 400, ErrorCode: 10052, Description: "stream configuration is invalid"}
+	full := &jetstream.APIError{Code: 503, ErrorCode: 10077, Description: "maximum bytes exceeded"}
+	unavailable := &jetstream.APIError{Code: 503, ErrorCode: 10008, Description: "JetStream system temporarily unavailable"}
 	tests := []struct {
 		name   string
 		errs   []error // op's answers, in turn; nil after them
@@ -32,6 +34,8 @@ func TestDo(t *testing.T) {
 		{"a create is retried when unanswered", []error{nats.ErrTimeout}, Provisionable, 2, true},
 		{"a bad stream config is not retried", []error{badConfig}, Provisionable, 1, false},
 		{"no peers is not retried for a write", []error{noPeers}, Unanswered, 1, false},
+		{"a store at its limit is not retried", []error{fmt.Errorf("publish: %w", full)}, Unanswered, 1, false},
+		{"a 503 of a cluster electing is retried", []error{unavailable}, Unsent, 2, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

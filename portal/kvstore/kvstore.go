@@ -32,6 +32,9 @@ type Config struct {
 	// LinkTTL and SessionTTL are the buckets' MaxAge (defaults: the
 	// portal's 10 minutes and 1 hour).
 	LinkTTL, SessionTTL time.Duration
+	// BucketMaxBytes bounds each bucket (0: no bound); JetStream refuses a
+	// write past it.
+	BucketMaxBytes int64
 }
 
 // Store is a portal.Store on JetStream KV.
@@ -63,6 +66,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, erro
 				Bucket:   b.name,
 				History:  1,
 				TTL:      b.ttl,
+				MaxBytes: cfg.BucketMaxBytes,
 				Storage:  jetstream.FileStorage,
 				Replicas: cfg.Replicas,
 			})

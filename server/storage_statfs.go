@@ -1,0 +1,14 @@
+//go:build linux || darwin || freebsd
+
+package server
+
+import "syscall"
+
+// diskFree is the space free to this process on the disk holding dir.
+func diskFree(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
