@@ -64,6 +64,8 @@ type options struct {
 	publicURL                                      string
 	workers, perSub, tenantInFlight, destMax       int
 	jobRate                                        float64
+	// storage bounds the streams and buckets.
+	storage server.StorageConfig
 	// limits are every tenant's defaults (attemptsInFlight is
 	// tenantInFlight).
 	limits limits.Limits
@@ -110,6 +112,11 @@ var flagEnv = map[string]string{
 	"limit-event-bytes":          "WEBHOOKD_LIMIT_EVENT_BYTES",
 	"limit-stored-bytes":         "WEBHOOKD_LIMIT_STORED_BYTES",
 	"limit-jobs":                 "WEBHOOKD_LIMIT_JOBS",
+	"store-max-bytes":            "WEBHOOKD_STORE_MAX_BYTES",
+	"events-max-bytes":           "WEBHOOKD_EVENTS_MAX_BYTES",
+	"attempt-log-max-bytes":      "WEBHOOKD_ATTEMPT_LOG_MAX_BYTES",
+	"deliveries-max-bytes":       "WEBHOOKD_DELIVERIES_MAX_BYTES",
+	"storage-high-water":         "WEBHOOKD_STORAGE_HIGH_WATER",
 }
 
 // limitFlags names the flag of each tenant limit's default;
@@ -160,6 +167,11 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's profiles (/debug/pprof/) on host:port, apart from the API; empty: none")
 	fs.StringVar(&o.publicURL, "public-url", "", "scheme and host browsers reach this server at (portal links, Secure cookies); empty: each request's own")
 	fs.Float64Var(&o.jobRate, "job-rate", 200, "events or deliveries a second one replay or recovery job sends at most")
+	fs.Int64Var(&o.storage.MaxStore, "store-max-bytes", 0, "bytes JetStream may store, every stream and bucket together (0: the embedded server's is half of what its data directory's disk may hold at start; 10 GiB with --nats-url)")
+	fs.Int64Var(&o.storage.EventsMaxBytes, "events-max-bytes", 0, "bytes of the EVENTS stream (0: half of --store-max-bytes)")
+	fs.Int64Var(&o.storage.AttemptLogMaxBytes, "attempt-log-max-bytes", 0, "bytes of the attempt log, DELIVERYLOG (0: a fifth of --store-max-bytes)")
+	fs.Int64Var(&o.storage.DeliveriesMaxBytes, "deliveries-max-bytes", 0, "bytes of the deliveries that wait, DELIVERIES (0: a tenth of --store-max-bytes)")
+	fs.Float64Var(&o.storage.HighWater, "storage-high-water", 0.9, "share of --events-max-bytes past which the events API refuses new events (503), and of any stream's limit past which /readyz names it")
 	d := limits.Defaults()
 	fs.Int64Var(&o.limits.RequestsPerMinute, "limit-requests-per-minute", d.RequestsPerMinute, "a tenant's API requests a minute, unless the operator set its own (rateLimit)")
 	fs.Int64Var(&o.limits.Subscriptions, "limit-subscriptions", d.Subscriptions, "subscriptions a tenant may have, unless the operator set its own")
@@ -265,6 +277,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if o.tenantInFlight < 1 || o.destMax < 1 {
 		return errors.New("--tenant-concurrency and --destination-concurrency must be at least 1")
 	}
+	if o.storage.MaxStore < 0 || o.storage.EventsMaxBytes < 0 || o.storage.AttemptLogMaxBytes < 0 || o.storage.DeliveriesMaxBytes < 0 {
+		return errors.New("--store-max-bytes, --events-max-bytes, --attempt-log-max-bytes and --deliveries-max-bytes must not be negative")
+	}
+	if o.storage.HighWater <= 0 || o.storage.HighWater > 1 {
+		return errors.New("--storage-high-water must be above 0 and at most 1")
+	}
 	if o.jobRate <= 0 {
 		return errors.New("--job-rate must be positive")
 	}
@@ -299,10 +317,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 			TenantInFlight: o.tenantInFlight, Destinations: destination.Config{Max: o.destMax},
 			AttemptRetention: o.deliveryRetention, Health: health, StallAfter: o.stallAfter,
 		},
-		Events: events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow},
-		Jobs:   jobs.Config{Rate: o.jobRate},
-		Limits: o.limits,
-		Logger: logger,
+		Events:  events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow},
+		Jobs:    jobs.Config{Rate: o.jobRate},
+		Limits:  o.limits,
+		Storage: o.storage,
+		Logger:  logger,
 	})
 	if err != nil {
 		return err
