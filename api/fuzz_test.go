@@ -57,6 +57,7 @@ func FuzzRequestBodies(f *testing.F) {
 		`{"type":"ticket.escalated","description":"d","schema":{"required":["a"]},"example":{"a":1}}`,
 		`{"schema":null,"deprecated":true}`, `{"since":"2026-01-01T00:00:00Z","status":"failed"}`,
 		`{"name":"acme","limits":{"subscriptions":500,"jobs":null,"eventBytes":1e3}}`, `{"limits":{"eventTypes":1.5,"storedBytes":-1}}`,
+		`{"url":"https://example.com/h","eventTypes":["*"],"signatureScheme":"v1a"}`, `{"signatureScheme":"v1a","secret":"whsec_x"}`, `{"signatureScheme":3}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -241,6 +241,10 @@ type subscriptionView struct {
 	// cover it.
 	Backlog *int   `json:"backlog"`
 	Secret  string `json:"secret,omitempty"`
+	// SignatureScheme is "v1" (HMAC) or "v1a" (Ed25519).
+	SignatureScheme string `json:"signatureScheme"`
+	// PublicKey is set, like Secret, only in a create's answer, with v1a.
+	PublicKey string `json:"publicKey,omitempty"`
 }
 
 // withBacklog sets the backlog of the views.
@@ -276,6 +280,7 @@ func viewSubscription(s *subscriptions.Subscription) subscriptionView {
 		v.Ordering = subscriptions.OrderingFIFO
 	}
 	v.Filter, v.HeaderNames = viewExtras(s)
+	v.SignatureScheme = s.Scheme()
 	return v
 }
 
@@ -340,7 +345,7 @@ func (a *API) createSubscription(w http.ResponseWriter, r *http.Request, c *call
 		return err
 	}
 	v := viewSubscription(&s)
-	v.Secret = s.Secret()
+	v.Secret, v.PublicKey = s.Secret(), s.PublicKey()
 	none := 0
 	v.Backlog = &none
 	w.Header().Set("Location", "/api/subscriptions/"+s.ID)
@@ -514,8 +519,17 @@ func (a *API) getSecret(w http.ResponseWriter, r *http.Request, c *caller) error
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]string{"secret": s.Secret()})
+	writeJSON(w, http.StatusOK, revealed(s.Scheme(), s.Revealed()))
 	return nil
+}
+
+// revealed is the answer of a secret's read or rotation: {"secret"} with
+// scheme v1, {"publicKey"} with v1a.
+func revealed(scheme, key string) map[string]string {
+	if scheme == subscriptions.SchemeV1a {
+		return map[string]string{"publicKey": key}
+	}
+	return map[string]string{"secret": key}
 }
 
 func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -528,7 +542,7 @@ func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request, c *caller) er
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]string{"secret": secret})
+	writeJSON(w, http.StatusOK, revealed(s.Scheme(), secret))
 	return nil
 }
 

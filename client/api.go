@@ -32,8 +32,12 @@ type Subscription struct {
 	Ordering       string            `json:"ordering"`
 	CreatedAt      time.Time         `json:"createdAt"`
 	UpdatedAt      time.Time         `json:"updatedAt"`
-	// Secret is set only by CreateSubscription.
-	Secret string `json:"secret,omitempty"`
+	// Secret is set only by CreateSubscription, with scheme v1;
+	// PublicKey ("whpk_...") in its place with v1a.
+	Secret    string `json:"secret,omitempty"`
+	PublicKey string `json:"publicKey,omitempty"`
+	// SignatureScheme is "v1" (HMAC) or "v1a" (Ed25519).
+	SignatureScheme string `json:"signatureScheme"`
 
 	// Filter is the payload filter (nil: none); HeaderNames the custom
 	// headers sent with every delivery (their values are write-only).
@@ -55,6 +59,8 @@ type NewSubscription struct {
 	Filter string `json:"filter,omitempty"`
 	// Headers are sent with every delivery.
 	Headers map[string]string `json:"headers,omitempty"`
+	// SignatureScheme is "v1" (HMAC, the default) or "v1a" (Ed25519).
+	SignatureScheme string `json:"signatureScheme,omitempty"`
 }
 
 // Event is one event to publish; ID is optional (the same ID published

@@ -25,6 +25,9 @@ type SubscriptionPatch struct {
 	// Filter "" removes the filter; Headers {} removes every header.
 	Filter  *string            `json:"filter,omitempty"`
 	Headers *map[string]string `json:"headers,omitempty"`
+	// SignatureScheme switches between "v1" and "v1a": a fresh key of the
+	// new scheme signs, the old one keeps signing for the overlap.
+	SignatureScheme *string `json:"signatureScheme,omitempty"`
 }
 
 // UpdateSubscription changes a subscription.
@@ -34,23 +37,35 @@ func (c *Client) UpdateSubscription(ctx context.Context, id string, p Subscripti
 	return out, err
 }
 
-// Secret reads a subscription's signing secret.
-func (c *Client) Secret(ctx context.Context, id string) (string, error) {
-	var out struct {
-		Secret string `json:"secret"`
-	}
-	err := c.do(ctx, http.MethodGet, "/api/subscriptions/"+url.PathEscape(id)+"/secret", nil, &out)
-	return out.Secret, err
+// signingKey is the answer of a secret's read or rotation: the secret
+// with scheme v1, the public key with v1a.
+type signingKey struct {
+	Secret    string `json:"secret"`
+	PublicKey string `json:"publicKey"`
 }
 
-// RotateSecret replaces a subscription's signing secret and returns the
-// new one; the old one keeps signing for the server's overlap (24 h).
-func (c *Client) RotateSecret(ctx context.Context, id string) (string, error) {
-	var out struct {
-		Secret string `json:"secret"`
+func (k signingKey) text() string {
+	if k.Secret != "" {
+		return k.Secret
 	}
+	return k.PublicKey
+}
+
+// Secret reads a subscription's signing secret ("whsec_..."), or with
+// scheme v1a its public key ("whpk_...").
+func (c *Client) Secret(ctx context.Context, id string) (string, error) {
+	var out signingKey
+	err := c.do(ctx, http.MethodGet, "/api/subscriptions/"+url.PathEscape(id)+"/secret", nil, &out)
+	return out.text(), err
+}
+
+// RotateSecret replaces a subscription's signing secret (or v1a key pair)
+// and returns the new one as Secret does; the old one keeps signing for
+// the server's overlap (24 h).
+func (c *Client) RotateSecret(ctx context.Context, id string) (string, error) {
+	var out signingKey
 	err := c.do(ctx, http.MethodPost, "/api/subscriptions/"+url.PathEscape(id)+"/rotate-secret", nil, &out)
-	return out.Secret, err
+	return out.text(), err
 }
 
 // SendTest sends a webhook.test event to one subscription and returns the

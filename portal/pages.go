@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -245,12 +246,13 @@ func (p *Portal) showSecret(rq *request) error {
 		return err
 	}
 	var out struct {
-		Secret string `json:"secret"`
+		Secret    string `json:"secret"`
+		PublicKey string `json:"publicKey"` // in place of secret with signatureScheme v1a
 	}
 	if _, err := p.call(rq, "GET", "/api/subscriptions/"+id+"/secret", nil, &out); err != nil {
 		return err
 	}
-	return p.render(rq, http.StatusOK, "secret", "Signing secret", "subscriptions", map[string]any{"Subscription": s, "Secret": out.Secret})
+	return p.render(rq, http.StatusOK, "secret", "Signing secret", "subscriptions", map[string]any{"Subscription": s, "Secret": cmp.Or(out.Secret, out.PublicKey)})
 }
 
 func (p *Portal) rotateSecret(rq *request) error {
@@ -259,7 +261,8 @@ func (p *Portal) rotateSecret(rq *request) error {
 		return err
 	}
 	var out struct {
-		Secret string `json:"secret"`
+		Secret    string `json:"secret"`
+		PublicKey string `json:"publicKey"` // in place of secret with signatureScheme v1a
 	}
 	if _, err := p.call(rq, "POST", "/api/subscriptions/"+id+"/rotate-secret", nil, &out); err != nil {
 		return err
@@ -268,7 +271,7 @@ func (p *Portal) rotateSecret(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return p.render(rq, http.StatusOK, "secret", "Signing secret", "subscriptions", map[string]any{"Subscription": s, "Secret": out.Secret, "Rotated": true})
+	return p.render(rq, http.StatusOK, "secret", "Signing secret", "subscriptions", map[string]any{"Subscription": s, "Secret": cmp.Or(out.Secret, out.PublicKey), "Rotated": true})
 }
 
 func (p *Portal) sendTest(rq *request) error {

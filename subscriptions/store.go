@@ -16,8 +16,6 @@ import (
 	"github.com/onestack/webhooks/internal/jsretry"
 	"github.com/onestack/webhooks/internal/kvwatch"
 	"github.com/onestack/webhooks/limits"
-
-	"github.com/onestack/webhooks/signature"
 )
 
 // KV bucket names.
@@ -384,7 +382,8 @@ func (s *Store) CreateSubscription(ctx context.Context, tenant string, in Create
 		sub.Ordering = OrderingFIFO
 	}
 	in.applyExtras(&sub)
-	secret := signature.NewSecret().Reveal()
+	sub.SignatureScheme = normalScheme(in.SignatureScheme)
+	secret := newSigningKey(sub.Scheme())
 	if in.Secret != nil {
 		secret = *in.Secret
 	}
@@ -457,6 +456,11 @@ func (s *Store) UpdateSubscription(ctx context.Context, tenant, id string, preco
 		wasActive, types := sub.Active, sub.EventTypes
 		if err := fn(sub); err != nil {
 			return Subscription{}, err
+		}
+		if !keyMatchesScheme(sub) {
+			// A switch of scheme: a fresh key of the new one, the old key
+			// signing through the overlap.
+			rekey(sub, newSigningKey(sub.Scheme()), s.cfg.Now().UTC(), s.cfg.RotationOverlap)
 		}
 		if err := s.storeUpdate(ctx, tenant, id, sub, e.Revision(), !slices.Equal(types, sub.EventTypes)); err != nil {
 			if isWrongRevision(err) {
@@ -541,31 +545,25 @@ func (p PatchInput) Apply(sub *Subscription) error {
 		}
 	}
 	p.applyExtras(sub)
+	if p.SignatureScheme != nil {
+		sub.SignatureScheme = normalScheme(p.SignatureScheme)
+	}
 	return nil
 }
 
-// RotateSecret makes a new current secret; the previous ones keep signing
-// for the configured overlap. It returns the new secret.
+// RotateSecret makes a new current secret, or with scheme v1a a new key
+// pair; the previous ones keep signing for the configured overlap. It
+// returns what the owner may see of the new key: the secret, or the v1a
+// public key.
 func (s *Store) RotateSecret(ctx context.Context, tenant, id string) (string, error) {
-	fresh := signature.NewSecret().Reveal()
-	_, err := s.UpdateSubscription(ctx, tenant, id, nil, func(sub *Subscription) error {
-		now := s.cfg.Now().UTC()
-		kept := []secretEntry{{Secret: fresh}}
-		for i, e := range sub.secrets {
-			if i == 0 {
-				e.Expires = now.Add(s.cfg.RotationOverlap)
-			}
-			if e.Expires.After(now) {
-				kept = append(kept, e)
-			}
-		}
-		sub.secrets = kept
+	sub, err := s.UpdateSubscription(ctx, tenant, id, nil, func(sub *Subscription) error {
+		rekey(sub, newSigningKey(sub.Scheme()), s.cfg.Now().UTC(), s.cfg.RotationOverlap)
 		return nil
 	})
 	if err != nil {
 		return "", err
 	}
-	return fresh, nil
+	return sub.Revealed(), nil
 }
 
 // DeleteSubscription removes a subscription. From its return on, this

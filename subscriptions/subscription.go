@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -46,6 +47,9 @@ type Subscription struct {
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 	Filter    string    `json:"filter,omitempty"` // a CEL expression an event must satisfy, after its type matched; empty: none
+	// SignatureScheme is signature.SchemeV1a for Ed25519 signatures; empty
+	// means v1 (HMAC). Scheme reads it.
+	SignatureScheme string `json:"signatureScheme,omitempty"`
 	// Revision is the store revision the subscription was read at; it is
 	// the ETag and the If-Match precondition.
 	Revision uint64 `json:"-"`
@@ -126,9 +130,10 @@ func (s *Subscription) Ordered() bool { return s.Ordering == OrderingFIFO }
 // NewSubscriptionID returns a fresh subscription id.
 func NewSubscriptionID() string { return subscriptionIDPrefix + ulid.Make().String() }
 
-// Secret returns the current signing secret in its "whsec_" form.
+// Secret returns the current signing secret in its "whsec_" form; "" with
+// scheme v1a, whose private key never leaves the server (see PublicKey).
 func (s *Subscription) Secret() string {
-	if len(s.secrets) == 0 {
+	if len(s.secrets) == 0 || !strings.HasPrefix(s.secrets[0].Secret, signature.SecretPrefix) {
 		return ""
 	}
 	return s.secrets[0].Secret

@@ -69,6 +69,8 @@ type CreateInput struct {
 	// tags (see extras.go).
 	Filter  *string           `json:"filter"`
 	Headers map[string]string `json:"headers"`
+	// SignatureScheme is "v1" (HMAC, the default) or "v1a" (Ed25519).
+	SignatureScheme *string `json:"signatureScheme" validate:"omitnil,oneof=v1 v1a"`
 }
 
 // PatchInput is the body of a subscription's update; nil fields are left
@@ -84,6 +86,10 @@ type PatchInput struct {
 	// Filter "" removes the filter; Headers {} removes every header.
 	Filter  *string            `json:"filter"`
 	Headers *map[string]string `json:"headers"`
+	// SignatureScheme switches the scheme: a fresh secret or key pair of
+	// the new one signs from then on, and the previous key keeps signing
+	// for the rotation overlap.
+	SignatureScheme *string `json:"signatureScheme" validate:"omitnil,oneof=v1 v1a"`
 }
 
 // TenantInput is the body of a tenant's creation.
@@ -191,6 +197,7 @@ func (r *Rules) check(in any, kept []string) error {
 	}
 	out.Fields = append(out.Fields, r.extras(in, kept)...)
 	out.Fields = append(out.Fields, limitProblems(in)...)
+	out.Fields = append(out.Fields, signingProblems(in)...)
 	if len(out.Fields) == 0 {
 		return nil
 	}

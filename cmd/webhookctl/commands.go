@@ -37,6 +37,7 @@ func commands() []command {
 		list                              listFlags
 		name, url, types, description     string
 		secret, ordering, status, eventID string
+		scheme                            string
 		data, file, since, until          string
 		forwardTo, addr                   string
 		rateLimit                         int
@@ -205,6 +206,7 @@ func commands() []command {
 				fs.StringVar(&description, "description", "", "description")
 				fs.Var(&metadata, "metadata", "key=value (repeatable)")
 				fs.StringVar(&secret, "secret", "", "whsec_... signing secret (default: generated)")
+				fs.StringVar(&scheme, "signature-scheme", "", "v1 (HMAC, the default) or v1a (Ed25519: prints the public key)")
 				fs.StringVar(&ordering, "ordering", "", "none or fifo")
 				fs.Float64Var(&pace, "rate-limit", 0, "deliveries a second at most (0: no pace)")
 				fs.Var(&active, "active", "true or false (default true)")
@@ -218,7 +220,7 @@ func commands() []command {
 					return err
 				}
 				in := client.NewSubscription{URL: url, EventTypes: splitList(types), Description: description,
-					Metadata: metadata.m, Secret: secret, Ordering: ordering, Active: active.p}
+					Metadata: metadata.m, Secret: secret, Ordering: ordering, Active: active.p, SignatureScheme: scheme}
 				if pace > 0 {
 					in.RateLimit = &pace
 				}
@@ -228,6 +230,10 @@ func commands() []command {
 				}
 				return e.show(s, func(w *table) {
 					showSubscription(w, s)
+					if s.PublicKey != "" {
+						w.kv("public key", s.PublicKey)
+						return
+					}
 					w.kv("secret", s.Secret)
 				})
 			}},
@@ -238,6 +244,7 @@ func commands() []command {
 				fs.StringVar(&description, "description", "", "description")
 				fs.Var(&metadata, "metadata", "key=value (repeatable; replaces all metadata)")
 				fs.StringVar(&ordering, "ordering", "", "none or fifo")
+				fs.StringVar(&scheme, "signature-scheme", "", "v1 or v1a (a fresh key of it signs; the old one 24 h more)")
 				fs.Float64Var(&pace, "rate-limit", -1, "deliveries a second at most (0 removes the pace)")
 				fs.Var(&active, "active", "true (resume; clears a disabled reason) or false (pause)")
 			},
@@ -264,6 +271,9 @@ func commands() []command {
 				if ordering != "" {
 					p.Ordering, set = &ordering, true
 				}
+				if scheme != "" {
+					p.SignatureScheme, set = &scheme, true
+				}
 				if pace >= 0 {
 					p.RateLimit, set = &pace, true
 				}
@@ -271,7 +281,7 @@ func commands() []command {
 					p.Active, set = active.p, true
 				}
 				if !set {
-					return usagef("subscriptions update: give at least one of --url, --types, --description, --metadata, --ordering, --rate-limit, --active")
+					return usagef("subscriptions update: give at least one of --url, --types, --description, --metadata, --ordering, --signature-scheme, --rate-limit, --active")
 				}
 				s, err := c.UpdateSubscription(ctx, args[0], p)
 				if err != nil {
@@ -292,11 +302,11 @@ func commands() []command {
 			}},
 		{group: "subscriptions", name: "secret", args: "<subscription>", nargs: 1, summary: "show the signing secret",
 			run: fetch((*env).tenant, (*client.Client).Secret, func(e *env, s string) error {
-				return e.show(map[string]string{"secret": s}, func(w *table) { w.kv("secret", s) })
+				return e.show(map[string]string{keyName(s): s}, func(w *table) { w.kv(keyName(s), s) })
 			})},
 		{group: "subscriptions", name: "rotate-secret", args: "<subscription>", nargs: 1, summary: "rotate the signing secret (the old one signs 24 h more)",
 			run: fetch((*env).tenant, (*client.Client).RotateSecret, func(e *env, s string) error {
-				return e.show(map[string]string{"secret": s}, func(w *table) { w.kv("secret", s, "note", "the previous secret keeps signing for 24 h") })
+				return e.show(map[string]string{keyName(s): s}, func(w *table) { w.kv(keyName(s), s, "note", "the previous key keeps signing for 24 h") })
 			})},
 		{group: "subscriptions", name: "test", args: "<subscription>", nargs: 1, summary: "send a webhook.test event to it",
 			run: fetch((*env).tenant, (*client.Client).SendTest, func(e *env, id string) error {

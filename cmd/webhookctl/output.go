@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/onestack/webhooks/client"
+	"github.com/onestack/webhooks/signature"
 )
 
 // table writes aligned columns for people.
@@ -86,7 +87,16 @@ func showSubscription(w *table, s client.Subscription) {
 	}
 	w.kv("id", s.ID, "url", s.URL, "event types", strings.Join(s.EventTypes, ", "), "state", state(s),
 		"description", s.Description, "metadata", strings.Join(meta, " "), "ordering", s.Ordering, "pace", pace,
-		"created", stamp(s.CreatedAt), "updated", stamp(s.UpdatedAt))
+		"signature", s.SignatureScheme, "created", stamp(s.CreatedAt), "updated", stamp(s.UpdatedAt))
+}
+
+// keyName names what a subscription's secret read or rotation gave: a
+// secret, or the public key of a v1a subscription.
+func keyName(s string) string {
+	if strings.HasPrefix(s, signature.PublicKeyPrefix) {
+		return "publicKey"
+	}
+	return "secret"
 }
 
 // result is an attempt's outcome in a few words.
