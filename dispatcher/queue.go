@@ -98,6 +98,9 @@ type tenantQueue struct {
 	// past the worker's lend (see fairQueue.demote).
 	inflight, demoted int
 	subs              int // its subscription queues in fairQueue.subs
+	// quietSince is when one of its attempts last ended, or when it
+	// started one with none in flight.
+	quietSince time.Time
 	// in says which of the queue's tenant lists holds it, if any.
 	in tenantList
 }
@@ -304,20 +307,30 @@ func (q *fairQueue) admit(ctx context.Context) error {
 }
 
 // evictStalled takes out, for the caller to park, what subscriptions
-// stalled on their destination hold past their room.
+// stalled on their destination hold past their room, and what the
+// subscriptions of a stalled tenant (attempts in flight, none ended for
+// stallAfter: every endpoint it sends to hangs) hold past their in-flight
+// cap. A busy tenant is never stalled: its attempts end.
 func (q *fairQueue) evictStalled() []*delivery {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var out []*delivery
-	for _, subs := range q.blocked {
-		for _, sq := range subs {
-			if q.stalled(sq) {
-				out = append(out, q.evictLate(sq)...)
-			}
+	for _, sq := range q.subs {
+		switch {
+		case q.stalled(sq):
+			out = append(out, q.evictLate(sq)...)
+		case q.tenantStalled(sq.tenant):
+			out = append(out, q.evictPast(sq, q.perSub)...)
 		}
 	}
 	q.signalEmpty()
 	return out
+}
+
+// tenantStalled reports whether tq has attempts in flight and none has
+// ended for stallAfter. Callers hold mu.
+func (q *fairQueue) tenantStalled(tq *tenantQueue) bool {
+	return tq.inflight > 0 && q.now().Sub(tq.quietSince) >= stallAfter
 }
 
 // evictLate takes out, for the caller to park, the deliveries from the
@@ -327,6 +340,16 @@ func (q *fairQueue) evictStalled() []*delivery {
 func (q *fairQueue) evictLate(sq *subQueue) (evicted []*delivery) {
 	room := q.room(sq)
 	if len(sq.waiting) <= 2*room || !q.overRoom(sq, len(sq.waiting)) {
+		return nil
+	}
+	return q.evictPast(sq, room)
+}
+
+// evictPast takes out the deliveries from the fan-out that sq holds past
+// the first room, for the caller to park, and marks sq slow. Callers hold
+// mu.
+func (q *fairQueue) evictPast(sq *subQueue, room int) (evicted []*delivery) {
+	if len(sq.waiting) <= room {
 		return nil
 	}
 	kept := sq.waiting[:0]
@@ -597,6 +620,9 @@ func (q *fairQueue) take(wait bool) (*delivery, bool) {
 			sq.quietSince = now
 		}
 		sq.inflight++
+		if tq.inflight == 0 {
+			tq.quietSince = now
+		}
 		tq.inflight++
 		d.shed, d.started, d.dest = shed, now, sq.dest
 		q.markReady(sq)
@@ -675,7 +701,7 @@ func (q *fairQueue) done(d *delivery) (evicted []*delivery) {
 		q.unblock(d.dest)
 	}
 	now := q.now()
-	sq.quietSince = now
+	sq.quietSince, tq.quietSince = now, now
 	sq.speed.tick(now, len(sq.waiting) > 0)
 	q.total.tick(now, q.waiting > 0)
 	evicted = q.evictLate(sq)

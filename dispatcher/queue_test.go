@@ -464,3 +464,37 @@ func TestFairQueueDestinations(t *testing.T) {
 		t.Errorf("the blocked subscription was not the one made ready")
 	}
 }
+
+// TestFairQueueEvictsStalledTenants: while the fan-out waits for room, a
+// tenant whose attempts in flight have all gone unanswered for a second
+// keeps no more than its in-flight cap per subscription in memory; a busy
+// tenant, whose attempts end, keeps all it holds.
+func TestFairQueueEvictsStalledTenants(t *testing.T) {
+	tests := []struct {
+		name      string
+		completes bool // one of its attempts ends just before the check
+		want      int
+	}{
+		{"stalled tenant", false, 300 - 2 - 64},
+		{"busy tenant", true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := time.Unix(0, 0)
+			q := newFairQueue(64, 10_000, 5*time.Second)
+			q.now = func() time.Time { return clock }
+			for range 300 {
+				q.push(td("a", "a1"), 0, false)
+			}
+			first, _ := q.next()
+			q.next()
+			clock = clock.Add(2 * time.Second)
+			if tt.completes {
+				q.done(first)
+			}
+			if got := len(q.evictStalled()); got != tt.want {
+				t.Errorf("evictStalled took out %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
