@@ -197,7 +197,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.neighboursDur, "neighbours-duration", time.Minute, "neighbours: how long B runs beside each tenant A")
 	fs.DurationVar(&c.neighboursDrain, "neighbours-drain", 30*time.Second, "neighbours: how long B's deliveries may trail its publishing")
 	variants := fs.String("neighbours-variants", defaultNeighbourVariants, "neighbours: the tenants A, comma-separated, from "+strings.Join(variantNames(), ", "))
-	fs.BoolVar(&c.neighboursAfter, "neighbours-after", true, "neighbours: measure B alone again after the variants (what tenants A left behind)")
+	fs.BoolVar(&c.neighboursAfter, "neighbours-after", false, "neighbours: measure B alone again at the end, on a fresh webhookd (how much the machine moved during the run)")
 	fs.IntVar(&c.replayEvents, "replay-events", 100_000, "neighbours: events tenant A publishes before its replay")
 	fs.Float64Var(&c.replayPace, "replay-pace", 1, "neighbours: rateLimit (deliveries/s) of the subscription tenant A replays to")
 	fs.StringVar(&c.profileDir, "profile-dir", "", "neighbours: run webhookd with --debug-addr and save a CPU profile and the goroutines of each variant here (none when empty)")
@@ -286,7 +286,7 @@ Scenarios (-run, comma-separated, or all):
               status=failed (after memory on the same webhookd, or on its own)
   neighbours  a quiet tenant's publish→receipt latency alone, then beside noisy tenants
               (endpoints that hang, answer late, refuse or reset; costly filters at the
-              whole API budget; a replay to a paced subscription); over HTTP, ~12 min
+              whole API budget; a replay to a paced subscription); over HTTP, 11-13 min
 
 Examples:
   go run ./cmd/webhookbench -run saturation -subs 4 -ingest publisher
