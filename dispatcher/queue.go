@@ -323,6 +323,25 @@ func (q *fairQueue) evictStalled() []*delivery {
 			out = append(out, q.evictPast(sq, q.perSub)...)
 		}
 	}
+	// Still more than twice maxWait's worth at the rate the queue
+	// completes (endpoints that answer, but late): the tenant holding most
+	// keeps its in-flight cap per subscription. Under mere overload the
+	// queue holds maxWait's worth and parks nothing.
+	if q.waiting > q.budget() && (q.total.rate == 0 || float64(q.waiting) > 2*q.maxWait.Seconds()*q.total.rate) {
+		held := make(map[*tenantQueue]int)
+		var most *tenantQueue
+		for _, sq := range q.subs {
+			held[sq.tenant] += len(sq.waiting)
+			if most == nil || held[sq.tenant] > held[most] {
+				most = sq.tenant
+			}
+		}
+		for _, sq := range q.subs {
+			if sq.tenant == most {
+				out = append(out, q.evictPast(sq, q.perSub)...)
+			}
+		}
+	}
 	q.signalEmpty()
 	return out
 }

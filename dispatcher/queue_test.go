@@ -498,3 +498,35 @@ func TestFairQueueEvictsStalledTenants(t *testing.T) {
 		})
 	}
 }
+
+// TestFairQueueEvictsTheLargestTenantWhenLate: past twice maxWait's worth
+// of work at the queue's rate, the tenant holding most keeps its in-flight
+// cap per subscription; at maxWait's worth (overload) nothing is taken.
+func TestFairQueueEvictsTheLargestTenantWhenLate(t *testing.T) {
+	tests := []struct {
+		name string
+		rate float64 // the queue's completions a second
+		want int
+	}{
+		{"late endpoints: 3,000 waiting at 20/s", 20, 2*1500 - 2*64},
+		{"overload: 3,000 waiting at 600/s", 600, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := newFairQueue(64, 10_000, 5*time.Second)
+			for range 1500 {
+				q.push(td("big", "b1"), 0, false)
+				q.push(td("big", "b2"), 0, false)
+			}
+			for range 10 {
+				q.push(td("small", "s1"), 0, false)
+			}
+			q.mu.Lock()
+			q.total.rate = tt.rate
+			q.mu.Unlock()
+			if got := len(q.evictStalled()); got != tt.want {
+				t.Errorf("evictStalled took out %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
