@@ -325,8 +325,8 @@ func (q *fairQueue) evictStalled() []*delivery {
 	}
 	// Still more than twice maxWait's worth at the rate the queue
 	// completes (endpoints that answer, but late): the tenant holding most
-	// keeps its in-flight cap per subscription. Under mere overload the
-	// queue holds maxWait's worth and parks nothing.
+	// keeps at most half the budget. Under mere overload the queue holds
+	// maxWait's worth and parks nothing.
 	if q.waiting > q.budget() && (q.total.rate == 0 || float64(q.waiting) > 2*q.maxWait.Seconds()*q.total.rate) {
 		held := make(map[*tenantQueue]int)
 		var most *tenantQueue
@@ -336,9 +336,12 @@ func (q *fairQueue) evictStalled() []*delivery {
 				most = sq.tenant
 			}
 		}
+		// It keeps no more than half the budget in all, its in-flight cap
+		// per subscription at most.
+		keep := max(1, min(q.perSub, q.budget()/(2*max(most.subs, 1))))
 		for _, sq := range q.subs {
 			if sq.tenant == most {
-				out = append(out, q.evictPast(sq, q.perSub)...)
+				out = append(out, q.evictPast(sq, keep)...)
 			}
 		}
 	}
@@ -721,8 +724,12 @@ func (q *fairQueue) done(d *delivery) (evicted []*delivery) {
 	}
 	now := q.now()
 	sq.quietSince, tq.quietSince = now, now
-	sq.speed.tick(now, len(sq.waiting) > 0)
-	q.total.tick(now, q.waiting > 0)
+	if !d.shed {
+		// A delivery shed by an open breaker was not sent: it says
+		// nothing of how fast work completes.
+		sq.speed.tick(now, len(sq.waiting) > 0)
+		q.total.tick(now, q.waiting > 0)
+	}
 	evicted = q.evictLate(sq)
 	if len(sq.waiting) == 0 {
 		sq.slow = false // its backlog cleared: judged afresh

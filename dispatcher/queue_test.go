@@ -529,4 +529,19 @@ func TestFairQueueEvictsTheLargestTenantWhenLate(t *testing.T) {
 			}
 		})
 	}
+	t.Run("200 late subscriptions keep half the budget in all", func(t *testing.T) {
+		q := newFairQueue(64, 10_000, 5*time.Second)
+		for i := range 200 {
+			for range 15 {
+				q.push(td("big", fmt.Sprintf("b%d", i)), 0, false)
+			}
+		}
+		q.mu.Lock()
+		q.total.rate = 20
+		q.mu.Unlock()
+		// 2,048 / (2 × 200) = 5 each.
+		if got, want := len(q.evictStalled()), 200*(15-5); got != want {
+			t.Errorf("evictStalled took out %d, want %d", got, want)
+		}
+	})
 }
