@@ -178,7 +178,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	cfg.Limits = withLimitDefaults(cfg.Limits, cfg.Dispatcher.TenantInFlight)
 	s := &Server{cfg: cfg, logger: cfg.Logger, serveErr: make(chan error, 1), ncClosed: make(chan struct{}), health: health.New()}
-	s.watch = kvwatch.Config{Health: s.health, Restarts: kvwatch.NewRestarts()}
+	s.watch = kvwatch.Config{Health: s.health, Restarts: kvwatch.NewRestarts(),
+		Closed: func() bool { return s.nc != nil && (s.nc.IsClosed() || s.nc.IsDraining()) }}
 	defer func() {
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)

@@ -40,6 +40,10 @@ type Config struct {
 	// Restarts, if set, counts the times the watch ended and was started
 	// again, by bucket: make it with NewRestarts, and register it once.
 	Restarts *prometheus.CounterVec
+	// Closed, if set, tells that the connection under the watch is closed
+	// for good (the process stops): a watch that ends then ends quietly,
+	// and is not started again.
+	Closed func() bool
 }
 
 // NewRestarts makes the counter of Config.Restarts, for every watch of the
@@ -137,7 +141,7 @@ func (w *Watch) run(ctx context.Context, kw jetstream.KeyWatcher, end func()) {
 	for {
 		ended := w.follow(ctx, kw, seen, lastRev)
 		end()
-		if !ended {
+		if !ended || (w.cfg.Closed != nil && w.cfg.Closed()) {
 			return
 		}
 		if w.restarts != nil {

@@ -2,10 +2,12 @@ package streamindex
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -49,6 +51,9 @@ func (s *Store) Follow(ctx context.Context, js jetstream.JetStream) error {
 	s.cc, err = cons.Consume(s.receive,
 		jetstream.PullMaxMessagesWithBytesLimit(2*s.cfg.BatchMsgs, s.cfg.PullMaxBytes),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed) {
+				return // the process stops: nothing to resume
+			}
 			if !s.stalled.Swap(true) {
 				s.log.Warn(s.cfg.Name+": following the stream stalled; reads may be stale until it resumes", "err", err)
 			}
