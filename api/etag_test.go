@@ -34,6 +34,9 @@ func TestRevisionMatches(t *testing.T) {
 		{`"1", "7.b3"`, 7, true},
 		{`*`, 7, true},
 		{`7`, 7, false},
+		{`"7`, 7, false},     // unterminated
+		{`"7.b40`, 7, false}, // unterminated
+		{`"7.bx"`, 7, false}, // not a backlog
 		{``, 7, false},
 	}
 	for _, tt := range tests {

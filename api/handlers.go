@@ -237,8 +237,8 @@ type subscriptionView struct {
 	UpdatedAt      time.Time         `json:"updatedAt"`
 	// Backlog is how many of its deliveries are pending (not attempted
 	// yet, or waiting for their next attempt); null while this replica's
-	// delivery index cannot be read. A live count: the ETag does not
-	// cover it.
+	// delivery index cannot be read. A live count, which the ETag
+	// covers (subscriptionETag) and If-Match ignores (revisionMatches).
 	Backlog *int   `json:"backlog"`
 	Secret  string `json:"secret,omitempty"`
 	// SignatureScheme is "v1" (HMAC) or "v1a" (Ed25519).
@@ -303,17 +303,20 @@ func subscriptionETag(rev uint64, backlog *int) string {
 func revisionMatches(header string, rev uint64) bool {
 	for _, t := range strings.Split(header, ",") {
 		t = strings.TrimSpace(t)
-		if t == "*" {
-			return true
+		// "12.b40" is revision 12 with a backlog: compared as "12".
+		if i := strings.LastIndex(t, ".b"); i > 0 && strings.HasSuffix(t, `"`) && digits(t[i+2:len(t)-1]) {
+			t = t[:i] + `"`
 		}
-		if strings.HasPrefix(t, "W/") {
-			continue
-		}
-		if r, _, _ := strings.Cut(strings.Trim(t, `"`), ".b"); len(t) >= 2 && t[0] == '"' && r == strconv.FormatUint(rev, 10) {
+		if etagMatches(t, etagFor(rev), true) {
 			return true
 		}
 	}
 	return false
+}
+
+// digits reports whether s is one or more decimal digits.
+func digits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // etagFor is the strong ETag of a store revision.

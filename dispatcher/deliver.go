@@ -47,6 +47,9 @@ type result struct {
 	duration   time.Duration
 	// cut: the attempt was cut short by a shutdown; it counts as none.
 	cut bool
+	// unreachable: the transport failed (a timeout, a connection refused,
+	// reset or closed, TLS, DNS), not a refusal before dialling.
+	unreachable bool
 }
 
 func (r result) ok() bool { return r.err == "" && r.status >= 200 && r.status < 300 }
@@ -65,10 +68,7 @@ func (r result) destinationOutcome() destination.Outcome {
 		return destination.Overloaded
 	case r.status != 0:
 		return destination.Answered
-	}
-	switch r.err {
-	case "timeout", "host not found", "connection refused", "connection reset", "TLS certificate error",
-		"TLS error", "connection closed by endpoint", "request failed":
+	case r.unreachable:
 		return destination.Failed
 	}
 	return destination.Unknown // refused before dialling, an invalid URL
@@ -324,7 +324,8 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now tim
 		if d.runCtx.Err() != nil {
 			return result{cut: true}
 		}
-		return result{err: describe(ctx, err), duration: time.Since(start)}
+		return result{err: describe(ctx, err), duration: time.Since(start),
+			unreachable: !errors.Is(err, egress.ErrInternal) && !errors.Is(err, context.Canceled)}
 	}
 	buf, _ := d.excerpts.Get().(*excerptBuf)
 	if buf == nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onestack/webhooks/destination"
 	"github.com/onestack/webhooks/egress"
 )
 
@@ -155,5 +156,27 @@ func TestClientNeverFollowsRedirects(t *testing.T) {
 	}
 	if (result{status: resp.StatusCode}).ok() {
 		t.Error("a 3xx counts as success")
+	}
+}
+
+func TestDestinationOutcome(t *testing.T) {
+	tests := []struct {
+		name string
+		r    result
+		want destination.Outcome
+	}{
+		{"an answer", result{status: 500, err: "endpoint answered 500"}, destination.Answered},
+		{"a success", result{status: 204}, destination.Answered},
+		{"429", result{status: 429, err: "endpoint answered 429"}, destination.Overloaded},
+		{"503", result{status: 503, err: "endpoint answered 503"}, destination.Overloaded},
+		{"a timeout", result{err: "timeout", unreachable: true}, destination.Failed},
+		{"a refusal before dialling", result{err: "destination refused: internal address"}, destination.Unknown},
+		{"an invalid URL", result{err: "invalid url"}, destination.Unknown},
+		{"cut by a shutdown", result{cut: true}, destination.Unknown},
+	}
+	for _, tt := range tests {
+		if got := tt.r.destinationOutcome(); got != tt.want {
+			t.Errorf("%s: destinationOutcome() = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
