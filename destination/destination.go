@@ -202,7 +202,8 @@ func (t *Tracker) Done(key string, started time.Time, o Outcome) (freed bool) {
 		}
 		d.limit = min(d.limit, float64(t.cfg.Max))
 	case Overloaded:
-		d.failures = 0
+		// It answered: up, if asking for less.
+		d.failures, d.open = 0, false
 		t.decrease(d, started, now)
 	case Failed:
 		d.failures++

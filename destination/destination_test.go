@@ -110,6 +110,17 @@ func TestTracker(t *testing.T) {
 			},
 		},
 		{
+			name: "a 503 to a probe closes the breaker too",
+			cfg:  Config{Initial: 4, OpenAfter: 1, ProbeEvery: time.Second},
+			steps: []step{
+				{start: true, want: Go},
+				{done: Failed, state: s(State{Limit: 2, Failures: 1, Open: true})},
+				{at: time.Second, start: true, want: Go},
+				{at: 2 * time.Second, done: Overloaded, state: s(State{Limit: 1})},
+				{at: 2 * time.Second, start: true, want: Go},
+			},
+		},
+		{
 			name: "an unknown outcome changes nothing but what is in flight",
 			cfg:  Config{Initial: 2, OpenAfter: 1},
 			steps: []step{

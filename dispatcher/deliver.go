@@ -161,7 +161,9 @@ func (d *Dispatcher) attempt(dl *delivery) {
 		d.release(dl)
 		return
 	}
-	d.m.duration.Observe(res.duration.Seconds())
+	if !dl.shed { // not sent: no duration to observe
+		d.m.duration.Observe(res.duration.Seconds())
+	}
 	wait, more := d.cfg.wait(dl.attempt)
 	o := decide(res, dl.manual, wait, more)
 	rec := dl.record(o.status())

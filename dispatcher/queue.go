@@ -98,6 +98,10 @@ type tenantQueue struct {
 	// past the worker's lend (see fairQueue.demote).
 	inflight, demoted int
 	subs              int // its subscription queues in fairQueue.subs
+	// limit is its share of attempts in flight (zero: no bound), read as
+	// its queue is made and again every limitEvery attempts it starts
+	// (started counts them), so a changed limit applies soon.
+	limit, started int
 	// quietSince is when one of its attempts last ended, or when it
 	// started one with none in flight.
 	quietSince time.Time
@@ -432,6 +436,10 @@ func (q *fairQueue) push(d *delivery, pace float64, force bool) bool {
 	return true
 }
 
+// limitEvery is how many attempts of a tenant start between two readings
+// of its limit.
+const limitEvery = 1024
+
 // newSubQueue makes the queue of d's subscription, and its tenant's if
 // needed. Its destination is named once, here: a subscription whose URL
 // changes is tracked at the new one from its next queue. Callers hold mu.
@@ -439,6 +447,9 @@ func (q *fairQueue) newSubQueue(d *delivery) *subQueue {
 	tq := q.tenants[d.tenant]
 	if tq == nil {
 		tq = &tenantQueue{id: d.tenant}
+		if q.limit != nil {
+			tq.limit = max(1, q.limit(d.tenant))
+		}
 		q.tenants[d.tenant] = tq
 		q.recheckCapped() // one more active tenant: shares shrink
 	}
@@ -491,7 +502,7 @@ func (q *fairQueue) markTenant(tq *tenantQueue) {
 // would leave a newcomer its share of the pool, pool/(active tenants+1).
 // Callers hold mu.
 func (q *fairQueue) allowed(tq *tenantQueue) bool {
-	if q.limit != nil && tq.demoted >= max(1, q.limit(tq.id)) {
+	if tq.limit > 0 && tq.demoted >= tq.limit {
 		return false
 	}
 	return q.workers <= 0 || tq.inflight-tq.demoted < max(1, q.workers/(len(q.tenants)+1))
@@ -501,7 +512,7 @@ func (q *fairQueue) allowed(tq *tenantQueue) bool {
 // more: it then goes only when no tenant under its share is ready.
 // Callers hold mu.
 func (q *fairQueue) overShare(tq *tenantQueue) bool {
-	return q.limit != nil && tq.inflight >= max(1, q.limit(tq.id))
+	return tq.limit > 0 && tq.inflight >= tq.limit
 }
 
 // recheckCapped lets every capped tenant that is allowed again back into
@@ -579,11 +590,6 @@ func (q *fairQueue) take(wait bool) (*delivery, bool) {
 		from := tq.in
 		tq.in = inNone
 		switch {
-		case len(tq.ready) == 0:
-			if tq.subs == 0 && tq.inflight == 0 && q.tenants[tq.id] == tq {
-				delete(q.tenants, tq.id)
-			}
-			continue
 		case !q.allowed(tq):
 			tq.in = inCapped
 			q.capped = append(q.capped, tq)
@@ -597,7 +603,8 @@ func (q *fairQueue) take(wait bool) (*delivery, bool) {
 		tq.ready[0] = nil
 		tq.ready = tq.ready[1:]
 		sq.inReady = false
-		if len(sq.waiting) == 0 {
+		if len(sq.waiting) == 0 { // taken out meanwhile (takeParked)
+			q.dropIfIdle(sq)
 			q.markTenant(tq)
 			continue
 		}
@@ -646,6 +653,9 @@ func (q *fairQueue) take(wait bool) (*delivery, bool) {
 			tq.quietSince = now
 		}
 		tq.inflight++
+		if tq.started++; tq.started%limitEvery == 0 && q.limit != nil {
+			tq.limit = max(1, q.limit(tq.id))
+		}
 		d.shed, d.started, d.dest = shed, now, sq.dest
 		q.markReady(sq)
 		q.markTenant(tq)
