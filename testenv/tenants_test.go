@@ -85,9 +85,6 @@ func TestNoisyTenantDoesNotDelayAnother(t *testing.T) {
 	subscribe(t, env, quiet, fast, "ticket.*")
 
 	publishBatches(t, env, noisy, 200) // 2,400 deliveries to the host that hangs
-	if got := len(fast.WaitFor(0, 0)); got != 0 {
-		t.Fatalf("the quiet tenant's receiver got %d webhooks before any was published", got)
-	}
 	const n = 20
 	publishBatches(t, env, quiet, n)
 	if got := len(fast.WaitFor(n, 30*time.Second)); got != n {
