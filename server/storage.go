@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -163,6 +165,31 @@ func defaultMaxStore(dir string) (int64, error) {
 	return (free + used) / 2, nil
 }
 
+// maxStoreFile, under the data directory, keeps the store's default as
+// it was worked out at the first start.
+const maxStoreFile = "store-max-bytes"
+
+// rememberedMaxStore is the default kept at path, else the one compute
+// works out, kept there for the next starts: worked out again at each
+// start, it would shrink as the disk fills with other things (this
+// replica's indexes among them), and a stream whose byte limit shrinks
+// drops its oldest messages, waiting deliveries included.
+func rememberedMaxStore(path string, compute func() (int64, error)) (int64, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 {
+			return n, nil
+		}
+	}
+	n, err := compute()
+	if err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(path, []byte(strconv.FormatInt(n, 10)+"\n"), 0o640); err != nil {
+		return n, fmt.Errorf("keep the store's default in %s: %w", path, err)
+	}
+	return n, nil
+}
+
 // sizeStorage sets s.budget from the configuration, the store's default
 // worked out as StorageConfig.MaxStore says, and logs it.
 func (s *Server) sizeStorage() error {
@@ -172,11 +199,15 @@ func (s *Server) sizeStorage() error {
 		sc.MaxStore, from = externalMaxStore, "default for an external NATS"
 		if s.cfg.NATSURL == "" {
 			dir := filepath.Join(s.cfg.DataDir, "jetstream")
-			n, err := defaultMaxStore(dir)
-			if err != nil {
+			n, err := rememberedMaxStore(filepath.Join(s.cfg.DataDir, maxStoreFile), func() (int64, error) { return defaultMaxStore(dir) })
+			switch {
+			case n <= 0:
 				s.logger.Warn("storage: free disk space unknown; the store's default is 10 GiB", "dir", dir, "err", err)
-			} else {
-				sc.MaxStore, from = n, "half of the disk's room"
+			case err != nil:
+				s.logger.Warn("storage: the store's default is worked out again at the next start", "err", err)
+				fallthrough
+			default:
+				sc.MaxStore, from = n, "half of the disk's room at the first start"
 			}
 		}
 	}

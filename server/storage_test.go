@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -113,5 +114,21 @@ func TestUsageReadsOncePerInterval(t *testing.T) {
 	}
 	if u.nearLimit(context.Background(), "OTHER") {
 		t.Errorf("nearLimit(OTHER) = true for a stream not listed, want false")
+	}
+}
+
+// TestRememberedMaxStore: the store's default is worked out once and kept,
+// so a disk that fills later never shrinks it (a shrunk limit drops a
+// stream's oldest messages).
+func TestRememberedMaxStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), maxStoreFile)
+	free := int64(1000)
+	compute := func() (int64, error) { return free, nil }
+	if n, err := rememberedMaxStore(path, compute); err != nil || n != 1000 {
+		t.Fatalf("first start: rememberedMaxStore = %d, %v; want 1000", n, err)
+	}
+	free = 10 // the disk filled up
+	if n, err := rememberedMaxStore(path, compute); err != nil || n != 1000 {
+		t.Errorf("next start: rememberedMaxStore = %d, %v; want the 1000 kept", n, err)
 	}
 }
