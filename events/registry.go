@@ -331,10 +331,7 @@ func (r *Registry) Deprecate(ctx context.Context, name string) (Type, error) {
 	return r.Update(ctx, name, TypePatch{Deprecated: &yes})
 }
 
-func isWrongLastSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
+func isWrongLastSequence(err error) bool { return jsretry.RevisionMismatch(err) }
 
 // present turns a JSON null into nothing.
 func present(b json.RawMessage) json.RawMessage {

@@ -405,8 +405,7 @@ func (r *Runner) save(ctx context.Context, j *Job) error {
 	b, _ := json.Marshal(j)
 	rev, err := r.kv.Update(ctx, key(j.TenantID, j.ID), b, j.Revision)
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		if jsretry.RevisionMismatch(err) {
 			return errLost
 		}
 		return fmt.Errorf("save job %s: %w: %w", j.ID, ErrUnavailable, err)

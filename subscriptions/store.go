@@ -237,10 +237,7 @@ func storeErr(op string, err error) error {
 	}
 }
 
-func isWrongRevision(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
+func isWrongRevision(err error) bool { return jsretry.RevisionMismatch(err) }
 
 // Tenants.
 

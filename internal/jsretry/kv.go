@@ -2,6 +2,7 @@ package jsretry
 
 import (
 	"context"
+	"errors"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -11,6 +12,18 @@ import (
 // no leader (a write that may have been stored is not repeated: its
 // revision check would refuse the repeat and report a conflict that is not
 // one). Reads: LeaderGet.
+
+// RevisionMismatch reports whether err is a conditional write's refusal: the
+// key is not at the revision given (JetStream's 10071, or 10164 from a
+// replicated bucket).
+func RevisionMismatch(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
 
 // Create writes a key that must not exist.
 func Create(ctx context.Context, kv jetstream.KeyValue, key string, value []byte) (uint64, error) {

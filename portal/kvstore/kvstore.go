@@ -185,10 +185,5 @@ func notFound(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// wrongRevision says whether err is a conditional write's failure: 10071,
-// or 10164 from a replicated bucket.
-func wrongRevision(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
-}
+// wrongRevision says whether err is a conditional write's failure.
+func wrongRevision(err error) bool { return jsretry.RevisionMismatch(err) }
