@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -70,5 +71,11 @@ func TestShutdownWithStorageLost(t *testing.T) {
 		d.cmd.Process.Kill()
 		<-exited
 		t.Fatalf("webhookd still running a minute after SIGTERM with its data directory gone; logs:\n%s", d.logs)
+	}
+	// The server's own shutdown returned by its deadline: webhookd's last
+	// resort past the grace (it exits whatever holds the shutdown) did not
+	// have to.
+	if logs := d.logs.String(); strings.Contains(logs, "shutdown still running") {
+		t.Errorf("webhookd exited through its last resort, not its shutdown's own bound; logs:\n%s", logs)
 	}
 }
