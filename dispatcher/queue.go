@@ -27,8 +27,10 @@ import (
 //     see demote), so the sockets an endpoint that hangs can hold are
 //     bounded per tenant; and never more than the pool's size divided by
 //     the active tenants plus one of the workers, so a tenant that
-//     arrives finds a free worker at once. Alone, a tenant may go past its
-//     share: the queue is work-conserving.
+//     arrives finds a free worker at once (alone, half the pool). Alone,
+//     or when every tenant with work is past its share, a tenant may go
+//     past its share: the share is work-conserving, the pool's half is
+//     not (it is the room kept for a newcomer).
 //
 // It also decides what waits in memory, from rates it measures (attempts
 // completed per second while deliveries were waiting), never from attempt

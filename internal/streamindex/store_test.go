@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/onestack/webhooks/internal/natstest"
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/internal/streamindex"
 )
 
@@ -48,9 +49,17 @@ func startStream(t *testing.T) jetstream.JetStream {
 	return js
 }
 
+// createStream makes the test stream. Made again at once after a delete,
+// it can meet the server still removing the old one's storage in the
+// background ("error creating store for stream"): it is tried until it
+// works, for as long as only a hang would take.
 func createStream(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
-	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: streamName, Subjects: []string{"t.>", "other.>"}}); err != nil {
+	var err error
+	if !poll.Within(30*time.Second, func() bool {
+		_, err = js.CreateStream(t.Context(), jetstream.StreamConfig{Name: streamName, Subjects: []string{"t.>", "other.>"}})
+		return err == nil
+	}) {
 		t.Fatal(err)
 	}
 }
