@@ -32,6 +32,7 @@ func TestDo(t *testing.T) {
 		{"other errors are returned at once", []error{errOther}, Unanswered, 1, false},
 		{"a cluster short of peers places the stream later", []error{noPeers, fmt.Errorf("ensure stream: %w", noPeers)}, Provisionable, 3, true},
 		{"a create is retried when unanswered", []error{nats.ErrTimeout}, Provisionable, 2, true},
+		{"a stream made again while the old one's storage goes is created later", []error{&jetstream.APIError{Code: 500, ErrorCode: codeStoreCreate, Description: "error creating store for stream"}}, Provisionable, 2, true},
 		{"a bad stream config is not retried", []error{badConfig}, Provisionable, 1, false},
 		{"no peers is not retried for a write", []error{noPeers}, Unanswered, 1, false},
 		{"a store at its limit is not retried", []error{fmt.Errorf("publish: %w", full)}, Unanswered, 1, false},

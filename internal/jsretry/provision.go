@@ -13,13 +13,20 @@ import (
 // know enough online peers to place every replica.
 const codeNoPeers = 10005
 
+// codeStoreCreate is JetStream's "error creating store for stream": among
+// other causes, a stream made again under the name of one just deleted,
+// whose storage the server still removes in the background.
+const codeStoreCreate = 10049
+
 // Provisionable reports whether err from creating or updating a stream,
 // bucket or consumer may pass if the call is made again: those calls are
-// idempotent, so an unanswered one may be repeated, and a cluster short of
-// online peers for a moment places the replicas once they are back.
+// idempotent, so an unanswered one may be repeated, a cluster short of
+// online peers for a moment places the replicas once they are back, and a
+// stream made again just after its deletion is created once the old
+// storage is gone.
 func Provisionable(err error) bool {
 	var apiErr *jetstream.APIError
-	return Unanswered(err) || (errors.As(err, &apiErr) && apiErr.ErrorCode == codeNoPeers)
+	return Unanswered(err) || (errors.As(err, &apiErr) && (apiErr.ErrorCode == codeNoPeers || apiErr.ErrorCode == codeStoreCreate))
 }
 
 // Provisioning's bounds: the whole budget when ctx has no deadline (a

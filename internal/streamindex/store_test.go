@@ -13,8 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/onestack/webhooks/internal/jsretry"
 	"github.com/onestack/webhooks/internal/natstest"
-	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/internal/streamindex"
 )
 
@@ -49,17 +49,14 @@ func startStream(t *testing.T) jetstream.JetStream {
 	return js
 }
 
-// createStream makes the test stream. Made again at once after a delete,
-// it can meet the server still removing the old one's storage in the
-// background ("error creating store for stream"): it is tried until it
-// works, for as long as only a hang would take.
+// createStream makes the test stream, as the product does, through
+// jsretry.Provision: made again at once after a delete, it can meet the
+// server still removing the old one's storage.
 func createStream(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
-	var err error
-	if !poll.Within(30*time.Second, func() bool {
-		_, err = js.CreateStream(t.Context(), jetstream.StreamConfig{Name: streamName, Subjects: []string{"t.>", "other.>"}})
-		return err == nil
-	}) {
+	if _, err := jsretry.Provision(t.Context(), func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateStream(ctx, jetstream.StreamConfig{Name: streamName, Subjects: []string{"t.>", "other.>"}})
+	}); err != nil {
 		t.Fatal(err)
 	}
 }
