@@ -141,8 +141,8 @@ func (e *TokenError) Unwrap() error { return e.Err }
 
 // Prepared is a request made ready by Prepare.
 type Prepared struct {
-	// Transport sends the request: the base one, or the one presenting
-	// the subscription's client certificate.
+	// Transport sends the request: with mtls, the one presenting the
+	// subscription's client certificate; nil, the caller's own.
 	Transport http.RoundTripper
 	// token is the bearer token set, and whether it came from the cache.
 	token  string
@@ -155,7 +155,7 @@ type Prepared struct {
 // presenting the certificate. ctx bounds a token fetch.
 func (a *Authenticator) Prepare(ctx context.Context, sub string, auth *Config, req *http.Request) (Prepared, error) {
 	if auth == nil {
-		return Prepared{Transport: a.cfg.Base}, nil
+		return Prepared{}, nil
 	}
 	switch auth.Type {
 	case TypeOAuth2:
@@ -164,7 +164,7 @@ func (a *Authenticator) Prepare(ctx context.Context, sub string, auth *Config, r
 			return Prepared{}, err
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
-		return Prepared{Transport: a.cfg.Base, token: tok, cached: cached}, nil
+		return Prepared{token: tok, cached: cached}, nil
 	case TypeMTLS:
 		t, err := a.transport(auth)
 		if err != nil {
@@ -191,14 +191,6 @@ func (a *Authenticator) Rejected(sub string, p Prepared) bool {
 		e.drop(p.token)
 	}
 	return p.cached
-}
-
-// Forget drops what is cached for a subscription (deleted, or its auth
-// changed or removed).
-func (a *Authenticator) Forget(sub string) {
-	a.mu.Lock()
-	a.tokens.delete(sub)
-	a.mu.Unlock()
 }
 
 // TokenFetches returns how many token requests were made.

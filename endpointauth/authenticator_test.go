@@ -310,10 +310,10 @@ func TestMTLSTransport(t *testing.T) {
 		resp.Body.Close()
 		t.Errorf("send without a client certificate succeeded")
 	}
-	// No auth: the base transport itself.
+	// No auth: the caller's own transport.
 	req, _ = http.NewRequest(http.MethodGet, srv.URL, nil)
-	if p, err := a.Prepare(context.Background(), "sub_1", nil, req); err != nil || p.Transport != a.cfg.Base {
-		t.Errorf("Prepare without auth = %v, %v; want the base transport", p.Transport, err)
+	if p, err := a.Prepare(context.Background(), "sub_1", nil, req); err != nil || p.Transport != nil {
+		t.Errorf("Prepare without auth = %v, %v; want no transport of its own", p.Transport, err)
 	}
 }
 
