@@ -193,8 +193,9 @@ func (a *Authenticator) Rejected(sub string, p Prepared) bool {
 	return p.cached
 }
 
-// TokenFetches returns how many token requests were made.
-func (a *Authenticator) TokenFetches() int64 {
+// tokenFetches returns how many token fetches were made (each one or,
+// while the way of sending the credentials is probed, two requests).
+func (a *Authenticator) tokenFetches() int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.fetches

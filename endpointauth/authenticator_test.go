@@ -124,7 +124,7 @@ func TestTokenCache(t *testing.T) {
 		if got := req.Header.Get("Authorization"); got != "Bearer "+st.wantToken || p.cached != st.wantCached {
 			t.Errorf("step %d %s: Authorization = %q cached %v, want Bearer %s cached %v", i, st.name, got, p.cached, st.wantToken, st.wantCached)
 		}
-		if got := a.TokenFetches(); got != st.wantFetch {
+		if got := a.tokenFetches(); got != st.wantFetch {
 			t.Errorf("step %d %s: fetches = %d, want %d", i, st.name, got, st.wantFetch)
 		}
 		if st.rejected != nil {
@@ -145,7 +145,7 @@ func TestTokenCache(t *testing.T) {
 	if _, err := a.Prepare(context.Background(), "sub_1", other, req); err != nil {
 		t.Fatal(err)
 	}
-	if got := a.TokenFetches(); got != 6 {
+	if got := a.tokenFetches(); got != 6 {
 		t.Errorf("fetches after a config change = %d, want 6", got)
 	}
 }
@@ -167,7 +167,7 @@ func TestShortTokens(t *testing.T) {
 		if _, err := a.Prepare(context.Background(), "sub_1", ts.config(), req); err != nil {
 			t.Fatal(err)
 		}
-		if got := a.TokenFetches(); got != st.want {
+		if got := a.tokenFetches(); got != st.want {
 			t.Errorf("after +%v: fetches = %d, want %d", st.advance, got, st.want)
 		}
 	}
