@@ -123,7 +123,7 @@ func (c *Config) computeFingerprint() string {
 }
 
 // Public returns what an answer may show of c.
-func (c *Config) Public() Public {
+func (c Config) Public() Public {
 	p := Public{Type: c.Type}
 	switch c.Type {
 	case TypeOAuth2:
@@ -157,8 +157,9 @@ func (c *Config) CertificateExpiresAt() (time.Time, bool) {
 	return *p.CertificateExpiresAt, true
 }
 
-// String shows c without its secrets.
-func (c *Config) String() string {
+// String shows c without its secrets (a value receiver, so that a Config
+// printed by value hides them too).
+func (c Config) String() string {
 	p := c.Public()
 	switch c.Type {
 	case TypeOAuth2:
@@ -169,8 +170,11 @@ func (c *Config) String() string {
 	return "auth(" + c.Type + ")"
 }
 
+// GoString is String, for %#v.
+func (c Config) GoString() string { return c.String() }
+
 // LogValue shows c to log/slog without its secrets.
-func (c *Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // Problem is one thing wrong with a Config; Field is the JSON name of the
 // field within it ("privateKey").

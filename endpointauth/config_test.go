@@ -124,7 +124,9 @@ func TestPublic(t *testing.T) {
 			}
 			var logged strings.Builder
 			slog.New(slog.NewTextHandler(&logged, nil)).Info("x", "auth", tt.cfg)
-			for _, shown := range []string{tt.cfg.String(), fmt.Sprint(tt.cfg), logged.String()} {
+			slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", "auth", *tt.cfg)
+			wrapped := struct{ Auth *Config }{tt.cfg}
+			for _, shown := range []string{tt.cfg.String(), fmt.Sprint(tt.cfg), fmt.Sprint(*tt.cfg), fmt.Sprintf("%+v %#v", *tt.cfg, tt.cfg), fmt.Sprintf("%+v", wrapped), logged.String()} {
 				if strings.Contains(shown, tt.secret) {
 					t.Errorf("shown as %q, holding the secret", shown)
 				}
