@@ -2,7 +2,10 @@ package dispatcher
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/endpointauth"
+	"github.com/onestack/webhooks/internal/testpki"
 )
 
 // TestDescribeTokenErrors: an attempt that could not get its OAuth2 token
@@ -59,5 +63,40 @@ func TestDescribeTokenErrors(t *testing.T) {
 				t.Errorf("isTokenError(%v) = false", err)
 			}
 		})
+	}
+}
+
+// TestDescribeMissingClientCertificate: an endpoint that requires a client
+// certificate refuses a connection without one (or with one it does not
+// trust); the attempt says so.
+func TestDescribeMissingClientCertificate(t *testing.T) {
+	t.Parallel()
+	ca := testpki.NewCA(t, "Private CA")
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Server(t).TLS(t)}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool()}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	defer srv.Close()
+	stranger := testpki.NewCA(t, "Other CA").Client(t, "intruder", time.Hour)
+	for _, tt := range []struct {
+		name  string
+		certs []tls.Certificate
+	}{{"none", nil}, {"another CA's", []tls.Certificate{stranger.TLS(t)}}} {
+		for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+			tr := newTransport(egress.Policy{AllowPrivate: true})
+			tr.TLSClientConfig = &tls.Config{RootCAs: ca.Pool(), Certificates: tt.certs, MinVersion: version, MaxVersion: version}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, nil)
+			resp, err := tr.RoundTrip(req)
+			if err == nil {
+				resp.Body.Close()
+				t.Fatalf("%s certificate, TLS %x: the endpoint accepted the request", tt.name, version)
+			}
+			want := "TLS error: the endpoint refused the handshake (a client certificate it requires missing or not accepted)"
+			if got := describe(ctx, err); got != want {
+				t.Errorf("%s certificate, TLS %x: describe = %q (%v), want %q", tt.name, version, got, err, want)
+			}
+			cancel()
+		}
 	}
 }
