@@ -35,6 +35,15 @@ func (p *AuthPatch) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// MarshalJSON writes the patch back as it was read: null, or the object
+// (absent is the zero AuthPatch, left out by omitzero).
+func (p AuthPatch) MarshalJSON() ([]byte, error) {
+	if p.Value == nil {
+		return []byte("null"), nil
+	}
+	return json.Marshal(p.Value)
+}
+
 // Auth returns the subscription's endpoint authentication, secrets
 // included, for the delivery to use; nil when it has none. The value is
 // shared and must not be modified.

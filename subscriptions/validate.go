@@ -96,7 +96,7 @@ type PatchInput struct {
 	// for the rotation overlap.
 	SignatureScheme *string `json:"signatureScheme" validate:"omitnil,oneof=v1 v1a"`
 	// Auth replaces the endpoint authentication; null removes it.
-	Auth AuthPatch `json:"auth"`
+	Auth AuthPatch `json:"auth,omitzero"`
 }
 
 // TenantInput is the body of a tenant's creation.
