@@ -58,6 +58,8 @@ func FuzzRequestBodies(f *testing.F) {
 		`{"schema":null,"deprecated":true}`, `{"since":"2026-01-01T00:00:00Z","status":"failed"}`,
 		`{"name":"acme","limits":{"subscriptions":500,"jobs":null,"eventBytes":1e3}}`, `{"limits":{"eventTypes":1.5,"storedBytes":-1}}`,
 		`{"url":"https://example.com/h","eventTypes":["*"],"signatureScheme":"v1a"}`, `{"signatureScheme":"v1a","secret":"whsec_x"}`, `{"signatureScheme":3}`,
+		`{"url":"https://example.com/h","eventTypes":["*"],"auth":{"type":"oauth2","tokenUrl":"https://idp.example.com/t","clientId":"c","clientSecret":"s","scopes":["a"],"audience":"x"}}`,
+		`{"auth":null}`, `{"auth":{"type":"mtls","certificate":"x","privateKey":"y","caBundle":"z"}}`, `{"auth":{"type":"oauth2","other":1}}`, `{"auth":[]}`,
 	} {
 		f.Add([]byte(s))
 	}

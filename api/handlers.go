@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onestack/webhooks/endpointauth"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/subscriptions"
 )
@@ -245,6 +246,9 @@ type subscriptionView struct {
 	SignatureScheme string `json:"signatureScheme"`
 	// PublicKey is set, like Secret, only in a create's answer, with v1a.
 	PublicKey string `json:"publicKey,omitempty"`
+	// Auth is the endpoint authentication's type and non-secret parts;
+	// null when there is none. Its secrets are write-only.
+	Auth *endpointauth.Public `json:"auth"`
 }
 
 // withBacklog sets the backlog of the views.
@@ -281,6 +285,7 @@ func viewSubscription(s *subscriptions.Subscription) subscriptionView {
 	}
 	v.Filter, v.HeaderNames = viewExtras(s)
 	v.SignatureScheme = s.Scheme()
+	v.Auth = s.AuthView()
 	return v
 }
 

@@ -17,9 +17,13 @@ const connectTimeout = 5 * time.Second
 // connections to receivers alive. Connecting and the TLS handshake are
 // bounded by connectTimeout each, well within an attempt's timeout: a
 // destination that does not take connections is known as failing sooner.
-func NewClient(p egress.Policy) *http.Client {
+func NewClient(p egress.Policy) *http.Client { return clientOf(newTransport(p)) }
+
+// newTransport is NewClient's transport: the dial guard, no proxy, the
+// timeouts. Endpoint authentication clones it (see endpointauth).
+func newTransport(p egress.Policy) *http.Transport {
 	dialer := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second, Control: p.Control}
-	tr := &http.Transport{
+	return &http.Transport{
 		Proxy:                  nil,
 		DialContext:            dialer.DialContext,
 		ForceAttemptHTTP2:      true,
@@ -31,6 +35,10 @@ func NewClient(p egress.Policy) *http.Client {
 		DisableCompression:     true,
 		MaxResponseHeaderBytes: 64 << 10,
 	}
+}
+
+// clientOf is the client over tr that never follows redirects.
+func clientOf(tr *http.Transport) *http.Client {
 	return &http.Client{
 		Transport: tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error {

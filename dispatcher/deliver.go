@@ -19,6 +19,7 @@ import (
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/destination"
 	"github.com/onestack/webhooks/egress"
+	"github.com/onestack/webhooks/endpointauth"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/signature"
 	"github.com/onestack/webhooks/subscriptions"
@@ -320,14 +321,14 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now tim
 	}
 	d.m.inflight.Inc()
 	start := time.Now()
-	resp, err := d.client.Transport.RoundTrip(req)
+	resp, err := d.send(ctx, sub, req)
 	d.m.inflight.Dec()
 	if err != nil {
 		if d.runCtx.Err() != nil {
 			return result{cut: true}
 		}
 		return result{err: describe(ctx, err), duration: time.Since(start),
-			unreachable: !errors.Is(err, egress.ErrInternal) && !errors.Is(err, context.Canceled)}
+			unreachable: !errors.Is(err, egress.ErrInternal) && !errors.Is(err, context.Canceled) && !isTokenError(err)}
 	}
 	buf, _ := d.excerpts.Get().(*excerptBuf)
 	if buf == nil {
@@ -353,6 +354,13 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now tim
 // describe turns a transport error into a short message for the tenant,
 // without internal detail.
 func describe(ctx context.Context, err error) string {
+	var te *endpointauth.TokenError
+	if errors.As(err, &te) {
+		if te.Unreachable() {
+			return "oauth2 token: " + describe(ctx, te.Err)
+		}
+		return te.Error()
+	}
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return "timeout"
@@ -365,6 +373,7 @@ func describe(ctx context.Context, err error) string {
 		certErr *tls.CertificateVerificationError
 		recErr  tls.RecordHeaderError
 		alert   tls.AlertError
+		opErr   *net.OpError
 	)
 	switch {
 	case errors.As(err, &timeout) && timeout.Timeout():
@@ -379,6 +388,10 @@ func describe(ctx context.Context, err error) string {
 		return "connection reset"
 	case errors.As(err, &certErr):
 		return "TLS certificate error"
+	case errors.As(err, &opErr) && opErr.Op == "remote error":
+		// An alert from the endpoint: most often a client certificate it
+		// requires was not given, or not accepted.
+		return "TLS error: the endpoint refused the handshake (a client certificate it requires missing or not accepted)"
 	case errors.As(err, &recErr), errors.As(err, &alert):
 		return "TLS error"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):

@@ -17,6 +17,7 @@ import (
 
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/destination"
+	"github.com/onestack/webhooks/endpointauth"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/internal/jsretry"
 	"github.com/onestack/webhooks/subscriptions"
@@ -46,6 +47,9 @@ type Dispatcher struct {
 	log    *deliverylog.Writer
 	index  *deliverylog.Index
 	client *http.Client
+	// auth prepares deliveries to endpoints that authenticate (oauth2
+	// tokens, mtls transports).
+	auth   *endpointauth.Authenticator
 	logger *slog.Logger
 	m      *metrics
 
@@ -104,6 +108,9 @@ func New(ctx context.Context, js jetstream.JetStream, store *subscriptions.Store
 		queue:  newFairQueue(cfg.PerSubscription, cfg.QueuePerSubscription, cfg.QueueWait),
 		pub:    newPublisher(js),
 	}
+	// Token requests and mtls connections go through clones of a transport
+	// like the client's: the same dial guard and timeouts.
+	d.auth = endpointauth.NewAuthenticator(endpointauth.AuthenticatorConfig{Base: newTransport(cfg.Egress), Now: cfg.Now})
 	d.queue.workers = cfg.Workers
 	d.queue.limit = func(tenant string) int {
 		if cfg.TenantLimit != nil {

@@ -157,6 +157,7 @@ func (in CreateInput) applyExtras(sub *Subscription) {
 	if len(in.Headers) > 0 {
 		sub.headers = maps.Clone(in.Headers)
 	}
+	sub.auth = prepareAuth(in.Auth)
 }
 
 // applyExtras changes a subscription's filter ("" removes it) and headers
@@ -170,6 +171,9 @@ func (p PatchInput) applyExtras(sub *Subscription) {
 		if len(*p.Headers) > 0 {
 			sub.headers = maps.Clone(*p.Headers)
 		}
+	}
+	if p.Auth.Set {
+		sub.auth = prepareAuth(p.Auth.Value)
 	}
 }
 

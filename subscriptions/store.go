@@ -210,12 +210,13 @@ func decodeSub(e jetstream.KeyValueEntry) (*Subscription, error) {
 	sub.secrets = r.Secrets
 	parseSecrets(sub.secrets)
 	sub.headers = r.Headers
+	sub.auth = prepareAuth(r.Auth)
 	sub.Revision = e.Revision()
 	return &sub, nil
 }
 
 func encodeSub(sub *Subscription) ([]byte, error) {
-	b, err := json.Marshal(record{Subscription: *sub, TenantID: sub.TenantID, Secrets: sub.secrets, Headers: sub.headers})
+	b, err := json.Marshal(record{Subscription: *sub, TenantID: sub.TenantID, Secrets: sub.secrets, Headers: sub.headers, Auth: sub.auth})
 	if err != nil {
 		return nil, fmt.Errorf("encode subscription: %w", err)
 	}

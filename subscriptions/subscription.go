@@ -13,6 +13,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/onestack/webhooks/endpointauth"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/filter"
 	"github.com/onestack/webhooks/signature"
@@ -57,6 +58,9 @@ type Subscription struct {
 	secrets []secretEntry
 	// headers are sent with every delivery; write-only, like secrets.
 	headers map[string]string
+	// auth authenticates deliveries to the endpoint (nil: none); its
+	// secrets are write-only, like the signing secrets.
+	auth *endpointauth.Config
 	// program is Filter compiled, set by the index (nil: none, or Filter
 	// did not compile, which matches nothing).
 	program *filter.Program
@@ -116,6 +120,8 @@ type record struct {
 
 	// Headers are the custom headers, write-only like the secrets.
 	Headers map[string]string `json:"headers,omitempty"`
+	// Auth is the endpoint authentication, secrets included.
+	Auth *endpointauth.Config `json:"auth,omitempty"`
 }
 
 // Ordering values: none (the default, stored as "") or FIFO.

@@ -9,6 +9,7 @@ import (
 	"github.com/go-playground/validator/v10"
 
 	"github.com/onestack/webhooks/egress"
+	"github.com/onestack/webhooks/endpointauth"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/filter"
 	"github.com/onestack/webhooks/limits"
@@ -71,6 +72,10 @@ type CreateInput struct {
 	Headers map[string]string `json:"headers"`
 	// SignatureScheme is "v1" (HMAC, the default) or "v1a" (Ed25519).
 	SignatureScheme *string `json:"signatureScheme" validate:"omitnil,oneof=v1 v1a"`
+	// Auth authenticates deliveries to the endpoint: OAuth2 client
+	// credentials or a TLS client certificate (checked by Rules, see
+	// auth.go); nil or null: none.
+	Auth *endpointauth.Config `json:"auth"`
 }
 
 // PatchInput is the body of a subscription's update; nil fields are left
@@ -90,6 +95,8 @@ type PatchInput struct {
 	// the new one signs from then on, and the previous key keeps signing
 	// for the rotation overlap.
 	SignatureScheme *string `json:"signatureScheme" validate:"omitnil,oneof=v1 v1a"`
+	// Auth replaces the endpoint authentication; null removes it.
+	Auth AuthPatch `json:"auth,omitzero"`
 }
 
 // TenantInput is the body of a tenant's creation.
@@ -198,6 +205,7 @@ func (r *Rules) check(in any, kept []string) error {
 	out.Fields = append(out.Fields, r.extras(in, kept)...)
 	out.Fields = append(out.Fields, limitProblems(in)...)
 	out.Fields = append(out.Fields, signingProblems(in)...)
+	out.Fields = append(out.Fields, r.authProblems(in)...)
 	if len(out.Fields) == 0 {
 		return nil
 	}

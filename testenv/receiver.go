@@ -1,7 +1,9 @@
 package testenv
 
 import (
+	"crypto/tls"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -24,6 +26,9 @@ type Received struct {
 	// Verified is the signature check's result against the receiver's
 	// secrets at the time (nil when it has none).
 	Verified error
+	// ClientCert is the subject of the TLS client certificate the sender
+	// presented ("" for none, or plain http).
+	ClientCert string
 }
 
 // Receiver is an HTTP endpoint that records every webhook, verifies its
@@ -54,6 +59,9 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 		ID: r.Header.Get(signature.HeaderID), Timestamp: r.Header.Get(signature.HeaderTimestamp),
 		Signature: r.Header.Get(signature.HeaderSignature), Header: r.Header.Clone(), Path: r.URL.Path, Body: body, At: time.Now(),
 	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		got.ClientCert = r.TLS.PeerCertificates[0].Subject.String()
+	}
 	rc.mu.Lock()
 	if len(rc.secrets) > 0 {
 		got.Verified = signature.Verifier{Secrets: rc.secrets}.Verify(got.ID, got.Timestamp, got.Signature, body)
@@ -76,6 +84,18 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(status)
 	w.Write(answer)
+}
+
+// NewTLSReceiver starts a receiver served over TLS with cfg (its server
+// certificate, and the client certificates it asks for).
+func NewTLSReceiver(cfg *tls.Config) *Receiver {
+	rc := &Receiver{notify: make(chan struct{}, 1)}
+	rc.srv = httptest.NewUnstartedServer(http.HandlerFunc(rc.serve))
+	rc.srv.TLS = cfg
+	// Refused handshakes are what some tests are about, not news.
+	rc.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	rc.srv.StartTLS()
+	return rc
 }
 
 // URL is the receiver's address.

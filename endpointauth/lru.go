@@ -1,0 +1,63 @@
+package endpointauth
+
+import "container/list"
+
+// lru is a map bounded to its most recently used entries; onEvict sees
+// each entry pushed out. It is not safe for concurrent use: its owner
+// locks around it.
+type lru[K comparable, V any] struct {
+	max     int
+	ll      *list.List // of *lruEntry[K, V], most recent first
+	m       map[K]*list.Element
+	onEvict func(K, V)
+}
+
+type lruEntry[K comparable, V any] struct {
+	key K
+	val V
+}
+
+func newLRU[K comparable, V any](max int, onEvict func(K, V)) *lru[K, V] {
+	return &lru[K, V]{max: max, ll: list.New(), m: make(map[K]*list.Element), onEvict: onEvict}
+}
+
+// get returns the value of key and marks it used.
+func (c *lru[K, V]) get(key K) (V, bool) {
+	if e, ok := c.m[key]; ok {
+		c.ll.MoveToFront(e)
+		return e.Value.(*lruEntry[K, V]).val, true
+	}
+	var zero V
+	return zero, false
+}
+
+// put sets key's value, evicting the least recently used entry past max.
+func (c *lru[K, V]) put(key K, val V) {
+	if e, ok := c.m[key]; ok {
+		c.ll.MoveToFront(e)
+		e.Value.(*lruEntry[K, V]).val = val
+		return
+	}
+	c.m[key] = c.ll.PushFront(&lruEntry[K, V]{key, val})
+	for c.ll.Len() > c.max {
+		c.remove(c.ll.Back())
+	}
+}
+
+// delete removes key, as an eviction.
+func (c *lru[K, V]) delete(key K) {
+	if e, ok := c.m[key]; ok {
+		c.remove(e)
+	}
+}
+
+func (c *lru[K, V]) remove(e *list.Element) {
+	ent := e.Value.(*lruEntry[K, V])
+	c.ll.Remove(e)
+	delete(c.m, ent.key)
+	if c.onEvict != nil {
+		c.onEvict(ent.key, ent.val)
+	}
+}
+
+func (c *lru[K, V]) len() int { return c.ll.Len() }
