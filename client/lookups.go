@@ -206,3 +206,19 @@ func (a *Admin) DeprecateEventType(ctx context.Context, typ string) (EventTypeDe
 	err := a.c.do(ctx, http.MethodDelete, "/admin/event-types/"+url.PathEscape(typ), nil, &out)
 	return out, err
 }
+
+// Limits is a tenant's limits as in effect and what it uses of those
+// that can be counted, by name (requestsPerMinute, subscriptions,
+// eventTypes, eventBytes, storedBytes, attemptsInFlight, jobs, and any
+// the server adds).
+type Limits struct {
+	Max   map[string]int64 `json:"limits"`
+	Usage map[string]int64 `json:"usage"`
+}
+
+// Limits reads the tenant's limits and its usage (GET /api/limits).
+func (c *Client) Limits(ctx context.Context) (Limits, error) {
+	var out Limits
+	err := c.do(ctx, http.MethodGet, "/api/limits", nil, &out)
+	return out, err
+}
