@@ -61,6 +61,8 @@ type env struct {
 	// httpClient, when set, sends every request (tests check each
 	// exchange against the API's OpenAPI document).
 	httpClient *http.Client
+	// getenv reads the environment (nil in tests: nothing set).
+	getenv func(string) string
 	// sleep, when set, replaces the client's waits (tests).
 	sleep func(context.Context, time.Duration) error
 }
@@ -115,7 +117,7 @@ func (u *usageError) Error() string { return u.msg }
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	e := &env{url: getenv("WEBHOOKS_URL"), apiKey: getenv("WEBHOOKS_API_KEY"), adminToken: getenv("WEBHOOKS_ADMIN_TOKEN"), stdout: stdout, stderr: stderr}
+	e := &env{url: getenv("WEBHOOKS_URL"), apiKey: getenv("WEBHOOKS_API_KEY"), adminToken: getenv("WEBHOOKS_ADMIN_TOKEN"), stdout: stdout, stderr: stderr, getenv: getenv}
 	return runWith(ctx, e, args)
 }
 
