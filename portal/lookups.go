@@ -140,7 +140,7 @@ type job struct {
 
 // Percent is how far the job is, 0..100.
 func (j job) Percent() int {
-	if j.Status == "succeeded" {
+	if j.Status == "done" {
 		return 100
 	}
 	if j.Total <= 0 {
