@@ -222,3 +222,25 @@ func (c *Client) Limits(ctx context.Context) (Limits, error) {
 	err := c.do(ctx, http.MethodGet, "/api/limits", nil, &out)
 	return out, err
 }
+
+// Jobs reads one page of the tenant's replay and recovery jobs, newest
+// first; pass the returned cursor for the next ("" when there is none).
+func (c *Client) Jobs(ctx context.Context, limit int, cursor string) ([]Job, string, error) {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	path := "/api/jobs"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out struct {
+		Data       []Job  `json:"data"`
+		NextCursor string `json:"nextCursor"`
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out.Data, out.NextCursor, err
+}

@@ -155,7 +155,7 @@ func TestPortalPagesAreAccessible(t *testing.T) {
 		{"event types", "/event-types", "#event-types"},
 		{"events", "/events", "#events"},
 		{"event", "/events/" + evt, "#event-data"},
-		{"jobs", "/jobs", "#job-lookup"},
+		{"jobs", "/jobs", "#jobs"},
 		{"job", "/jobs/" + started.JobID, "#job"},
 		{"usage and limits", "/usage", "#limits"},
 		{"not found", "/subscriptions/sub_nope", "#problem"},

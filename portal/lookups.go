@@ -149,9 +149,11 @@ func (j job) Percent() int {
 	return int(min(100, (j.Sent+j.Filtered)*100/j.Total))
 }
 
-// jobs shows the jobs page: a lookup by id.
+// jobs shows the jobs page: a lookup by id, and the tenant's jobs,
+// newest first.
 func (p *Portal) jobs(rq *request) error {
-	id := strings.TrimSpace(rq.r.URL.Query().Get("id"))
+	in := rq.r.URL.Query()
+	id := strings.TrimSpace(in.Get("id"))
 	errs := map[string]string{}
 	if id != "" {
 		if idPattern.MatchString(id) {
@@ -163,7 +165,16 @@ func (p *Portal) jobs(rq *request) error {
 	if len(errs) > 0 {
 		status = http.StatusUnprocessableEntity
 	}
-	return p.render(rq, status, "jobs", "Jobs", "jobs", map[string]any{"ID": id, "Errors": errs})
+	q := url.Values{"limit": {strconv.Itoa(pageSize)}}
+	if c := in.Get("cursor"); c != "" {
+		q.Set("cursor", c)
+	}
+	var out page[job]
+	if _, err := p.call(rq, "GET", "/api/jobs?"+q.Encode(), nil, &out); err != nil {
+		return err
+	}
+	return p.render(rq, status, "jobs", "Jobs", "jobs", map[string]any{"ID": id, "Errors": errs,
+		"Jobs": out.Data, "Next": out.NextCursor, "Paged": in.Get("cursor") != ""})
 }
 
 // showJob shows a job's progress; while it runs the page reloads itself

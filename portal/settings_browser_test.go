@@ -147,6 +147,10 @@ func TestPortalSettingsInABrowser(t *testing.T) {
 	if got := tb.text("#job-sent"); !strings.HasPrefix(got, "201 of 202 (1 left out by the filter)") {
 		t.Errorf("job's progress = %q, want 201 of 202 (the low one is left out by the filter)", got)
 	}
+	tb.do("the jobs", chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible(chromedp.CSS("#jobs")))
+	if got := tb.eval(`Array.from(document.querySelectorAll("#jobs tbody tr")).map(r => r.dataset.id).join(" ")`); got != job[1] {
+		t.Errorf("jobs listed: %q, want %s", got, job[1])
+	}
 	tb.do("the job by id", chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible(chromedp.CSS("#job-lookup")),
 		chromedp.SetValue(chromedp.CSS("#job-id"), job[1]), chromedp.Click(chromedp.CSS("#lookup")), chromedp.WaitVisible(chromedp.CSS("#job-progress")))
 	if v := tb.eval(`String(document.getElementById("job-progress").value)`); v != "100" {

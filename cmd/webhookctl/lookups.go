@@ -98,6 +98,24 @@ func moreCommands() []command {
 				n := s.Count
 				return e.show(map[string]int{"recovered": n}, func(w *table) { w.kv("recovered", strconv.Itoa(n)+" deliveries") })
 			}},
+		{group: "jobs", name: "list", summary: "list replay and recovery jobs, newest first",
+			flags: list.register,
+			run: func(ctx context.Context, e *env, _ []string) error {
+				c, err := e.tenant()
+				if err != nil {
+					return err
+				}
+				all, next, err := pages(ctx, list, c.Jobs)
+				if err != nil {
+					return err
+				}
+				return e.showPage(all, next, func(w *table) {
+					w.row("ID", "KIND", "SUBSCRIPTION", "STATUS", "SENT", "CREATED")
+					for _, j := range all {
+						w.row(j.ID, j.Kind, j.SubscriptionID, j.Status, fmt.Sprintf("%d/%d", j.Sent, j.Total), stamp(j.CreatedAt))
+					}
+				})
+			}},
 		{group: "jobs", name: "get", args: "<job>", nargs: 1, summary: "show a replay or recovery job and its progress",
 			run: fetch((*env).tenant, (*client.Client).Job, shown(showJobDetail))},
 		{group: "limits", summary: "show the tenant's limits and what it uses of them",

@@ -126,6 +126,41 @@ func TestSettingsEventsRecoveryAndLimits(t *testing.T) {
 	if got := rc.WaitFor(before+1, 30*time.Second); len(got) < before+1 || got[len(got)-1].Header.Get("webhook-id") != failing.ID {
 		t.Errorf("after recover the receiver got %d webhooks, want %s again", len(got), failing.ID)
 	}
+	// A replay of more than a page runs as a job, followed to its end,
+	// then listed and read.
+	var jl struct{ Data []struct{ ID string } }
+	c.json(&jl, "jobs", "list")
+	if len(jl.Data) != 0 {
+		t.Errorf("jobs list before any job = %+v", jl)
+	}
+	batch := make([]string, 120)
+	for i := range batch {
+		batch[i] = `{"type":"ticket.created","data":{}}`
+	}
+	file := filepath.Join(t.TempDir(), "events.jsonl")
+	os.WriteFile(file, []byte(strings.Join(batch, "\n")), 0o600)
+	c.json(&struct{}{}, "events", "publish", "--file", file)
+	var replayed struct {
+		Replayed int
+		JobID    string
+		Status   string
+	}
+	c.json(&replayed, "replay", sub.ID, "--since", "1h")
+	if replayed.JobID == "" || replayed.Status != "done" || replayed.Replayed < 120 {
+		t.Errorf("replay of more than a page = %+v, want a job done", replayed)
+	}
+	c.json(&jl, "jobs", "list")
+	if len(jl.Data) != 1 || jl.Data[0].ID != replayed.JobID {
+		t.Errorf("jobs list = %+v, want %s", jl, replayed.JobID)
+	}
+	var jg struct{ ID, Kind, Status string }
+	c.json(&jg, "jobs", "get", replayed.JobID)
+	if jg.Kind != "replay" || jg.Status != "done" {
+		t.Errorf("jobs get = %+v", jg)
+	}
+	if out, _, code := c.run("jobs", "list"); code != 0 || !strings.Contains(out, replayed.JobID) || !strings.Contains(out, "replay") {
+		t.Errorf("jobs list (table) = exit %d %q", code, out)
+	}
 	if _, errOut, code := c.run("jobs", "get", "job_01JEXAMPLE0000000000000000"); code != exitNotFound {
 		t.Errorf("jobs get of an unknown job = exit %d %q, want %d", code, errOut, exitNotFound)
 	}
