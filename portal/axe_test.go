@@ -178,4 +178,10 @@ func TestPortalPagesAreAccessible(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#create")),
 		chromedp.WaitVisible(chromedp.CSS("#url-error")))
 	tb.accessible("form with errors")
+
+	// The page past the budget, as a tenant of 2 requests a minute.
+	small, _ := env.CreateTenant("small", 2)
+	tb.do("sign in as small", chromedp.Navigate(link(t, env, small.ID)), chromedp.WaitVisible(chromedp.CSS("#new-subscription")))
+	tb.until("the budget spent", base+"/event-types", `document.getElementById("limited")`)
+	tb.accessible("rate limited")
 }

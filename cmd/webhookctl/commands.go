@@ -93,6 +93,7 @@ func commands() []command {
 		{group: "tenants", name: "get", args: "<tenant>", nargs: 1, summary: "show a tenant",
 			run: fetch((*env).admin, (*client.Admin).Tenant, shown(func(w *table, t client.Tenant) {
 				w.kv("id", t.ID, "name", t.Name, "rate limit", strconv.Itoa(t.RateLimit)+"/min", "created", stamp(t.CreatedAt))
+				showTenantLimits(w, t)
 			}))},
 		{group: "tenants", name: "update", args: "<tenant>", nargs: 1, summary: "change a tenant's name or rate limit",
 			flags: func(fs *flag.FlagSet) {
@@ -131,6 +132,7 @@ func commands() []command {
 				}
 				return e.show(t, func(w *table) {
 					w.kv("id", t.ID, "name", t.Name, "rate limit", strconv.Itoa(t.RateLimit)+"/min")
+					showTenantLimits(w, t)
 				})
 			}},
 		{group: "tenants", name: "revoke", args: "<tenant>", nargs: 1, summary: "revoke every API key of a tenant and end its portal sessions",

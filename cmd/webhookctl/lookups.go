@@ -259,3 +259,20 @@ func showJobDetail(w *table, j client.Job) {
 		w.kv("error", *j.Error)
 	}
 }
+
+// showTenantLimits writes a tenant's limits, by name, on one line.
+func showTenantLimits(w *table, t client.Tenant) {
+	if len(t.Limits) == 0 {
+		return
+	}
+	names := make([]string, 0, len(t.Limits))
+	for n := range t.Limits {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + "=" + strconv.FormatInt(t.Limits[n], 10)
+	}
+	w.kv("limits", strings.Join(parts, " "))
+}

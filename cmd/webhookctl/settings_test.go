@@ -172,6 +172,9 @@ func TestSettingsEventsRecoveryAndLimits(t *testing.T) {
 		t.Errorf("limits = %+v", lim)
 	}
 	c.json(&struct{}{}, "tenants", "update", ten.ID, "--limit", "subscriptions=1")
+	if out, _, code := c.run("tenants", "get", ten.ID); code != 0 || !strings.Contains(out, "subscriptions=1") {
+		t.Errorf("tenants get (table) = exit %d %q, want its limits", code, out)
+	}
 	c.json(&lim, "limits")
 	if lim.Limits["subscriptions"] != 1 {
 		t.Errorf("limits after tenants update --limit subscriptions=1 = %+v", lim)
