@@ -95,7 +95,7 @@ func commands() []command {
 				w.kv("id", t.ID, "name", t.Name, "rate limit", strconv.Itoa(t.RateLimit)+"/min", "created", stamp(t.CreatedAt))
 				showTenantLimits(w, t)
 			}))},
-		{group: "tenants", name: "update", args: "<tenant>", nargs: 1, summary: "change a tenant's name or rate limit",
+		{group: "tenants", name: "update", args: "<tenant>", nargs: 1, summary: "change a tenant's name, rate limit or limits",
 			flags: func(fs *flag.FlagSet) {
 				fs.StringVar(&name, "name", "", "new name")
 				fs.IntVar(&rateLimit, "rate-limit", 0, "new requests a minute (1..1000000)")
