@@ -213,6 +213,7 @@ func (a *API) routeTable() []route {
 		{"POST", "/api/subscriptions/{id}/test", tenant, a.testSubscription},
 		{"POST", "/api/subscriptions/{id}/replay", tenant, a.replay},
 		{"POST", "/api/subscriptions/{id}/recover", tenant, a.recoverDeliveries},
+		{"GET", "/api/jobs", tenant, a.listJobs},
 		{"GET", "/api/jobs/{id}", tenant, a.getJob},
 		{"GET", "/api/subscriptions/{id}/deliveries", tenant, a.listDeliveries},
 		{"GET", "/api/deliveries/{id}", tenant, a.getDelivery},

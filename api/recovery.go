@@ -23,6 +23,9 @@ type Recovery interface {
 	Recover(ctx context.Context, sub subscriptions.Subscription, status string, since, until time.Time) (Started, error)
 	// Job reads one of tenant's jobs.
 	Job(ctx context.Context, tenant, id string) (Job, error)
+	// Jobs reads tenant's jobs newest first: at most limit of those
+	// older than before ("" for the newest), and whether there are more.
+	Jobs(ctx context.Context, tenant, before string, limit int) ([]Job, bool, error)
 	// Running counts tenant's jobs running, across the cluster as far as
 	// this replica knows, without I/O.
 	Running(tenant string) int
@@ -149,12 +152,42 @@ func (a *API) getJob(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if err != nil {
 		return err
 	}
+	writeJSON(w, http.StatusOK, viewJob(j))
+	return nil
+}
+
+func viewJob(j Job) jobView {
 	v := jobView{ID: j.ID, Kind: j.Kind, SubscriptionID: j.SubscriptionID, Status: j.Status, Total: j.Total, Sent: j.Sent,
 		Filtered: j.Filtered, Since: j.Since.UTC(), Until: j.Until.UTC(), CreatedAt: j.CreatedAt.UTC(), UpdatedAt: j.UpdatedAt.UTC()}
 	if j.Error != "" {
 		msg := j.Error
 		v.Error = &msg
 	}
-	writeJSON(w, http.StatusOK, v)
+	return v
+}
+
+// listJobs lists the tenant's background jobs (replays and recoveries
+// past a page), newest first, a page at a time.
+func (a *API) listJobs(w http.ResponseWriter, r *http.Request, c *caller) error {
+	rec, err := a.recovery()
+	if err != nil {
+		return err
+	}
+	limit, before, err := page(r)
+	if err != nil {
+		return err
+	}
+	list, more, err := rec.Jobs(r.Context(), c.tenant, before, limit)
+	if err != nil {
+		return err
+	}
+	out := listPage[jobView]{Data: make([]jobView, len(list))}
+	for i, j := range list {
+		out.Data[i] = viewJob(j)
+	}
+	if more && len(list) > 0 {
+		out.NextCursor = encodeCursor(list[len(list)-1].ID)
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

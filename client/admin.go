@@ -32,10 +32,12 @@ func NewAdmin(cfg Config, token string) (*Admin, error) {
 
 // Tenant is a tenant as the operator API shows it.
 type Tenant struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	RateLimit int       `json:"rateLimit"`
-	CreatedAt time.Time `json:"createdAt"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	RateLimit int    `json:"rateLimit"`
+	// Limits are the tenant's limits as in effect, by name.
+	Limits    map[string]int64 `json:"limits,omitempty"`
+	CreatedAt time.Time        `json:"createdAt"`
 }
 
 // APIKey is a key in clear, shown once when it is created.
@@ -107,6 +109,9 @@ func (a *Admin) Tenants(ctx context.Context, limit int, cursor string) ([]Tenant
 type TenantPatch struct {
 	Name      *string `json:"name,omitempty"`
 	RateLimit *int    `json:"rateLimit,omitempty"`
+	// Limits override the tenant's limits by name; a name left out keeps
+	// its value.
+	Limits map[string]int64 `json:"limits,omitempty"`
 }
 
 // UpdateTenant changes a tenant's name or rate limit (from its next

@@ -43,6 +43,17 @@ type Subscription struct {
 	// headers sent with every delivery (their values are write-only).
 	Filter      *string  `json:"filter"`
 	HeaderNames []string `json:"headerNames"`
+	// Auth is how each attempt authenticates to the endpoint, without its
+	// secrets (nil: none).
+	Auth *AuthView `json:"auth,omitempty"`
+	// SendTraceparent tells whether deliveries carry a W3C traceparent
+	// header (nil: the server did not say; it defaults to true).
+	SendTraceparent *bool `json:"sendTraceparent,omitempty"`
+	// Backlog is how many of its deliveries are pending (nil: not known).
+	Backlog *int `json:"backlog,omitempty"`
+	// FailingSince is when its deliveries started failing without a
+	// success since (nil: not failing).
+	FailingSince *time.Time `json:"failingSince,omitempty"`
 }
 
 // NewSubscription is the body of CreateSubscription.
@@ -61,6 +72,10 @@ type NewSubscription struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	// SignatureScheme is "v1" (HMAC, the default) or "v1a" (Ed25519).
 	SignatureScheme string `json:"signatureScheme,omitempty"`
+	// Auth authenticates each attempt to the endpoint (nil: none).
+	Auth *Auth `json:"auth,omitempty"`
+	// SendTraceparent false stops the traceparent header (nil: sent).
+	SendTraceparent *bool `json:"sendTraceparent,omitempty"`
 }
 
 // Event is one event to publish; ID is optional (the same ID published

@@ -206,3 +206,41 @@ func (a *Admin) DeprecateEventType(ctx context.Context, typ string) (EventTypeDe
 	err := a.c.do(ctx, http.MethodDelete, "/admin/event-types/"+url.PathEscape(typ), nil, &out)
 	return out, err
 }
+
+// Limits is a tenant's limits as in effect and what it uses of those
+// that can be counted, by name (requestsPerMinute, subscriptions,
+// eventTypes, eventBytes, storedBytes, attemptsInFlight, jobs, and any
+// the server adds).
+type Limits struct {
+	Max   map[string]int64 `json:"limits"`
+	Usage map[string]int64 `json:"usage"`
+}
+
+// Limits reads the tenant's limits and its usage (GET /api/limits).
+func (c *Client) Limits(ctx context.Context) (Limits, error) {
+	var out Limits
+	err := c.do(ctx, http.MethodGet, "/api/limits", nil, &out)
+	return out, err
+}
+
+// Jobs reads one page of the tenant's replay and recovery jobs, newest
+// first; pass the returned cursor for the next ("" when there is none).
+func (c *Client) Jobs(ctx context.Context, limit int, cursor string) ([]Job, string, error) {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	path := "/api/jobs"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out struct {
+		Data       []Job  `json:"data"`
+		NextCursor string `json:"nextCursor"`
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out.Data, out.NextCursor, err
+}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -28,6 +29,25 @@ type SubscriptionPatch struct {
 	// SignatureScheme switches between "v1" and "v1a": a fresh key of the
 	// new scheme signs, the old one keeps signing for the overlap.
 	SignatureScheme *string `json:"signatureScheme,omitempty"`
+	// Auth replaces the endpoint authentication; RemoveAuth removes it
+	// (sent as "auth": null) and wins over Auth.
+	Auth       *Auth `json:"auth,omitempty"`
+	RemoveAuth bool  `json:"-"`
+	// SendTraceparent turns the traceparent header on or off.
+	SendTraceparent *bool `json:"sendTraceparent,omitempty"`
+}
+
+// MarshalJSON writes the patch, with "auth": null when RemoveAuth is set.
+func (p SubscriptionPatch) MarshalJSON() ([]byte, error) {
+	type plain SubscriptionPatch
+	if !p.RemoveAuth {
+		return json.Marshal(plain(p))
+	}
+	p.Auth = nil
+	return json.Marshal(struct {
+		plain
+		Auth *Auth `json:"auth"`
+	}{plain: plain(p)})
 }
 
 // UpdateSubscription changes a subscription.
@@ -95,6 +115,9 @@ type Attempt struct {
 	DurationMs int64     `json:"durationMs"`
 	// ResponseBody is the first 1 KiB of the endpoint's answer.
 	ResponseBody string `json:"responseBody"`
+	// TraceID is the W3C trace id of the attempt (32 hex digits), when
+	// the server traces.
+	TraceID string `json:"traceId,omitempty"`
 }
 
 // Delivery is one event going to one subscription, with its attempts.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -260,6 +261,40 @@ func (r *Runner) Get(ctx context.Context, tenant, id string) (Job, error) {
 	}
 	j.Revision = e.Revision()
 	return j, nil
+}
+
+// List reads tenant's jobs, newest first (ids sort by creation time):
+// at most limit of those older than before ("" for the newest), and
+// whether there are more.
+func (r *Runner) List(ctx context.Context, tenant, before string, limit int) ([]Job, bool, error) {
+	lister, err := r.kv.ListKeysFiltered(ctx, tenant+".>")
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("list jobs: %w: %w", ErrUnavailable, err)
+	}
+	var ids []string
+	for k := range lister.Keys() {
+		if id := strings.TrimPrefix(k, tenant+"."); before == "" || id < before {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	slices.Reverse(ids)
+	more := len(ids) > limit
+	out := make([]Job, 0, min(limit, len(ids)))
+	for _, id := range ids[:min(limit, len(ids))] {
+		j, err := r.Get(ctx, tenant, id)
+		if errors.Is(err, ErrNotFound) { // expired since it was listed
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, j)
+	}
+	return out, more, nil
 }
 
 // Start runs jobs until Stop.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"slices"
 	"testing"
 	"time"
 
@@ -335,5 +336,55 @@ func TestCreateIf(t *testing.T) {
 	poll.Until(t, 30*time.Second, "jobs done", func() bool { return r.TenantRunning("ten_1") == 0 })
 	if _, err := r.CreateIf(context.Background(), Job{TenantID: "ten_1", Kind: KindReplay}, atMost(3)); err != nil {
 		t.Errorf("CreateIf once the jobs ended = %v", err)
+	}
+}
+
+// TestListsATenantsJobsNewestFirst: List pages through one tenant's jobs
+// by id, newest first, and never shows another tenant's.
+func TestListsATenantsJobsNewestFirst(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.Start(t, natstest.Options{}).Connect(t)
+	r := open(t, js, fast, newFake(1)) // not started: the jobs stay as created
+	ctx := context.Background()
+	if list, more, err := r.List(ctx, "ten_1", "", 10); err != nil || len(list) != 0 || more {
+		t.Fatalf("List before any job = %v, %v, %v; want nothing", list, more, err)
+	}
+	var ids []string
+	for range 5 {
+		j, err := r.Create(ctx, Job{TenantID: "ten_1", Kind: KindReplay, SubscriptionID: "sub_1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, j.ID)
+	}
+	if _, err := r.Create(ctx, Job{TenantID: "ten_2", Kind: KindReplay, SubscriptionID: "sub_2"}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(ids)
+	want := slices.Clone(ids)
+	slices.Reverse(want)
+	var got []string
+	before := ""
+	for page := 0; ; page++ {
+		list, more, err := r.List(ctx, "ten_1", before, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range list {
+			if j.TenantID != "ten_1" {
+				t.Errorf("List(ten_1) holds %+v", j)
+			}
+			got = append(got, j.ID)
+		}
+		if !more {
+			break
+		}
+		if page > 5 {
+			t.Fatalf("List does not end: %v", got)
+		}
+		before = list[len(list)-1].ID
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("List pages = %v, want %v", got, want)
 	}
 }

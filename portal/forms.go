@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"cmp"
 	"net/http"
 	"slices"
 	"sort"
@@ -19,6 +20,30 @@ type subscriptionForm struct {
 	Ordering    string
 	RateLimit   string
 	Active      bool
+	// Filter is the CEL filter ("" none).
+	Filter string
+	// Headers are "Name: value" lines to set (write-only: the edit form
+	// starts empty and shows HeaderNames, the names set now);
+	// RemoveHeaders removes them all.
+	Headers       string
+	HeaderNames   []string
+	RemoveHeaders bool
+	// Scheme is the signature scheme asked for; CurrentScheme the one the
+	// subscription has (edit form), so that only a change is sent.
+	Scheme, CurrentScheme string
+	// Traceparent is whether deliveries carry traceparent;
+	// CurrentTraceparent what the subscription does now (edit form).
+	Traceparent, CurrentTraceparent bool
+	// Auth is "none", "oauth2", "mtls", or on the edit form "keep" (leave
+	// the current one, CurrentAuth, as it is). The secrets
+	// (OAuth2ClientSecret, MTLSKey) are write-only: never written back
+	// into a page.
+	Auth                             string
+	CurrentAuth                      *authView
+	OAuth2TokenURL, OAuth2ClientID   string
+	OAuth2ClientSecret, OAuth2Scopes string
+	OAuth2Audience                   string
+	MTLSCert, MTLSKey, MTLSCA        string
 	// ETag is the version the edit form was rendered from (If-Match).
 	ETag string
 	// Idem is the create form's one-time Idempotency-Key.
@@ -31,7 +56,7 @@ type subscriptionForm struct {
 func readSubscriptionForm(r *http.Request) subscriptionForm {
 	r.ParseForm()
 	f := r.PostForm
-	return subscriptionForm{
+	form := subscriptionForm{
 		URL:         strings.TrimSpace(f.Get("url")),
 		EventTypes:  f["eventTypes"],
 		Patterns:    strings.TrimSpace(f.Get("patterns")),
@@ -42,12 +67,56 @@ func readSubscriptionForm(r *http.Request) subscriptionForm {
 		Active:      f.Get("active") == "true",
 		ETag:        f.Get("etag"),
 		Idem:        f.Get("idem"),
+
+		Filter:             strings.TrimSpace(f.Get("filter")),
+		Headers:            f.Get("headers"),
+		RemoveHeaders:      f.Get("removeHeaders") == "true",
+		Scheme:             f.Get("signatureScheme"),
+		CurrentScheme:      f.Get("currentScheme"),
+		Traceparent:        f.Get("sendTraceparent") == "true",
+		CurrentTraceparent: f.Get("currentTraceparent") != "false",
+		Auth:               f.Get("auth"),
+		OAuth2TokenURL:     strings.TrimSpace(f.Get("oauth2TokenUrl")),
+		OAuth2ClientID:     strings.TrimSpace(f.Get("oauth2ClientId")),
+		OAuth2ClientSecret: f.Get("oauth2ClientSecret"),
+		OAuth2Scopes:       f.Get("oauth2Scopes"),
+		OAuth2Audience:     strings.TrimSpace(f.Get("oauth2Audience")),
+		MTLSCert:           f.Get("mtlsCertificate"),
+		MTLSKey:            f.Get("mtlsPrivateKey"),
+		MTLSCA:             f.Get("mtlsCaBundle"),
 	}
+	if !f.Has("currentTraceparent") {
+		// A form without the control changes nothing about it.
+		form.Traceparent = form.CurrentTraceparent
+	}
+	return form
+}
+
+// newForm is the create form's start: active, no ordering, v1,
+// traceparent on, no authentication.
+func newForm() subscriptionForm {
+	return subscriptionForm{Active: true, Ordering: "none", Idem: newToken(), Scheme: "v1", CurrentScheme: "v1",
+		Traceparent: true, CurrentTraceparent: true, Auth: "none"}
+}
+
+// forgetSecrets clears what is write-only before a form is shown again.
+func (f *subscriptionForm) forgetSecrets() {
+	f.OAuth2ClientSecret, f.MTLSKey = "", ""
 }
 
 // formOf fills the edit form from a subscription.
 func formOf(s subscription, etag string) subscriptionForm {
-	f := subscriptionForm{URL: s.URL, Description: s.Description, Ordering: s.Ordering, Active: s.Active, ETag: etag}
+	f := subscriptionForm{URL: s.URL, Description: s.Description, Ordering: s.Ordering, Active: s.Active, ETag: etag,
+		HeaderNames: s.HeaderNames, Scheme: cmp.Or(s.SignatureScheme, "v1"), CurrentScheme: cmp.Or(s.SignatureScheme, "v1"),
+		Traceparent: s.traceparent(), CurrentTraceparent: s.traceparent(), Auth: "none", CurrentAuth: s.Auth}
+	if s.Filter != nil {
+		f.Filter = *s.Filter
+	}
+	if s.Auth != nil {
+		f.Auth = "keep"
+		f.OAuth2TokenURL, f.OAuth2ClientID, f.OAuth2Audience = s.Auth.TokenURL, s.Auth.ClientID, s.Auth.Audience
+		f.OAuth2Scopes = strings.Join(s.Auth.Scopes, " ")
+	}
 	var patterns []string
 	for _, t := range s.EventTypes {
 		if strings.HasSuffix(t, "*") {
@@ -116,7 +185,91 @@ func (f subscriptionForm) body(create bool) (map[string]any, []fieldError) {
 	if create {
 		body["active"] = f.Active
 	}
+	switch {
+	case f.Filter != "":
+		body["filter"] = f.Filter
+	case !create:
+		body["filter"] = "" // an emptied field removes the filter
+	}
+	headers, hp := parseHeaders(f.Headers)
+	problems = append(problems, hp...)
+	switch {
+	case f.RemoveHeaders && len(headers) > 0:
+		problems = append(problems, fieldError{Field: "headers", Reason: "either remove every header or give new ones, not both"})
+	case f.RemoveHeaders && !create:
+		body["headers"] = map[string]string{}
+	case len(headers) > 0:
+		body["headers"] = headers
+	}
+	// Sent only when it changes what the subscription does, so that a
+	// default is never sent.
+	if f.Scheme != "" && f.Scheme != f.CurrentScheme {
+		body["signatureScheme"] = f.Scheme
+	}
+	if f.Traceparent != f.CurrentTraceparent {
+		body["sendTraceparent"] = f.Traceparent
+	}
+	auth, ap := f.authBody()
+	problems = append(problems, ap...)
+	switch {
+	case auth != nil:
+		body["auth"] = auth
+	case f.Auth == "none" && f.CurrentAuth != nil:
+		body["auth"] = nil
+	}
 	return body, problems
+}
+
+// parseHeaders reads "Name: value" lines.
+func parseHeaders(text string) (map[string]string, []fieldError) {
+	var problems []fieldError
+	out := map[string]string{}
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(k) == "" {
+			problems = append(problems, fieldError{Field: "headers", Reason: "line " + strconv.Itoa(i+1) + ": want Name: value"})
+			continue
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return out, problems
+}
+
+// authBody is the auth object the form asks for: nil to leave it (keep)
+// or for none.
+func (f subscriptionForm) authBody() (map[string]any, []fieldError) {
+	need := func(field, v string) []fieldError {
+		if strings.TrimSpace(v) == "" {
+			return []fieldError{{Field: "auth." + field, Reason: "required"}}
+		}
+		return nil
+	}
+	switch f.Auth {
+	case "oauth2":
+		problems := append(append(need("tokenUrl", f.OAuth2TokenURL), need("clientId", f.OAuth2ClientID)...), need("clientSecret", f.OAuth2ClientSecret)...)
+		a := map[string]any{"type": "oauth2", "tokenUrl": f.OAuth2TokenURL, "clientId": f.OAuth2ClientID, "clientSecret": f.OAuth2ClientSecret}
+		if scopes := strings.Fields(strings.ReplaceAll(f.OAuth2Scopes, ",", " ")); len(scopes) > 0 {
+			a["scopes"] = scopes
+		}
+		if f.OAuth2Audience != "" {
+			a["audience"] = f.OAuth2Audience
+		}
+		return a, problems
+	case "mtls":
+		problems := append(need("certificate", f.MTLSCert), need("privateKey", f.MTLSKey)...)
+		a := map[string]any{"type": "mtls", "certificate": f.MTLSCert, "privateKey": f.MTLSKey}
+		if strings.TrimSpace(f.MTLSCA) != "" {
+			a["caBundle"] = f.MTLSCA
+		}
+		return a, problems
+	case "", "none", "keep":
+		return nil, nil
+	}
+	return nil, []fieldError{{Field: "auth", Reason: "want none, OAuth2 or mutual TLS"}}
 }
 
 // formField names the form field an API field error is about:
@@ -129,7 +282,8 @@ func formField(apiField string) string {
 }
 
 // formFields are the fields the subscription form shows errors beside.
-var formFields = []string{"url", "eventTypes", "description", "metadata", "ordering", "rateLimit", "active"}
+var formFields = []string{"url", "eventTypes", "description", "metadata", "ordering", "rateLimit", "active",
+	"filter", "headers", "signatureScheme", "sendTraceparent", "auth"}
 
 func (f *subscriptionForm) setErrors(problems []fieldError) {
 	if f.Errors == nil {

@@ -33,6 +33,29 @@ type subscription struct {
 	CreatedAt      time.Time         `json:"createdAt"`
 	UpdatedAt      time.Time         `json:"updatedAt"`
 	Secret         string            `json:"secret"`
+	PublicKey      string            `json:"publicKey"`
+	// What the API shows of the settings beyond the basics.
+	Filter          *string    `json:"filter"`
+	HeaderNames     []string   `json:"headerNames"`
+	SignatureScheme string     `json:"signatureScheme"`
+	SendTraceparent *bool      `json:"sendTraceparent"`
+	Auth            *authView  `json:"auth"`
+	FailingSince    *time.Time `json:"failingSince"`
+}
+
+// traceparent reports whether deliveries carry traceparent (the
+// default when the API does not say).
+func (s subscription) traceparent() bool { return s.SendTraceparent == nil || *s.SendTraceparent }
+
+// authView is a subscription's endpoint authentication without secrets.
+type authView struct {
+	Type                 string     `json:"type"`
+	TokenURL             string     `json:"tokenUrl"`
+	ClientID             string     `json:"clientId"`
+	Scopes               []string   `json:"scopes"`
+	Audience             string     `json:"audience"`
+	Subject              string     `json:"subject"`
+	CertificateExpiresAt *time.Time `json:"certificateExpiresAt"`
 }
 
 type attempt struct {
@@ -41,6 +64,7 @@ type attempt struct {
 	Error        *string   `json:"error"`
 	DurationMs   int64     `json:"durationMs"`
 	ResponseBody string    `json:"responseBody"`
+	TraceID      string    `json:"traceId"`
 }
 
 type delivery struct {
@@ -100,7 +124,7 @@ func (p *Portal) newSubscription(rq *request) error {
 	if err != nil {
 		return err
 	}
-	f := subscriptionForm{Active: true, Ordering: "none", Idem: newToken()}
+	f := newForm()
 	return p.render(rq, http.StatusOK, "subscription-form", "New subscription", "subscriptions", map[string]any{"Form": f, "Catalog": types})
 }
 
@@ -127,8 +151,9 @@ func (p *Portal) createSubscription(rq *request) error {
 		return err
 	default:
 		return p.render(rq, http.StatusCreated, "secret", "Subscription created", "subscriptions", map[string]any{
-			"Subscription": created, "Secret": created.Secret, "Created": true})
+			"Subscription": created, "Secret": cmp.Or(created.Secret, created.PublicKey), "Created": true})
 	}
+	f.forgetSecrets()
 	types, err := p.catalog(rq)
 	if err != nil {
 		return err
@@ -201,6 +226,8 @@ func (p *Portal) updateSubscription(rq *request) error {
 		return p.subscriptionPage(rq, http.StatusConflict, s, formOf(s, etag), replayForm{})
 	}
 	f.ETag = etag
+	f.forgetSecrets()
+	f.HeaderNames, f.CurrentAuth = s.HeaderNames, s.Auth
 	if ae != nil {
 		f.setAPIError(ae)
 	} else {
@@ -291,7 +318,9 @@ func (p *Portal) sendTest(rq *request) error {
 // replayForm is the replay form's value and errors.
 type replayForm struct {
 	Since, Until string
-	Errors       map[string]string
+	// Status is what a recovery resends: failed ("") or skipped.
+	Status string
+	Errors map[string]string
 }
 
 // timeLayouts are accepted in the replay form: RFC 3339, or what a
@@ -331,7 +360,7 @@ func (p *Portal) replay(rq *request) error {
 		}
 		_, err = p.call(rq, "POST", "/api/subscriptions/"+id+"/replay", body, &out)
 		if err == nil && out.JobID != "" {
-			return p.redirect(rq, "/portal/subscriptions/"+id+"/deliveries", "Replay running in the background as job "+out.JobID+".")
+			return p.redirect(rq, "/portal/jobs/"+out.JobID, "Replay running in the background as job "+out.JobID+".")
 		}
 		if err == nil {
 			return p.redirect(rq, "/portal/subscriptions/"+id+"/deliveries", fmt.Sprintf("Replay queued: %d events will be delivered again.", out.Replayed))
@@ -363,6 +392,12 @@ func (p *Portal) listDeliveries(rq *request) error {
 }
 
 func (p *Portal) deliveriesPage(rq *request, id string, status int, rf replayForm) error {
+	return p.deliveriesPageWith(rq, id, status, rf, replayForm{})
+}
+
+// deliveriesPageWith is the deliveries page with the replay form rf and
+// the recovery form cf as they were sent.
+func (p *Portal) deliveriesPageWith(rq *request, id string, status int, rf, cf replayForm) error {
 	s, _, err := p.getSubscription(rq, id)
 	if err != nil {
 		return err
@@ -390,7 +425,7 @@ func (p *Portal) deliveriesPage(rq *request, id string, status int, rf replayFor
 	}
 	return p.render(rq, status, "deliveries", "Deliveries", "subscriptions", map[string]any{
 		"Subscription": s, "Deliveries": out.Data, "Filter": filter, "Statuses": deliveryStatuses,
-		"Next": next, "Paged": in.Get("cursor") != "", "Back": rq.r.URL.RequestURI(), "Replay": rf})
+		"Next": next, "Paged": in.Get("cursor") != "", "Back": rq.r.URL.RequestURI(), "Replay": rf, "Recover": cf})
 }
 
 func (p *Portal) showDelivery(rq *request) error {
@@ -429,15 +464,4 @@ func (p *Portal) eventTypes(rq *request) error {
 		return err
 	}
 	return p.render(rq, http.StatusOK, "event-types", "Event types", "event-types", map[string]any{"Types": types})
-}
-
-// budget shows the tenant's rate-limit budget. The catalog is revalidated
-// with its ETag to read the headers: a 304 is not counted, so looking at
-// the budget does not spend it.
-func (p *Portal) budget(rq *request) error {
-	if _, err := p.catalog(rq); err != nil {
-		return err
-	}
-	return p.render(rq, http.StatusOK, "budget", "API budget", "budget", map[string]any{
-		"Used": rq.budget.Limit - rq.budget.Remaining, "ResetIn": max(0, int(rq.budget.Reset.Sub(p.cfg.Now()).Seconds()))})
 }

@@ -121,7 +121,13 @@ func (p *Portal) routes() {
 	p.handle("GET /portal/deliveries/{id}", p.showDelivery)
 	p.handle("POST /portal/deliveries/{id}/retry", p.retryDelivery)
 	p.handle("GET /portal/event-types", p.eventTypes)
-	p.handle("GET /portal/budget", p.budget)
+	p.handle("POST /portal/subscriptions/{id}/recover", p.recover)
+	p.handle("GET /portal/events", p.listEvents)
+	p.handle("GET /portal/events/{id}", p.showEvent)
+	p.handle("GET /portal/jobs", p.jobs)
+	p.handle("GET /portal/jobs/{id}", p.showJob)
+	p.handle("GET /portal/usage", p.usage)
+	p.handle("GET /portal/budget", p.usage) // its name before it grew into usage and limits
 	p.mux.HandleFunc("/portal/", p.notFound)
 }
 

@@ -15,7 +15,7 @@ import (
 // pageNames are the templates under templates/, each rendered inside
 // layout.html.
 var pageNames = []string{"login", "signed-in", "error", "limited", "subscriptions", "subscription-form",
-	"subscription", "secret", "deliveries", "delivery", "event-types", "budget"}
+	"subscription", "secret", "deliveries", "delivery", "event-types", "budget", "events", "event", "jobs", "job"}
 
 var funcs = template.FuncMap{
 	"time": func(t any) string {
@@ -33,8 +33,9 @@ var funcs = template.FuncMap{
 		}
 		return ""
 	},
-	"join": strings.Join,
-	"inc":  func(i int) int { return i + 1 },
+	"join":      strings.Join,
+	"hasPrefix": strings.HasPrefix,
+	"inc":       func(i int) int { return i + 1 },
 	// pair hands a partial the page and one item of it.
 	"pair": func(root, item any) map[string]any { return map[string]any{"Root": root, "D": item} },
 	"has": func(list []string, s string) bool {
@@ -62,6 +63,8 @@ var funcs = template.FuncMap{
 				return ""
 			}
 			return strconv.FormatFloat(*v, 'f', -1, 64)
+		case *bool:
+			return v != nil && *v
 		}
 		return p
 	},

@@ -107,8 +107,24 @@ func (r recovery) Job(ctx context.Context, tenant, id string) (api.Job, error) {
 	if err != nil {
 		return api.Job{}, recoveryErr(err)
 	}
+	return apiJob(j), nil
+}
+
+func (r recovery) Jobs(ctx context.Context, tenant, before string, limit int) ([]api.Job, bool, error) {
+	list, more, err := r.runner.List(ctx, tenant, before, limit)
+	if err != nil {
+		return nil, false, recoveryErr(err)
+	}
+	out := make([]api.Job, len(list))
+	for i, j := range list {
+		out[i] = apiJob(j)
+	}
+	return out, more, nil
+}
+
+func apiJob(j jobs.Job) api.Job {
 	return api.Job{ID: j.ID, Kind: j.Kind, SubscriptionID: j.SubscriptionID, Status: j.Status, Total: j.Total, Sent: j.Sent,
-		Filtered: j.Filtered, Since: j.Since, Until: j.Until, Error: j.Error, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}, nil
+		Filtered: j.Filtered, Since: j.Since, Until: j.Until, Error: j.Error, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
 }
 
 // recoveryErr maps the worker's and the runner's errors.

@@ -44,8 +44,9 @@ func commands() []command {
 		pace                              float64
 		active                            optionalBool
 		metadata                          keyValues
+		set                               settings
 	)
-	return []command{
+	return append([]command{
 		// Operator commands.
 		{group: "tenants", name: "create", summary: "create a tenant and its first API key (shown once)",
 			flags: func(fs *flag.FlagSet) {
@@ -92,11 +93,13 @@ func commands() []command {
 		{group: "tenants", name: "get", args: "<tenant>", nargs: 1, summary: "show a tenant",
 			run: fetch((*env).admin, (*client.Admin).Tenant, shown(func(w *table, t client.Tenant) {
 				w.kv("id", t.ID, "name", t.Name, "rate limit", strconv.Itoa(t.RateLimit)+"/min", "created", stamp(t.CreatedAt))
+				showTenantLimits(w, t)
 			}))},
-		{group: "tenants", name: "update", args: "<tenant>", nargs: 1, summary: "change a tenant's name or rate limit",
+		{group: "tenants", name: "update", args: "<tenant>", nargs: 1, summary: "change a tenant's name, rate limit or limits",
 			flags: func(fs *flag.FlagSet) {
 				fs.StringVar(&name, "name", "", "new name")
 				fs.IntVar(&rateLimit, "rate-limit", 0, "new requests a minute (1..1000000)")
+				fs.Var(&metadata, "limit", "name=value: override one of the tenant's limits, e.g. subscriptions=500 (repeatable)")
 			},
 			run: func(ctx context.Context, e *env, args []string) error {
 				a, err := e.admin()
@@ -110,8 +113,18 @@ func commands() []command {
 				if rateLimit != 0 {
 					p.RateLimit = &rateLimit
 				}
-				if p.Name == nil && p.RateLimit == nil {
-					return usagef("tenants update: give --name or --rate-limit")
+				for n, v := range metadata.m {
+					x, err := strconv.ParseInt(v, 10, 64)
+					if err != nil {
+						return usagef("tenants update: --limit %s=%s: want a whole number", n, v)
+					}
+					if p.Limits == nil {
+						p.Limits = map[string]int64{}
+					}
+					p.Limits[n] = x
+				}
+				if p.Name == nil && p.RateLimit == nil && p.Limits == nil {
+					return usagef("tenants update: give --name, --rate-limit or --limit")
 				}
 				t, err := a.UpdateTenant(ctx, args[0], p)
 				if err != nil {
@@ -119,6 +132,7 @@ func commands() []command {
 				}
 				return e.show(t, func(w *table) {
 					w.kv("id", t.ID, "name", t.Name, "rate limit", strconv.Itoa(t.RateLimit)+"/min")
+					showTenantLimits(w, t)
 				})
 			}},
 		{group: "tenants", name: "revoke", args: "<tenant>", nargs: 1, summary: "revoke every API key of a tenant and end its portal sessions",
@@ -210,6 +224,8 @@ func commands() []command {
 				fs.StringVar(&ordering, "ordering", "", "none or fifo")
 				fs.Float64Var(&pace, "rate-limit", 0, "deliveries a second at most (0: no pace)")
 				fs.Var(&active, "active", "true or false (default true)")
+				fs.Float64Var(&pace, "pace", 0, "the same as --rate-limit")
+				set.register(fs, false)
 			},
 			run: func(ctx context.Context, e *env, _ []string) error {
 				if url == "" || types == "" {
@@ -223,6 +239,9 @@ func commands() []command {
 					Metadata: metadata.m, Secret: secret, Ordering: ordering, Active: active.p, SignatureScheme: scheme}
 				if pace > 0 {
 					in.RateLimit = &pace
+				}
+				if err := set.create(&in, e.getenv); err != nil {
+					return err
 				}
 				s, err := c.CreateSubscription(ctx, in)
 				if err != nil {
@@ -247,6 +266,8 @@ func commands() []command {
 				fs.StringVar(&scheme, "signature-scheme", "", "v1 or v1a (a fresh key of it signs; the old one 24 h more)")
 				fs.Float64Var(&pace, "rate-limit", -1, "deliveries a second at most (0 removes the pace)")
 				fs.Var(&active, "active", "true (resume; clears a disabled reason) or false (pause)")
+				fs.Float64Var(&pace, "pace", -1, "the same as --rate-limit")
+				set.register(fs, true)
 			},
 			run: func(ctx context.Context, e *env, args []string) error {
 				c, err := e.tenant()
@@ -254,34 +275,38 @@ func commands() []command {
 					return err
 				}
 				var p client.SubscriptionPatch
-				set := false
+				changed := false
 				if url != "" {
-					p.URL, set = &url, true
+					p.URL, changed = &url, true
 				}
 				if types != "" {
 					t := splitList(types)
-					p.EventTypes, set = &t, true
+					p.EventTypes, changed = &t, true
 				}
 				if description != "" {
-					p.Description, set = &description, true
+					p.Description, changed = &description, true
 				}
 				if metadata.m != nil {
-					p.Metadata, set = &metadata.m, true
+					p.Metadata, changed = &metadata.m, true
 				}
 				if ordering != "" {
-					p.Ordering, set = &ordering, true
+					p.Ordering, changed = &ordering, true
 				}
 				if scheme != "" {
-					p.SignatureScheme, set = &scheme, true
+					p.SignatureScheme, changed = &scheme, true
 				}
 				if pace >= 0 {
-					p.RateLimit, set = &pace, true
+					p.RateLimit, changed = &pace, true
 				}
 				if active.p != nil {
-					p.Active, set = active.p, true
+					p.Active, changed = active.p, true
 				}
-				if !set {
-					return usagef("subscriptions update: give at least one of --url, --types, --description, --metadata, --ordering, --signature-scheme, --rate-limit, --active")
+				more, err := set.patch(&p, e.getenv)
+				if err != nil {
+					return err
+				}
+				if !changed && !more {
+					return usagef("subscriptions update: give at least one setting flag (see --help)")
 				}
 				s, err := c.UpdateSubscription(ctx, args[0], p)
 				if err != nil {
@@ -419,11 +444,12 @@ func commands() []command {
 				fs.StringVar(&forwardTo, "forward-to", "", "forward each verified webhook to this URL, e.g. http://localhost:3000/hook")
 				fs.StringVar(&types, "types", "*", "comma-separated event types or patterns to listen to")
 				fs.StringVar(&addr, "addr", "127.0.0.1:0", "address of the local receiver")
+				fs.StringVar(&scheme, "signature-scheme", "", "v1 (HMAC, the default) or v1a (Ed25519): how the webhooks are signed")
 			},
 			run: func(ctx context.Context, e *env, _ []string) error {
-				return listen(ctx, e, listenOptions{forwardTo: forwardTo, types: splitList(types), addr: addr})
+				return listen(ctx, e, listenOptions{forwardTo: forwardTo, types: splitList(types), addr: addr, scheme: scheme})
 			}},
-	}
+	}, moreCommands()...)
 }
 
 // fetch returns the run of a command that makes one request with its one

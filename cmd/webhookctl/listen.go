@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +22,7 @@ type listenOptions struct {
 	forwardTo string
 	types     []string
 	addr      string
+	scheme    string // the subscription's signature scheme ("": v1)
 }
 
 // maxWebhook bounds a webhook body the listener reads (events carry at
@@ -42,7 +45,7 @@ func listen(ctx context.Context, e *env, o listenOptions) error {
 	}
 	defer l.Close()
 	hook := "http://" + l.Addr().String() + "/webhook"
-	sub, err := c.CreateSubscription(ctx, client.NewSubscription{URL: hook, EventTypes: o.types,
+	sub, err := c.CreateSubscription(ctx, client.NewSubscription{URL: hook, EventTypes: o.types, SignatureScheme: o.scheme,
 		Description: "webhookctl listen (temporary)", Metadata: map[string]string{"createdBy": "webhookctl listen"}})
 	if err != nil {
 		return fmt.Errorf("register the listener: %w", err)
@@ -56,12 +59,12 @@ func listen(ctx context.Context, e *env, o listenOptions) error {
 		}
 		e.logf("Removed subscription %s.\n", sub.ID)
 	}()
-	secret, err := signature.ParseSecret(sub.Secret)
-	if err != nil {
-		return fmt.Errorf("the subscription's secret: %w", err)
-	}
-	r := &relay{e: e, verifier: signature.Verifier{Secrets: []signature.Secret{secret}}, forwardTo: o.forwardTo,
+	r := &relay{e: e, forwardTo: o.forwardTo,
+		keys:   func(ctx context.Context) (string, error) { return c.Secret(ctx, sub.ID) },
 		client: &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	if err := r.learn(ctx); err != nil {
+		return err
+	}
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
@@ -91,13 +94,69 @@ func (e *env) logf(format string, a ...any) {
 	fmt.Fprintf(w, format, a...)
 }
 
+// relayRelearn bounds how often a webhook that no known key verifies
+// makes the relay read the subscription's key again.
+const relayRelearn = 5 * time.Second
+
 // relay verifies, prints and forwards webhooks.
 type relay struct {
 	e         *env
-	verifier  signature.Verifier
 	forwardTo string
 	client    *http.Client
 	mu        sync.Mutex // one printed line at a time
+
+	// keys reads the subscription's current key: its secret ("whsec_",
+	// scheme v1) or public key ("whpk_", scheme v1a), from GET .../secret.
+	keys      func(ctx context.Context) (string, error)
+	keyMu     sync.Mutex
+	verifier  signature.Verifier // every key learnt so far
+	learnedAt time.Time
+}
+
+// learn reads the subscription's current key and adds it to those the
+// relay verifies with: a rotation or a switch of scheme while listening
+// is picked up, and the previous key keeps verifying through the overlap.
+func (rl *relay) learn(ctx context.Context) error {
+	k, err := rl.keys(ctx)
+	if err != nil {
+		return fmt.Errorf("read the subscription's signing key: %w", err)
+	}
+	rl.keyMu.Lock()
+	defer rl.keyMu.Unlock()
+	rl.learnedAt = time.Now()
+	if strings.HasPrefix(k, signature.PublicKeyPrefix) {
+		pk, err := signature.ParsePublicKey(k)
+		if err != nil {
+			return fmt.Errorf("the subscription's public key: %w", err)
+		}
+		rl.verifier.PublicKeys = append(rl.verifier.PublicKeys, pk)
+		return nil
+	}
+	s, err := signature.ParseSecret(k)
+	if err != nil {
+		return fmt.Errorf("the subscription's secret: %w", err)
+	}
+	rl.verifier.Secrets = append(rl.verifier.Secrets, s)
+	return nil
+}
+
+// verify checks a webhook with the keys learnt, and once more after
+// reading the current key when none matches (at most every relayRelearn).
+func (rl *relay) verify(ctx context.Context, get func(string) string, body []byte) error {
+	rl.keyMu.Lock()
+	v, stale := rl.verifier, time.Since(rl.learnedAt) > relayRelearn
+	rl.keyMu.Unlock()
+	err := v.VerifyHeaders(get, body)
+	if !errors.Is(err, signature.ErrNoMatch) || !stale {
+		return err
+	}
+	if lerr := rl.learn(ctx); lerr != nil {
+		return fmt.Errorf("%w (and %v)", err, lerr)
+	}
+	rl.keyMu.Lock()
+	v = rl.verifier
+	rl.keyMu.Unlock()
+	return v.VerifyHeaders(get, body)
 }
 
 // received is one webhook as --json prints it.
@@ -128,7 +187,7 @@ func (rl *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	status := http.StatusNoContent
 	var answer []byte
-	if err := rl.verifier.VerifyHeaders(r.Header.Get, body); err != nil {
+	if err := rl.verify(r.Context(), r.Header.Get, body); err != nil {
 		got.Problem = "signature invalid: " + err.Error()
 		status = http.StatusUnauthorized
 	} else {

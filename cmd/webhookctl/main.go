@@ -1,7 +1,9 @@
 // Command webhookctl manages One Stack Webhooks from a terminal, for
-// tenants (subscriptions, events, deliveries, replays, a local listener
-// that forwards signed webhooks to an app on this machine) and operators
-// (tenants, API keys, portal links). It speaks HTTP through the client
+// tenants (subscriptions and every setting of them, events and their
+// lookup, deliveries, replays, recoveries and their jobs, limits, a local
+// listener that verifies signed webhooks and forwards them to an app on
+// this machine) and operators (tenants and their limits, API keys, portal
+// links, the event-type catalog). It speaks HTTP through the client
 // package, so it waits Retry-After on 429 and backs off on transient
 // failures like any well-behaved integration.
 //
@@ -61,6 +63,8 @@ type env struct {
 	// httpClient, when set, sends every request (tests check each
 	// exchange against the API's OpenAPI document).
 	httpClient *http.Client
+	// getenv reads the environment (nil in tests: nothing set).
+	getenv func(string) string
 	// sleep, when set, replaces the client's waits (tests).
 	sleep func(context.Context, time.Duration) error
 }
@@ -115,7 +119,7 @@ func (u *usageError) Error() string { return u.msg }
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	e := &env{url: getenv("WEBHOOKS_URL"), apiKey: getenv("WEBHOOKS_API_KEY"), adminToken: getenv("WEBHOOKS_ADMIN_TOKEN"), stdout: stdout, stderr: stderr}
+	e := &env{url: getenv("WEBHOOKS_URL"), apiKey: getenv("WEBHOOKS_API_KEY"), adminToken: getenv("WEBHOOKS_ADMIN_TOKEN"), stdout: stdout, stderr: stderr, getenv: getenv}
 	return runWith(ctx, e, args)
 }
 
@@ -238,7 +242,9 @@ usage: webhookctl [--server URL] [--api-key KEY] [--admin-token TOKEN] [--json] 
 	}
 	fmt.Fprint(w, `
 Settings: WEBHOOKS_URL (default http://127.0.0.1:8080), WEBHOOKS_API_KEY (tenant commands),
-WEBHOOKS_ADMIN_TOKEN (tenants, keys, portal-link). Flags go before or after the arguments.
+WEBHOOKS_ADMIN_TOKEN (tenants, keys, portal-link, event-types create/update/deprecate),
+WEBHOOKS_OAUTH2_CLIENT_SECRET (--oauth2-client-secret, kept out of the process list).
+Flags go before or after the arguments; "webhookctl <command> --help" lists a command's.
 On 429 it waits Retry-After and tries again (4 tries in all).
 
 Exit codes: 0 ok, 1 refused by the API or failed, 2 usage, 3 authentication,

@@ -88,6 +88,7 @@ func showSubscription(w *table, s client.Subscription) {
 	w.kv("id", s.ID, "url", s.URL, "event types", strings.Join(s.EventTypes, ", "), "state", state(s),
 		"description", s.Description, "metadata", strings.Join(meta, " "), "ordering", s.Ordering, "pace", pace,
 		"signature", s.SignatureScheme, "created", stamp(s.CreatedAt), "updated", stamp(s.UpdatedAt))
+	showSettings(w, s)
 }
 
 // keyName names what a subscription's secret read or rotation gave: a
@@ -132,12 +133,16 @@ func showDelivery(w *table, d client.Delivery) {
 		return
 	}
 	w.row("")
-	w.row("#", "AT", "RESULT", "DURATION", "ANSWER (first 1 KiB)")
+	w.row("#", "AT", "RESULT", "DURATION", "TRACE", "ANSWER (first 1 KiB)")
 	for i, a := range d.Attempts {
 		body := strings.Join(strings.Fields(a.ResponseBody), " ")
 		if len(body) > 60 {
 			body = body[:60] + "…"
 		}
-		w.row(strconv.Itoa(i+1), stamp(a.At), result(a), strconv.FormatInt(a.DurationMs, 10)+" ms", body)
+		trace := a.TraceID
+		if trace == "" {
+			trace = "-"
+		}
+		w.row(strconv.Itoa(i+1), stamp(a.At), result(a), strconv.FormatInt(a.DurationMs, 10)+" ms", trace, body)
 	}
 }
