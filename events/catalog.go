@@ -51,8 +51,8 @@ const (
 	TypeLimitNear             = "limit.near"
 	TypeLimitExceeded         = "limit.exceeded"
 	TypeJobFinished           = "job.finished"
-	WildcardAll              = "*"
-	familyWildcardSuffix     = ".*"
+	WildcardAll               = "*"
+	familyWildcardSuffix      = ".*"
 )
 
 // DefaultCatalog is the platform's built-in catalog. A registry adds to it
