@@ -52,18 +52,18 @@ var exampleFailing = json.RawMessage(`{"tenantId": "ten_01JD00000000000000000000
 
 var schemaRecovered = json.RawMessage(`{
   "type": "object",
-  "required": ["tenantId", "subscriptionId", "url", "failingSince", "recoveredAt", "failures"],
+  "required": ["tenantId", "subscriptionId", "url", "failingSince", "recoveredAt"],
   "properties": {
     "tenantId": {"type": "string"},
     "subscriptionId": {"type": "string"},
     "url": {"type": "string"},
     "failingSince": {"type": "string", "format": "date-time"},
-    "recoveredAt": {"type": "string", "format": "date-time"},
-    "failures": {"type": "integer", "description": "failed attempts in the run that ended"}
+    "failingAt": {"type": "string", "format": "date-time", "description": "when subscription.failing was sent"},
+    "recoveredAt": {"type": "string", "format": "date-time"}
   }
 }`)
 
-var exampleRecovered = json.RawMessage(`{"tenantId": "ten_01JD0000000000000000000000", "subscriptionId": "sub_01JD0000000000000000000000", "url": "https://example.com/hooks", "failingSince": "2026-12-03T09:00:00Z", "recoveredAt": "2026-12-03T09:42:10Z", "failures": 17}`)
+var exampleRecovered = json.RawMessage(`{"tenantId": "ten_01JD0000000000000000000000", "subscriptionId": "sub_01JD0000000000000000000000", "url": "https://example.com/hooks", "failingSince": "2026-12-03T09:00:00Z", "failingAt": "2026-12-03T09:03:00Z", "recoveredAt": "2026-12-03T09:42:10Z"}`)
 
 var schemaLimit = json.RawMessage(`{
   "type": "object",
