@@ -337,3 +337,53 @@ func TestCreateIf(t *testing.T) {
 		t.Errorf("CreateIf once the jobs ended = %v", err)
 	}
 }
+
+// TestFinishedOnce: with two runners on one bucket, each job's end, done
+// or failed, is told to Finished once, with its final counts.
+func TestFinishedOnce(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.Start(t, natstest.Options{}).Connect(t)
+	var (
+		mu       sync.Mutex
+		finished = map[string][]Job{}
+	)
+	cfg := fast
+	cfg.Finished = func(j Job) {
+		mu.Lock()
+		finished[j.ID] = append(finished[j.ID], j)
+		mu.Unlock()
+	}
+	ok, bad := newFake(150), newFake(10)
+	bad.fail = Permanent(errors.New("subscription deleted"))
+	var jobs []Job
+	for _, w := range []*fakeWorker{ok, bad} {
+		a, b := open(t, js, cfg, w), open(t, js, cfg, w)
+		a.Start()
+		b.Start()
+		j, err := a.Create(context.Background(), Job{TenantID: "ten_1", Kind: KindReplay, SubscriptionID: "sub_1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, j)
+	}
+	waitStatus(t, reader(t, js, cfg), jobs[0], StatusDone)
+	poll.Until(t, 30*time.Second, "both ends told", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(finished[jobs[0].ID]) > 0 && len(finished[jobs[1].ID]) > 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if got := finished[jobs[0].ID]; len(got) != 1 || got[0].Status != StatusDone || got[0].Sent != 150 {
+		t.Errorf("the done job was told %d times: %+v; want once, done with 150 sent", len(got), got)
+	}
+	if got := finished[jobs[1].ID]; len(got) != 1 || got[0].Status != StatusFailed || got[0].Error != "subscription deleted" {
+		t.Errorf("the failed job was told %d times: %+v; want once, failed with the worker's error", len(got), got)
+	}
+}
+
+// reader is a runner that only reads (never started).
+func reader(t *testing.T, js jetstream.JetStream, cfg Config) *Runner {
+	cfg.Finished = nil
+	return open(t, js, cfg, newFake(0))
+}
