@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/internal/jsretry"
 )
 
 // NearShare is the share of a limit at which limit.near is raised: 80 %.
@@ -223,13 +224,36 @@ func (e *Emitter) run() {
 	defer close(e.done)
 	for ev := range e.queue {
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Timeout)
-		err := events.PublishAll(ctx, e.js, e.cfg.Timeout, e.Msgs(ev))
+		err := e.raise(ctx, ev)
 		cancel()
 		if err != nil {
 			e.drops.Inc()
 			e.logger.Warn("operational event not published", "type", ev.Type, "tenant", ev.TenantID, "event", ev.ID, "err", err)
 		}
 	}
+}
+
+// raise publishes ev to its tenant and, unless JetStream had it already
+// (another replica raised the same event: same id), counts it, logs it
+// and sends the operator's copy: the one replica whose publish stored it
+// raises it.
+func (e *Emitter) raise(ctx context.Context, ev events.Event) error {
+	var dup bool
+	err := jsretry.Do(ctx, jsretry.Unanswered, func(ctx context.Context) error {
+		ack, err := e.js.PublishMsg(ctx, ev.Msg(true))
+		if err == nil {
+			dup = ack.Duplicate
+		}
+		return err
+	})
+	if err != nil || dup {
+		return err
+	}
+	msgs := e.Msgs(ev)[1:] // logs it; the tenant's message is stored
+	if len(msgs) == 0 {
+		return nil
+	}
+	return events.PublishAll(ctx, e.js, e.cfg.Timeout, msgs)
 }
 
 // Close stops taking events and waits, until ctx ends, for those queued to
