@@ -32,9 +32,9 @@ import (
 	"github.com/onestack/webhooks/internal/health"
 	"github.com/onestack/webhooks/internal/kvwatch"
 	"github.com/onestack/webhooks/jobs"
-	"github.com/onestack/webhooks/opevents"
 	"github.com/onestack/webhooks/limiter"
 	"github.com/onestack/webhooks/limits"
+	"github.com/onestack/webhooks/opevents"
 	"github.com/onestack/webhooks/portal"
 	"github.com/onestack/webhooks/portal/kvstore"
 	"github.com/onestack/webhooks/subscriptions"
@@ -129,7 +129,7 @@ type Server struct {
 	events   *eventindex.Index
 	jobs     *jobs.Runner
 	// ops raises the operational events.
-	ops *opevents.Emitter
+	ops      *opevents.Emitter
 	http     *http.Server
 	listener net.Listener
 	serveErr chan error
