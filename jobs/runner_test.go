@@ -28,6 +28,7 @@ type fakeWorker struct {
 	fail    error
 	slow    chan struct{} // when set, each Send waits for a token
 	stuck   string        // a tenant whose jobs' backlog never drains
+	gone    string        // a subscription whose jobs fail for good
 }
 
 func newFake(n int) *fakeWorker { return &fakeWorker{n: n, sent: map[string]int{}} }
@@ -37,6 +38,9 @@ func (w *fakeWorker) Count(context.Context, Job) (int64, error) { return int64(w
 func (w *fakeWorker) Plan(_ context.Context, j Job, max int) (Batch, error) {
 	if w.fail != nil {
 		return Batch{}, w.fail
+	}
+	if w.gone != "" && j.SubscriptionID == w.gone {
+		return Batch{}, Permanent(errors.New("subscription deleted"))
 	}
 	from := 0
 	if j.Cursor != "" {
@@ -353,14 +357,14 @@ func TestFinishedOnce(t *testing.T) {
 		finished[j.ID] = append(finished[j.ID], j)
 		mu.Unlock()
 	}
-	ok, bad := newFake(150), newFake(10)
-	bad.fail = Permanent(errors.New("subscription deleted"))
+	w := newFake(150)
+	w.gone = "sub_gone"
+	a, b := open(t, js, cfg, w), open(t, js, cfg, w)
+	a.Start()
+	b.Start()
 	var jobs []Job
-	for _, w := range []*fakeWorker{ok, bad} {
-		a, b := open(t, js, cfg, w), open(t, js, cfg, w)
-		a.Start()
-		b.Start()
-		j, err := a.Create(context.Background(), Job{TenantID: "ten_1", Kind: KindReplay, SubscriptionID: "sub_1"})
+	for _, sub := range []string{"sub_1", "sub_gone"} {
+		j, err := a.Create(context.Background(), Job{TenantID: "ten_1", Kind: KindReplay, SubscriptionID: sub})
 		if err != nil {
 			t.Fatal(err)
 		}
