@@ -11,7 +11,8 @@
 // failures by compare-and-set, see subscriptions.Store.RecordAttempt);
 // the others carry an id made of what they are about (a tenant's limit
 // and the hour, a job), published with it as the JetStream message id,
-// so that replicas raising the same one store it once.
+// so that replicas raising the same one store it once; only the replica
+// whose publish stored it logs it and copies it to the operator.
 package opevents
 
 import (
@@ -30,10 +31,8 @@ import (
 	"github.com/onestack/webhooks/internal/jsretry"
 )
 
-// NearShare is the share of a limit at which limit.near is raised: 80 %.
-const (
-	nearNum, nearDen = 4, 5
-)
+// limit.near is raised at nearNum/nearDen of a limit: 80 %.
+const nearNum, nearDen = 4, 5
 
 // Near reports whether used has reached 80 % of max.
 func Near(max, used int64) bool { return max > 0 && used*nearDen >= max*nearNum }
