@@ -27,9 +27,21 @@ const (
 // subscription to url, signed with secret, for every event type, active;
 // or brings them to that. With url empty it deletes the subscription.
 // url and secret must have passed Rules.Check. Every replica calls it at
-// start: the flags of the last one started win.
+// start: the flags of the last one started win. A store never given a
+// url makes no tenant.
 func (s *Store) EnsureOperator(ctx context.Context, url, secret string) error {
-	if _, err := s.Tenant(OperatorTenant); errors.Is(err, ErrNotFound) {
+	_, err := s.Tenant(OperatorTenant)
+	if url == "" {
+		if errors.Is(err, ErrNotFound) {
+			return nil // never configured: no tenant is made
+		}
+		err := s.DeleteSubscription(ctx, OperatorTenant, OperatorSubscription)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("delete the operator's subscription: %w", err)
+		}
+		return nil
+	}
+	if errors.Is(err, ErrNotFound) {
 		t := Tenant{ID: OperatorTenant, Name: "operator", CreatedAt: s.cfg.Now().UTC()}
 		b, _ := json.Marshal(t)
 		rev, err := jsretry.Create(ctx, s.tenants, t.ID, b)
@@ -41,13 +53,6 @@ func (s *Store) EnsureOperator(ctx context.Context, url, secret string) error {
 		default:
 			return storeErr("create the operator's tenant", err)
 		}
-	}
-	if url == "" {
-		err := s.DeleteSubscription(ctx, OperatorTenant, OperatorSubscription)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("delete the operator's subscription: %w", err)
-		}
-		return nil
 	}
 	all := []string{events.WildcardAll}
 	for {
