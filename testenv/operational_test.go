@@ -176,9 +176,10 @@ func TestOperationalFailingAndRecovered(t *testing.T) {
 	})
 	failing.Store(false)
 	publish(t, a, ten, "ticket.created")
-	poll.Until(t, 30*time.Second, "subscription.recovered reaches the tenant and the operator", func() bool {
-		return len(ofType(opEvents(t, notices), events.TypeSubscriptionRecovered)) > 0 &&
-			len(ofType(opEvents(t, op), events.TypeSubscriptionRecovered)) > 0
+	poll.Until(t, 30*time.Second, "subscription.failing and .recovered reach the tenant and the operator", func() bool {
+		got, ops := opEvents(t, notices), opEvents(t, op)
+		return len(ofType(got, events.TypeSubscriptionRecovered)) > 0 && len(ofType(ops, events.TypeSubscriptionRecovered)) > 0 &&
+			len(ofType(ops, events.TypeSubscriptionFailing)) > 0
 	})
 	got := opEvents(t, notices)
 	checkOnce(t, ten.ID, got, opEvents(t, op), logs, events.TypeSubscriptionFailing, events.TypeSubscriptionRecovered)
