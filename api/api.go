@@ -83,6 +83,9 @@ type Config struct {
 	Intake Intake
 	// Limiter guards /api; nil means no rate limiting.
 	Limiter Limiter
+	// Notices hears of tenants near or past their limits (the operational
+	// events limit.near and limit.exceeded); nil means nobody does.
+	Notices Notices
 	// Failures limits failed authentications per source address; nil
 	// means no limit.
 	Failures Failures
@@ -338,10 +341,43 @@ func (a *API) wrap(rt route) http.Handler {
 	})
 }
 
-// serve runs a route's handler and writes its error, if any.
+// serve runs a route's handler and writes its error, if any; a tenant's
+// change, or a refusal at one of its limits, is told to Notices.
 func (a *API) serve(w http.ResponseWriter, r *http.Request, c *caller, rt route) {
-	if err := rt.handle(w, r, c); err != nil {
+	err := rt.handle(w, r, c)
+	if err != nil {
 		a.writeError(w, r, err)
+	}
+	if a.cfg.Notices == nil || c.tenant == "" {
+		return
+	}
+	var qe *limits.ExceededError
+	switch {
+	case errors.As(err, &qe) && qe.Limit != limits.EventBytes:
+		a.cfg.Notices.LimitExceeded(c.tenant, qe.Limit, qe.Max, qe.Used)
+	case err == nil && r.Method != http.MethodGet && r.Method != http.MethodHead:
+		a.noticeUsage(c)
+	}
+}
+
+// Notices hears of a tenant near or at one of its limits. Its methods are
+// called on the request's path and must not block.
+type Notices interface {
+	// LimitNear is told a tenant's use of a limit after a change; it
+	// decides whether that is near the limit.
+	LimitNear(tenant, limit string, max, used int64)
+	// LimitExceeded is told of a request refused at a limit.
+	LimitExceeded(tenant, limit string, max, used int64)
+}
+
+// noticeUsage tells Notices what the tenant now uses of the limits the
+// API counts: subscriptions, event types, jobs running.
+func (a *API) noticeUsage(c *caller) {
+	u := a.cfg.Store.Index().Usage(c.tenant)
+	a.cfg.Notices.LimitNear(c.tenant, limits.Subscriptions, c.limits.Subscriptions, int64(u.Subscriptions))
+	a.cfg.Notices.LimitNear(c.tenant, limits.EventTypes, c.limits.EventTypes, int64(u.EventTypes))
+	if a.cfg.Recovery != nil {
+		a.cfg.Notices.LimitNear(c.tenant, limits.Jobs, c.limits.Jobs, int64(a.cfg.Recovery.Running(c.tenant)))
 	}
 }
 

@@ -240,8 +240,12 @@ type subscriptionView struct {
 	// yet, or waiting for their next attempt); null while this replica's
 	// delivery index cannot be read. A live count, which the ETag
 	// covers (subscriptionETag) and If-Match ignores (revisionMatches).
-	Backlog *int   `json:"backlog"`
-	Secret  string `json:"secret,omitempty"`
+	Backlog *int `json:"backlog"`
+	// FailingSince is when the run of failed attempts began of an
+	// endpoint found failing (subscription.failing was sent); absent
+	// while it is healthy. Like the backlog, the ETag covers it.
+	FailingSince *time.Time `json:"failingSince,omitempty"`
+	Secret       string     `json:"secret,omitempty"`
 	// SignatureScheme is "v1" (HMAC) or "v1a" (Ed25519).
 	SignatureScheme string `json:"signatureScheme"`
 	// PublicKey is set, like Secret, only in a create's answer, with v1a.
@@ -251,8 +255,15 @@ type subscriptionView struct {
 	Auth *endpointauth.Public `json:"auth"`
 }
 
-// withBacklog sets the backlog of the views.
+// withBacklog sets the backlog of the views, and when their endpoints
+// are failing since (from this replica's copy of the health bucket).
 func (a *API) withBacklog(ctx context.Context, tenant string, views ...*subscriptionView) {
+	for _, v := range views {
+		if h, ok := a.cfg.Store.EndpointHealth(tenant, v.ID); ok && h.Failing() {
+			since := h.FirstFailure.UTC()
+			v.FailingSince = &since
+		}
+	}
 	if a.cfg.Deliveries == nil {
 		return
 	}
@@ -303,14 +314,28 @@ func subscriptionETag(rev uint64, backlog *int) string {
 	return `"` + strconv.FormatUint(rev, 10) + ".b" + strconv.Itoa(*backlog) + `"`
 }
 
+// viewETag is subscriptionETag of a view, marked with when its endpoint
+// has been failing, if it is ("12.b40.f1764752400"), so that a cached
+// copy is not revalidated across the endpoint's failing or recovering.
+func viewETag(rev uint64, v *subscriptionView) string {
+	t := subscriptionETag(rev, v.Backlog)
+	if v.FailingSince == nil {
+		return t
+	}
+	return t[:len(t)-1] + ".f" + strconv.FormatInt(v.FailingSince.Unix(), 10) + `"`
+}
+
 // revisionMatches compares an If-Match header, strongly, with a
 // subscription's revision: the revision part of each tag it lists.
 func revisionMatches(header string, rev uint64) bool {
 	for _, t := range strings.Split(header, ",") {
 		t = strings.TrimSpace(t)
-		// "12.b40" is revision 12 with a backlog: compared as "12".
-		if i := strings.LastIndex(t, ".b"); i > 0 && strings.HasSuffix(t, `"`) && digits(t[i+2:len(t)-1]) {
-			t = t[:i] + `"`
+		// "12.b40" is revision 12 with a backlog, "12.f1764752400" or
+		// "12.b40.f1764752400" with a failing endpoint: compared as "12".
+		for _, mark := range []string{".f", ".b"} {
+			if i := strings.LastIndex(t, mark); i > 0 && strings.HasSuffix(t, `"`) && digits(t[i+2:len(t)-1]) {
+				t = t[:i] + `"`
+			}
 		}
 		if etagMatches(t, etagFor(rev), true) {
 			return true
@@ -437,7 +462,7 @@ func (a *API) getSubscription(w http.ResponseWriter, r *http.Request, c *caller)
 	}
 	v := viewSubscription(&s)
 	a.withBacklog(r.Context(), c.tenant, &v)
-	etag := subscriptionETag(s.Revision, v.Backlog)
+	etag := viewETag(s.Revision, &v)
 	w.Header().Set("ETag", etag)
 	if etagMatches(r.Header.Get("If-None-Match"), etag, false) {
 		w.WriteHeader(http.StatusNotModified)
@@ -474,7 +499,7 @@ func (a *API) patchSubscription(w http.ResponseWriter, r *http.Request, c *calle
 	}
 	v := viewSubscription(&s)
 	a.withBacklog(r.Context(), c.tenant, &v)
-	w.Header().Set("ETag", subscriptionETag(s.Revision, v.Backlog))
+	w.Header().Set("ETag", viewETag(s.Revision, &v))
 	writeJSON(w, http.StatusOK, v)
 	return nil
 }

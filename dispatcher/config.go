@@ -22,6 +22,7 @@ import (
 
 	"github.com/onestack/webhooks/destination"
 	"github.com/onestack/webhooks/egress"
+	"github.com/onestack/webhooks/opevents"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -118,6 +119,15 @@ type Config struct {
 	// disabled. The zero value means after 5 days of failures with no
 	// success; a negative Period and a zero GivenUp mean never.
 	Health subscriptions.HealthPolicy
+	// FailingAfter is how many attempts in a row must fail for an endpoint
+	// to be failing, which raises subscription.failing once per run of
+	// failures, and subscription.recovered at its first success after
+	// (default 5; negative: never).
+	FailingAfter int
+	// Operational raises the operational events of delivery outcomes (to
+	// the tenant, a copy to the operator, a log line); nil raises them to
+	// the tenant only.
+	Operational *opevents.Emitter
 	// Replicas is the streams' replication factor (default 1).
 	Replicas int
 	// Egress is the destination policy of the HTTP client.
@@ -126,6 +136,14 @@ type Config struct {
 	UserAgent string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+}
+
+// DefaultFailingAfter is Config.FailingAfter's default.
+const DefaultFailingAfter = 5
+
+// failing is the policy of FailingAfter.
+func (c Config) failing() subscriptions.FailingPolicy {
+	return subscriptions.FailingPolicy{After: max(c.FailingAfter, 0)}
 }
 
 func (c Config) withDefaults() Config {
@@ -170,6 +188,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
+	}
+	if c.FailingAfter == 0 {
+		c.FailingAfter = DefaultFailingAfter
 	}
 	if c.Health == (subscriptions.HealthPolicy{}) {
 		c.Health.Period = 5 * 24 * time.Hour

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -21,6 +20,7 @@ import (
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/endpointauth"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/opevents"
 	"github.com/onestack/webhooks/signature"
 	"github.com/onestack/webhooks/subscriptions"
 )
@@ -172,24 +172,22 @@ func (d *Dispatcher) attempt(dl *delivery) {
 		N: dl.attempt, At: now, StatusCode: res.status, Error: res.err,
 		DurationMs: res.duration.Milliseconds(), ResponseBody: res.excerpt,
 	}
-	var msgs []*nats.Msg
+	ep := opevents.Endpoint{Tenant: dl.tenant, Subscription: dl.sub, URL: sub.URL}
+	msgs := d.health(ep, res, o.verdict == delivered, now)
 	switch o.verdict {
 	case delivered:
 		d.m.attempts.WithLabelValues(outcomeSucceeded).Inc()
 		if dl.attempt == 1 && !dl.manual {
 			d.m.endToEnd.Observe(time.Since(dl.created).Seconds())
 		}
-		if err := d.store.RecordSuccess(d.runCtx, dl.tenant, dl.sub); err != nil {
-			d.logger.Warn("record endpoint health", "subscription", dl.sub, "err", err)
-		}
 	case gone:
 		d.m.attempts.WithLabelValues(outcomeFailed).Inc()
-		msgs = d.disable(dl, "endpoint answered 410 Gone", now)
+		msgs = append(msgs, d.disable(dl, ep, "endpoint answered 410 Gone", now)...)
 	case manualFailed:
 		d.m.attempts.WithLabelValues(outcomeFailed).Inc()
 	case givenUp:
 		d.m.attempts.WithLabelValues(outcomeFailed).Inc()
-		msgs = d.givenUp(dl, now)
+		msgs = append(msgs, d.givenUp(dl, ep, now)...)
 	case retryLater:
 		d.m.attempts.WithLabelValues(outcomeRetrying).Inc()
 		at := now.Add(o.wait)
@@ -197,7 +195,7 @@ func (d *Dispatcher) attempt(dl *delivery) {
 		if dl.ordered {
 			// The head of a FIFO lane blocks the rest: handed back with the
 			// wait, it stays the lane's one outstanding record.
-			d.commitThen(rec, nil, func(err error) {
+			d.commitThen(rec, msgs, func(err error) {
 				if err != nil {
 					d.settle(dl, err)
 					return
@@ -218,32 +216,50 @@ func (d *Dispatcher) attempt(dl *delivery) {
 	d.commit(dl, rec, msgs)
 }
 
+// health records an attempt's outcome against its endpoint's health and
+// returns the events that tell the tenant and the operator of a change:
+// subscription.failing when this attempt made the run of failures
+// FailingAfter long, subscription.recovered at the first success after.
+func (d *Dispatcher) health(ep opevents.Endpoint, res result, delivered bool, now time.Time) []*nats.Msg {
+	h, change, err := d.store.RecordAttempt(d.runCtx, ep.Tenant, ep.Subscription, !delivered, now, d.cfg.failing())
+	if err != nil {
+		d.logger.Warn("record endpoint health", "subscription", ep.Subscription, "err", err)
+		return nil
+	}
+	switch change {
+	case subscriptions.NowFailing:
+		return d.cfg.Operational.Msgs(opevents.Failing(ep, h, res.err, res.status))
+	case subscriptions.Recovered:
+		return d.cfg.Operational.Msgs(opevents.Recovered(ep, h, now))
+	}
+	return nil
+}
+
 // givenUp records a delivery given up against its endpoint's health and
 // returns the events that tell the tenant: delivery.exhausted, and
 // subscription.disabled if the endpoint is now disabled. Deliveries of
-// those two types raise none, so a dead endpoint cannot feed a loop.
-func (d *Dispatcher) givenUp(dl *delivery, now time.Time) []*nats.Msg {
+// those two types raise none, so a dead endpoint cannot feed a loop, and
+// deliveries of the other operational events no delivery.exhausted.
+func (d *Dispatcher) givenUp(dl *delivery, ep opevents.Endpoint, now time.Time) []*nats.Msg {
 	if dl.ev.typ == events.TypeDeliveryExhausted || dl.ev.typ == events.TypeSubscriptionDisabled {
 		return nil
 	}
-	data, _ := json.Marshal(map[string]any{
-		"deliveryId": dl.id, "subscriptionId": dl.sub, "eventId": dl.ev.id,
-		"eventType": dl.ev.typ, "attempts": dl.attempt,
-	})
-	e := events.Event{ID: events.NewID(), Type: events.TypeDeliveryExhausted, TenantID: dl.tenant, OccurredAt: now, Data: data}
-	msgs := []*nats.Msg{e.Msg(false)}
+	var msgs []*nats.Msg
+	if !events.Operational(dl.ev.typ) {
+		msgs = d.cfg.Operational.Msgs(opevents.Exhausted(ep, dl.id, dl.ev.id, dl.ev.typ, dl.attempt, now))
+	}
 	disabled, err := d.store.RecordGivenUp(d.runCtx, dl.tenant, dl.sub, dl.created, now, d.cfg.Health)
 	if err != nil {
 		d.logger.Warn("record endpoint health", "subscription", dl.sub, "err", err)
 	} else if disabled {
-		msgs = append(msgs, d.disabledEvent(dl, "deliveries kept failing", now))
+		msgs = append(msgs, d.disabledEvent(ep, "deliveries kept failing", now)...)
 	}
 	return msgs
 }
 
-// disable turns a subscription off after a 410 and returns the event that
-// tells the tenant, if this call disabled it.
-func (d *Dispatcher) disable(dl *delivery, reason string, now time.Time) []*nats.Msg {
+// disable turns a subscription off after a 410 and returns the events
+// that tell the tenant, if this call disabled it.
+func (d *Dispatcher) disable(dl *delivery, ep opevents.Endpoint, reason string, now time.Time) []*nats.Msg {
 	changed, err := d.store.Disable(d.runCtx, dl.tenant, dl.sub, reason)
 	if err != nil {
 		d.logger.Warn("disable subscription after 410", "subscription", dl.sub, "err", err)
@@ -252,15 +268,14 @@ func (d *Dispatcher) disable(dl *delivery, reason string, now time.Time) []*nats
 	if !changed {
 		return nil
 	}
-	return []*nats.Msg{d.disabledEvent(dl, reason, now)}
+	return d.disabledEvent(ep, reason, now)
 }
 
-// disabledEvent tells the tenant a subscription was disabled.
-func (d *Dispatcher) disabledEvent(dl *delivery, reason string, now time.Time) *nats.Msg {
+// disabledEvent tells the tenant and the operator a subscription was
+// disabled.
+func (d *Dispatcher) disabledEvent(ep opevents.Endpoint, reason string, now time.Time) []*nats.Msg {
 	d.m.disabled.Inc()
-	data, _ := json.Marshal(map[string]string{"subscriptionId": dl.sub, "reason": reason})
-	e := events.Event{ID: events.NewID(), Type: events.TypeSubscriptionDisabled, TenantID: dl.tenant, OccurredAt: now, Data: data}
-	return e.Msg(false)
+	return d.cfg.Operational.Msgs(opevents.Disabled(ep, reason, now))
 }
 
 // subscription finds a subscription in the index, or in storage if the

@@ -45,8 +45,14 @@ const (
 	TypeWebhookTest          = "webhook.test"
 	TypeSubscriptionDisabled = "subscription.disabled"
 	TypeDeliveryExhausted    = "delivery.exhausted"
-	WildcardAll              = "*"
-	familyWildcardSuffix     = ".*"
+	// Operational events (see Operational).
+	TypeSubscriptionFailing   = "subscription.failing"
+	TypeSubscriptionRecovered = "subscription.recovered"
+	TypeLimitNear             = "limit.near"
+	TypeLimitExceeded         = "limit.exceeded"
+	TypeJobFinished           = "job.finished"
+	WildcardAll               = "*"
+	familyWildcardSuffix      = ".*"
 )
 
 // DefaultCatalog is the platform's built-in catalog. A registry adds to it
@@ -67,9 +73,34 @@ func DefaultCatalog() Catalog {
 		{Type: "account.updated", Description: "An account of the chart of accounts changed."},
 		{Type: "account.deleted", Description: "An account was removed from the chart of accounts."},
 		{Type: TypeWebhookTest, Description: "A test event sent on request to one endpoint.", Internal: true},
-		{Type: TypeSubscriptionDisabled, Description: "One of the tenant's subscriptions was disabled.", Internal: true},
-		{Type: TypeDeliveryExhausted, Description: "A delivery was given up after its last attempt.", Internal: true},
+		{Type: TypeSubscriptionDisabled, Description: "One of the tenant's subscriptions was disabled (its endpoint answered 410 Gone, or its deliveries kept being given up).", Internal: true,
+			Schema: schemaDisabled, Example: exampleDisabled},
+		{Type: TypeDeliveryExhausted, Description: "A delivery was given up after its last attempt.", Internal: true,
+			Schema: schemaExhausted, Example: exampleExhausted},
+		{Type: TypeSubscriptionFailing, Description: "A subscription's endpoint failed several attempts in a row (--failing-after); sent once per run of failures.", Internal: true,
+			Schema: schemaFailing, Example: exampleFailing},
+		{Type: TypeSubscriptionRecovered, Description: "A subscription's endpoint that was failing answered an attempt with success.", Internal: true,
+			Schema: schemaRecovered, Example: exampleRecovered},
+		{Type: TypeLimitNear, Description: "The tenant reached 80 % of one of its limits; sent at most once an hour per limit.", Internal: true,
+			Schema: schemaLimit, Example: exampleLimitNear},
+		{Type: TypeLimitExceeded, Description: "A request of the tenant was refused at one of its limits (403 QUOTA_EXCEEDED or 429 RATE_LIMIT_EXCEEDED); sent at most once an hour per limit.", Internal: true,
+			Schema: schemaLimit, Example: exampleLimitExceeded},
+		{Type: TypeJobFinished, Description: "A replay or recovery job ended, done or failed.", Internal: true,
+			Schema: schemaJob, Example: exampleJob},
 	}
+}
+
+// Operational reports whether t is one of the events the product emits
+// about itself (an endpoint's health, limits, jobs): they go to the
+// tenant's subscriptions and to the operator, and a delivery of one that
+// is given up raises no further event.
+func Operational(t string) bool {
+	switch t {
+	case TypeSubscriptionDisabled, TypeDeliveryExhausted, TypeSubscriptionFailing,
+		TypeSubscriptionRecovered, TypeLimitNear, TypeLimitExceeded, TypeJobFinished:
+		return true
+	}
+	return false
 }
 
 // Lookup returns type t of the catalog.

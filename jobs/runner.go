@@ -60,6 +60,10 @@ type Config struct {
 	Now func() time.Time
 	// Watch is where the bucket's watch reports that it is down.
 	Watch kvwatch.Config
+	// Finished, if set, hears of each job's end (done or failed), once,
+	// from the runner whose write recorded it under its lease. It must
+	// not block.
+	Finished func(Job)
 }
 
 func (c Config) withDefaults() Config {
@@ -596,11 +600,18 @@ func (r *Runner) yield(j *Job) {
 	r.logger.Info("jobs: a job that cannot send gave its slot to another", "job", j.ID, "tenant", j.TenantID, "deferred", wait)
 }
 
-// finish records a job's end, even while the runner stops.
+// finish records a job's end, even while the runner stops, or its
+// release; an end recorded is told to Config.Finished.
 func (r *Runner) finish(j *Job) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return r.save(ctx, j)
+	if err := r.save(ctx, j); err != nil {
+		return err
+	}
+	if j.Status != StatusRunning && r.cfg.Finished != nil {
+		r.cfg.Finished(*j)
+	}
+	return nil
 }
 
 // release gives a job back, unowned, for any runner to resume. A save

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"slices"
 	"testing"
 	"time"
 
@@ -29,6 +29,7 @@ type fakeWorker struct {
 	fail    error
 	slow    chan struct{} // when set, each Send waits for a token
 	stuck   string        // a tenant whose jobs' backlog never drains
+	gone    string        // a subscription whose jobs fail for good
 }
 
 func newFake(n int) *fakeWorker { return &fakeWorker{n: n, sent: map[string]int{}} }
@@ -38,6 +39,9 @@ func (w *fakeWorker) Count(context.Context, Job) (int64, error) { return int64(w
 func (w *fakeWorker) Plan(_ context.Context, j Job, max int) (Batch, error) {
 	if w.fail != nil {
 		return Batch{}, w.fail
+	}
+	if w.gone != "" && j.SubscriptionID == w.gone {
+		return Batch{}, Permanent(errors.New("subscription deleted"))
 	}
 	from := 0
 	if j.Cursor != "" {
@@ -387,4 +391,54 @@ func TestListsATenantsJobsNewestFirst(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("List pages = %v, want %v", got, want)
 	}
+}
+
+// TestFinishedOnce: with two runners on one bucket, each job's end, done
+// or failed, is told to Finished once, with its final counts.
+func TestFinishedOnce(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.Start(t, natstest.Options{}).Connect(t)
+	var (
+		mu       sync.Mutex
+		finished = map[string][]Job{}
+	)
+	cfg := fast
+	cfg.Finished = func(j Job) {
+		mu.Lock()
+		finished[j.ID] = append(finished[j.ID], j)
+		mu.Unlock()
+	}
+	w := newFake(150)
+	w.gone = "sub_gone"
+	a, b := open(t, js, cfg, w), open(t, js, cfg, w)
+	a.Start()
+	b.Start()
+	var jobs []Job
+	for _, sub := range []string{"sub_1", "sub_gone"} {
+		j, err := a.Create(context.Background(), Job{TenantID: "ten_1", Kind: KindReplay, SubscriptionID: sub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, j)
+	}
+	waitStatus(t, reader(t, js, cfg), jobs[0], StatusDone)
+	poll.Until(t, 30*time.Second, "both ends told", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(finished[jobs[0].ID]) > 0 && len(finished[jobs[1].ID]) > 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if got := finished[jobs[0].ID]; len(got) != 1 || got[0].Status != StatusDone || got[0].Sent != 150 {
+		t.Errorf("the done job was told %d times: %+v; want once, done with 150 sent", len(got), got)
+	}
+	if got := finished[jobs[1].ID]; len(got) != 1 || got[0].Status != StatusFailed || got[0].Error != "subscription deleted" {
+		t.Errorf("the failed job was told %d times: %+v; want once, failed with the worker's error", len(got), got)
+	}
+}
+
+// reader is a runner that only reads (never started).
+func reader(t *testing.T, js jetstream.JetStream, cfg Config) *Runner {
+	cfg.Finished = nil
+	return open(t, js, cfg, newFake(0))
 }

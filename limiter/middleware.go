@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/onestack/webhooks/limits"
 )
 
 // HTTP applies a Limiter to API requests: it writes X-RateLimit-Limit,
@@ -20,7 +22,20 @@ type HTTP struct {
 	l       *Limiter
 	logger  *slog.Logger
 	refused prometheus.Counter
+	notices Notices
 }
+
+// Notices hears of a tenant's use of its budget (limits.RequestsPerMinute),
+// for the operational events limit.near and limit.exceeded. Its methods
+// are called on the request's path and must not block.
+type Notices interface {
+	LimitNear(tenant, limit string, max, used int64)
+	LimitExceeded(tenant, limit string, max, used int64)
+}
+
+// Notify makes n hear of every decision: the requests counted in the
+// window, and each refusal. Call it before serving.
+func (h *HTTP) Notify(n Notices) { h.notices = n }
 
 // NewHTTP wraps l; refusals are counted on reg, all tenants together (a
 // label per tenant would make one series per tenant), and logged with
@@ -43,6 +58,13 @@ func (h *HTTP) Admit(w http.ResponseWriter, r *http.Request, tenant string, limi
 		// request's own context ended. Let it through uncounted.
 		h.logger.Warn("rate limiter: no decision", "tenant", tenant, "err", err)
 		return w, func() {}, true
+	}
+	if h.notices != nil {
+		if d.Allowed {
+			h.notices.LimitNear(tenant, limits.RequestsPerMinute, int64(d.Limit), int64(d.Limit-d.Remaining))
+		} else {
+			h.notices.LimitExceeded(tenant, limits.RequestsPerMinute, int64(d.Limit), int64(d.Limit))
+		}
 	}
 	if !d.Allowed {
 		h.refused.Inc()

@@ -34,6 +34,7 @@ import (
 	"github.com/onestack/webhooks/jobs"
 	"github.com/onestack/webhooks/limiter"
 	"github.com/onestack/webhooks/limits"
+	"github.com/onestack/webhooks/opevents"
 	"github.com/onestack/webhooks/portal"
 	"github.com/onestack/webhooks/portal/kvstore"
 	"github.com/onestack/webhooks/subscriptions"
@@ -103,6 +104,9 @@ type Config struct {
 	// Registry, when set, receives the metrics (tests inspect it); nil
 	// means a new one.
 	Registry *prometheus.Registry
+	// Operator is the operator's endpoint for the operational events of
+	// every tenant (none by default).
+	Operator OperatorConfig
 	// Clock is the rate limiter's time source (default time.Now); tests
 	// hold it still so no window ends in the middle of a count.
 	Clock  func() time.Time
@@ -124,6 +128,8 @@ type Server struct {
 	types    *events.Registry
 	events   *eventindex.Index
 	jobs     *jobs.Runner
+	// ops raises the operational events.
+	ops      *opevents.Emitter
 	http     *http.Server
 	listener net.Listener
 	serveErr chan error
@@ -222,6 +228,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.watch.Restarts,
 		s.usage,
 	)
+	if err := s.operational(ctx, reg); err != nil {
+		return nil, err
+	}
 	if _, err := deliverylog.EnsureStream(ctx, s.js, deliverylog.StreamConfig{Retention: cfg.Dispatcher.AttemptRetention, Replicas: cfg.Replicas, MaxBytes: s.budget.attemptLog}); err != nil {
 		return nil, err
 	}
@@ -251,6 +260,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		cfg.Dispatcher.TenantLimit = s.attemptsInFlight
 	}
 	cfg.Dispatcher.DeliveriesMaxBytes = s.budget.deliveries
+	cfg.Dispatcher.Operational = s.ops
+	s.cfg.Jobs.Finished = s.ops.JobFinished
 	s.disp, err = dispatcher.New(ctx, s.js, s.store, s.logw, s.logIndex, cfg.Dispatcher, reg, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -291,6 +302,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Events:      s.eventLog(),
 		Recovery:    s.recovery(),
 		Limiter:     lim,
+		Notices:     s.ops,
 		Failures:    limiter.NewFailures(cfg.AuthFailures),
 		Idempotency: idem,
 		AdminToken:  cfg.AdminToken,
@@ -343,7 +355,9 @@ func (s *Server) limiter(ctx context.Context, reg prometheus.Registerer) (api.Li
 	default:
 		return nil, fmt.Errorf("rate limiter %q: want nats, local or off", s.cfg.RateLimiter)
 	}
-	return limiter.NewHTTP(limiter.New(store, s.cfg.Clock), reg, s.logger), nil
+	h := limiter.NewHTTP(limiter.New(store, s.cfg.Clock), reg, s.logger)
+	h.Notify(s.ops)
+	return h, nil
 }
 
 // connect starts the embedded NATS server when no URL is given, and
@@ -556,6 +570,7 @@ func (s *Server) closeBackends(ctx context.Context) (left []string) {
 		}
 	}
 	left = s.closeLookups(ctx)
+	s.ops.Close(ctx) // the operational events it queued go out before NATS closes
 	if s.nc != nil {
 		// Drain flushes what the dispatcher published and acked; the
 		// closed handler says when it is done, within the drain timeout.

@@ -81,7 +81,7 @@ type Store struct {
 	// health bucket (fed by its watch), so a success costs no I/O unless it
 	// ends one.
 	failingMu sync.RWMutex
-	failing   map[string]bool
+	failing   map[string]Health
 	// healthMu serializes this replica's updates of one endpoint's health.
 	healthMu [64]sync.Mutex
 	// limitMu serializes this replica's writes a tenant's limits bound
@@ -99,7 +99,7 @@ type Store struct {
 // until Close.
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.Logger) (*Store, error) {
 	cfg = cfg.withDefaults()
-	s := &Store{cfg: cfg, js: js, idx: newIndex(), logger: logger, failing: make(map[string]bool)}
+	s := &Store{cfg: cfg, js: js, idx: newIndex(), logger: logger, failing: make(map[string]Health)}
 	var err error
 	for _, b := range []struct {
 		name string

@@ -82,15 +82,30 @@ func (s *Subscription) Endpoint() (*url.URL, error) {
 	return u, nil
 }
 
-// Health is an endpoint's run of given-up deliveries since its last
-// success. It is kept apart from the subscription (see health.go), so
-// delivery outcomes never change a subscription's ETag or updatedAt.
+// Health is an endpoint's run of failures since its last success: failed
+// attempts and given-up deliveries. It is kept apart from the
+// subscription (see health.go), so delivery outcomes never change a
+// subscription's ETag or updatedAt.
 type Health struct {
 	// GivenUp is how many deliveries in a row were given up.
 	GivenUp int `json:"givenUp,omitempty"`
 	// FailingSince is when the first of them was created.
 	FailingSince time.Time `json:"failingSince,omitzero"`
+	// Failures is how many attempts in a row failed, counted until the
+	// endpoint is failing (see FailingPolicy); FirstFailure is when the
+	// first of them was made.
+	Failures     int       `json:"failures,omitempty"`
+	FirstFailure time.Time `json:"firstFailure,omitzero"`
+	// FailingAt is when the endpoint was found failing and
+	// subscription.failing was raised (zero: not yet); FailingEvent is
+	// that event's id, from which the recovery's is made.
+	FailingAt    time.Time `json:"failingAt,omitzero"`
+	FailingEvent string    `json:"failingEvent,omitempty"`
 }
+
+// Failing reports whether the endpoint is in a run of failures the
+// tenant was told of (subscription.failing).
+func (h Health) Failing() bool { return !h.FailingAt.IsZero() }
 
 // secretEntry is one signing secret; Expires is zero for the current one.
 type secretEntry struct {

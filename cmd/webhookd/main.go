@@ -61,6 +61,8 @@ type options struct {
 	debugAddr                                      string
 	replicas                                       int
 	failCount                                      int
+	failingAfter                                   int
+	operator                                       server.OperatorConfig
 	publicURL                                      string
 	workers, perSub, tenantInFlight, destMax       int
 	jobRate                                        float64
@@ -96,6 +98,9 @@ var flagEnv = map[string]string{
 	"delivery-retention":         "WEBHOOKD_DELIVERY_RETENTION",
 	"disable-after-failing":      "WEBHOOKD_DISABLE_AFTER_FAILING",
 	"disable-after-given-up":     "WEBHOOKD_DISABLE_AFTER_GIVEN_UP",
+	"failing-after":              "WEBHOOKD_FAILING_AFTER",
+	"operator-webhook-url":       "WEBHOOKD_OPERATOR_WEBHOOK_URL",
+	"operator-webhook-secret":    "WEBHOOKD_OPERATOR_WEBHOOK_SECRET",
 	"workers":                    "WEBHOOKD_WORKERS",
 	"subscription-concurrency":   "WEBHOOKD_SUBSCRIPTION_CONCURRENCY",
 	"tenant-concurrency":         "WEBHOOKD_TENANT_CONCURRENCY",
@@ -160,6 +165,9 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.DurationVar(&o.deliveryRetention, "delivery-retention", 30*24*time.Hour, "how long delivery records and their attempts are kept")
 	fs.DurationVar(&o.failPeriod, "disable-after-failing", 5*24*time.Hour, "disable a subscription whose deliveries have been given up, with none succeeding, for this long (0: never)")
 	fs.IntVar(&o.failCount, "disable-after-given-up", 0, "disable a subscription after this many deliveries in a row were given up (0: never)")
+	fs.IntVar(&o.failingAfter, "failing-after", dispatcher.DefaultFailingAfter, "raise subscription.failing once an endpoint has failed this many attempts in a row, and subscription.recovered at its next success (0: never)")
+	fs.StringVar(&o.operator.URL, "operator-webhook-url", "", "the operator's endpoint: it gets every operational event of every tenant, signed and retried like any webhook (the same destination rules as tenants' endpoints); empty: none")
+	fs.StringVar(&o.operator.Secret, "operator-webhook-secret", "", "the secret (whsec_...) that signs the operator's webhooks; required with --operator-webhook-url (prefer WEBHOOKD_OPERATOR_WEBHOOK_SECRET)")
 	fs.DurationVar(&o.rotationOverlap, "secret-rotation-overlap", 24*time.Hour, "how long a rotated-out signing secret keeps signing")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long a shutdown waits for deliveries in flight")
 	fs.DurationVar(&o.stallAfter, "stall-after", 30*time.Second, "how long the dispatcher may make no progress (outcomes unstored, its consumer failing) before /readyz reports it")
@@ -241,6 +249,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if o.dedupeWindow <= 0 || o.dedupeWindow > o.eventRetention {
 		return errors.New("--dedupe-window must be positive and at most --event-retention")
 	}
+	if o.failingAfter < 0 {
+		return errors.New("--failing-after must not be negative")
+	}
 	if o.failPeriod < 0 || o.failCount < 0 {
 		return errors.New("--disable-after-failing and --disable-after-given-up must not be negative")
 	}
@@ -316,12 +327,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 			Schedule: schedule, Timeout: o.timeout, Workers: o.workers, PerSubscription: o.perSub,
 			TenantInFlight: o.tenantInFlight, Destinations: destination.Config{Max: o.destMax},
 			AttemptRetention: o.deliveryRetention, Health: health, StallAfter: o.stallAfter,
+			FailingAfter: failingAfter(o.failingAfter),
 		},
-		Events:  events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow},
-		Jobs:    jobs.Config{Rate: o.jobRate},
-		Limits:  o.limits,
-		Storage: o.storage,
-		Logger:  logger,
+		Operator: o.operator,
+		Events:   events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow},
+		Jobs:     jobs.Config{Rate: o.jobRate},
+		Limits:   o.limits,
+		Storage:  o.storage,
+		Logger:   logger,
 	})
 	if err != nil {
 		return err
@@ -374,3 +387,12 @@ func checkNATSAuth(o options) error {
 // shutdownSlack is how long past its grace a shutdown may run before
 // webhookd exits without it.
 const shutdownSlack = 5 * time.Second
+
+// failingAfter is dispatcher.Config.FailingAfter for --failing-after n:
+// 0 (never) is negative there, where zero means the default.
+func failingAfter(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
