@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -232,16 +233,52 @@ type tokenEntry struct {
 	fingerprint string
 	cc          *clientcredentials.Config
 	sem         chan struct{}
+	// waiting counts the attempts waiting for sem (for tests).
+	waiting atomic.Int32
 
 	mu     sync.Mutex
 	token  string
 	usable time.Time // the token is used until then
+	// fetches counts the fetches finished; failed is the last one's
+	// error when it failed for a reason of the token endpoint's (not the
+	// fetching attempt's own context), shared with the attempts that
+	// waited for it.
+	fetches uint64
+	failed  *TokenError
 }
 
-func (e *tokenEntry) current(now time.Time) (string, bool) {
+// current returns the token, whether it is usable at now, and how many
+// fetches have finished.
+func (e *tokenEntry) current(now time.Time) (string, bool, uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.token, e.token != "" && now.Before(e.usable)
+	return e.token, e.token != "" && now.Before(e.usable), e.fetches
+}
+
+// failedSince returns the error of the last fetch if it failed and
+// finished after the caller saw seen fetches finished.
+func (e *tokenEntry) failedSince(seen uint64) *TokenError {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.fetches != seen {
+		return e.failed
+	}
+	return nil
+}
+
+// settle records a finished fetch: its token or its error.
+func (e *tokenEntry) settle(tok string, usable time.Time, err *TokenError) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.fetches++
+	e.failed = nil
+	if err != nil {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			e.failed = err
+		}
+		return
+	}
+	e.token, e.usable = tok, usable
 }
 
 func (e *tokenEntry) drop(tok string) {
@@ -272,17 +309,27 @@ func (a *Authenticator) entry(sub string, auth *Config) *tokenEntry {
 // token returns a usable token of sub, from the cache or fetched now.
 func (a *Authenticator) token(ctx context.Context, sub string, auth *Config) (string, bool, error) {
 	e := a.entry(sub, auth)
-	if tok, ok := e.current(a.cfg.Now()); ok {
+	tok, ok, seen := e.current(a.cfg.Now())
+	if ok {
 		return tok, true, nil
 	}
+	e.waiting.Add(1)
 	select {
 	case e.sem <- struct{}{}:
+		e.waiting.Add(-1)
 	case <-ctx.Done():
+		e.waiting.Add(-1)
 		return "", false, &TokenError{Err: ctx.Err(), unreachable: true}
 	}
 	defer func() { <-e.sem }()
-	if tok, ok := e.current(a.cfg.Now()); ok { // fetched while this one waited
+	if tok, ok, _ := e.current(a.cfg.Now()); ok { // fetched while this one waited
 		return tok, true, nil
+	}
+	// A fetch that finished while this one waited failed: its answer is
+	// this attempt's too, rather than asking a failing endpoint again at
+	// once for every attempt that was queued behind it.
+	if te := e.failedSince(seen); te != nil {
+		return "", false, te
 	}
 	a.mu.Lock()
 	a.fetches++
@@ -290,14 +337,16 @@ func (a *Authenticator) token(ctx context.Context, sub string, auth *Config) (st
 	start := a.cfg.Now()
 	t, err := e.cc.Token(context.WithValue(ctx, oauth2.HTTPClient, a.tokenClient))
 	if err != nil {
-		return "", false, tokenError(err)
+		te := tokenError(err)
+		e.settle("", time.Time{}, te)
+		return "", false, te
 	}
 	if t.AccessToken == "" {
-		return "", false, &TokenError{Err: errors.New("the token endpoint answered no access_token")}
+		te := &TokenError{Err: errors.New("the token endpoint answered no access_token")}
+		e.settle("", time.Time{}, te)
+		return "", false, te
 	}
-	e.mu.Lock()
-	e.token, e.usable = t.AccessToken, a.usableUntil(start, t.Expiry)
-	e.mu.Unlock()
+	e.settle(t.AccessToken, a.usableUntil(start, t.Expiry), nil)
 	return t.AccessToken, false, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/onestack/webhooks/egress"
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/internal/testpki"
 )
 
@@ -327,5 +328,60 @@ func TestLRU(t *testing.T) {
 	c.delete("a")
 	if _, ok := c.get("b"); ok || c.len() != 1 || strings.Join(evicted, ",") != "b,a" {
 		t.Errorf("evicted %v, len %d; want b,a and 1 left", evicted, c.len())
+	}
+}
+
+// TestConcurrentFetchFails: attempts that waited for a fetch that failed
+// get its error; they do not each ask the failing token endpoint again.
+func TestConcurrentFetchFails(t *testing.T) {
+	gate := make(chan struct{})
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) == 1 {
+			<-gate
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"error":"temporarily_unavailable"}`)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { // unblock the handler whatever happens
+		select {
+		case <-gate:
+		default:
+			close(gate)
+		}
+	})
+	a := NewAuthenticator(AuthenticatorConfig{Base: baseTransport(egress.Policy{AllowPrivate: true})})
+	cfg := (&Config{Type: TypeOAuth2, TokenURL: srv.URL + "/token", ClientID: "cid", ClientSecret: "s3cret"}).Prepared()
+	const n = 20
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodPost, "http://receiver/", nil)
+			_, err := a.Prepare(context.Background(), "sub_1", cfg, req)
+			errs <- err
+		})
+	}
+	poll.Until(t, 30*time.Second, "the other attempts waiting for the first one's fetch", func() bool {
+		a.mu.Lock()
+		e, ok := a.tokens.get("sub_1")
+		a.mu.Unlock()
+		return ok && e.waiting.Load() == n-1 && requests.Load() == 1
+	})
+	close(gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		var te *TokenError
+		if !errors.As(err, &te) || te.Status != http.StatusServiceUnavailable {
+			t.Errorf("Prepare = %v, want the token endpoint's 503", err)
+		}
+	}
+	// One fetch: its two requests (the credentials in the header, then in
+	// the body).
+	if got := requests.Load(); got != 2 {
+		t.Errorf("token requests = %d, want 2 (one fetch shared by the %d attempts)", got, n)
 	}
 }
