@@ -128,6 +128,7 @@ func manyScopes(n int) []string {
 func TestPublic(t *testing.T) {
 	ca := testpki.NewCA(t, "Test CA")
 	client := ca.Client(t, "svc", 2*time.Hour)
+	spiffe := ca.SPIFFE(t, "spiffe://example.org/webhooks", time.Hour)
 	tests := []struct {
 		name   string
 		cfg    *Config
@@ -140,6 +141,8 @@ func TestPublic(t *testing.T) {
 			`{"type":"oauth2","tokenUrl":"https://idp/t","clientId":"cid","scopes":[]}`, "very-secret"},
 		{"mtls", &Config{Type: TypeMTLS, Certificate: client.CertPEM, PrivateKey: client.KeyPEM},
 			fmt.Sprintf(`{"type":"mtls","subject":"CN=svc,O=One Stack tests","issuer":"CN=Test CA","certificateExpiresAt":%q,"hasCaBundle":false}`, client.Cert.NotAfter.UTC().Format(time.RFC3339)), "PRIVATE KEY"},
+		{"mtls empty subject", &Config{Type: TypeMTLS, Certificate: spiffe.CertPEM, PrivateKey: spiffe.KeyPEM},
+			fmt.Sprintf(`{"type":"mtls","subject":"","issuer":"CN=Test CA","certificateExpiresAt":%q,"hasCaBundle":false}`, spiffe.Cert.NotAfter.UTC().Format(time.RFC3339)), "PRIVATE KEY"},
 		{"mtls bundle", (&Config{Type: TypeMTLS, Certificate: client.CertPEM, PrivateKey: client.KeyPEM, CABundle: ca.PEM}).Prepared(),
 			fmt.Sprintf(`{"type":"mtls","subject":"CN=svc,O=One Stack tests","issuer":"CN=Test CA","certificateExpiresAt":%q,"hasCaBundle":true}`, client.Cert.NotAfter.UTC().Format(time.RFC3339)), "PRIVATE KEY"},
 	}

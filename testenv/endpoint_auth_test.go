@@ -405,3 +405,24 @@ func TestEndpointAuthRefusals(t *testing.T) {
 		t.Errorf("private token URL under the strict policy = %d %s; want 400 on auth.tokenUrl", r.Status, r.Body)
 	}
 }
+
+// TestMTLSEmptySubject: a client certificate named only by its subject
+// alternative name (a SPIFFE one, its subject empty) is accepted, and the
+// answers show its subject, empty, as the API document requires.
+func TestMTLSEmptySubject(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{})
+	ca := testpki.NewCA(t, "SPIFFE CA")
+	svid := ca.SPIFFE(t, "spiffe://example.org/webhooks", time.Hour)
+	r, _ := env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": "https://example.com/h", "eventTypes": []string{"*"},
+		"auth": map[string]any{"type": "mtls", "certificate": svid.CertPEM, "privateKey": svid.KeyPEM, "caBundle": ca.PEM}})
+	var sub authSubJSON
+	r.JSON(&sub)
+	if r.Status != 201 || sub.Auth == nil || !strings.Contains(string(r.Body), `"subject":""`) || sub.Auth.Issuer != "CN=SPIFFE CA" {
+		t.Fatalf("create with a SPIFFE certificate = %d %s", r.Status, r.Body)
+	}
+	g, _ := env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil)
+	if !strings.Contains(string(g.Body), `"subject":""`) {
+		t.Errorf("GET = %s, want the empty subject shown", g.Body)
+	}
+}
