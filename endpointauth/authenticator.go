@@ -22,6 +22,11 @@ const (
 	// DefaultExpiryMargin is how long before its expiry a token is no
 	// longer used: at most this, and at most a fifth of its lifetime.
 	DefaultExpiryMargin = 30 * time.Second
+	// DefaultIdleAfter is how long a token or transport is kept unused:
+	// the subscription deleted, its auth removed or changed, nothing
+	// tells the authenticator, so what no attempt asks for that long is
+	// dropped, its secrets with it.
+	DefaultIdleAfter = time.Hour
 )
 
 // AuthenticatorConfig sets up an Authenticator. Base is required; the
@@ -42,6 +47,8 @@ type AuthenticatorConfig struct {
 	MaxTransports int
 	// ExpiryMargin: see DefaultExpiryMargin.
 	ExpiryMargin time.Duration
+	// IdleAfter: see DefaultIdleAfter.
+	IdleAfter time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -52,6 +59,9 @@ func (c AuthenticatorConfig) withDefaults() AuthenticatorConfig {
 	}
 	if c.MaxTransports <= 0 {
 		c.MaxTransports = DefaultMaxTransports
+	}
+	if c.IdleAfter <= 0 {
+		c.IdleAfter = DefaultIdleAfter
 	}
 	if c.ExpiryMargin <= 0 {
 		c.ExpiryMargin = DefaultExpiryMargin
@@ -65,7 +75,9 @@ func (c AuthenticatorConfig) withDefaults() AuthenticatorConfig {
 // Authenticator prepares deliveries to endpoints that authenticate: it
 // caches one OAuth2 token per subscription (and per config: a changed
 // config fetches a new one) until shortly before it expires, and one
-// transport per distinct mtls config. It is safe for concurrent use.
+// transport per distinct mtls config; what no attempt has asked for in
+// IdleAfter (a deleted subscription's, a replaced config's) is dropped,
+// its secrets with it. It is safe for concurrent use.
 //
 // Tokens are kept in this process only: each replica fetches its own,
 // which client-credentials servers allow, and no bearer token is written
@@ -186,7 +198,7 @@ func (a *Authenticator) Rejected(sub string, p Prepared) bool {
 		return false
 	}
 	a.mu.Lock()
-	e, ok := a.tokens.get(sub)
+	e, ok := a.tokens.get(sub, a.cfg.Now())
 	a.mu.Unlock()
 	if ok {
 		e.drop(p.token)
@@ -206,8 +218,10 @@ func (a *Authenticator) tokenFetches() int64 {
 // first use.
 func (a *Authenticator) transport(auth *Config) (*http.Transport, error) {
 	fp := auth.Fingerprint()
+	now := a.cfg.Now()
 	a.mu.Lock()
-	t, ok := a.transports.get(fp)
+	a.dropIdle(now)
+	t, ok := a.transports.get(fp, now)
 	a.mu.Unlock()
 	if ok {
 		return t, nil
@@ -220,11 +234,19 @@ func (a *Authenticator) transport(auth *Config) (*http.Transport, error) {
 	t.TLSClientConfig = tc
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if cur, ok := a.transports.get(fp); ok { // made meanwhile by another attempt
+	if cur, ok := a.transports.get(fp, now); ok { // made meanwhile by another attempt
 		return cur, nil
 	}
-	a.transports.put(fp, t)
+	a.transports.put(fp, t, now)
 	return t, nil
+}
+
+// dropIdle drops the tokens and transports no attempt has asked for
+// since IdleAfter before now. Callers hold mu.
+func (a *Authenticator) dropIdle(now time.Time) {
+	since := now.Add(-a.cfg.IdleAfter)
+	a.tokens.dropIdle(since)
+	a.transports.dropIdle(since)
 }
 
 // tokenEntry is one subscription's token. sem, a lock a waiter can give
@@ -292,9 +314,11 @@ func (e *tokenEntry) drop(tok string) {
 // entry returns sub's token entry for auth, made anew if auth changed.
 func (a *Authenticator) entry(sub string, auth *Config) *tokenEntry {
 	fp := auth.Fingerprint()
+	now := a.cfg.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if e, ok := a.tokens.get(sub); ok && e.fingerprint == fp {
+	a.dropIdle(now)
+	if e, ok := a.tokens.get(sub, now); ok && e.fingerprint == fp {
 		return e
 	}
 	cc := &clientcredentials.Config{ClientID: auth.ClientID, ClientSecret: auth.ClientSecret, TokenURL: auth.TokenURL, Scopes: auth.Scopes}
@@ -302,7 +326,7 @@ func (a *Authenticator) entry(sub string, auth *Config) *tokenEntry {
 		cc.EndpointParams = url.Values{"audience": {auth.Audience}}
 	}
 	e := &tokenEntry{fingerprint: fp, cc: cc, sem: make(chan struct{}, 1)}
-	a.tokens.put(sub, e)
+	a.tokens.put(sub, e, now)
 	return e
 }
 

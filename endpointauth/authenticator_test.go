@@ -321,13 +321,21 @@ func TestMTLSTransport(t *testing.T) {
 func TestLRU(t *testing.T) {
 	var evicted []string
 	c := newLRU(2, func(k string, _ int) { evicted = append(evicted, k) })
-	c.put("a", 1)
-	c.put("b", 2)
-	c.get("a")
-	c.put("c", 3) // evicts b, the least recently used
+	t0 := time.Now()
+	c.put("a", 1, t0)
+	c.put("b", 2, t0)
+	c.get("a", t0)
+	c.put("c", 3, t0) // evicts b, the least recently used
 	c.delete("a")
-	if _, ok := c.get("b"); ok || c.len() != 1 || strings.Join(evicted, ",") != "b,a" {
+	if _, ok := c.get("b", t0); ok || c.len() != 1 || strings.Join(evicted, ",") != "b,a" {
 		t.Errorf("evicted %v, len %d; want b,a and 1 left", evicted, c.len())
+	}
+	// Idle: d used later than c; dropping what was idle since before d's
+	// use drops c alone.
+	c.put("d", 4, t0.Add(time.Minute))
+	c.dropIdle(t0.Add(time.Second))
+	if _, ok := c.get("d", t0); !ok || c.len() != 1 || strings.Join(evicted, ",") != "b,a,c" {
+		t.Errorf("after dropIdle: evicted %v, len %d; want b,a,c and d left", evicted, c.len())
 	}
 }
 
@@ -366,7 +374,7 @@ func TestConcurrentFetchFails(t *testing.T) {
 	}
 	poll.Until(t, 30*time.Second, "the other attempts waiting for the first one's fetch", func() bool {
 		a.mu.Lock()
-		e, ok := a.tokens.get("sub_1")
+		e, ok := a.tokens.get("sub_1", time.Now())
 		a.mu.Unlock()
 		return ok && e.waiting.Load() == n-1 && requests.Load() == 1
 	})
@@ -383,5 +391,42 @@ func TestConcurrentFetchFails(t *testing.T) {
 	// the body).
 	if got := requests.Load(); got != 2 {
 		t.Errorf("token requests = %d, want 2 (one fetch shared by the %d attempts)", got, n)
+	}
+}
+
+// TestIdleDropped: the token of a subscription no longer delivered to
+// (deleted, or its auth removed) and a transport no longer used are
+// dropped once idle for long, their secrets with them, though the caches
+// are far from full.
+func TestIdleDropped(t *testing.T) {
+	ts := newTokenServer(t, 10*time.Hour)
+	ca := testpki.NewCA(t, "CA")
+	pair := ca.Client(t, "svc", time.Hour)
+	mtls := (&Config{Type: TypeMTLS, Certificate: pair.CertPEM, PrivateKey: pair.KeyPEM, CABundle: ca.PEM}).Prepared()
+	clock := &fakeClock{now: time.Now()}
+	a := NewAuthenticator(AuthenticatorConfig{Base: baseTransport(egress.Policy{AllowPrivate: true}), Now: clock.Now})
+	prepare := func(sub string, cfg *Config) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, "http://receiver/", nil)
+		if _, err := a.Prepare(context.Background(), sub, cfg, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prepare("sub_gone", ts.config())
+	prepare("sub_mtls", mtls)
+	clock.Add(30 * time.Minute)
+	prepare("sub_live", ts.config())
+	if a.tokens.len() != 2 || a.transports.len() != 1 {
+		t.Fatalf("tokens %d transports %d, want 2 and 1", a.tokens.len(), a.transports.len())
+	}
+	clock.Add(DefaultIdleAfter)
+	prepare("sub_live", ts.config())
+	a.mu.Lock()
+	_, gone := a.tokens.get("sub_gone", clock.Now())
+	_, live := a.tokens.get("sub_live", clock.Now())
+	transports := a.transports.len()
+	a.mu.Unlock()
+	if gone || !live || transports != 0 {
+		t.Errorf("after %v idle: sub_gone's token kept %v, sub_live's %v, transports %d; want dropped, kept, 0", DefaultIdleAfter, gone, live, transports)
 	}
 }
