@@ -358,7 +358,7 @@ func (a *Authenticator) token(ctx context.Context, sub string, auth *Config) (st
 	a.mu.Lock()
 	a.fetches++
 	a.mu.Unlock()
-	start := a.cfg.Now()
+	start, wallStart := a.cfg.Now(), time.Now()
 	t, err := e.cc.Token(context.WithValue(ctx, oauth2.HTTPClient, a.tokenClient))
 	if err != nil {
 		te := tokenError(err)
@@ -370,7 +370,13 @@ func (a *Authenticator) token(ctx context.Context, sub string, auth *Config) (st
 		e.settle("", time.Time{}, te)
 		return "", false, te
 	}
-	e.settle(t.AccessToken, a.usableUntil(start, t.Expiry), nil)
+	// The lifetime is counted on this authenticator's clock from when the
+	// request left: t.Expiry is on the wall clock, which Now may not be.
+	var expiry time.Time
+	if !t.Expiry.IsZero() {
+		expiry = start.Add(t.Expiry.Sub(wallStart))
+	}
+	e.settle(t.AccessToken, a.usableUntil(start, expiry), nil)
 	return t.AccessToken, false, nil
 }
 

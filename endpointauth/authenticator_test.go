@@ -430,3 +430,27 @@ func TestIdleDropped(t *testing.T) {
 		t.Errorf("after %v idle: sub_gone's token kept %v, sub_live's %v, transports %d; want dropped, kept, 0", DefaultIdleAfter, gone, live, transports)
 	}
 }
+
+// TestTokenLifetimeOnOwnClock: a token's lifetime is counted on the
+// authenticator's clock, whatever the wall clock says: with a clock a day
+// behind, a token of an hour is fetched again after an hour of it.
+func TestTokenLifetimeOnOwnClock(t *testing.T) {
+	ts := newTokenServer(t, time.Hour)
+	for _, skew := range []time.Duration{-24 * time.Hour, 24 * time.Hour} {
+		clock := &fakeClock{now: time.Now().Add(skew)}
+		a := NewAuthenticator(AuthenticatorConfig{Base: baseTransport(egress.Policy{AllowPrivate: true}), Now: clock.Now})
+		for _, st := range []struct {
+			advance time.Duration
+			want    int64
+		}{{0, 1}, {time.Minute, 1}, {58 * time.Minute, 1}, {2 * time.Minute, 2}} {
+			clock.Add(st.advance)
+			req, _ := http.NewRequest(http.MethodPost, "http://receiver/", nil)
+			if _, err := a.Prepare(context.Background(), "sub_1", ts.config(), req); err != nil {
+				t.Fatal(err)
+			}
+			if got := a.tokenFetches(); got != st.want {
+				t.Errorf("clock skewed %v, after +%v: fetches = %d, want %d", skew, st.advance, got, st.want)
+			}
+		}
+	}
+}
