@@ -365,8 +365,10 @@ func (a *Authenticator) token(ctx context.Context, sub string, auth *Config) (st
 		e.settle("", time.Time{}, te)
 		return "", false, te
 	}
-	if t.AccessToken == "" {
-		te := &TokenError{Err: errors.New("the token endpoint answered no access_token")}
+	if t.AccessToken == "" || !scopeToken(t.AccessToken) {
+		// No token, or one no Authorization header can carry (a space, a
+		// control character): the endpoint's fault, not the destination's.
+		te := &TokenError{Err: errors.New("the token endpoint answered no access_token fit for an Authorization header")}
 		e.settle("", time.Time{}, te)
 		return "", false, te
 	}

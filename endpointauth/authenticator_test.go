@@ -205,6 +205,11 @@ func TestTokenErrors(t *testing.T) {
 		fmt.Fprint(w, `{"token_type":"Bearer"}`)
 	}))
 	t.Cleanup(noToken.Close)
+	badToken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"tok\r\nX-Injected: 1","token_type":"Bearer","expires_in":3600}`)
+	}))
+	t.Cleanup(badToken.Close)
 	refusing := newTokenServer(t, time.Hour)
 	refusing.status.Store(http.StatusUnauthorized)
 	failing := newTokenServer(t, time.Hour)
@@ -227,6 +232,7 @@ func TestTokenErrors(t *testing.T) {
 		{"refused credentials", egress.Policy{AllowPrivate: true}, refusing.config(), "oauth2 token: the token endpoint answered 401 (invalid_client)", false, nil},
 		{"server error", egress.Policy{AllowPrivate: true}, failing.config(), "oauth2 token: the token endpoint answered 500 (invalid_client)", false, nil},
 		{"no access token", egress.Policy{AllowPrivate: true}, cfgAt(noToken.URL), "oauth2 token: the token endpoint's answer holds no usable access token", false, nil},
+		{"token not fit for a header", egress.Policy{AllowPrivate: true}, cfgAt(badToken.URL), "oauth2 token: the token endpoint's answer holds no usable access token", false, nil},
 		{"redirect", egress.Policy{AllowPrivate: true}, cfgAt(redirecting.URL), "oauth2 token: the token endpoint redirected; redirects are not followed", false, nil},
 		{"connection refused", egress.Policy{AllowPrivate: true}, cfgAt(closedURL), "oauth2 token: the token endpoint could not be reached", true, nil},
 		{"internal address", egress.Policy{}, refusing.config(), "oauth2 token: the token endpoint could not be reached", true, egress.ErrInternal},
