@@ -426,3 +426,40 @@ func TestMTLSEmptySubject(t *testing.T) {
 		t.Errorf("GET = %s, want the empty subject shown", g.Body)
 	}
 }
+
+// TestOAuth2RefusedAfterRefresh: an endpoint that refuses the fresh token
+// it was sent again with, after a 401 to the cached one, does not see that
+// token again: the next attempt fetches another rather than sending the
+// refused one first and retrying.
+func TestOAuth2RefusedAfterRefresh(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{Schedule: []time.Duration{}})
+	idp := newOAuthServer(t, "s3cret")
+	rc := receiver(t)
+	rc.Respond(func(n int, _ *http.Request) int {
+		if n == 1 {
+			return http.StatusNoContent
+		}
+		return http.StatusUnauthorized // from the second request on, every token is refused
+	})
+	auth := map[string]any{"type": "oauth2", "tokenUrl": idp.URL + "/oauth/token", "clientId": "webhooks-client",
+		"clientSecret": "s3cret", "scopes": []string{"events.write", "tickets.read"}, "audience": "https://receiver.example"}
+	r, _ := env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": rc.URL(), "eventTypes": []string{"ticket.*"}, "auth": auth})
+	var sub authSubJSON
+	r.JSON(&sub)
+	if r.Status != 201 {
+		t.Fatalf("create = %d %s", r.Status, r.Body)
+	}
+	publish(t, env, ten, "ticket.updated")
+	pollDeliveries(t, env, ten, sub.ID, "?status=succeeded", func(d []deliveryJSON) bool { return len(d) == 1 })
+	// tok-1 cached, refused; tok-2 fetched, refused too.
+	publish(t, env, ten, "ticket.updated")
+	pollDeliveries(t, env, ten, sub.ID, "?status=failed", func(d []deliveryJSON) bool { return len(d) == 1 })
+	// tok-2 was refused: this attempt fetches tok-3 and sends it alone.
+	publish(t, env, ten, "ticket.updated")
+	pollDeliveries(t, env, ten, sub.ID, "?status=failed", func(d []deliveryJSON) bool { return len(d) == 2 })
+	want := []string{"Bearer tok-1", "Bearer tok-1", "Bearer tok-2", "Bearer tok-3"}
+	if got := bearers(rc.Received()); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("the endpoint got %v, want %v", got, want)
+	}
+}
