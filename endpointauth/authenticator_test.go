@@ -460,3 +460,44 @@ func TestTokenLifetimeOnOwnClock(t *testing.T) {
 		}
 	}
 }
+
+// TestMTLSTransportHTTP2AndGuard: an mtls transport speaks HTTP/2 where
+// the endpoint does, as the shared one does, and passes the dial guard.
+func TestMTLSTransportHTTP2AndGuard(t *testing.T) {
+	ca := testpki.NewCA(t, "Private CA")
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.EnableHTTP2 = true
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Server(t).TLS(t)}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool()}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pair := ca.Client(t, "svc", time.Hour)
+	cfg := (&Config{Type: TypeMTLS, Certificate: pair.CertPEM, PrivateKey: pair.KeyPEM, CABundle: ca.PEM}).Prepared()
+	for _, tt := range []struct {
+		name   string
+		policy egress.Policy
+		proto  int // 0: refused by the guard
+	}{{"allowed", egress.Policy{AllowPrivate: true}, 2}, {"guarded", egress.Policy{}, 0}} {
+		d := &net.Dialer{Timeout: 5 * time.Second, Control: tt.policy.Control}
+		base := &http.Transport{DialContext: d.DialContext, TLSHandshakeTimeout: 5 * time.Second, ForceAttemptHTTP2: true}
+		a := NewAuthenticator(AuthenticatorConfig{Base: base})
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		p, err := a.Prepare(context.Background(), "sub_1", cfg, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := p.Transport.RoundTrip(req)
+		if tt.proto == 0 {
+			if err == nil || !errors.Is(err, egress.ErrInternal) {
+				t.Errorf("%s: RoundTrip = %v, want refused by the guard", tt.name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: RoundTrip: %v", tt.name, err)
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != tt.proto {
+			t.Errorf("%s: protocol %s, want HTTP/%d", tt.name, resp.Proto, tt.proto)
+		}
+	}
+}
