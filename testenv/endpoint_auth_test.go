@@ -463,3 +463,22 @@ func TestOAuth2RefusedAfterRefresh(t *testing.T) {
 		t.Errorf("the endpoint got %v, want %v", got, want)
 	}
 }
+
+// TestEndpointAuthNullOptionals: optional auth fields given as null (as a
+// client serialising an unset field may) are accepted as absent, and the
+// API document says so (the contract check fails the test otherwise).
+func TestEndpointAuthNullOptionals(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{})
+	ca := testpki.NewCA(t, "CA")
+	p := ca.Client(t, "svc", time.Hour)
+	for _, auth := range []map[string]any{
+		{"type": "oauth2", "tokenUrl": "https://idp.example.com/t", "clientId": "c", "clientSecret": "s", "scopes": nil, "audience": nil},
+		{"type": "mtls", "certificate": p.CertPEM, "privateKey": p.KeyPEM, "caBundle": nil},
+	} {
+		r, _ := env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": "https://example.com/h", "eventTypes": []string{"*"}, "auth": auth})
+		if r.Status != 201 {
+			t.Errorf("create with %s auth, optional fields null = %d %s", auth["type"], r.Status, r.Body)
+		}
+	}
+}
