@@ -15,7 +15,8 @@ import (
 // more. With oauth2 the request carries the cached bearer token (fetched
 // first if there is none); when the endpoint answers 401 to a cached
 // token, that token is dropped and the request is sent once more, within
-// the same attempt, with a fresh one: the second answer is the attempt's.
+// the same attempt, with a fresh one: the second answer is the attempt's
+// (a 401 to it drops that token too).
 // With mtls the request goes through the transport presenting the
 // subscription's client certificate. A token that cannot be had is an
 // *endpointauth.TokenError.
@@ -41,7 +42,11 @@ func (d *Dispatcher) send(ctx context.Context, sub *subscriptions.Subscription, 
 	if p, err = d.auth.Prepare(ctx, sub.ID, auth, again); err != nil {
 		return nil, err
 	}
-	return d.roundTrip(p, again)
+	resp, err = d.roundTrip(p, again)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized {
+		d.auth.Rejected(sub.ID, p) // the fresh token refused too: not sent again
+	}
+	return resp, err
 }
 
 func (d *Dispatcher) roundTrip(p endpointauth.Prepared, req *http.Request) (*http.Response, error) {

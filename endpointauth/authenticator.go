@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -21,6 +22,11 @@ const (
 	// DefaultExpiryMargin is how long before its expiry a token is no
 	// longer used: at most this, and at most a fifth of its lifetime.
 	DefaultExpiryMargin = 30 * time.Second
+	// DefaultIdleAfter is how long a token or transport is kept unused:
+	// the subscription deleted, its auth removed or changed, nothing
+	// tells the authenticator, so what no attempt asks for that long is
+	// dropped, its secrets with it.
+	DefaultIdleAfter = time.Hour
 )
 
 // AuthenticatorConfig sets up an Authenticator. Base is required; the
@@ -41,6 +47,8 @@ type AuthenticatorConfig struct {
 	MaxTransports int
 	// ExpiryMargin: see DefaultExpiryMargin.
 	ExpiryMargin time.Duration
+	// IdleAfter: see DefaultIdleAfter.
+	IdleAfter time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -51,6 +59,9 @@ func (c AuthenticatorConfig) withDefaults() AuthenticatorConfig {
 	}
 	if c.MaxTransports <= 0 {
 		c.MaxTransports = DefaultMaxTransports
+	}
+	if c.IdleAfter <= 0 {
+		c.IdleAfter = DefaultIdleAfter
 	}
 	if c.ExpiryMargin <= 0 {
 		c.ExpiryMargin = DefaultExpiryMargin
@@ -64,7 +75,9 @@ func (c AuthenticatorConfig) withDefaults() AuthenticatorConfig {
 // Authenticator prepares deliveries to endpoints that authenticate: it
 // caches one OAuth2 token per subscription (and per config: a changed
 // config fetches a new one) until shortly before it expires, and one
-// transport per distinct mtls config. It is safe for concurrent use.
+// transport per distinct mtls config; what no attempt has asked for in
+// IdleAfter (a deleted subscription's, a replaced config's) is dropped,
+// its secrets with it. It is safe for concurrent use.
 //
 // Tokens are kept in this process only: each replica fetches its own,
 // which client-credentials servers allow, and no bearer token is written
@@ -185,7 +198,7 @@ func (a *Authenticator) Rejected(sub string, p Prepared) bool {
 		return false
 	}
 	a.mu.Lock()
-	e, ok := a.tokens.get(sub)
+	e, ok := a.tokens.get(sub, a.cfg.Now())
 	a.mu.Unlock()
 	if ok {
 		e.drop(p.token)
@@ -205,8 +218,10 @@ func (a *Authenticator) tokenFetches() int64 {
 // first use.
 func (a *Authenticator) transport(auth *Config) (*http.Transport, error) {
 	fp := auth.Fingerprint()
+	now := a.cfg.Now()
 	a.mu.Lock()
-	t, ok := a.transports.get(fp)
+	a.dropIdle(now)
+	t, ok := a.transports.get(fp, now)
 	a.mu.Unlock()
 	if ok {
 		return t, nil
@@ -219,11 +234,19 @@ func (a *Authenticator) transport(auth *Config) (*http.Transport, error) {
 	t.TLSClientConfig = tc
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if cur, ok := a.transports.get(fp); ok { // made meanwhile by another attempt
+	if cur, ok := a.transports.get(fp, now); ok { // made meanwhile by another attempt
 		return cur, nil
 	}
-	a.transports.put(fp, t)
+	a.transports.put(fp, t, now)
 	return t, nil
+}
+
+// dropIdle drops the tokens and transports no attempt has asked for
+// since IdleAfter before now. Callers hold mu.
+func (a *Authenticator) dropIdle(now time.Time) {
+	since := now.Add(-a.cfg.IdleAfter)
+	a.tokens.dropIdle(since)
+	a.transports.dropIdle(since)
 }
 
 // tokenEntry is one subscription's token. sem, a lock a waiter can give
@@ -232,16 +255,52 @@ type tokenEntry struct {
 	fingerprint string
 	cc          *clientcredentials.Config
 	sem         chan struct{}
+	// waiting counts the attempts waiting for sem (for tests).
+	waiting atomic.Int32
 
 	mu     sync.Mutex
 	token  string
 	usable time.Time // the token is used until then
+	// fetches counts the fetches finished; failed is the last one's
+	// error when it failed for a reason of the token endpoint's (not the
+	// fetching attempt's own context), shared with the attempts that
+	// waited for it.
+	fetches uint64
+	failed  *TokenError
 }
 
-func (e *tokenEntry) current(now time.Time) (string, bool) {
+// current returns the token, whether it is usable at now, and how many
+// fetches have finished.
+func (e *tokenEntry) current(now time.Time) (string, bool, uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.token, e.token != "" && now.Before(e.usable)
+	return e.token, e.token != "" && now.Before(e.usable), e.fetches
+}
+
+// failedSince returns the error of the last fetch if it failed and
+// finished after the caller saw seen fetches finished.
+func (e *tokenEntry) failedSince(seen uint64) *TokenError {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.fetches != seen {
+		return e.failed
+	}
+	return nil
+}
+
+// settle records a finished fetch: its token or its error.
+func (e *tokenEntry) settle(tok string, usable time.Time, err *TokenError) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.fetches++
+	e.failed = nil
+	if err != nil {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			e.failed = err
+		}
+		return
+	}
+	e.token, e.usable = tok, usable
 }
 
 func (e *tokenEntry) drop(tok string) {
@@ -255,9 +314,11 @@ func (e *tokenEntry) drop(tok string) {
 // entry returns sub's token entry for auth, made anew if auth changed.
 func (a *Authenticator) entry(sub string, auth *Config) *tokenEntry {
 	fp := auth.Fingerprint()
+	now := a.cfg.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if e, ok := a.tokens.get(sub); ok && e.fingerprint == fp {
+	a.dropIdle(now)
+	if e, ok := a.tokens.get(sub, now); ok && e.fingerprint == fp {
 		return e
 	}
 	cc := &clientcredentials.Config{ClientID: auth.ClientID, ClientSecret: auth.ClientSecret, TokenURL: auth.TokenURL, Scopes: auth.Scopes}
@@ -265,39 +326,59 @@ func (a *Authenticator) entry(sub string, auth *Config) *tokenEntry {
 		cc.EndpointParams = url.Values{"audience": {auth.Audience}}
 	}
 	e := &tokenEntry{fingerprint: fp, cc: cc, sem: make(chan struct{}, 1)}
-	a.tokens.put(sub, e)
+	a.tokens.put(sub, e, now)
 	return e
 }
 
 // token returns a usable token of sub, from the cache or fetched now.
 func (a *Authenticator) token(ctx context.Context, sub string, auth *Config) (string, bool, error) {
 	e := a.entry(sub, auth)
-	if tok, ok := e.current(a.cfg.Now()); ok {
+	tok, ok, seen := e.current(a.cfg.Now())
+	if ok {
 		return tok, true, nil
 	}
+	e.waiting.Add(1)
 	select {
 	case e.sem <- struct{}{}:
+		e.waiting.Add(-1)
 	case <-ctx.Done():
+		e.waiting.Add(-1)
 		return "", false, &TokenError{Err: ctx.Err(), unreachable: true}
 	}
 	defer func() { <-e.sem }()
-	if tok, ok := e.current(a.cfg.Now()); ok { // fetched while this one waited
+	if tok, ok, _ := e.current(a.cfg.Now()); ok { // fetched while this one waited
 		return tok, true, nil
+	}
+	// A fetch that finished while this one waited failed: its answer is
+	// this attempt's too, rather than asking a failing endpoint again at
+	// once for every attempt that was queued behind it.
+	if te := e.failedSince(seen); te != nil {
+		return "", false, te
 	}
 	a.mu.Lock()
 	a.fetches++
 	a.mu.Unlock()
-	start := a.cfg.Now()
+	start, wallStart := a.cfg.Now(), time.Now()
 	t, err := e.cc.Token(context.WithValue(ctx, oauth2.HTTPClient, a.tokenClient))
 	if err != nil {
-		return "", false, tokenError(err)
+		te := tokenError(err)
+		e.settle("", time.Time{}, te)
+		return "", false, te
 	}
-	if t.AccessToken == "" {
-		return "", false, &TokenError{Err: errors.New("the token endpoint answered no access_token")}
+	if t.AccessToken == "" || !scopeToken(t.AccessToken) {
+		// No token, or one no Authorization header can carry (a space, a
+		// control character): the endpoint's fault, not the destination's.
+		te := &TokenError{Err: errors.New("the token endpoint answered no access_token fit for an Authorization header")}
+		e.settle("", time.Time{}, te)
+		return "", false, te
 	}
-	e.mu.Lock()
-	e.token, e.usable = t.AccessToken, a.usableUntil(start, t.Expiry)
-	e.mu.Unlock()
+	// The lifetime is counted on this authenticator's clock from when the
+	// request left: t.Expiry is on the wall clock, which Now may not be.
+	var expiry time.Time
+	if !t.Expiry.IsZero() {
+		expiry = start.Add(t.Expiry.Sub(wallStart))
+	}
+	e.settle(t.AccessToken, a.usableUntil(start, expiry), nil)
 	return t.AccessToken, false, nil
 }
 

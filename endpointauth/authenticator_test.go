@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/onestack/webhooks/egress"
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/internal/testpki"
 )
 
@@ -204,6 +205,11 @@ func TestTokenErrors(t *testing.T) {
 		fmt.Fprint(w, `{"token_type":"Bearer"}`)
 	}))
 	t.Cleanup(noToken.Close)
+	badToken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"tok\r\nX-Injected: 1","token_type":"Bearer","expires_in":3600}`)
+	}))
+	t.Cleanup(badToken.Close)
 	refusing := newTokenServer(t, time.Hour)
 	refusing.status.Store(http.StatusUnauthorized)
 	failing := newTokenServer(t, time.Hour)
@@ -226,6 +232,7 @@ func TestTokenErrors(t *testing.T) {
 		{"refused credentials", egress.Policy{AllowPrivate: true}, refusing.config(), "oauth2 token: the token endpoint answered 401 (invalid_client)", false, nil},
 		{"server error", egress.Policy{AllowPrivate: true}, failing.config(), "oauth2 token: the token endpoint answered 500 (invalid_client)", false, nil},
 		{"no access token", egress.Policy{AllowPrivate: true}, cfgAt(noToken.URL), "oauth2 token: the token endpoint's answer holds no usable access token", false, nil},
+		{"token not fit for a header", egress.Policy{AllowPrivate: true}, cfgAt(badToken.URL), "oauth2 token: the token endpoint's answer holds no usable access token", false, nil},
 		{"redirect", egress.Policy{AllowPrivate: true}, cfgAt(redirecting.URL), "oauth2 token: the token endpoint redirected; redirects are not followed", false, nil},
 		{"connection refused", egress.Policy{AllowPrivate: true}, cfgAt(closedURL), "oauth2 token: the token endpoint could not be reached", true, nil},
 		{"internal address", egress.Policy{}, refusing.config(), "oauth2 token: the token endpoint could not be reached", true, egress.ErrInternal},
@@ -320,12 +327,177 @@ func TestMTLSTransport(t *testing.T) {
 func TestLRU(t *testing.T) {
 	var evicted []string
 	c := newLRU(2, func(k string, _ int) { evicted = append(evicted, k) })
-	c.put("a", 1)
-	c.put("b", 2)
-	c.get("a")
-	c.put("c", 3) // evicts b, the least recently used
+	t0 := time.Now()
+	c.put("a", 1, t0)
+	c.put("b", 2, t0)
+	c.get("a", t0)
+	c.put("c", 3, t0) // evicts b, the least recently used
 	c.delete("a")
-	if _, ok := c.get("b"); ok || c.len() != 1 || strings.Join(evicted, ",") != "b,a" {
+	if _, ok := c.get("b", t0); ok || c.len() != 1 || strings.Join(evicted, ",") != "b,a" {
 		t.Errorf("evicted %v, len %d; want b,a and 1 left", evicted, c.len())
+	}
+	// Idle: d used later than c; dropping what was idle since before d's
+	// use drops c alone.
+	c.put("d", 4, t0.Add(time.Minute))
+	c.dropIdle(t0.Add(time.Second))
+	if _, ok := c.get("d", t0); !ok || c.len() != 1 || strings.Join(evicted, ",") != "b,a,c" {
+		t.Errorf("after dropIdle: evicted %v, len %d; want b,a,c and d left", evicted, c.len())
+	}
+}
+
+// TestConcurrentFetchFails: attempts that waited for a fetch that failed
+// get its error; they do not each ask the failing token endpoint again.
+func TestConcurrentFetchFails(t *testing.T) {
+	gate := make(chan struct{})
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) == 1 {
+			<-gate
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"error":"temporarily_unavailable"}`)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { // unblock the handler whatever happens
+		select {
+		case <-gate:
+		default:
+			close(gate)
+		}
+	})
+	a := NewAuthenticator(AuthenticatorConfig{Base: baseTransport(egress.Policy{AllowPrivate: true})})
+	cfg := (&Config{Type: TypeOAuth2, TokenURL: srv.URL + "/token", ClientID: "cid", ClientSecret: "s3cret"}).Prepared()
+	const n = 20
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodPost, "http://receiver/", nil)
+			_, err := a.Prepare(context.Background(), "sub_1", cfg, req)
+			errs <- err
+		})
+	}
+	poll.Until(t, 30*time.Second, "the other attempts waiting for the first one's fetch", func() bool {
+		a.mu.Lock()
+		e, ok := a.tokens.get("sub_1", time.Now())
+		a.mu.Unlock()
+		return ok && e.waiting.Load() == n-1 && requests.Load() == 1
+	})
+	close(gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		var te *TokenError
+		if !errors.As(err, &te) || te.Status != http.StatusServiceUnavailable {
+			t.Errorf("Prepare = %v, want the token endpoint's 503", err)
+		}
+	}
+	// One fetch: its two requests (the credentials in the header, then in
+	// the body).
+	if got := requests.Load(); got != 2 {
+		t.Errorf("token requests = %d, want 2 (one fetch shared by the %d attempts)", got, n)
+	}
+}
+
+// TestIdleDropped: the token of a subscription no longer delivered to
+// (deleted, or its auth removed) and a transport no longer used are
+// dropped once idle for long, their secrets with them, though the caches
+// are far from full.
+func TestIdleDropped(t *testing.T) {
+	ts := newTokenServer(t, 10*time.Hour)
+	ca := testpki.NewCA(t, "CA")
+	pair := ca.Client(t, "svc", time.Hour)
+	mtls := (&Config{Type: TypeMTLS, Certificate: pair.CertPEM, PrivateKey: pair.KeyPEM, CABundle: ca.PEM}).Prepared()
+	clock := &fakeClock{now: time.Now()}
+	a := NewAuthenticator(AuthenticatorConfig{Base: baseTransport(egress.Policy{AllowPrivate: true}), Now: clock.Now})
+	prepare := func(sub string, cfg *Config) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, "http://receiver/", nil)
+		if _, err := a.Prepare(context.Background(), sub, cfg, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prepare("sub_gone", ts.config())
+	prepare("sub_mtls", mtls)
+	clock.Add(30 * time.Minute)
+	prepare("sub_live", ts.config())
+	if a.tokens.len() != 2 || a.transports.len() != 1 {
+		t.Fatalf("tokens %d transports %d, want 2 and 1", a.tokens.len(), a.transports.len())
+	}
+	clock.Add(DefaultIdleAfter)
+	prepare("sub_live", ts.config())
+	a.mu.Lock()
+	_, gone := a.tokens.get("sub_gone", clock.Now())
+	_, live := a.tokens.get("sub_live", clock.Now())
+	transports := a.transports.len()
+	a.mu.Unlock()
+	if gone || !live || transports != 0 {
+		t.Errorf("after %v idle: sub_gone's token kept %v, sub_live's %v, transports %d; want dropped, kept, 0", DefaultIdleAfter, gone, live, transports)
+	}
+}
+
+// TestTokenLifetimeOnOwnClock: a token's lifetime is counted on the
+// authenticator's clock, whatever the wall clock says: with a clock a day
+// behind, a token of an hour is fetched again after an hour of it.
+func TestTokenLifetimeOnOwnClock(t *testing.T) {
+	ts := newTokenServer(t, time.Hour)
+	for _, skew := range []time.Duration{-24 * time.Hour, 24 * time.Hour} {
+		clock := &fakeClock{now: time.Now().Add(skew)}
+		a := NewAuthenticator(AuthenticatorConfig{Base: baseTransport(egress.Policy{AllowPrivate: true}), Now: clock.Now})
+		for _, st := range []struct {
+			advance time.Duration
+			want    int64
+		}{{0, 1}, {time.Minute, 1}, {58 * time.Minute, 1}, {2 * time.Minute, 2}} {
+			clock.Add(st.advance)
+			req, _ := http.NewRequest(http.MethodPost, "http://receiver/", nil)
+			if _, err := a.Prepare(context.Background(), "sub_1", ts.config(), req); err != nil {
+				t.Fatal(err)
+			}
+			if got := a.tokenFetches(); got != st.want {
+				t.Errorf("clock skewed %v, after +%v: fetches = %d, want %d", skew, st.advance, got, st.want)
+			}
+		}
+	}
+}
+
+// TestMTLSTransportHTTP2AndGuard: an mtls transport speaks HTTP/2 where
+// the endpoint does, as the shared one does, and passes the dial guard.
+func TestMTLSTransportHTTP2AndGuard(t *testing.T) {
+	ca := testpki.NewCA(t, "Private CA")
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.EnableHTTP2 = true
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Server(t).TLS(t)}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool()}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pair := ca.Client(t, "svc", time.Hour)
+	cfg := (&Config{Type: TypeMTLS, Certificate: pair.CertPEM, PrivateKey: pair.KeyPEM, CABundle: ca.PEM}).Prepared()
+	for _, tt := range []struct {
+		name   string
+		policy egress.Policy
+		proto  int // 0: refused by the guard
+	}{{"allowed", egress.Policy{AllowPrivate: true}, 2}, {"guarded", egress.Policy{}, 0}} {
+		d := &net.Dialer{Timeout: 5 * time.Second, Control: tt.policy.Control}
+		base := &http.Transport{DialContext: d.DialContext, TLSHandshakeTimeout: 5 * time.Second, ForceAttemptHTTP2: true}
+		a := NewAuthenticator(AuthenticatorConfig{Base: base})
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		p, err := a.Prepare(context.Background(), "sub_1", cfg, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := p.Transport.RoundTrip(req)
+		if tt.proto == 0 {
+			if err == nil || !errors.Is(err, egress.ErrInternal) {
+				t.Errorf("%s: RoundTrip = %v, want refused by the guard", tt.name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: RoundTrip: %v", tt.name, err)
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != tt.proto {
+			t.Errorf("%s: protocol %s, want HTTP/%d", tt.name, resp.Proto, tt.proto)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -85,6 +86,24 @@ type Public struct {
 	Issuer               string     `json:"issuer,omitempty"`
 	CertificateExpiresAt *time.Time `json:"certificateExpiresAt,omitempty"`
 	HasCABundle          *bool      `json:"hasCaBundle,omitempty"`
+}
+
+// MarshalJSON writes p with the fields of its type: an mtls certificate's
+// subject and issuer are always there, even empty (a certificate named
+// only by its subject alternative names, as a SPIFFE one, has an empty
+// subject), as the API document requires them.
+func (p Public) MarshalJSON() ([]byte, error) {
+	type plain Public
+	if p.Type != TypeMTLS {
+		return json.Marshal(plain(p))
+	}
+	return json.Marshal(struct {
+		Type                 string     `json:"type"`
+		Subject              string     `json:"subject"`
+		Issuer               string     `json:"issuer"`
+		CertificateExpiresAt *time.Time `json:"certificateExpiresAt,omitempty"`
+		HasCABundle          *bool      `json:"hasCaBundle,omitempty"`
+	}{p.Type, p.Subject, p.Issuer, p.CertificateExpiresAt, p.HasCABundle})
 }
 
 // Prepared returns a copy of c ready to be shared: its fingerprint taken

@@ -1,7 +1,10 @@
 package endpointauth
 
 import (
+	"crypto/ecdsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -67,6 +70,8 @@ func TestProblems(t *testing.T) {
 		{"key is a certificate", mtls(func(c *Config) { c.PrivateKey = client.CertPEM }), egress.Policy{}, []string{"privateKey"}},
 		{"key of another certificate", mtls(func(c *Config) { c.PrivateKey = other.KeyPEM }), egress.Policy{}, []string{"privateKey"}},
 		{"bundle not PEM", mtls(func(c *Config) { c.CABundle = "x" }), egress.Policy{}, []string{"caBundle"}},
+		{"key of openssl ecparam -genkey (EC PARAMETERS first)", mtls(func(c *Config) { c.PrivateKey = withECParameters(t, client.KeyPEM) }), egress.Policy{}, nil},
+		{"key with EC PARAMETERS after it", mtls(func(c *Config) { c.PrivateKey = sec1(t, client.KeyPEM) + ecParameters }), egress.Policy{}, []string{"privateKey"}},
 		{"bundle trailing text", mtls(func(c *Config) { c.CABundle = ca.PEM + "junk" }), egress.Policy{}, []string{"caBundle"}},
 	}
 	for _, tt := range tests {
@@ -85,6 +90,31 @@ func TestProblems(t *testing.T) {
 	}
 }
 
+// ecParameters is the PEM block `openssl ecparam -name prime256v1 -genkey`
+// writes before the key: the curve's OID.
+var ecParameters = string(pem.EncodeToMemory(&pem.Block{Type: "EC PARAMETERS", Bytes: []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}}))
+
+// sec1 re-encodes a PKCS #8 EC key PEM as SEC 1 ("EC PRIVATE KEY").
+func sec1(t *testing.T, pkcs8PEM string) string {
+	t.Helper()
+	b, _ := pem.Decode([]byte(pkcs8PEM))
+	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(k.(*ecdsa.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
+}
+
+// withECParameters is a key as openssl ecparam -genkey writes it: the
+// curve's parameters, then the SEC 1 key.
+func withECParameters(t *testing.T, pkcs8PEM string) string {
+	return ecParameters + sec1(t, pkcs8PEM)
+}
+
 func manyScopes(n int) []string {
 	s := make([]string, n)
 	for i := range s {
@@ -98,6 +128,7 @@ func manyScopes(n int) []string {
 func TestPublic(t *testing.T) {
 	ca := testpki.NewCA(t, "Test CA")
 	client := ca.Client(t, "svc", 2*time.Hour)
+	spiffe := ca.SPIFFE(t, "spiffe://example.org/webhooks", time.Hour)
 	tests := []struct {
 		name   string
 		cfg    *Config
@@ -110,6 +141,8 @@ func TestPublic(t *testing.T) {
 			`{"type":"oauth2","tokenUrl":"https://idp/t","clientId":"cid","scopes":[]}`, "very-secret"},
 		{"mtls", &Config{Type: TypeMTLS, Certificate: client.CertPEM, PrivateKey: client.KeyPEM},
 			fmt.Sprintf(`{"type":"mtls","subject":"CN=svc,O=One Stack tests","issuer":"CN=Test CA","certificateExpiresAt":%q,"hasCaBundle":false}`, client.Cert.NotAfter.UTC().Format(time.RFC3339)), "PRIVATE KEY"},
+		{"mtls empty subject", &Config{Type: TypeMTLS, Certificate: spiffe.CertPEM, PrivateKey: spiffe.KeyPEM},
+			fmt.Sprintf(`{"type":"mtls","subject":"","issuer":"CN=Test CA","certificateExpiresAt":%q,"hasCaBundle":false}`, spiffe.Cert.NotAfter.UTC().Format(time.RFC3339)), "PRIVATE KEY"},
 		{"mtls bundle", (&Config{Type: TypeMTLS, Certificate: client.CertPEM, PrivateKey: client.KeyPEM, CABundle: ca.PEM}).Prepared(),
 			fmt.Sprintf(`{"type":"mtls","subject":"CN=svc,O=One Stack tests","issuer":"CN=Test CA","certificateExpiresAt":%q,"hasCaBundle":true}`, client.Cert.NotAfter.UTC().Format(time.RFC3339)), "PRIVATE KEY"},
 	}
@@ -165,5 +198,19 @@ func TestFingerprint(t *testing.T) {
 	}
 	if strings.Contains(fp, "s") && len(fp) != 32 {
 		t.Errorf("fingerprint %q is not 16 bytes of hex", fp)
+	}
+}
+
+// TestECParametersKey: a key written by openssl ecparam -genkey, its
+// "EC PARAMETERS" block first, is accepted and presented.
+func TestECParametersKey(t *testing.T) {
+	client := testpki.NewCA(t, "CA").Client(t, "svc", time.Hour)
+	c := &Config{Type: TypeMTLS, Certificate: client.CertPEM, PrivateKey: withECParameters(t, client.KeyPEM)}
+	if p := c.Problems(egress.Policy{}); len(p) != 0 {
+		t.Fatalf("Problems() = %v, want none", p)
+	}
+	tc, err := c.tlsConfig()
+	if err != nil || len(tc.Certificates) != 1 {
+		t.Fatalf("tlsConfig() = %v, %v; want the certificate presented", tc, err)
 	}
 }

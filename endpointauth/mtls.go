@@ -113,9 +113,14 @@ func parseBundle(s string) (*x509.CertPool, error) {
 }
 
 // parseKey parses one PEM private key: PKCS #8, PKCS #1 (RSA) or SEC 1
-// (EC). The reason never quotes the key.
+// (EC), which may follow the "EC PARAMETERS" block `openssl ecparam
+// -genkey` writes first (as tls.X509KeyPair skips it). The reason never
+// quotes the key.
 func parseKey(s string) (crypto.PrivateKey, error) {
 	b, rest := pem.Decode([]byte(s))
+	for b != nil && b.Type == "EC PARAMETERS" {
+		b, rest = pem.Decode(rest)
+	}
 	if b == nil {
 		return nil, errors.New("must hold one PEM private key block (\"PRIVATE KEY\", \"RSA PRIVATE KEY\" or \"EC PRIVATE KEY\")")
 	}

@@ -405,3 +405,80 @@ func TestEndpointAuthRefusals(t *testing.T) {
 		t.Errorf("private token URL under the strict policy = %d %s; want 400 on auth.tokenUrl", r.Status, r.Body)
 	}
 }
+
+// TestMTLSEmptySubject: a client certificate named only by its subject
+// alternative name (a SPIFFE one, its subject empty) is accepted, and the
+// answers show its subject, empty, as the API document requires.
+func TestMTLSEmptySubject(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{})
+	ca := testpki.NewCA(t, "SPIFFE CA")
+	svid := ca.SPIFFE(t, "spiffe://example.org/webhooks", time.Hour)
+	r, _ := env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": "https://example.com/h", "eventTypes": []string{"*"},
+		"auth": map[string]any{"type": "mtls", "certificate": svid.CertPEM, "privateKey": svid.KeyPEM, "caBundle": ca.PEM}})
+	var sub authSubJSON
+	r.JSON(&sub)
+	if r.Status != 201 || sub.Auth == nil || !strings.Contains(string(r.Body), `"subject":""`) || sub.Auth.Issuer != "CN=SPIFFE CA" {
+		t.Fatalf("create with a SPIFFE certificate = %d %s", r.Status, r.Body)
+	}
+	g, _ := env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil)
+	if !strings.Contains(string(g.Body), `"subject":""`) {
+		t.Errorf("GET = %s, want the empty subject shown", g.Body)
+	}
+}
+
+// TestOAuth2RefusedAfterRefresh: an endpoint that refuses the fresh token
+// it was sent again with, after a 401 to the cached one, does not see that
+// token again: the next attempt fetches another rather than sending the
+// refused one first and retrying.
+func TestOAuth2RefusedAfterRefresh(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{Schedule: []time.Duration{}})
+	idp := newOAuthServer(t, "s3cret")
+	rc := receiver(t)
+	rc.Respond(func(n int, _ *http.Request) int {
+		if n == 1 {
+			return http.StatusNoContent
+		}
+		return http.StatusUnauthorized // from the second request on, every token is refused
+	})
+	auth := map[string]any{"type": "oauth2", "tokenUrl": idp.URL + "/oauth/token", "clientId": "webhooks-client",
+		"clientSecret": "s3cret", "scopes": []string{"events.write", "tickets.read"}, "audience": "https://receiver.example"}
+	r, _ := env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": rc.URL(), "eventTypes": []string{"ticket.*"}, "auth": auth})
+	var sub authSubJSON
+	r.JSON(&sub)
+	if r.Status != 201 {
+		t.Fatalf("create = %d %s", r.Status, r.Body)
+	}
+	publish(t, env, ten, "ticket.updated")
+	pollDeliveries(t, env, ten, sub.ID, "?status=succeeded", func(d []deliveryJSON) bool { return len(d) == 1 })
+	// tok-1 cached, refused; tok-2 fetched, refused too.
+	publish(t, env, ten, "ticket.updated")
+	pollDeliveries(t, env, ten, sub.ID, "?status=failed", func(d []deliveryJSON) bool { return len(d) == 1 })
+	// tok-2 was refused: this attempt fetches tok-3 and sends it alone.
+	publish(t, env, ten, "ticket.updated")
+	pollDeliveries(t, env, ten, sub.ID, "?status=failed", func(d []deliveryJSON) bool { return len(d) == 2 })
+	want := []string{"Bearer tok-1", "Bearer tok-1", "Bearer tok-2", "Bearer tok-3"}
+	if got := bearers(rc.Received()); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("the endpoint got %v, want %v", got, want)
+	}
+}
+
+// TestEndpointAuthNullOptionals: optional auth fields given as null (as a
+// client serialising an unset field may) are accepted as absent, and the
+// API document says so (the contract check fails the test otherwise).
+func TestEndpointAuthNullOptionals(t *testing.T) {
+	t.Parallel()
+	env, ten := setup(t, testenv.Options{})
+	ca := testpki.NewCA(t, "CA")
+	p := ca.Client(t, "svc", time.Hour)
+	for _, auth := range []map[string]any{
+		{"type": "oauth2", "tokenUrl": "https://idp.example.com/t", "clientId": "c", "clientSecret": "s", "scopes": nil, "audience": nil},
+		{"type": "mtls", "certificate": p.CertPEM, "privateKey": p.KeyPEM, "caBundle": nil},
+	} {
+		r, _ := env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": "https://example.com/h", "eventTypes": []string{"*"}, "auth": auth})
+		if r.Status != 201 {
+			t.Errorf("create with %s auth, optional fields null = %d %s", auth["type"], r.Status, r.Body)
+		}
+	}
+}

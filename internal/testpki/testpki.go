@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/url"
 	"testing"
 	"time"
 )
@@ -85,6 +86,20 @@ func (ca *CA) Client(t testing.TB, cn string, validFor time.Duration) Pair {
 	t.Helper()
 	return ca.issue(t, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: cn, Organization: []string{"One Stack tests"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, validFor)
+}
+
+// SPIFFE issues a client certificate with an empty subject, named only by
+// the URI in its subject alternative name (as SPIFFE X.509-SVIDs may be).
+func (ca *CA) SPIFFE(t testing.TB, id string, validFor time.Duration) Pair {
+	t.Helper()
+	u, err := url.Parse(id)
+	if err != nil {
+		t.Fatalf("testpki: SPIFFE id: %v", err)
+	}
+	return ca.issue(t, &x509.Certificate{
+		URIs:        []*url.URL{u},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}, validFor)
 }
