@@ -51,7 +51,10 @@ type AuthView struct {
 	Scopes   []string `json:"scopes,omitempty"`
 	Audience string   `json:"audience,omitempty"`
 
-	// Mutual TLS: the client certificate's subject and expiry.
+	// Mutual TLS: the client certificate's subject, issuer and expiry, and
+	// whether a CA bundle replaces the system roots for the endpoint.
 	Subject              string     `json:"subject,omitempty"`
+	Issuer               string     `json:"issuer,omitempty"`
 	CertificateExpiresAt *time.Time `json:"certificateExpiresAt,omitempty"`
+	HasCABundle          bool       `json:"hasCaBundle,omitempty"`
 }
