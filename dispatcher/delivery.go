@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/destination"
@@ -60,12 +61,16 @@ func SubscriptionOf(delivery string) (string, bool) {
 // acknowledged once every delivery of it is settled (remaining reaches
 // zero), or handed back if any could not be settled.
 type event struct {
-	msg       jetstream.Msg
-	tenant    string
-	id        string
-	typ       string
-	seq       uint64
-	body      []byte
+	msg    jetstream.Msg
+	tenant string
+	id     string
+	typ    string
+	seq    uint64
+	body   []byte
+	// trace is the trace context the event was stored with (or, stored
+	// without one, the one derived from its id): the parent of every
+	// attempt's span, on any replica, however late.
+	trace     trace.SpanContext
 	remaining atomic.Int32
 	failed    atomic.Bool
 }

@@ -71,6 +71,9 @@ type CreateInput struct {
 	Headers map[string]string `json:"headers"`
 	// SignatureScheme is "v1" (HMAC, the default) or "v1a" (Ed25519).
 	SignatureScheme *string `json:"signatureScheme" validate:"omitnil,oneof=v1 v1a"`
+	// SendTraceparent false sends webhooks without a traceparent header
+	// (default true).
+	SendTraceparent *bool `json:"sendTraceparent"`
 }
 
 // PatchInput is the body of a subscription's update; nil fields are left
@@ -90,6 +93,8 @@ type PatchInput struct {
 	// the new one signs from then on, and the previous key keeps signing
 	// for the rotation overlap.
 	SignatureScheme *string `json:"signatureScheme" validate:"omitnil,oneof=v1 v1a"`
+	// SendTraceparent turns the traceparent header on or off.
+	SendTraceparent *bool `json:"sendTraceparent"`
 }
 
 // TenantInput is the body of a tenant's creation.

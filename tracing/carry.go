@@ -32,8 +32,8 @@ func (t *Tracer) Stamp(ctx context.Context, h map[string][]string) {
 
 // Stored returns the trace context an event was stored with in its
 // message headers h, or, for an event stored without a valid one, the one
-// FromKey derives from key (the event's tenant-scoped id).
-func Stored(h map[string][]string, key string) trace.SpanContext {
+// FromKey derives from its tenant and id.
+func Stored(h map[string][]string, tenant, id string) trace.SpanContext {
 	if v := h[Header]; len(v) > 0 {
 		if sc, ok := Parse(v[0]); ok {
 			if s := h[StateHeader]; len(s) > 0 {
@@ -44,7 +44,7 @@ func Stored(h map[string][]string, key string) trace.SpanContext {
 			return sc
 		}
 	}
-	return FromKey(key)
+	return FromKey(tenant + ":" + id)
 }
 
 // ServerSpan continues the trace of an incoming request: its traceparent

@@ -157,7 +157,7 @@ func TestStampAndStored(t *testing.T) {
 	var off *Tracer
 	h := map[string][]string{}
 	off.Stamp(context.Background(), h)
-	sc := Stored(h, "ten_1:evt_1")
+	sc := Stored(h, "ten_1", "evt_1")
 	if !wellFormed.MatchString(h[Header][0]) || sc.TraceID() == FromKey("ten_1:evt_1").TraceID() {
 		t.Fatalf("Stamp with no context wrote %q; want a fresh traceparent read back by Stored", h[Header])
 	}
@@ -167,7 +167,7 @@ func TestStampAndStored(t *testing.T) {
 	if got := h[Header][0]; got != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" {
 		t.Errorf("Stamp with a producer's context wrote %q, want it as is", got)
 	}
-	if got := Stored(map[string][]string{Header: {"junk"}}, "k"); got.TraceID() != FromKey("k").TraceID() {
+	if got := Stored(map[string][]string{Header: {"junk"}}, "ten_1", "evt_1"); got.TraceID() != FromKey("ten_1:evt_1").TraceID() {
 		t.Errorf("Stored(junk) = %v, want FromKey's", got)
 	}
 }
