@@ -61,18 +61,19 @@ func SubscriptionOf(delivery string) (string, bool) {
 // acknowledged once every delivery of it is settled (remaining reaches
 // zero), or handed back if any could not be settled.
 type event struct {
-	msg    jetstream.Msg
-	tenant string
-	id     string
-	typ    string
-	seq    uint64
-	body   []byte
+	msg       jetstream.Msg
+	tenant    string
+	id        string
+	typ       string
+	seq       uint64
+	body      []byte
+	remaining atomic.Int32
+	failed    atomic.Bool
+
 	// trace is the trace context the event was stored with (or, stored
 	// without one, the one derived from its id): the parent of every
 	// attempt's span, on any replica, however late.
-	trace     trace.SpanContext
-	remaining atomic.Int32
-	failed    atomic.Bool
+	trace trace.SpanContext
 }
 
 // delivery is one attempt to make, in memory.
