@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -131,29 +132,36 @@ func wanted(env func(string) string) bool {
 	if strings.EqualFold(strings.TrimSpace(env("OTEL_SDK_DISABLED")), "true") {
 		return false
 	}
-	switch strings.TrimSpace(env("OTEL_TRACES_EXPORTER")) {
-	case "none":
-		return false
-	case "otlp":
-		return true
-	case "":
+	exporters := exportersOf(env)
+	if len(exporters) == 0 {
 		return env("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 	}
-	return false // another exporter, which wantedErr refuses
+	return slices.Contains(exporters, "otlp")
 }
 
-// wantedErr is the error of a configuration wanted refused or let through
-// to be refused: an exporter other than otlp and none.
+// wantedErr refuses an exporter other than otlp and none (a comma list
+// may name several, as the specification allows).
 func wantedErr(env func(string) string) error {
 	if strings.EqualFold(strings.TrimSpace(env("OTEL_SDK_DISABLED")), "true") {
 		return nil
 	}
-	switch e := strings.TrimSpace(env("OTEL_TRACES_EXPORTER")); e {
-	case "", "none", "otlp":
-		return nil
-	default:
-		return fmt.Errorf("%w: OTEL_TRACES_EXPORTER %q: webhookd exports traces over OTLP only (otlp or none)", ErrConfig, e)
+	for _, e := range exportersOf(env) {
+		if e != "otlp" && e != "none" {
+			return fmt.Errorf("%w: OTEL_TRACES_EXPORTER %q: webhookd exports traces over OTLP only (otlp or none)", ErrConfig, e)
+		}
 	}
+	return nil
+}
+
+// exportersOf lists OTEL_TRACES_EXPORTER's names.
+func exportersOf(env func(string) string) []string {
+	var out []string
+	for e := range strings.SplitSeq(env("OTEL_TRACES_EXPORTER"), ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // Enabled reports whether spans are made and exported.
