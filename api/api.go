@@ -22,6 +22,7 @@ import (
 	"github.com/onestack/webhooks/idempotency"
 	"github.com/onestack/webhooks/limits"
 	"github.com/onestack/webhooks/subscriptions"
+	"github.com/onestack/webhooks/tracing"
 )
 
 // Limiter guards the tenant API. Admit takes one unit of tenant's budget
@@ -110,9 +111,13 @@ type Config struct {
 	// every replica, and taking them all out of rotation would stop the
 	// writes (keys, subscriptions, sessions) the mark keeps room for.
 	NearLimit func(ctx context.Context) []string
-	Registry  *prometheus.Registry
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Tracer continues a producer's traceparent on the publish routes
+	// (POST /api/events and /api/events/batch), with a server span when
+	// tracing is on; nil is tracing off.
+	Tracer   *tracing.Tracer
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // API serves the HTTP routes. Build it with New.
@@ -279,6 +284,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // metrics.
 func (a *API) wrap(rt route) http.Handler {
 	label := strings.TrimSpace(rt.method + " " + rt.pattern)
+	// An event's trace starts at the request that publishes it.
+	traced := rt.method == http.MethodPost && (rt.pattern == "/api/events" || rt.pattern == "/api/events/batch")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -286,6 +293,11 @@ func (a *API) wrap(rt route) http.Handler {
 			a.reqs.WithLabelValues(label, strconv.Itoa(sw.status)).Inc()
 			a.dur.WithLabelValues(label).Observe(time.Since(start).Seconds())
 		}()
+		if traced {
+			var end func(int)
+			r, end = a.cfg.Tracer.ServerSpan(r, label, rt.pattern)
+			defer func() { end(sw.status) }()
+		}
 		c := &caller{}
 		var out http.ResponseWriter = sw
 		switch rt.access {

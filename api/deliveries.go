@@ -36,6 +36,9 @@ type Attempt struct {
 	Error        string
 	DurationMs   int64
 	ResponseBody string
+	// TraceID is the attempt's W3C trace id, 32 lower-case hex digits (the
+	// traceparent the receiver got); empty when unknown.
+	TraceID string
 }
 
 // Errors of a Deliveries implementation.
@@ -53,6 +56,7 @@ type attemptView struct {
 	Error        *string   `json:"error"`
 	DurationMs   int64     `json:"durationMs"`
 	ResponseBody string    `json:"responseBody"`
+	TraceID      *string   `json:"traceId"`
 }
 
 type deliveryView struct {
@@ -78,6 +82,10 @@ func viewDelivery(d Delivery) deliveryView {
 		if at.Error != "" {
 			msg := at.Error
 			av.Error = &msg
+		}
+		if at.TraceID != "" {
+			id := at.TraceID
+			av.TraceID = &id
 		}
 		v.Attempts[i] = av
 	}

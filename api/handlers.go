@@ -248,6 +248,8 @@ type subscriptionView struct {
 	Secret       string     `json:"secret,omitempty"`
 	// SignatureScheme is "v1" (HMAC) or "v1a" (Ed25519).
 	SignatureScheme string `json:"signatureScheme"`
+	// SendTraceparent: whether its webhooks carry a traceparent header.
+	SendTraceparent bool `json:"sendTraceparent"`
 	// PublicKey is set, like Secret, only in a create's answer, with v1a.
 	PublicKey string `json:"publicKey,omitempty"`
 	// Auth is the endpoint authentication's type and non-secret parts;
@@ -297,6 +299,7 @@ func viewSubscription(s *subscriptions.Subscription) subscriptionView {
 	v.Filter, v.HeaderNames = viewExtras(s)
 	v.SignatureScheme = s.Scheme()
 	v.Auth = s.AuthView()
+	v.SendTraceparent = s.SendsTraceparent()
 	return v
 }
 

@@ -16,7 +16,8 @@ import (
 // repeats it. Version 1 record:
 //
 //	flags          1 byte: bits 0-1 status, bit 2 attempt, bit 3 next attempt,
-//	               bit 4 manual, bit 5 event id is "evt_" + a ULID
+//	               bit 4 manual, bit 5 event id is "evt_" + a ULID,
+//	               bit 6 the attempt has a trace id
 //	delivery ULID  16 bytes (its creation time, in ms, is the base of CreatedAt)
 //	sub ULID       16 bytes (the subscription id is "sub_" + its text)
 //	created        varint, ns after the delivery ULID's time
@@ -25,6 +26,7 @@ import (
 //	event seq      uvarint
 //	attempt        (bit 2) uvarint N, varint ns after created, varint status
 //	               code, varint duration ms, error and body as length, bytes
+//	trace id       (bit 6) the attempt's trace id, 16 bytes
 //	next attempt   (bit 3) varint ns after created
 //
 // Integers are Go's encoding/binary varints (signed ones zig-zag).
@@ -36,7 +38,8 @@ const (
 	flagNext    = 1 << 3
 	flagManual  = 1 << 4
 	flagEvent   = 1 << 5
-	flagsKnown  = flagStatus | flagAttempt | flagNext | flagManual | flagEvent
+	flagTrace   = 1 << 6
+	flagsKnown  = flagStatus | flagAttempt | flagNext | flagManual | flagEvent | flagTrace
 )
 
 const eventPrefix = "evt_"
@@ -72,6 +75,9 @@ func appendRecord(dst []byte, k deliveryKey, r *Record) []byte {
 	flags := code
 	if r.Attempt != nil {
 		flags |= flagAttempt
+		if r.Attempt.TraceID != ([16]byte{}) {
+			flags |= flagTrace
+		}
 	}
 	if r.NextAttemptAt != nil {
 		flags |= flagNext
@@ -97,6 +103,9 @@ func appendRecord(dst []byte, k deliveryKey, r *Record) []byte {
 	dst = binary.AppendUvarint(dst, r.EventSeq)
 	if a := r.Attempt; a != nil {
 		dst = appendAttempt(dst, a, created)
+		if flags&flagTrace != 0 {
+			dst = append(dst, a.TraceID[:]...)
+		}
 	}
 	if r.NextAttemptAt != nil {
 		dst = binary.AppendVarint(dst, r.NextAttemptAt.UnixNano()-created)
@@ -146,7 +155,7 @@ func (d *decoder) record(tenant string) (Record, bool) {
 	var k deliveryKey
 	copy(k.dlv[:], d.bytes(16))
 	copy(k.sub[:], d.bytes(16))
-	if d.bad || flags&^flagsKnown != 0 {
+	if d.bad || flags&^flagsKnown != 0 || flags&flagTrace != 0 && flags&flagAttempt == 0 {
 		return Record{}, false
 	}
 	created := ulidNanos(k.dlv) + d.varint()
@@ -173,6 +182,9 @@ func (d *decoder) record(tenant string) (Record, bool) {
 		a, ok := d.attempt(created)
 		if !ok {
 			return Record{}, false
+		}
+		if flags&flagTrace != 0 {
+			copy(a.TraceID[:], d.bytes(16))
 		}
 		r.Attempt = &a
 	}
@@ -259,17 +271,25 @@ func (d *decoder) string(max int) string {
 // A delivery as the index stores it, under a key that holds its tenant and
 // ids (version 1):
 //
-//	version, status, flags (bit 0: next attempt) bytes
+//	version, status, flags (bit 0: next attempt, bit 1: trace ids) bytes
 //	created varint ns since 1970; event seq uvarint; event id, event type
 //	next attempt   (bit 0) varint ns after created
-//	attempts       uvarint count, then each as in a record
+//	attempts       uvarint count, then each as in a record; with bit 1,
+//	               each followed by a byte, 1 when its 16-byte trace id
+//	               follows, else 0
 const valueV1 byte = 1
 
 func appendDeliveryValue(dst []byte, d *Delivery) []byte {
 	code, _ := statusCode(d.Status)
 	var flags byte
 	if d.NextAttemptAt != nil {
-		flags = 1
+		flags = valueNext
+	}
+	for i := range d.Attempts {
+		if d.Attempts[i].TraceID != ([16]byte{}) {
+			flags |= valueTraces
+			break
+		}
 	}
 	dst = append(dst, valueV1, code, flags)
 	created := d.CreatedAt.UnixNano()
@@ -282,10 +302,25 @@ func appendDeliveryValue(dst []byte, d *Delivery) []byte {
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(d.Attempts)))
 	for i := range d.Attempts {
-		dst = appendAttempt(dst, &d.Attempts[i], created)
+		a := &d.Attempts[i]
+		dst = appendAttempt(dst, a, created)
+		switch {
+		case flags&valueTraces == 0:
+		case a.TraceID == [16]byte{}:
+			dst = append(dst, 0)
+		default:
+			dst = append(dst, 1)
+			dst = append(dst, a.TraceID[:]...)
+		}
 	}
 	return dst
 }
+
+// Flags of a stored delivery.
+const (
+	valueNext   = 1 << 0
+	valueTraces = 1 << 1
+)
 
 // decodeDeliveryValue fills the stored fields of d (not its ids).
 func decodeDeliveryValue(val []byte, d *Delivery) error {
@@ -294,7 +329,7 @@ func decodeDeliveryValue(val []byte, d *Delivery) error {
 		return fmt.Errorf("stored delivery version: %w", errCorrupt)
 	}
 	code, flags := r.byte(), r.byte()
-	if code >= numStatuses || flags > 1 {
+	if code >= numStatuses || flags&^(valueNext|valueTraces) != 0 {
 		return fmt.Errorf("stored delivery: %w", errCorrupt)
 	}
 	created := r.varint()
@@ -304,7 +339,7 @@ func decodeDeliveryValue(val []byte, d *Delivery) error {
 	d.EventID = r.string(MaxIDLen)
 	d.EventType = r.string(MaxIDLen)
 	d.NextAttemptAt = nil
-	if flags == 1 {
+	if flags&valueNext != 0 {
 		t := time.Unix(0, created+r.varint()).UTC()
 		d.NextAttemptAt = &t
 	}
@@ -317,6 +352,15 @@ func decodeDeliveryValue(val []byte, d *Delivery) error {
 		a, ok := r.attempt(created)
 		if !ok {
 			return fmt.Errorf("stored delivery attempt: %w", errCorrupt)
+		}
+		if flags&valueTraces != 0 {
+			switch r.byte() {
+			case 0:
+			case 1:
+				copy(a.TraceID[:], r.bytes(16))
+			default:
+				return fmt.Errorf("stored delivery attempt trace: %w", errCorrupt)
+			}
 		}
 		d.Attempts = append(d.Attempts, a)
 	}

@@ -52,6 +52,9 @@ func TestRecordRoundTrip(t *testing.T) {
 			r.Attempt.Error = "HTTP 503"
 			r.NextAttemptAt = &next
 		}},
+		{name: "attempt with its trace id", edit: func(r *Record) {
+			r.Attempt.TraceID = [16]byte{0x4b, 0xf9, 0x2f, 0x35, 15: 0x36}
+		}},
 		{name: "skipped, no attempt", edit: func(r *Record) {
 			r.Status, r.Attempt = StatusSkipped, nil
 		}},
@@ -188,6 +191,15 @@ func TestDeliveryValueRoundTrip(t *testing.T) {
 	}
 	if diff := cmp.Diff(d, got); diff != "" {
 		t.Errorf("delivery value round trip (-want +got):\n%s", diff)
+	}
+	// Attempts with and without a trace id (logged before it was kept).
+	d.Attempts[1].TraceID = [16]byte{1, 2, 3, 15: 4}
+	got = Delivery{ID: d.ID, TenantID: d.TenantID, SubscriptionID: d.SubscriptionID}
+	if err := decodeDeliveryValue(appendDeliveryValue(nil, &d), &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(d, got); diff != "" {
+		t.Errorf("delivery value with trace ids round trip (-want +got):\n%s", diff)
 	}
 }
 

@@ -60,6 +60,10 @@ type Attempt struct {
 	Error        string
 	DurationMs   int64
 	ResponseBody string
+	// TraceID is the W3C trace id of the attempt (the traceparent the
+	// receiver got, and its span's trace); zero when unknown (attempts
+	// logged before it was kept).
+	TraceID [16]byte
 }
 
 // Record is one change of one delivery, as the dispatcher appends it.

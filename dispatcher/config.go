@@ -24,6 +24,7 @@ import (
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/opevents"
 	"github.com/onestack/webhooks/subscriptions"
+	"github.com/onestack/webhooks/tracing"
 )
 
 // DefaultSchedule is the wait before each attempt after the first.
@@ -134,6 +135,11 @@ type Config struct {
 	Egress egress.Policy
 	// UserAgent is sent with every webhook.
 	UserAgent string
+	// Tracer makes the fan-out's and each attempt's spans, in the trace
+	// each event was stored with, when tracing is on; nil is off. On or
+	// off, every webhook carries a traceparent unless its subscription
+	// turned it off.
+	Tracer *tracing.Tracer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }

@@ -8,12 +8,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/destination"
@@ -23,6 +27,7 @@ import (
 	"github.com/onestack/webhooks/opevents"
 	"github.com/onestack/webhooks/signature"
 	"github.com/onestack/webhooks/subscriptions"
+	"github.com/onestack/webhooks/tracing"
 )
 
 // Bounds on a receiver's Retry-After.
@@ -149,16 +154,30 @@ func (d *Dispatcher) attempt(dl *delivery) {
 	}
 	now := d.cfg.Now().UTC()
 	var res result
+	// The attempt's trace context: its span's when tracing is on, else a
+	// fresh span id in the event's trace.
+	var span trace.Span
+	sc := dl.ev.trace
 	if dl.shed {
 		// Its destination's breaker is open: not sent, and retried on the
 		// schedule as any failure.
 		d.m.shed.Inc()
 		res = result{err: errBreakerOpen}
 	} else {
-		res = d.post(sub, dl, now)
+		if d.cfg.Tracer.Enabled() {
+			span = d.attemptSpan(sub, dl)
+			sc = span.SpanContext()
+		} else {
+			sc = tracing.Child(sc)
+		}
+		res = d.post(sub, dl, now, sc)
 		dl.outcome = res.destinationOutcome()
 	}
 	if res.cut {
+		if span != nil {
+			span.SetStatus(codes.Error, "cut short by a shutdown; made again")
+			span.End()
+		}
 		d.release(dl)
 		return
 	}
@@ -171,6 +190,10 @@ func (d *Dispatcher) attempt(dl *delivery) {
 	rec.Attempt = &deliverylog.Attempt{
 		N: dl.attempt, At: now, StatusCode: res.status, Error: res.err,
 		DurationMs: res.duration.Milliseconds(), ResponseBody: res.excerpt,
+		TraceID: [16]byte(sc.TraceID()),
+	}
+	if span != nil {
+		endAttemptSpan(span, res, o, now)
 	}
 	ep := opevents.Endpoint{Tenant: dl.tenant, Subscription: dl.sub, URL: sub.URL}
 	msgs := d.health(ep, res, o.verdict == delivered, now)
@@ -305,8 +328,68 @@ func (d *Dispatcher) lookup(ctx context.Context, tenant, id string) (*subscripti
 	return &subscriptions.Subscription{ID: id, TenantID: tenant}, true
 }
 
-// post signs and sends the delivery's body to the subscription's URL.
-func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now time.Time) result {
+// attemptSpan starts the HTTP client span of an attempt, a child of the
+// trace context its event was stored with: a retry, whenever and wherever
+// it is made, is another span of the same trace.
+func (d *Dispatcher) attemptSpan(sub *subscriptions.Subscription, dl *delivery) trace.Span {
+	_, span := d.cfg.Tracer.Start(trace.ContextWithRemoteSpanContext(d.runCtx, dl.ev.trace), http.MethodPost,
+		trace.WithSpanKind(trace.SpanKindClient))
+	if !span.IsRecording() {
+		return span
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String("http.request.method", http.MethodPost),
+		attribute.String("webhook.event.id", dl.ev.id),
+		attribute.String("webhook.event.type", dl.ev.typ),
+		attribute.String("webhook.tenant.id", dl.tenant),
+		attribute.String("webhook.subscription.id", dl.sub),
+		attribute.String("webhook.delivery.id", dl.id),
+		attribute.Int("webhook.attempt", dl.attempt),
+		attribute.Bool("webhook.manual", dl.manual),
+	}
+	if u, err := sub.Endpoint(); err == nil {
+		// Scheme, host and path: a query may hold a token.
+		full := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+		attrs = append(attrs, attribute.String("url.full", full.String()), attribute.String("server.address", u.Hostname()))
+		if p, err := strconv.Atoi(u.Port()); err == nil {
+			attrs = append(attrs, attribute.Int("server.port", p))
+		} else if u.Scheme == "https" {
+			attrs = append(attrs, attribute.Int("server.port", 443))
+		} else {
+			attrs = append(attrs, attribute.Int("server.port", 80))
+		}
+	}
+	span.SetAttributes(attrs...)
+	return span
+}
+
+// endAttemptSpan ends an attempt's span with its answer and what the
+// dispatcher decided (the attempt-log record's outcome, as an event).
+func endAttemptSpan(span trace.Span, res result, o outcome, now time.Time) {
+	if span.IsRecording() {
+		if res.status != 0 {
+			span.SetAttributes(attribute.Int("http.response.status_code", res.status))
+		}
+		if !res.ok() {
+			errType := res.err
+			if res.status != 0 {
+				errType = strconv.Itoa(res.status)
+			}
+			span.SetAttributes(attribute.String("error.type", errType))
+			span.SetStatus(codes.Error, res.err)
+		}
+		ev := []attribute.KeyValue{attribute.String("webhook.outcome", o.status())}
+		if o.verdict == retryLater {
+			ev = append(ev, attribute.String("webhook.next_attempt_at", now.Add(o.wait).Format(time.RFC3339Nano)))
+		}
+		span.AddEvent("attempt recorded", trace.WithAttributes(ev...))
+	}
+	span.End()
+}
+
+// post signs and sends the delivery's body to the subscription's URL,
+// with sc as its traceparent unless the subscription turned that off.
+func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now time.Time, sc trace.SpanContext) result {
 	ctx, cancel := context.WithTimeout(d.runCtx, d.cfg.Timeout)
 	defer cancel()
 	body := dl.ev.body
@@ -330,6 +413,12 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now tim
 		signature.HeaderID:        {dl.ev.id},
 		signature.HeaderTimestamp: {strconv.FormatInt(now.Unix(), 10)},
 		signature.HeaderSignature: {signature.SignAll(sub.SigningSecrets(now), dl.ev.id, now, body)},
+	}
+	if sub.SendsTraceparent() {
+		req.Header[tracing.Header] = []string{tracing.Format(sc)}
+		if ts := sc.TraceState(); ts.Len() > 0 {
+			req.Header[tracing.StateHeader] = []string{ts.String()}
+		}
 	}
 	for name, value := range sub.Headers() { // the subscription's own; never one of the above
 		req.Header.Set(name, value)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/destination"
@@ -68,6 +69,11 @@ type event struct {
 	body      []byte
 	remaining atomic.Int32
 	failed    atomic.Bool
+
+	// trace is the trace context the event was stored with (or, stored
+	// without one, the one derived from its id): the parent of every
+	// attempt's span, on any replica, however late.
+	trace trace.SpanContext
 }
 
 // delivery is one attempt to make, in memory.

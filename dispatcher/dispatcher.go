@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/destination"
@@ -520,6 +522,15 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 		eventID = e.ID
 	}
 	d.m.events.Inc()
+	sc := storedTrace(m.Headers(), tenant, eventID)
+	matched := 0
+	if d.cfg.Tracer.Enabled() {
+		span := d.fanoutSpan(sc, tenant, eventID, typ)
+		defer func() {
+			span.SetAttributes(attribute.Int("webhook.deliveries", matched))
+			span.End()
+		}()
+	}
 	subs := d.store.Index().Match(nil, tenant, typ)
 	// A FIFO subscription reads its tenant's events in their own order
 	// (receiveFIFO): the fan-out leaves it out.
@@ -530,7 +541,8 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 		return
 	}
 	d.lastRead.Store(max(d.lastRead.Load(), md.Sequence.Stream))
-	ev := &event{msg: m, tenant: tenant, id: eventID, typ: typ, seq: md.Sequence.Stream, body: m.Data()}
+	matched = len(subs)
+	ev := &event{msg: m, tenant: tenant, id: eventID, typ: typ, seq: md.Sequence.Stream, body: m.Data(), trace: sc}
 	ev.remaining.Store(int32(len(subs)))
 	d.held.add(m, time.Now())
 	for _, s := range subs {
@@ -548,6 +560,21 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 			d.park(dl, laneUnordered)
 		}
 	}
+}
+
+// fanoutSpan starts the span of an event's fan-out on this replica, in
+// the trace the event was stored with.
+func (d *Dispatcher) fanoutSpan(sc trace.SpanContext, tenant, id, typ string) trace.Span {
+	_, span := d.cfg.Tracer.Start(trace.ContextWithRemoteSpanContext(d.runCtx, sc), "fanout "+typ,
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("webhook.event.id", id),
+			attribute.String("webhook.event.type", typ),
+			attribute.String("webhook.tenant.id", tenant),
+		))
+	return span
 }
 
 // park stores d as a parked record on its subscription's lane and settles

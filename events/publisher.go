@@ -9,8 +9,12 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/onestack/webhooks/internal/jsretry"
+	"github.com/onestack/webhooks/tracing"
 )
 
 // HeaderWatermillUUID is where Watermill's NATS marshaler keeps a message's
@@ -49,6 +53,11 @@ type PublisherConfig struct {
 	// election included, unless the caller's context ends sooner (default
 	// 10 s).
 	Timeout time.Duration
+	// Tracer makes a producer span per event, child of the caller's
+	// context, when tracing is on. On or off (nil), every event is stored
+	// with a trace context in its headers (tracing.Stamp): the caller's,
+	// or a fresh one.
+	Tracer *tracing.Tracer
 }
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -86,7 +95,35 @@ func (p *Publisher) PublishEvents(ctx context.Context, dedupe bool, evts ...Even
 	for i := range evts {
 		msgs[i] = evts[i].Msg(dedupe)
 	}
-	return p.publish(ctx, msgs)
+	if !p.cfg.Tracer.Enabled() {
+		for _, m := range msgs {
+			p.cfg.Tracer.Stamp(ctx, m.Header)
+		}
+		return p.publish(ctx, msgs)
+	}
+	spans := make([]trace.Span, len(evts))
+	for i := range evts {
+		sctx, span := p.cfg.Tracer.Start(ctx, "publish "+evts[i].Type, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				attribute.String("messaging.system", "nats"),
+				attribute.String("messaging.operation.type", "send"),
+				attribute.String("messaging.destination.name", msgs[i].Subject),
+				attribute.String("webhook.event.id", evts[i].ID),
+				attribute.String("webhook.event.type", evts[i].Type),
+				attribute.String("webhook.tenant.id", evts[i].TenantID),
+			))
+		p.cfg.Tracer.Stamp(sctx, msgs[i].Header)
+		spans[i] = span
+	}
+	err := p.publish(ctx, msgs)
+	for _, span := range spans {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "not acknowledged by the event store")
+		}
+		span.End()
+	}
+	return err
 }
 
 // Msg is the NATS message that carries e on its subject; with dedupe it
@@ -124,6 +161,12 @@ func (p *Publisher) Publish(topic string, messages ...*message.Message) error {
 		}
 		h.Set(HeaderWatermillUUID, m.UUID)
 		h.Set(nats.MsgIdHdr, scope+m.UUID)
+		if _, ok := h[tracing.Header]; !ok {
+			// The message's context's trace, or a fresh one: every event
+			// is stored with a trace context (a producer's own traceparent
+			// metadata is kept as it is).
+			p.cfg.Tracer.Stamp(m.Context(), h)
+		}
 		msgs[i] = &nats.Msg{Subject: topic, Header: h, Data: m.Payload}
 	}
 	ctx := context.Background()

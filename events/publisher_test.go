@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/onestack/webhooks/internal/natstest"
+	"github.com/onestack/webhooks/tracing"
 )
 
 // TestWatermillSeam publishes through both paths of Publisher (the typed
@@ -90,4 +93,68 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip of %q changed the envelope: %+v", body, back)
 		}
 	})
+}
+
+// TestPublishersStoreTraceContext: both publish paths store each event with
+// a traceparent header, tracing off: the caller's context's (PublishEvents'
+// ctx, a Watermill message's context), a producer's own traceparent
+// metadata as it is, or else a fresh one of a trace of its own.
+func TestPublishersStoreTraceContext(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.Start(t, natstest.Options{}).Connect(t)
+	ctx := context.Background()
+	stream, err := EnsureStream(ctx, js, StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := NewPublisher(js, PublisherConfig{})
+	mk := func() Event {
+		return Event{ID: NewID(), Type: "ticket.updated", TenantID: "ten_1", OccurredAt: time.Now().UTC(), Data: []byte(`{"ticketId":"T-1"}`)}
+	}
+	const (
+		callers  = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+		messages = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+		metadata = "00-11111111111111111111111111111111-2222222222222222-01"
+	)
+	withParent := func(v string) context.Context {
+		sc, ok := tracing.Parse(v)
+		if !ok {
+			t.Fatalf("Parse(%q) failed", v)
+		}
+		return trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
+	if err := pub.PublishEvents(withParent(callers), true, mk()); err != nil {
+		t.Fatal(err)
+	}
+	m := NewMessage(mk())
+	m.SetContext(withParent(messages))
+	if err := pub.Publish(Subject("ten_1", "ticket.updated"), m); err != nil {
+		t.Fatal(err)
+	}
+	m = NewMessage(mk())
+	m.Metadata.Set(tracing.Header, metadata)
+	if err := pub.Publish(Subject("ten_1", "ticket.updated"), m); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.PublishEvents(ctx, true, mk(), mk()); err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	for seq := uint64(1); seq <= 5; seq++ {
+		raw, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("GetMsg(%d): %v", seq, err)
+		}
+		stored = append(stored, raw.Header.Get(tracing.Header))
+	}
+	for i, want := range []string{callers, messages, metadata} {
+		if stored[i] != want {
+			t.Errorf("event %d stored traceparent %q, want %q", i+1, stored[i], want)
+		}
+	}
+	a, okA := tracing.Parse(stored[3])
+	b, okB := tracing.Parse(stored[4])
+	if !okA || !okB || a.TraceID() == b.TraceID() || a.IsSampled() {
+		t.Errorf("events published without a context stored %q and %q; want two fresh unsampled traces", stored[3], stored[4])
+	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -71,6 +72,9 @@ func apiDelivery(d deliverylog.Delivery) api.Delivery {
 	}
 	for i, a := range d.Attempts {
 		out.Attempts[i] = api.Attempt{At: a.At, StatusCode: a.StatusCode, Error: a.Error, DurationMs: a.DurationMs, ResponseBody: a.ResponseBody}
+		if a.TraceID != ([16]byte{}) {
+			out.Attempts[i].TraceID = hex.EncodeToString(a.TraceID[:])
+		}
 	}
 	return out
 }

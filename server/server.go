@@ -38,6 +38,7 @@ import (
 	"github.com/onestack/webhooks/portal"
 	"github.com/onestack/webhooks/portal/kvstore"
 	"github.com/onestack/webhooks/subscriptions"
+	"github.com/onestack/webhooks/tracing"
 )
 
 // Version is reported in the User-Agent of webhooks.
@@ -107,6 +108,9 @@ type Config struct {
 	// Operator is the operator's endpoint for the operational events of
 	// every tenant (none by default).
 	Operator OperatorConfig
+	// Tracing says where the OTEL_* settings come from; its zero value
+	// leaves tracing off (webhooks still carry a traceparent).
+	Tracing tracing.Config
 	// Clock is the rate limiter's time source (default time.Now); tests
 	// hold it still so no window ends in the middle of a count.
 	Clock  func() time.Time
@@ -130,6 +134,7 @@ type Server struct {
 	jobs     *jobs.Runner
 	// ops raises the operational events.
 	ops      *opevents.Emitter
+	tracer   *tracing.Tracer
 	http     *http.Server
 	listener net.Listener
 	serveErr chan error
@@ -193,6 +198,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.closeBackends(ctx)
 		}
 	}()
+	if cfg.Tracing.Version == "" {
+		cfg.Tracing.Version = Version
+	}
+	if s.tracer, err = tracing.New(ctx, cfg.Tracing); err != nil {
+		return nil, err
+	}
+	cfg.Dispatcher.Tracer = s.tracer
+	cfg.Publisher.Tracer = s.tracer
 	if err := s.sizeStorage(); err != nil {
 		return nil, err
 	}
@@ -311,6 +324,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Ready:       s.ready,
 		NearLimit:   s.nearLimit,
 		Intake:      intake{u: s.usage, stream: events.StreamName},
+		Tracer:      s.tracer,
 		Registry:    reg,
 		Logger:      cfg.Logger,
 	})
@@ -598,6 +612,10 @@ func (s *Server) closeBackends(ctx context.Context) (left []string) {
 	}
 	if s.events != nil && !s.closeIndex(ctx, "event index", s.events.Close) {
 		left = append(left, "event index")
+	}
+	// The spans of the last attempts go out last.
+	if err := s.tracer.Shutdown(ctx); err != nil {
+		s.logger.Warn("tracing: spans not exported at shutdown", "err", err)
 	}
 	return left
 }

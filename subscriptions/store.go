@@ -381,6 +381,9 @@ func (s *Store) CreateSubscription(ctx context.Context, tenant string, in Create
 	}
 	in.applyExtras(&sub)
 	sub.SignatureScheme = normalScheme(in.SignatureScheme)
+	if in.SendTraceparent != nil {
+		sub.NoTraceparent = !*in.SendTraceparent
+	}
 	secret := newSigningKey(sub.Scheme())
 	if in.Secret != nil {
 		secret = *in.Secret
@@ -545,6 +548,9 @@ func (p PatchInput) Apply(sub *Subscription) error {
 	p.applyExtras(sub)
 	if p.SignatureScheme != nil {
 		sub.SignatureScheme = normalScheme(p.SignatureScheme)
+	}
+	if p.SendTraceparent != nil {
+		sub.NoTraceparent = !*p.SendTraceparent
 	}
 	return nil
 }

@@ -51,6 +51,9 @@ type Subscription struct {
 	// SignatureScheme is signature.SchemeV1a for Ed25519 signatures; empty
 	// means v1 (HMAC). Scheme reads it.
 	SignatureScheme string `json:"signatureScheme,omitempty"`
+	// NoTraceparent turns off the traceparent header of its webhooks
+	// ("sendTraceparent": false); SendsTraceparent reads it.
+	NoTraceparent bool `json:"noTraceparent,omitempty"`
 	// Revision is the store revision the subscription was read at; it is
 	// the ETag and the If-Match precondition.
 	Revision uint64 `json:"-"`
@@ -81,6 +84,10 @@ func (s *Subscription) Endpoint() (*url.URL, error) {
 	}
 	return u, nil
 }
+
+// SendsTraceparent reports whether its webhooks carry a traceparent
+// header (the default).
+func (s *Subscription) SendsTraceparent() bool { return !s.NoTraceparent }
 
 // Health is an endpoint's run of failures since its last success: failed
 // attempts and given-up deliveries. It is kept apart from the

@@ -76,6 +76,9 @@ type CreateInput struct {
 	// credentials or a TLS client certificate (checked by Rules, see
 	// auth.go); nil or null: none.
 	Auth *endpointauth.Config `json:"auth"`
+	// SendTraceparent false sends webhooks without a traceparent header
+	// (default true).
+	SendTraceparent *bool `json:"sendTraceparent"`
 }
 
 // PatchInput is the body of a subscription's update; nil fields are left
@@ -97,6 +100,8 @@ type PatchInput struct {
 	SignatureScheme *string `json:"signatureScheme" validate:"omitnil,oneof=v1 v1a"`
 	// Auth replaces the endpoint authentication; null removes it.
 	Auth AuthPatch `json:"auth,omitzero"`
+	// SendTraceparent turns the traceparent header on or off.
+	SendTraceparent *bool `json:"sendTraceparent"`
 }
 
 // TenantInput is the body of a tenant's creation.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/onestack/webhooks/client"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/server"
 	"github.com/onestack/webhooks/testenv"
 )
 
@@ -41,7 +42,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	env, err := testenv.New(ctx, testenv.Options{DataDir: *dataDir, Schedule: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}, Logger: logger})
+	env, err := testenv.New(ctx, testenv.Options{DataDir: *dataDir, Schedule: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}, Logger: logger,
+		// Traces as webhookd's: OTEL_EXPORTER_OTLP_ENDPOINT turns them on.
+		Server: func(c *server.Config) { c.Tracing.Getenv = os.Getenv }})
 	if err != nil {
 		return err
 	}

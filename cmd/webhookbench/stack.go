@@ -128,6 +128,8 @@ func startStack(ctx context.Context, bin, dir string, extra []string, verifySamp
 		"--addr", httpAddr, "--data-dir", s.dataDir, "--nats-listen", natsAddr, "--nats-token", hex.EncodeToString(natsTok),
 		"--admin-token", s.admin, "--allow-private-destinations", "--allow-http", "--log-level", "warn",
 	}, extra...)
+	// Env is left nil: webhookd inherits this process's environment, so
+	// OTEL_* set for the benchmark (tracing on, a sampler) reach it.
 	s.cmd = exec.Command(bin, s.args...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {

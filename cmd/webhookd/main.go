@@ -27,6 +27,7 @@ import (
 	"github.com/onestack/webhooks/limits"
 	"github.com/onestack/webhooks/server"
 	"github.com/onestack/webhooks/subscriptions"
+	"github.com/onestack/webhooks/tracing"
 )
 
 // gcPercent is the garbage collector's target unless GOGC says otherwise:
@@ -334,6 +335,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		Jobs:     jobs.Config{Rate: o.jobRate},
 		Limits:   o.limits,
 		Storage:  o.storage,
+		Tracing:  tracing.Config{Getenv: getenv},
 		Logger:   logger,
 	})
 	if err != nil {
