@@ -85,6 +85,10 @@ func readSubscriptionForm(r *http.Request) subscriptionForm {
 		MTLSKey:            f.Get("mtlsPrivateKey"),
 		MTLSCA:             f.Get("mtlsCaBundle"),
 	}
+	if t := f.Get("currentAuth"); t != "" {
+		// The edit form says what is set now, so that "none" removes it.
+		form.CurrentAuth = &authView{Type: t}
+	}
 	if !f.Has("currentTraceparent") {
 		// A form without the control changes nothing about it.
 		form.Traceparent = form.CurrentTraceparent
