@@ -135,6 +135,7 @@ func TestPortalPagesAreAccessible(t *testing.T) {
 	tb.do("sign in", chromedp.Navigate(link(t, env, ten.ID)), chromedp.WaitVisible(chromedp.CSS("#new-subscription")))
 	tb.until("a failed delivery", base+"/subscriptions/"+bad.ID+"/deliveries?status=failed", `document.querySelector('article.delivery[data-status="failed"]')`)
 	tb.until("the 410 disabled it", base+"/subscriptions/"+disabled.ID, `document.getElementById("disabled-banner")`)
+	tb.until("five failed attempts in a row mark it failing", base+"/subscriptions/"+bad.ID, `document.getElementById("failing-banner")`)
 	r, _ := env.Do("POST", "/api/subscriptions/"+good.ID+"/replay", ten.APIKey, map[string]any{"since": time.Now().Add(-time.Hour).UTC()})
 	var started struct{ JobID string }
 	r.JSON(&started)
@@ -147,6 +148,7 @@ func TestPortalPagesAreAccessible(t *testing.T) {
 		{"new subscription", "/subscriptions/new", "#subscription-form"},
 		{"subscription", "/subscriptions/" + good.ID, "#edit-form"},
 		{"disabled subscription", "/subscriptions/" + disabled.ID, "#disabled-banner"},
+		{"failing subscription", "/subscriptions/" + bad.ID, "#failing-banner"},
 		{"paused subscription", "/subscriptions/" + paused.ID, "#resume"},
 		{"signing secret", "/subscriptions/" + good.ID + "/secret", "#secret"},
 		{"deliveries", "/subscriptions/" + good.ID + "/deliveries", "#deliveries"},
