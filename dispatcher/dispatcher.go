@@ -522,7 +522,7 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 		eventID = e.ID
 	}
 	d.m.events.Inc()
-	sc := storedTrace(m.Headers(), tenant, eventID)
+	sc := d.cfg.Tracer.Stored(m.Headers(), tenant, eventID)
 	matched := 0
 	if d.cfg.Tracer.Enabled() {
 		span := d.fanoutSpan(sc, tenant, eventID, typ)

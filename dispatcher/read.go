@@ -11,12 +11,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/subscriptions"
-	"github.com/onestack/webhooks/tracing"
 )
 
 // ErrEventGone means the event of a delivery is no longer retained, so it
@@ -116,7 +114,7 @@ func (d *Dispatcher) receiveFIFO(m jetstream.Msg) {
 		return
 	}
 	ev := &event{tenant: tenant, id: m.Headers().Get(events.HeaderEventID), typ: typ, seq: md.Sequence.Stream, body: m.Data()}
-	ev.trace = storedTrace(m.Headers(), tenant, ev.id)
+	ev.trace = d.cfg.Tracer.Stored(m.Headers(), tenant, ev.id)
 	dl := &delivery{id: DeliveryID(md.Timestamp, ev.seq, sub.ID), tenant: tenant, sub: sub.ID, ev: ev, attempt: 1,
 		created: md.Timestamp.UTC(), parked: m, ordered: true}
 	if !d.current(d.runCtx, dl, md.NumDelivered > 1) {
@@ -216,12 +214,7 @@ func (d *Dispatcher) eventOf(ctx context.Context, tenant, id string, seq uint64)
 	if perr != nil || t != tenant || m.Header.Get(events.HeaderEventID) != id {
 		return nil, ErrEventGone
 	}
-	return &event{tenant: tenant, id: id, typ: typ, seq: seq, body: m.Data, trace: storedTrace(m.Header, tenant, id)}, nil
-}
-
-// storedTrace is the trace context of an event stored with headers h.
-func storedTrace(h nats.Header, tenant, id string) trace.SpanContext {
-	return tracing.Stored(h, tenant, id)
+	return &event{tenant: tenant, id: id, typ: typ, seq: seq, body: m.Data, trace: d.cfg.Tracer.Stored(m.Header, tenant, id)}, nil
 }
 
 // Retry makes exactly one more attempt of a delivery now, whatever its
@@ -294,7 +287,9 @@ func (d *Dispatcher) SendTest(ctx context.Context, sub subscriptions.Subscriptio
 	now := d.cfg.Now().UTC()
 	data, _ := json.Marshal(map[string]string{"subscriptionId": sub.ID, "message": "This is a test webhook from One Stack."})
 	e := events.Event{ID: events.NewID(), Type: events.TypeWebhookTest, TenantID: sub.TenantID, OccurredAt: now, Data: data}
-	ack, err := d.js.PublishMsg(ctx, e.Msg(true))
+	msg := e.Msg(true)
+	d.cfg.Tracer.Stamp(ctx, msg.Header)
+	ack, err := d.js.PublishMsg(ctx, msg)
 	if err != nil {
 		return "", fmt.Errorf("store test event: %w: %w", events.ErrPublish, err)
 	}

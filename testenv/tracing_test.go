@@ -329,6 +329,24 @@ func TestTraceFollowsAnEventAcrossReplicasAndARetry(t *testing.T) {
 			t.Errorf("attempt %d traceId = %s, want %s", i+1, id, producerTrace)
 		}
 	}
+
+	// A test event, stored without a span of its own, is a trace of its
+	// own, sampled as a new trace is: its attempt's span is exported.
+	if r, err := replicas[other].Do("POST", "/api/subscriptions/"+sub.ID+"/test", ten.APIKey, nil); err != nil || r.Status != http.StatusAccepted {
+		t.Fatalf("send a test event: %v %v", r, err)
+	}
+	got = rc.WaitFor(3, 30*time.Second)
+	if len(got) != 3 {
+		t.Fatalf("receiver got %d webhooks, want the test event's as the third", len(got))
+	}
+	m := traceparentForm.FindStringSubmatch(got[2].Header.Get("traceparent"))
+	if m == nil || m[1] == producerTrace || m[3] != "01" {
+		t.Fatalf("test event's traceparent = %q; want a sampled trace of its own", got[2].Header.Get("traceparent"))
+	}
+	poll.Until(t, 30*time.Second, "the test event's attempt span exported", func() bool {
+		posts := named(otlp.trace(m[1]), "POST")
+		return len(posts) == 1 && posts[0].SpanID == m[2] && posts[0].Attrs["webhook.event.type"] == "webhook.test"
+	})
 }
 
 // TestTraceparentWithTracingOff: without any OTEL_* setting, every webhook

@@ -17,12 +17,13 @@ const StateHeader = "tracestate"
 // Stamp writes into h (a NATS message's or an HTTP request's headers) the
 // trace context an event is stored with: ctx's span context when it has a
 // valid one (the publish span, or a producer's traceparent), else a fresh
-// trace of its own, so every attempt of the event shares one trace id.
-// It works the same, without the SDK, when t is nil.
+// trace of its own (sampled as a root when tracing is on), so every
+// attempt of the event shares one trace id. It works the same, without
+// the SDK, when t is nil.
 func (t *Tracer) Stamp(ctx context.Context, h map[string][]string) {
 	sc := trace.SpanContextFromContext(ctx)
 	if !sc.IsValid() {
-		sc = Fresh()
+		sc = t.Rooted(Fresh())
 	}
 	h[Header] = []string{Format(sc)}
 	if t != nil && sc.TraceState().Len() > 0 {
@@ -32,8 +33,9 @@ func (t *Tracer) Stamp(ctx context.Context, h map[string][]string) {
 
 // Stored returns the trace context an event was stored with in its
 // message headers h, or, for an event stored without a valid one, the one
-// FromKey derives from its tenant and id.
-func Stored(h map[string][]string, tenant, id string) trace.SpanContext {
+// FromKey derives from its tenant and id (sampled as a root when tracing
+// is on).
+func (t *Tracer) Stored(h map[string][]string, tenant, id string) trace.SpanContext {
 	if v := h[Header]; len(v) > 0 {
 		if sc, ok := Parse(v[0]); ok {
 			if s := h[StateHeader]; len(s) > 0 {
@@ -44,7 +46,7 @@ func Stored(h map[string][]string, tenant, id string) trace.SpanContext {
 			return sc
 		}
 	}
-	return FromKey(tenant + ":" + id)
+	return t.Rooted(FromKey(tenant + ":" + id))
 }
 
 // ServerSpan continues the trace of an incoming request: its traceparent

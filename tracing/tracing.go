@@ -59,6 +59,9 @@ type Tracer struct {
 	provider *sdktrace.TracerProvider
 	tracer   trace.Tracer
 	prop     propagation.TraceContext
+	// root is the sampler's decision for a trace without a parent: it
+	// decides the trace contexts made here without a span (Rooted).
+	root sdktrace.Sampler
 }
 
 // ErrConfig is wrapped by every error New returns for an OTEL_* value it
@@ -79,7 +82,7 @@ func New(ctx context.Context, cfg Config) (*Tracer, error) {
 	if !wanted(env) {
 		return nil, nil
 	}
-	sampler, err := samplerFrom(env)
+	sampler, root, err := samplerFrom(env)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +127,7 @@ func New(ctx context.Context, cfg Config) (*Tracer, error) {
 		sdktrace.WithResource(res),
 		sdktrace.WithBatcher(exp, bopts...),
 	)
-	return &Tracer{provider: tp, tracer: tp.Tracer(ScopeName)}, nil
+	return &Tracer{provider: tp, tracer: tp.Tracer(ScopeName), root: root}, nil
 }
 
 // wanted reports whether the environment asks for traces.
@@ -185,32 +188,49 @@ func (t *Tracer) Shutdown(ctx context.Context) error {
 }
 
 // samplerFrom reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG
-// (default parentbased_always_on, as the specification says).
-func samplerFrom(env func(string) string) (sdktrace.Sampler, error) {
+// (default parentbased_always_on, as the specification says). It returns
+// the sampler and what it decides for a trace without a parent.
+func samplerFrom(env func(string) string) (sampler, root sdktrace.Sampler, _ error) {
 	name := strings.TrimSpace(env("OTEL_TRACES_SAMPLER"))
 	ratio := 1.0
 	if a := strings.TrimSpace(env("OTEL_TRACES_SAMPLER_ARG")); a != "" && strings.HasSuffix(name, "traceidratio") {
 		f, err := strconv.ParseFloat(a, 64)
 		if err != nil || f < 0 || f > 1 {
-			return nil, fmt.Errorf("%w: OTEL_TRACES_SAMPLER_ARG %q: want a ratio from 0 to 1", ErrConfig, a)
+			return nil, nil, fmt.Errorf("%w: OTEL_TRACES_SAMPLER_ARG %q: want a ratio from 0 to 1", ErrConfig, a)
 		}
 		ratio = f
 	}
 	switch name {
 	case "", "parentbased_always_on":
-		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+		return sdktrace.ParentBased(sdktrace.AlwaysSample()), sdktrace.AlwaysSample(), nil
 	case "parentbased_always_off":
-		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+		return sdktrace.ParentBased(sdktrace.NeverSample()), sdktrace.NeverSample(), nil
 	case "parentbased_traceidratio":
-		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)), nil
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)), sdktrace.TraceIDRatioBased(ratio), nil
 	case "always_on":
-		return sdktrace.AlwaysSample(), nil
+		return sdktrace.AlwaysSample(), sdktrace.AlwaysSample(), nil
 	case "always_off":
-		return sdktrace.NeverSample(), nil
+		return sdktrace.NeverSample(), sdktrace.NeverSample(), nil
 	case "traceidratio":
-		return sdktrace.TraceIDRatioBased(ratio), nil
+		return sdktrace.TraceIDRatioBased(ratio), sdktrace.TraceIDRatioBased(ratio), nil
 	}
-	return nil, fmt.Errorf("%w: OTEL_TRACES_SAMPLER %q: want always_on, always_off, traceidratio or parentbased_ one of them", ErrConfig, name)
+	return nil, nil, fmt.Errorf("%w: OTEL_TRACES_SAMPLER %q: want always_on, always_off, traceidratio or parentbased_ one of them", ErrConfig, name)
+}
+
+// Rooted returns sc, a trace context made without a span (Fresh,
+// FromKey), sampled as the sampler decides for a trace without a parent,
+// so the spans of an event stored without a sampled context (an internal
+// event, one published with no span in its context) are sampled like
+// any other trace. Tracing off, sc is returned as it is.
+func (t *Tracer) Rooted(sc trace.SpanContext) trace.SpanContext {
+	if t == nil {
+		return sc
+	}
+	res := t.root.ShouldSample(sdktrace.SamplingParameters{ParentContext: context.Background(), TraceID: sc.TraceID(), Name: "event"})
+	if res.Decision == sdktrace.RecordAndSample {
+		return sc.WithTraceFlags(sc.TraceFlags() | trace.FlagsSampled)
+	}
+	return sc
 }
 
 // exporterOptions reads the OTLP/HTTP exporter's endpoint, headers and

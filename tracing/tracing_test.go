@@ -74,7 +74,7 @@ func TestSamplerFromEnvironment(t *testing.T) {
 		{"parentbased_always_off", "", "ParentBased{root:AlwaysOffSampler"},
 	}
 	for _, tt := range tests {
-		s, err := samplerFrom(envOf(map[string]string{"OTEL_TRACES_SAMPLER": tt.sampler, "OTEL_TRACES_SAMPLER_ARG": tt.arg}))
+		s, _, err := samplerFrom(envOf(map[string]string{"OTEL_TRACES_SAMPLER": tt.sampler, "OTEL_TRACES_SAMPLER_ARG": tt.arg}))
 		if err != nil {
 			t.Fatalf("samplerFrom(%q, %q): %v", tt.sampler, tt.arg, err)
 		}
@@ -159,7 +159,7 @@ func TestStampAndStored(t *testing.T) {
 	var off *Tracer
 	h := map[string][]string{}
 	off.Stamp(context.Background(), h)
-	sc := Stored(h, "ten_1", "evt_1")
+	sc := off.Stored(h, "ten_1", "evt_1")
 	if !wellFormed.MatchString(h[Header][0]) || sc.TraceID() == FromKey("ten_1:evt_1").TraceID() {
 		t.Fatalf("Stamp with no context wrote %q; want a fresh traceparent read back by Stored", h[Header])
 	}
@@ -169,7 +169,7 @@ func TestStampAndStored(t *testing.T) {
 	if got := h[Header][0]; got != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" {
 		t.Errorf("Stamp with a producer's context wrote %q, want it as is", got)
 	}
-	if got := Stored(map[string][]string{Header: {"junk"}}, "ten_1", "evt_1"); got.TraceID() != FromKey("ten_1:evt_1").TraceID() {
+	if got := off.Stored(map[string][]string{Header: {"junk"}}, "ten_1", "evt_1"); got.TraceID() != FromKey("ten_1:evt_1").TraceID() {
 		t.Errorf("Stored(junk) = %v, want FromKey's", got)
 	}
 }
@@ -228,11 +228,45 @@ var _ sdktrace.SpanExporter = (*tracetest.InMemoryExporter)(nil)
 // attempt's and formatting it allocate nothing else.
 func TestOffPathAllocations(t *testing.T) {
 	h := map[string][]string{Header: {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"}}
+	var off *Tracer
 	var out string
 	allocs := testing.AllocsPerRun(1000, func() {
-		out = Format(Child(Stored(h, "ten_1", "evt_1")))
+		out = Format(Child(off.Stored(h, "ten_1", "evt_1")))
 	})
 	if allocs > 1 || len(out) != HeaderLen {
 		t.Errorf("Format(Child(Stored(...))) = %q with %v allocations, want %d bytes in at most 1", out, allocs, HeaderLen)
+	}
+}
+
+// TestRootedContexts: with tracing on, the contexts made without a span
+// (an event published with no span in its context, one stored without a
+// traceparent) are sampled as the sampler decides for a root; off, never.
+func TestRootedContexts(t *testing.T) {
+	for _, tt := range []struct {
+		sampler string
+		want    bool
+	}{
+		{"parentbased_always_on", true},
+		{"always_on", true},
+		{"parentbased_always_off", false},
+		{"traceidratio", true}, // ratio 1 by default
+	} {
+		tr, err := New(context.Background(), Config{Getenv: envOf(map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_TRACES_SAMPLER": tt.sampler}),
+			exporter: tracetest.NewInMemoryExporter()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := map[string][]string{}
+		tr.Stamp(context.Background(), h)
+		stamped, _ := Parse(h[Header][0])
+		derived := tr.Stored(map[string][]string{}, "ten_1", "evt_1")
+		if stamped.IsSampled() != tt.want || derived.IsSampled() != tt.want || derived.TraceID() != FromKey("ten_1:evt_1").TraceID() {
+			t.Errorf("%s: stamped %v, derived %v; want sampled %v, the derived trace id kept", tt.sampler, stamped, derived, tt.want)
+		}
+		_ = tr.Shutdown(context.Background())
+	}
+	var off *Tracer
+	if off.Stored(map[string][]string{}, "ten_1", "evt_1").IsSampled() {
+		t.Errorf("tracing off: a derived context is sampled")
 	}
 }
