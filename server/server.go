@@ -107,6 +107,11 @@ type Config struct {
 	// Operator is the operator's endpoint for the operational events of
 	// every tenant (none by default).
 	Operator OperatorConfig
+	// CertificateWarning is how long before its expiry a subscription's
+	// mTLS client certificate raises certificate.expiring (default 14
+	// days; negative: never); CertificateSweep is how often every replica
+	// looks (default an hour, and once at start).
+	CertificateWarning, CertificateSweep time.Duration
 	// Clock is the rate limiter's time source (default time.Now); tests
 	// hold it still so no window ends in the middle of a count.
 	Clock  func() time.Time
@@ -130,6 +135,7 @@ type Server struct {
 	jobs     *jobs.Runner
 	// ops raises the operational events.
 	ops      *opevents.Emitter
+	certs    *opevents.Certificates
 	http     *http.Server
 	listener net.Listener
 	serveErr chan error
@@ -570,6 +576,7 @@ func (s *Server) closeBackends(ctx context.Context) (left []string) {
 		}
 	}
 	left = s.closeLookups(ctx)
+	s.certs.Stop()
 	s.ops.Close(ctx) // the operational events it queued go out before NATS closes
 	if s.nc != nil {
 		// Drain flushes what the dispatcher published and acked; the

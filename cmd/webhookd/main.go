@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -25,6 +26,7 @@ import (
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/jobs"
 	"github.com/onestack/webhooks/limits"
+	"github.com/onestack/webhooks/opevents"
 	"github.com/onestack/webhooks/server"
 	"github.com/onestack/webhooks/subscriptions"
 )
@@ -63,6 +65,7 @@ type options struct {
 	failCount                                      int
 	failingAfter                                   int
 	operator                                       server.OperatorConfig
+	certificateWarning                             time.Duration
 	publicURL                                      string
 	workers, perSub, tenantInFlight, destMax       int
 	jobRate                                        float64
@@ -101,6 +104,7 @@ var flagEnv = map[string]string{
 	"failing-after":              "WEBHOOKD_FAILING_AFTER",
 	"operator-webhook-url":       "WEBHOOKD_OPERATOR_WEBHOOK_URL",
 	"operator-webhook-secret":    "WEBHOOKD_OPERATOR_WEBHOOK_SECRET",
+	"certificate-warning":        "WEBHOOKD_CERTIFICATE_WARNING",
 	"workers":                    "WEBHOOKD_WORKERS",
 	"subscription-concurrency":   "WEBHOOKD_SUBSCRIPTION_CONCURRENCY",
 	"tenant-concurrency":         "WEBHOOKD_TENANT_CONCURRENCY",
@@ -167,6 +171,7 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.IntVar(&o.failCount, "disable-after-given-up", 0, "disable a subscription after this many deliveries in a row were given up (0: never)")
 	fs.IntVar(&o.failingAfter, "failing-after", dispatcher.DefaultFailingAfter, "raise subscription.failing once an endpoint has failed this many attempts in a row, and subscription.recovered at its next success (0: never)")
 	fs.StringVar(&o.operator.URL, "operator-webhook-url", "", "the operator's endpoint: it gets every operational event of every tenant, signed and retried like any webhook (the same destination rules as tenants' endpoints); empty: none")
+	fs.DurationVar(&o.certificateWarning, "certificate-warning", opevents.DefaultCertificateWarning, "raise certificate.expiring once a subscription's mTLS client certificate is this close to its expiry, and again once it has expired (0: never)")
 	fs.StringVar(&o.operator.Secret, "operator-webhook-secret", "", "the secret (whsec_...) that signs the operator's webhooks; required with --operator-webhook-url (prefer WEBHOOKD_OPERATOR_WEBHOOK_SECRET)")
 	fs.DurationVar(&o.rotationOverlap, "secret-rotation-overlap", 24*time.Hour, "how long a rotated-out signing secret keeps signing")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long a shutdown waits for deliveries in flight")
@@ -252,6 +257,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if o.failingAfter < 0 {
 		return errors.New("--failing-after must not be negative")
 	}
+	if o.certificateWarning < 0 {
+		return errors.New("--certificate-warning must not be negative")
+	}
 	if o.failPeriod < 0 || o.failCount < 0 {
 		return errors.New("--disable-after-failing and --disable-after-given-up must not be negative")
 	}
@@ -330,11 +338,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 			FailingAfter: failingAfter(o.failingAfter),
 		},
 		Operator: o.operator,
-		Events:   events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow},
-		Jobs:     jobs.Config{Rate: o.jobRate},
-		Limits:   o.limits,
-		Storage:  o.storage,
-		Logger:   logger,
+		// The flag's 0 (never) is negative there, where zero means the default.
+		CertificateWarning: cmp.Or(o.certificateWarning, -1),
+		Events:             events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow},
+		Jobs:               jobs.Config{Rate: o.jobRate},
+		Limits:             o.limits,
+		Storage:            o.storage,
+		Logger:             logger,
 	})
 	if err != nil {
 		return err
