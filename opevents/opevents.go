@@ -387,8 +387,9 @@ type limitData struct {
 }
 
 // LimitEventID is the id of the limit event typ of limit in the hour of
-// now: the same on every replica, so that the hour's one event is stored
-// once (its tenant scopes it, see events.MsgID).
+// now: the same on every replica, so that the hour's one event has one
+// key in the once bucket (with its tenant) and one message id (its tenant
+// scopes it, see events.MsgID).
 func LimitEventID(typ, limit string, now time.Time) string {
 	kind := strings.ReplaceAll(typ, ".", "-")
 	return events.IDPrefix + kind + "_" + limit + "_" + now.UTC().Format("2006010215")
