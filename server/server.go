@@ -101,17 +101,17 @@ type Config struct {
 	// portal links are built on and that tells the portal its cookies go
 	// over https; empty means each request's own scheme and host.
 	PublicURL string
+	// CertificateWarning is how long before its expiry a subscription's
+	// mTLS client certificate raises certificate.expiring (default 14
+	// days; negative: never); CertificateSweep is how often every replica
+	// looks (default an hour, and once at start).
+	CertificateWarning, CertificateSweep time.Duration
 	// Registry, when set, receives the metrics (tests inspect it); nil
 	// means a new one.
 	Registry *prometheus.Registry
 	// Operator is the operator's endpoint for the operational events of
 	// every tenant (none by default).
 	Operator OperatorConfig
-	// CertificateWarning is how long before its expiry a subscription's
-	// mTLS client certificate raises certificate.expiring (default 14
-	// days; negative: never); CertificateSweep is how often every replica
-	// looks (default an hour, and once at start).
-	CertificateWarning, CertificateSweep time.Duration
 	// Clock is the rate limiter's time source (default time.Now); tests
 	// hold it still so no window ends in the middle of a count.
 	Clock  func() time.Time
@@ -133,9 +133,10 @@ type Server struct {
 	types    *events.Registry
 	events   *eventindex.Index
 	jobs     *jobs.Runner
+	// certs sweeps the client certificates for certificate.expiring.
+	certs *opevents.Certificates
 	// ops raises the operational events.
 	ops      *opevents.Emitter
-	certs    *opevents.Certificates
 	http     *http.Server
 	listener net.Listener
 	serveErr chan error
