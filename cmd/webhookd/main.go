@@ -321,16 +321,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		defer stopDebug()
 	}
 	srv, err := server.Start(ctx, server.Config{
-		Addr:            o.addr,
-		DataDir:         o.dataDir,
-		NATSURL:         o.natsURL,
-		NATSListen:      o.natsListen,
-		NATSAuth:        o.natsAuth,
-		Replicas:        o.replicas,
-		AdminToken:      o.adminToken,
-		PublicURL:       o.publicURL,
-		RotationOverlap: o.rotationOverlap,
-		Egress:          egress.Policy{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs},
+		Addr:               o.addr,
+		DataDir:            o.dataDir,
+		NATSURL:            o.natsURL,
+		NATSListen:         o.natsListen,
+		NATSAuth:           o.natsAuth,
+		Replicas:           o.replicas,
+		AdminToken:         o.adminToken,
+		PublicURL:          o.publicURL,
+		RotationOverlap:    o.rotationOverlap,
+		CertificateWarning: certificateWarning(o.certificateWarning),
+		Egress:             egress.Policy{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs},
 		Dispatcher: dispatcher.Config{
 			Schedule: schedule, Timeout: o.timeout, Workers: o.workers, PerSubscription: o.perSub,
 			TenantInFlight: o.tenantInFlight, Destinations: destination.Config{Max: o.destMax},
@@ -338,13 +339,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 			FailingAfter: failingAfter(o.failingAfter),
 		},
 		Operator: o.operator,
-		// The flag's 0 (never) is negative there, where zero means the default.
-		CertificateWarning: cmp.Or(o.certificateWarning, -1),
-		Events:             events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow},
-		Jobs:               jobs.Config{Rate: o.jobRate},
-		Limits:             o.limits,
-		Storage:            o.storage,
-		Logger:             logger,
+		Events:   events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow},
+		Jobs:     jobs.Config{Rate: o.jobRate},
+		Limits:   o.limits,
+		Storage:  o.storage,
+		Logger:   logger,
 	})
 	if err != nil {
 		return err
@@ -397,6 +396,11 @@ func checkNATSAuth(o options) error {
 // shutdownSlack is how long past its grace a shutdown may run before
 // webhookd exits without it.
 const shutdownSlack = 5 * time.Second
+
+// certificateWarning is server.Config.CertificateWarning for
+// --certificate-warning d: 0 (never) is negative there, where zero means
+// the default.
+func certificateWarning(d time.Duration) time.Duration { return cmp.Or(d, -1) }
 
 // failingAfter is dispatcher.Config.FailingAfter for --failing-after n:
 // 0 (never) is negative there, where zero means the default.
