@@ -257,9 +257,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if o.failingAfter < 0 {
 		return errors.New("--failing-after must not be negative")
 	}
-	if o.certificateWarning < 0 {
-		return errors.New("--certificate-warning must not be negative")
-	}
 	if o.failPeriod < 0 || o.failCount < 0 {
 		return errors.New("--disable-after-failing and --disable-after-given-up must not be negative")
 	}
@@ -269,6 +266,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	}
 	if o.rotationOverlap <= 0 {
 		return errors.New("--secret-rotation-overlap must be positive")
+	}
+	if o.certificateWarning < 0 {
+		return errors.New("--certificate-warning must not be negative")
 	}
 	if o.publicURL != "" {
 		if err := api.CheckPublicURL(o.publicURL); err != nil {
