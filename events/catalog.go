@@ -51,6 +51,7 @@ const (
 	TypeLimitNear             = "limit.near"
 	TypeLimitExceeded         = "limit.exceeded"
 	TypeJobFinished           = "job.finished"
+	TypeCertificateExpiring   = "certificate.expiring"
 	WildcardAll               = "*"
 	familyWildcardSuffix      = ".*"
 )
@@ -87,6 +88,8 @@ func DefaultCatalog() Catalog {
 			Schema: schemaLimit, Example: exampleLimitExceeded},
 		{Type: TypeJobFinished, Description: "A replay or recovery job ended, done or failed.", Internal: true,
 			Schema: schemaJob, Example: exampleJob},
+		{Type: TypeCertificateExpiring, Description: "The client certificate of a subscription's mutual TLS is within --certificate-warning (14 days) of its expiry, or has expired; sent once for each, per subscription and certificate.", Internal: true,
+			Schema: schemaCertificate, Example: exampleCertificate},
 	}
 }
 
@@ -97,7 +100,7 @@ func DefaultCatalog() Catalog {
 func Operational(t string) bool {
 	switch t {
 	case TypeSubscriptionDisabled, TypeDeliveryExhausted, TypeSubscriptionFailing,
-		TypeSubscriptionRecovered, TypeLimitNear, TypeLimitExceeded, TypeJobFinished:
+		TypeSubscriptionRecovered, TypeLimitNear, TypeLimitExceeded, TypeJobFinished, TypeCertificateExpiring:
 		return true
 	}
 	return false

@@ -100,3 +100,19 @@ var schemaJob = json.RawMessage(`{
 }`)
 
 var exampleJob = json.RawMessage(`{"tenantId": "ten_01JD0000000000000000000000", "jobId": "job_01JD0000000000000000000000", "kind": "replay", "subscriptionId": "sub_01JD0000000000000000000000", "status": "done", "total": 1200, "sent": 1200, "filtered": 0, "createdAt": "2026-12-03T09:00:00Z", "finishedAt": "2026-12-03T09:00:08Z"}`)
+
+var schemaCertificate = json.RawMessage(`{
+  "type": "object",
+  "required": ["tenantId", "subscriptionId", "url", "subject", "certificateExpiresAt", "daysLeft", "expired"],
+  "properties": {
+    "tenantId": {"type": "string"},
+    "subscriptionId": {"type": "string"},
+    "url": {"type": "string"},
+    "subject": {"type": "string", "description": "the client certificate's subject (empty for one named only by its SAN)"},
+    "certificateExpiresAt": {"type": "string", "format": "date-time", "description": "the certificate's notAfter"},
+    "daysLeft": {"type": "integer", "minimum": 0, "description": "whole days until certificateExpiresAt; 0 once expired"},
+    "expired": {"type": "boolean", "description": "true in the second event, sent once the certificate has expired"}
+  }
+}`)
+
+var exampleCertificate = json.RawMessage(`{"tenantId": "ten_01JD0000000000000000000000", "subscriptionId": "sub_01JD0000000000000000000000", "url": "https://example.com/hooks", "subject": "CN=webhooks-client,O=Example", "certificateExpiresAt": "2026-12-17T09:00:00Z", "daysLeft": 13, "expired": false}`)

@@ -8,11 +8,14 @@
 //
 // Exactly once across replicas: the events of a delivery's outcome are
 // raised by the one replica that made the attempt (an endpoint's run of
-// failures by compare-and-set, see subscriptions.Store.RecordAttempt);
-// the others carry an id made of what they are about (a tenant's limit
-// and the hour, a job), published with it as the JetStream message id,
-// so that replicas raising the same one store it once; only the replica
-// whose publish stored it logs it and copies it to the operator.
+// failures by compare-and-set, see subscriptions.Store.RecordAttempt), a
+// job's end by the runner whose write recorded it; the events every
+// replica may find due (a tenant's limit this hour, a certificate near
+// its expiry) are raised by the one replica whose create of the event's
+// key in the OnceBucket succeeds (see Once), not by the events stream's
+// duplicate window, which is short. Each carries an id made of what it
+// is about, published as the JetStream message id, so that a publish
+// tried again is stored once.
 package opevents
 
 import (
@@ -49,6 +52,9 @@ type Config struct {
 	Timeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Once decides which replica raises the events every replica may find
+	// due; nil: the events stream's duplicate window does, within it only.
+	Once *Once
 }
 
 func (c Config) withDefaults() Config {
@@ -74,7 +80,7 @@ type Emitter struct {
 	raised *prometheus.CounterVec
 	drops  prometheus.Counter
 
-	queue chan events.Event
+	queue chan queued
 	done  chan struct{}
 
 	mu     sync.Mutex
@@ -93,7 +99,7 @@ func New(js jetstream.JetStream, cfg Config, reg prometheus.Registerer, logger *
 	}
 	e := &Emitter{
 		cfg: cfg, js: js, logger: logger,
-		queue: make(chan events.Event, cfg.Queue),
+		queue: make(chan queued, cfg.Queue),
 		done:  make(chan struct{}),
 		once:  make(map[string]struct{}),
 	}
@@ -120,7 +126,8 @@ func newCounters() (*prometheus.CounterVec, prometheus.Counter) {
 
 // types are the operational event types.
 var types = []string{events.TypeSubscriptionFailing, events.TypeSubscriptionRecovered, events.TypeSubscriptionDisabled,
-	events.TypeDeliveryExhausted, events.TypeLimitNear, events.TypeLimitExceeded, events.TypeJobFinished}
+	events.TypeDeliveryExhausted, events.TypeLimitNear, events.TypeLimitExceeded, events.TypeJobFinished,
+	events.TypeCertificateExpiring}
 
 // Operator is the tenant that gets the copies, or "".
 func (e *Emitter) Operator() string {
@@ -162,6 +169,8 @@ type about struct {
 	Error          string `json:"error"`
 	LastError      string `json:"lastError"`
 	DeliveryID     string `json:"deliveryId"`
+	ExpiresAt      string `json:"certificateExpiresAt"`
+	Expired        bool   `json:"expired"`
 }
 
 // log writes ev's one line: at Warn for what needs someone's attention
@@ -172,7 +181,8 @@ func (e *Emitter) log(ev events.Event) {
 	_ = json.Unmarshal(ev.Data, &a)
 	level := slog.LevelInfo
 	switch ev.Type {
-	case events.TypeSubscriptionFailing, events.TypeSubscriptionDisabled, events.TypeDeliveryExhausted, events.TypeLimitExceeded:
+	case events.TypeSubscriptionFailing, events.TypeSubscriptionDisabled, events.TypeDeliveryExhausted, events.TypeLimitExceeded,
+		events.TypeCertificateExpiring:
 		level = slog.LevelWarn
 	case events.TypeJobFinished:
 		if a.Status != "done" {
@@ -197,12 +207,30 @@ func (e *Emitter) log(ev events.Event) {
 	add("job", a.JobID)
 	add("status", a.Status)
 	add("err", a.Error)
+	add("certificate_expires_at", a.ExpiresAt)
+	if ev.Type == events.TypeCertificateExpiring {
+		attrs = append(attrs, slog.Bool("expired", a.Expired))
+	}
 	e.logger.LogAttrs(context.Background(), level, "operational event", attrs...)
+}
+
+// queued is an event waiting to be raised in the background, with the
+// key that decides which replica raises it (see Once) and how long that
+// decision holds; no key: the replica that queued it raises it.
+type queued struct {
+	ev   events.Event
+	once string
+	ttl  time.Duration
 }
 
 // Publish raises ev in the background: it never waits for NATS. Past the
 // queue's bound the event is dropped, counted and logged.
 func (e *Emitter) Publish(ev events.Event) {
+	e.enqueue(queued{ev: ev})
+}
+
+// enqueue queues q without waiting; past the bound it is dropped.
+func (e *Emitter) enqueue(q queued) {
 	if e == nil {
 		return
 	}
@@ -212,31 +240,70 @@ func (e *Emitter) Publish(ev events.Event) {
 		return
 	}
 	select {
-	case e.queue <- ev:
+	case e.queue <- q:
 	default:
 		e.drops.Inc()
-		e.logger.Warn("operational event dropped: too many waiting to be published", "type", ev.Type, "tenant", ev.TenantID, "event", ev.ID)
+		e.logger.Warn("operational event dropped: too many waiting to be published", "type", q.ev.Type, "tenant", q.ev.TenantID, "event", q.ev.ID)
+	}
+}
+
+// enqueueWait queues q, waiting for room until ctx ends (a sweep in the
+// background may wait; a request never does). It reports whether q was
+// queued.
+func (e *Emitter) enqueueWait(ctx context.Context, q queued) bool {
+	for {
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			return false
+		}
+		select {
+		case e.queue <- q:
+			e.mu.Unlock()
+			return true
+		default:
+		}
+		e.mu.Unlock()
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
 	}
 }
 
 func (e *Emitter) run() {
 	defer close(e.done)
-	for ev := range e.queue {
+	for q := range e.queue {
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Timeout)
-		err := e.raise(ctx, ev)
+		err := e.raise(ctx, q)
 		cancel()
 		if err != nil {
+			ev := q.ev
 			e.drops.Inc()
 			e.logger.Warn("operational event not published", "type", ev.Type, "tenant", ev.TenantID, "event", ev.ID, "err", err)
 		}
 	}
 }
 
-// raise publishes ev to its tenant and, unless JetStream had it already
-// (another replica raised the same event: same id), counts it, logs it
-// and sends the operator's copy: the one replica whose publish stored it
-// raises it.
-func (e *Emitter) raise(ctx context.Context, ev events.Event) error {
+// raise publishes q's event to its tenant, then counts it, logs it and
+// sends the operator's copy: the one replica that raises it does. With a
+// once key, that is the replica whose claim of the key succeeded (the
+// others do nothing); without one, the replica whose publish stored it
+// (one that finds it already stored, another replica having raised the
+// same event under the same id, does nothing).
+func (e *Emitter) raise(ctx context.Context, q queued) error {
+	ev := q.ev
+	claimed := false
+	if q.once != "" && e.cfg.Once != nil {
+		won, err := e.cfg.Once.Claim(ctx, q.once, q.ttl)
+		if err != nil || !won {
+			return err
+		}
+		claimed = true
+	}
 	var dup bool
 	err := jsretry.Do(ctx, jsretry.Unanswered, func(ctx context.Context) error {
 		ack, err := e.js.PublishMsg(ctx, ev.Msg(true))
@@ -245,7 +312,9 @@ func (e *Emitter) raise(ctx context.Context, ev events.Event) error {
 		}
 		return err
 	})
-	if err != nil || dup {
+	// A claimed event is this replica's to raise: a duplicate is its own
+	// publish, tried again after an answer was lost.
+	if err != nil || (dup && !claimed) {
 		return err
 	}
 	msgs := e.Msgs(ev)[1:] // logs it; the tenant's message is stored
@@ -296,12 +365,18 @@ func (e *Emitter) limit(typ, tenant, limit string, max, used int64) {
 	}
 	now := e.cfg.Now().UTC()
 	id := LimitEventID(typ, limit, now)
-	if !e.first(tenant+"."+id, now) {
+	key := tenant + "." + id
+	if !e.first(key, now) {
 		return
 	}
 	data, _ := json.Marshal(limitData{TenantID: tenant, Limit: limit, Max: max, Used: used, At: now})
-	e.Publish(events.Event{ID: id, Type: typ, TenantID: tenant, OccurredAt: now, Data: data})
+	e.enqueue(queued{ev: events.Event{ID: id, Type: typ, TenantID: tenant, OccurredAt: now, Data: data}, once: key, ttl: limitTTL})
 }
+
+// limitTTL is how long the cluster remembers that a limit event of an
+// hour was raised: past the hour its key names, with room for replicas'
+// clocks a little apart.
+const limitTTL = 2 * time.Hour
 
 type limitData struct {
 	TenantID string    `json:"tenantId"`
@@ -312,8 +387,9 @@ type limitData struct {
 }
 
 // LimitEventID is the id of the limit event typ of limit in the hour of
-// now: the same on every replica, so that the hour's one event is stored
-// once (its tenant scopes it, see events.MsgID).
+// now: the same on every replica, so that the hour's one event has one
+// key in the once bucket (with its tenant) and one message id (its tenant
+// scopes it, see events.MsgID).
 func LimitEventID(typ, limit string, now time.Time) string {
 	kind := strings.ReplaceAll(typ, ".", "-")
 	return events.IDPrefix + kind + "_" + limit + "_" + now.UTC().Format("2006010215")

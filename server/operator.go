@@ -54,8 +54,10 @@ func (c OperatorConfig) validate(rules *subscriptions.Rules) error {
 	return nil
 }
 
-// operational starts the emitter of operational events and brings the
-// operator's endpoint to its configuration.
+// operational starts the emitter of operational events (with the bucket
+// that decides which replica raises an event every replica finds due) and
+// the sweep of client certificates, and brings the operator's endpoint to
+// its configuration.
 func (s *Server) operational(ctx context.Context, reg prometheus.Registerer) error {
 	op := s.cfg.Operator
 	if err := op.validate(subscriptions.NewRules(events.DefaultCatalog(), s.cfg.Egress)); err != nil {
@@ -68,6 +70,13 @@ func (s *Server) operational(ctx context.Context, reg prometheus.Registerer) err
 	if op.URL != "" {
 		operator = subscriptions.OperatorTenant
 	}
-	s.ops = opevents.New(s.js, opevents.Config{Operator: operator}, reg, s.logger)
+	once, err := opevents.OpenOnce(ctx, s.js, opevents.OnceConfig{Replicas: s.cfg.Replicas, MaxBytes: s.budget.small})
+	if err != nil {
+		return err
+	}
+	s.needs = append(s.needs, need{"bucket", opevents.OnceBucket})
+	s.ops = opevents.New(s.js, opevents.Config{Operator: operator, Once: once}, reg, s.logger)
+	s.certs = opevents.StartCertificates(s.ops, s.store.Index().WithAuth,
+		opevents.CertificatesConfig{Warning: s.cfg.CertificateWarning, Every: s.cfg.CertificateSweep}, reg)
 	return nil
 }

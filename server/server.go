@@ -102,6 +102,11 @@ type Config struct {
 	// portal links are built on and that tells the portal its cookies go
 	// over https; empty means each request's own scheme and host.
 	PublicURL string
+	// CertificateWarning is how long before its expiry a subscription's
+	// mTLS client certificate raises certificate.expiring (default 14
+	// days; negative: never); CertificateSweep is how often every replica
+	// looks (default an hour, and once at start).
+	CertificateWarning, CertificateSweep time.Duration
 	// Registry, when set, receives the metrics (tests inspect it); nil
 	// means a new one.
 	Registry *prometheus.Registry
@@ -132,6 +137,8 @@ type Server struct {
 	types    *events.Registry
 	events   *eventindex.Index
 	jobs     *jobs.Runner
+	// certs sweeps the client certificates for certificate.expiring.
+	certs *opevents.Certificates
 	// ops raises the operational events.
 	ops      *opevents.Emitter
 	tracer   *tracing.Tracer
@@ -584,6 +591,7 @@ func (s *Server) closeBackends(ctx context.Context) (left []string) {
 		}
 	}
 	left = s.closeLookups(ctx)
+	s.certs.Stop()
 	s.ops.Close(ctx) // the operational events it queued go out before NATS closes
 	if s.nc != nil {
 		// Drain flushes what the dispatcher published and acked; the

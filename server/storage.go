@@ -51,14 +51,14 @@ type StorageConfig struct {
 const externalMaxStore = 10 << 30
 
 // Shares of MaxStore, in percent, of each limit not set by a flag. They
-// sum to 97: the rest is slack for what JetStream keeps besides messages.
+// sum to 98: the rest is slack for what JetStream keeps besides messages.
 const (
 	eventsShare        = 50
 	attemptLogShare    = 20
 	deliveriesShare    = 10
 	idempotencyShare   = 4 // answers to Idempotency-Key requests, 24 h
 	subscriptionsShare = 2 // each of tenants, keys, subscriptions, health
-	smallShare         = 1 // each of event types, jobs, portal links and sessions, rate-limit counters
+	smallShare         = 1 // each of event types, jobs, portal links and sessions, rate-limit counters, operational_once
 )
 
 // budget is the byte limit of each stream and bucket.
@@ -74,7 +74,7 @@ type budget struct {
 // and budget.small each stand for.
 const (
 	subscriptionBuckets = 4
-	smallOnes           = 5
+	smallOnes           = 6
 )
 
 // sum is what the limits reserve of the store together.

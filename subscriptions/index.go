@@ -222,6 +222,22 @@ func (x *Index) Ordered() []*Subscription {
 	return out
 }
 
+// WithAuth returns every subscription, of all tenants, that has endpoint
+// authentication (a sweep of client certificates reads it).
+func (x *Index) WithAuth() []*Subscription {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var out []*Subscription
+	for _, ts := range x.subs {
+		for _, s := range ts.byID {
+			if s.auth != nil {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
 // Subscription returns one of tenant's subscriptions.
 func (x *Index) Subscription(tenant, id string) (*Subscription, bool) {
 	x.mu.RLock()

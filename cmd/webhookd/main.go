@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -25,6 +26,7 @@ import (
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/jobs"
 	"github.com/onestack/webhooks/limits"
+	"github.com/onestack/webhooks/opevents"
 	"github.com/onestack/webhooks/server"
 	"github.com/onestack/webhooks/subscriptions"
 	"github.com/onestack/webhooks/tracing"
@@ -64,6 +66,7 @@ type options struct {
 	failCount                                      int
 	failingAfter                                   int
 	operator                                       server.OperatorConfig
+	certificateWarning                             time.Duration
 	publicURL                                      string
 	workers, perSub, tenantInFlight, destMax       int
 	jobRate                                        float64
@@ -102,6 +105,7 @@ var flagEnv = map[string]string{
 	"failing-after":              "WEBHOOKD_FAILING_AFTER",
 	"operator-webhook-url":       "WEBHOOKD_OPERATOR_WEBHOOK_URL",
 	"operator-webhook-secret":    "WEBHOOKD_OPERATOR_WEBHOOK_SECRET",
+	"certificate-warning":        "WEBHOOKD_CERTIFICATE_WARNING",
 	"workers":                    "WEBHOOKD_WORKERS",
 	"subscription-concurrency":   "WEBHOOKD_SUBSCRIPTION_CONCURRENCY",
 	"tenant-concurrency":         "WEBHOOKD_TENANT_CONCURRENCY",
@@ -168,6 +172,7 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.IntVar(&o.failCount, "disable-after-given-up", 0, "disable a subscription after this many deliveries in a row were given up (0: never)")
 	fs.IntVar(&o.failingAfter, "failing-after", dispatcher.DefaultFailingAfter, "raise subscription.failing once an endpoint has failed this many attempts in a row, and subscription.recovered at its next success (0: never)")
 	fs.StringVar(&o.operator.URL, "operator-webhook-url", "", "the operator's endpoint: it gets every operational event of every tenant, signed and retried like any webhook (the same destination rules as tenants' endpoints); empty: none")
+	fs.DurationVar(&o.certificateWarning, "certificate-warning", opevents.DefaultCertificateWarning, "raise certificate.expiring once a subscription's mTLS client certificate is this close to its expiry, and again once it has expired (0: never)")
 	fs.StringVar(&o.operator.Secret, "operator-webhook-secret", "", "the secret (whsec_...) that signs the operator's webhooks; required with --operator-webhook-url (prefer WEBHOOKD_OPERATOR_WEBHOOK_SECRET)")
 	fs.DurationVar(&o.rotationOverlap, "secret-rotation-overlap", 24*time.Hour, "how long a rotated-out signing secret keeps signing")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "how long a shutdown waits for deliveries in flight")
@@ -263,6 +268,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if o.rotationOverlap <= 0 {
 		return errors.New("--secret-rotation-overlap must be positive")
 	}
+	if o.certificateWarning < 0 {
+		return errors.New("--certificate-warning must not be negative")
+	}
 	if o.publicURL != "" {
 		if err := api.CheckPublicURL(o.publicURL); err != nil {
 			return fmt.Errorf("--public-url %q: %w", o.publicURL, err)
@@ -314,16 +322,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		defer stopDebug()
 	}
 	srv, err := server.Start(ctx, server.Config{
-		Addr:            o.addr,
-		DataDir:         o.dataDir,
-		NATSURL:         o.natsURL,
-		NATSListen:      o.natsListen,
-		NATSAuth:        o.natsAuth,
-		Replicas:        o.replicas,
-		AdminToken:      o.adminToken,
-		PublicURL:       o.publicURL,
-		RotationOverlap: o.rotationOverlap,
-		Egress:          egress.Policy{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs},
+		Addr:               o.addr,
+		DataDir:            o.dataDir,
+		NATSURL:            o.natsURL,
+		NATSListen:         o.natsListen,
+		NATSAuth:           o.natsAuth,
+		Replicas:           o.replicas,
+		AdminToken:         o.adminToken,
+		PublicURL:          o.publicURL,
+		RotationOverlap:    o.rotationOverlap,
+		CertificateWarning: certificateWarning(o.certificateWarning),
+		Egress:             egress.Policy{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs},
 		Dispatcher: dispatcher.Config{
 			Schedule: schedule, Timeout: o.timeout, Workers: o.workers, PerSubscription: o.perSub,
 			TenantInFlight: o.tenantInFlight, Destinations: destination.Config{Max: o.destMax},
@@ -389,6 +398,11 @@ func checkNATSAuth(o options) error {
 // shutdownSlack is how long past its grace a shutdown may run before
 // webhookd exits without it.
 const shutdownSlack = 5 * time.Second
+
+// certificateWarning is server.Config.CertificateWarning for
+// --certificate-warning d: 0 (never) is negative there, where zero means
+// the default.
+func certificateWarning(d time.Duration) time.Duration { return cmp.Or(d, -1) }
 
 // failingAfter is dispatcher.Config.FailingAfter for --failing-after n:
 // 0 (never) is negative there, where zero means the default.

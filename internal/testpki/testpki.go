@@ -90,6 +90,17 @@ func (ca *CA) Client(t testing.TB, cn string, validFor time.Duration) Pair {
 	}, validFor)
 }
 
+// ClientUntil issues a client certificate named cn whose notAfter is
+// notAfter (to the second), which may be past: valid from an hour before
+// the earlier of now and notAfter.
+func (ca *CA) ClientUntil(t testing.TB, cn string, notAfter time.Time) Pair {
+	t.Helper()
+	return ca.issueUntil(t, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn, Organization: []string{"One Stack tests"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, notAfter.Truncate(time.Second))
+}
+
 // SPIFFE issues a client certificate with an empty subject, named only by
 // the URI in its subject alternative name (as SPIFFE X.509-SVIDs may be).
 func (ca *CA) SPIFFE(t testing.TB, id string, validFor time.Duration) Pair {
@@ -106,10 +117,19 @@ func (ca *CA) SPIFFE(t testing.TB, id string, validFor time.Duration) Pair {
 
 func (ca *CA) issue(t testing.TB, tmpl *x509.Certificate, validFor time.Duration) Pair {
 	t.Helper()
+	return ca.issueUntil(t, tmpl, time.Now().Add(validFor).Truncate(time.Second))
+}
+
+func (ca *CA) issueUntil(t testing.TB, tmpl *x509.Certificate, notAfter time.Time) Pair {
+	t.Helper()
 	key := newKey(t)
 	tmpl.SerialNumber = serial(t)
-	tmpl.NotBefore = time.Now().Add(-time.Hour)
-	tmpl.NotAfter = time.Now().Add(validFor).Truncate(time.Second)
+	from := time.Now()
+	if notAfter.Before(from) {
+		from = notAfter
+	}
+	tmpl.NotBefore = from.Add(-time.Hour)
+	tmpl.NotAfter = notAfter
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
