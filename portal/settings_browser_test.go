@@ -135,7 +135,10 @@ func TestPortalSettingsInABrowser(t *testing.T) {
 			t.Fatalf("publish: %v %s", err, r.Body)
 		}
 	}
-	since := time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04:05")
+	// A datetime-local input drops ":00" seconds from the value it is
+	// given, and chromedp's SetValue then fails, reading back another
+	// string: a second of 01 keeps the value as written.
+	since := time.Now().UTC().Add(-time.Hour).Truncate(time.Minute).Add(time.Second).Format("2006-01-02T15:04:05")
 	tb.do("replay", chromedp.Navigate(base+"/subscriptions/"+s.ID+"/deliveries"), chromedp.WaitVisible(chromedp.CSS("#replay-form")),
 		chromedp.SetValue(chromedp.CSS("#since"), since), chromedp.Click(chromedp.CSS("#replay")), chromedp.WaitVisible(chromedp.CSS("#job")))
 	loc, _ := chromedp.Run(tb.ctx, chromedp.Location())
