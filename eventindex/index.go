@@ -82,9 +82,22 @@ const (
 
 // Index is the event index. It is safe for concurrent use.
 type Index struct {
-	log   *slog.Logger
-	store *streamindex.Store
-	db    *pebble.DB // store.DB(), for reads
+	log       *slog.Logger
+	store     *streamindex.Store
+	db        *pebble.DB // store.DB(), for reads
+	retention time.Duration
+	now       func() time.Time
+
+	// reach is what the index is known to hold (see Seen).
+	reach reach
+
+	// deltas is apply's scratch: bytes stored by tenant and hour.
+	deltas map[tenantHour]int64
+}
+
+type tenantHour struct {
+	tenant string
+	hour   uint64
 }
 
 // Open opens the index in cfg.Dir and follows the events stream, which
@@ -99,7 +112,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ix := &Index{log: logger}
+	ix := &Index{log: logger, retention: cfg.Retention, now: cfg.Now, deltas: map[tenantHour]int64{}}
 	store, err := streamindex.Open(streamindex.Config{
 		Name:           "event index",
 		Dir:            cfg.Dir,
@@ -129,9 +142,12 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 	return ix, nil
 }
 
-// apply writes the keys of msgs into b.
+// apply writes the keys of msgs into b, and adds their bytes to their
+// tenants' stored bytes. It runs under the store's write lock, so the
+// bytes it reads are every earlier batch's.
 func (ix *Index) apply(b *pebble.Batch, msgs []streamindex.Msg) error {
 	var kb, vb []byte
+	clear(ix.deltas)
 	for i := range msgs {
 		m := &msgs[i]
 		tenant, e, ok := decode(m)
@@ -139,14 +155,23 @@ func (ix *Index) apply(b *pebble.Batch, msgs []streamindex.Msg) error {
 			ix.log.Warn("event index: an event without tenant, type or id skipped", "seq", m.Seq, "subject", m.Subject)
 			continue
 		}
+		size := storedSize(m)
 		// A batch copies what it is given: kb and vb are scratch.
 		vb = listValue(vb[:0], e.Type, e.ID)
 		_ = b.Set(listKey(kb[:0], tenant, e.OccurredAt, e.Seq), vb, nil)
 		_ = b.Set(typeKey(kb[:0], tenant, e.Type, e.OccurredAt, e.Seq), []byte(e.ID), nil)
-		vb = idValue(vb[:0], e.OccurredAt, e.Seq, e.Type)
+		vb = idValue(vb[:0], e.OccurredAt, e.Seq, e.Type, m.Stored)
 		_ = b.Set(idKey(kb[:0], tenant, e.ID), vb, nil)
 		vb = storedValue(vb[:0], tenant, e.Type, e.ID, e.OccurredAt)
 		_ = b.Set(storedKey(kb[:0], m.Stored, e.Seq), vb, nil)
+		ix.deltas[tenantHour{tenant, hourOf(m.Stored)}] += size
+	}
+	if err := ix.addBytes(b, ix.deltas); err != nil {
+		return err
+	}
+	if len(msgs) > 0 {
+		last := &msgs[len(msgs)-1]
+		ix.reach.applying(last.Seq, last.Stored)
 	}
 	return nil
 }
