@@ -7,7 +7,9 @@
 // of keys only (an event's body stays in the stream, read by sequence when
 // asked for), resumes from the last sequence it applied after a restart,
 // rebuilds itself when the stream is not the one it was built from, and
-// forgets events as the stream's retention removes them. Like the attempt
+// forgets events as the stream's retention removes them. It also keeps
+// the duplicate window of event ids past NATS's own (see [Index.Seen]) and
+// each tenant's stored bytes ([Index.StoredBytes]). Like the attempt
 // log's index it is a cache of a replicated stream: any replica can
 // rebuild it. Its memory is bounded by its block cache and memtables,
 // whatever the number of events.
