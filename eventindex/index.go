@@ -16,6 +16,7 @@
 package eventindex
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -181,24 +182,61 @@ func (ix *Index) apply(b *pebble.Batch, msgs []streamindex.Msg) error {
 // decode reads what the index keeps of a stored event: its tenant and
 // type from the subject, its id from the header (or the body), when it
 // occurred from the body (the time it was stored, if the body says none).
+// A body as events.Event.Marshal writes it is read from its first bytes
+// (canonicalTime); any other is decoded whole.
 func decode(m *streamindex.Msg) (string, Event, bool) {
 	tenant, typ, err := events.ParseSubject(m.Subject)
 	if err != nil {
 		return "", Event{}, false
 	}
-	var env struct {
-		ID         string    `json:"id"`
-		OccurredAt time.Time `json:"occurredAt"`
+	e := Event{ID: m.Header.Get(events.HeaderEventID), Type: typ, Seq: m.Seq}
+	occurred, ok := canonicalTime(m.Data)
+	if !ok || e.ID == "" {
+		var env struct {
+			ID         string    `json:"id"`
+			OccurredAt time.Time `json:"occurredAt"`
+		}
+		_ = json.Unmarshal(m.Data, &env)
+		if e.ID == "" {
+			e.ID = env.ID
+		}
+		occurred = env.OccurredAt
 	}
-	_ = json.Unmarshal(m.Data, &env)
-	e := Event{ID: m.Header.Get(events.HeaderEventID), Type: typ, OccurredAt: env.OccurredAt.UTC(), Seq: m.Seq}
-	if e.ID == "" {
-		e.ID = env.ID
-	}
+	e.OccurredAt = occurred.UTC()
 	if e.OccurredAt.IsZero() {
 		e.OccurredAt = m.Stored.UTC()
 	}
 	return tenant, e, events.ValidID(e.ID) && len(typ) <= maxTypeLen
+}
+
+// The start of a body as events.Event.Marshal writes it, up to its data.
+var canonicalKeys = []string{`{"id":"`, `","type":"`, `","tenantId":"`, `","occurredAt":"`, `","data":`}
+
+// canonicalTime reads occurredAt from a body that starts as
+// events.Event.Marshal writes one: the keys in its order, each string
+// without an escape (so it ends at the first quote), the time in RFC 3339.
+// Anything else is not ok, and is decoded as JSON instead.
+func canonicalTime(b []byte) (time.Time, bool) {
+	var occurred []byte
+	for i, key := range canonicalKeys {
+		if !bytes.HasPrefix(b, []byte(key)) {
+			return time.Time{}, false
+		}
+		b = b[len(key):]
+		if i == len(canonicalKeys)-1 {
+			break
+		}
+		end := bytes.IndexByte(b, '"')
+		if end < 0 || bytes.IndexByte(b[:end], '\\') >= 0 {
+			return time.Time{}, false
+		}
+		if i == len(canonicalKeys)-2 {
+			occurred = b[:end]
+		}
+		b = b[end:]
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(occurred))
+	return t, err == nil
 }
 
 // Applied returns the stream sequence of the last event applied.
