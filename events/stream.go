@@ -20,7 +20,7 @@ const DefaultDedupeWindow = 24 * time.Hour
 // default: NATS keeps each id of its window in memory (about 185 bytes of
 // heap), so it stays short; the event index remembers them for the rest
 // of the duplicate window, on disk.
-const DefaultNATSWindow = 2 * time.Minute
+const DefaultNATSWindow = time.Minute
 
 // StreamConfig sets how events are kept. The zero value means the defaults.
 type StreamConfig struct {
@@ -33,7 +33,7 @@ type StreamConfig struct {
 	// the window in the event index (eventindex.Duplicates).
 	DedupeWindow time.Duration
 	// NATSWindow is how long the stream itself remembers event ids (its
-	// Duplicates; default 2 minutes, at most DedupeWindow). NATS keeps
+	// Duplicates; default 1 minute, at most DedupeWindow). NATS keeps
 	// every id of it in memory, so a publisher that reaches the stream
 	// without the API's check (events.Publisher) is deduplicated within
 	// this window only.
