@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -96,6 +97,8 @@ type Index struct {
 
 	// deltas is apply's scratch: bytes stored by tenant and hour.
 	deltas map[tenantHour]int64
+	// stored holds each tenant's last storedReading.
+	stored sync.Map
 }
 
 type tenantHour struct {

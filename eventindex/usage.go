@@ -66,13 +66,39 @@ func (ix *Index) expireBytes(cutoff time.Time) (int, error) {
 	})
 }
 
+// storedBytesFresh is how long a tenant's stored bytes, once read, are
+// answered from memory: every publish asks, and an iterator a request
+// cost more than the check is worth.
+const storedBytesFresh = time.Second
+
+type storedReading struct {
+	n  int64
+	at time.Time
+}
+
 // StoredBytes returns the bytes of tenant's events in the stream, as far
-// as the index has applied it (see the note on bytes keys above). It reads
-// one key an hour of retention at most.
+// as the index has applied it (see the note on bytes keys above), read at
+// most storedBytesFresh ago. A read goes through one key an hour of
+// retention at most.
 func (ix *Index) StoredBytes(ctx context.Context, tenant string) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("stored bytes: %w", err)
 	}
+	now := ix.now()
+	if v, ok := ix.stored.Load(tenant); ok {
+		if r := v.(storedReading); now.Sub(r.at) < storedBytesFresh && !now.Before(r.at) {
+			return r.n, nil
+		}
+	}
+	n, err := ix.readStoredBytes(tenant)
+	if err != nil {
+		return 0, err
+	}
+	ix.stored.Store(tenant, storedReading{n, now})
+	return n, nil
+}
+
+func (ix *Index) readStoredBytes(tenant string) (int64, error) {
 	release, err := ix.store.Reading()
 	if err != nil {
 		return 0, err
