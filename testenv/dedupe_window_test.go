@@ -193,7 +193,11 @@ func TestDuplicateWindowAcrossReplicas(t *testing.T) {
 // nothing); another tenant is not held to it.
 func TestStoredBytesLimit(t *testing.T) {
 	t.Parallel()
-	env, ten := setup(t, testenv.Options{})
+	env := testenv.Start(t, testenv.Options{})
+	ten, err := env.CreateTenant("stored", 1_000_000) // usage is polled
+	if err != nil {
+		t.Fatal(err)
+	}
 	other, err := env.CreateTenant("other", 0)
 	if err != nil {
 		t.Fatal(err)
