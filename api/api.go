@@ -62,6 +62,24 @@ type Intake interface {
 	NearLimit(ctx context.Context) bool
 }
 
+// Duplicates remembers the event ids a tenant published within the
+// duplicate window, beyond the event store's own (short) window.
+type Duplicates interface {
+	// Seen reports, for each of ids, whether tenant has an event stored
+	// with it within the window. An error wrapping ErrUnavailable means it
+	// cannot tell now; the caller refuses, retryably, rather than risk a
+	// duplicate.
+	Seen(ctx context.Context, tenant string, ids []string) ([]bool, error)
+}
+
+// StoredBytes counts the bytes of a tenant's events in the event store,
+// for the storedBytes limit.
+type StoredBytes interface {
+	// StoredBytes returns what tenant's events take in the store now; an
+	// error wraps ErrUnavailable.
+	StoredBytes(ctx context.Context, tenant string) (int64, error)
+}
+
 // Config wires the API. Store, Rules, Publisher and Registry are required.
 type Config struct {
 	Store      *subscriptions.Store
@@ -82,6 +100,12 @@ type Config struct {
 	// Intake says when the event store is near its byte limit, so the
 	// events API refuses new events; nil means it never is.
 	Intake Intake
+	// Duplicates checks the ids producers choose against the duplicate
+	// window; nil leaves deduplication to the event store's own window.
+	Duplicates Duplicates
+	// Stored counts each tenant's stored bytes, which the events API
+	// holds to its storedBytes limit; nil counts nothing.
+	Stored StoredBytes
 	// Limiter guards /api; nil means no rate limiting.
 	Limiter Limiter
 	// Notices hears of tenants near or past their limits (the operational

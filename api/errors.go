@@ -79,6 +79,7 @@ var exceededHints = map[string]string{
 	limits.Subscriptions: "delete a subscription",
 	limits.EventTypes:    "name only types its subscriptions already name",
 	limits.EventBytes:    "send less data",
+	limits.StoredBytes:   "wait for older events to leave the store at the end of their retention",
 	limits.Jobs:          "wait for a running job to end",
 }
 

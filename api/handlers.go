@@ -629,14 +629,88 @@ func (a *API) publishEvent(w http.ResponseWriter, r *http.Request, c *caller) er
 	if len(fields) > 0 {
 		return &subscriptions.ValidationError{Fields: fields}
 	}
-	if err := a.checkIntake(r.Context()); err != nil {
-		return err
+	fresh, err := a.unseen(r.Context(), c.tenant, []eventInput{in}, []events.Event{e})
+	if err != nil {
+		return dedupeErr(err, "id", e.ID)
 	}
-	if err := a.cfg.Publisher.PublishEvents(r.Context(), true, e); err != nil {
-		return publishErr(err, "id", e.ID)
+	if len(fresh) > 0 {
+		if err := a.checkStoredBytes(r.Context(), c, dataBytes(fresh)); err != nil {
+			return err
+		}
+		if err := a.checkIntake(r.Context()); err != nil {
+			return err
+		}
+		if err := a.cfg.Publisher.PublishEvents(r.Context(), true, e); err != nil {
+			return publishErr(err, "id", e.ID)
+		}
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"id": e.ID})
 	return nil
+}
+
+// unseen returns the events of evts (made from ins) to publish: all but
+// those whose producer-chosen id the tenant already published within the
+// duplicate window, which are answered 202 as they were the first time
+// without being published again. An id the server made is new. Repeats
+// within evts are all returned: the event store's own window stores the
+// first only.
+func (a *API) unseen(ctx context.Context, tenant string, ins []eventInput, evts []events.Event) ([]events.Event, error) {
+	if a.cfg.Duplicates == nil {
+		return evts, nil
+	}
+	var ids []string
+	var at []int
+	for i, in := range ins {
+		if in.ID != nil {
+			ids, at = append(ids, evts[i].ID), append(at, i)
+		}
+	}
+	if len(ids) == 0 {
+		return evts, nil
+	}
+	seen, err := a.cfg.Duplicates.Seen(ctx, tenant, ids)
+	if err != nil {
+		return nil, err
+	}
+	skip := make(map[int]bool, len(ids))
+	for j, s := range seen {
+		if s {
+			skip[at[j]] = true
+		}
+	}
+	if len(skip) == 0 {
+		return evts, nil
+	}
+	fresh := make([]events.Event, 0, len(evts)-len(skip))
+	for i, e := range evts {
+		if !skip[i] {
+			fresh = append(fresh, e)
+		}
+	}
+	return fresh, nil
+}
+
+// dataBytes is what evts add to their tenant's stored bytes, as the
+// storedBytes limit counts them before they are stored: their data.
+func dataBytes(evts []events.Event) int64 {
+	var n int64
+	for _, e := range evts {
+		n += int64(len(e.Data))
+	}
+	return n
+}
+
+// dedupeErr answers a publish whose ids could not be checked against the
+// duplicate window (the event index is behind or closed): 503 with the
+// ids, nothing of the request stored, so a retry with the same ids is
+// safe.
+func dedupeErr(err error, key string, ids any) error {
+	if !isUnavailable(err) {
+		return err
+	}
+	return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: unavailableRetryAfter,
+		Message: "the duplicate window of event ids cannot be checked now; nothing of this request was stored: retry with the same ids",
+		Details: map[string]any{key: ids}, cause: err}
 }
 
 // storeNearLimitRetryAfter is the Retry-After, in seconds, of a publish
@@ -703,11 +777,20 @@ func (a *API) publishEvents(w http.ResponseWriter, r *http.Request, c *caller) e
 	for i, e := range evts {
 		ids[i] = e.ID
 	}
-	if err := a.checkIntake(r.Context()); err != nil {
-		return err
+	fresh, err := a.unseen(r.Context(), c.tenant, in.Events, evts)
+	if err != nil {
+		return dedupeErr(err, "ids", ids)
 	}
-	if err := a.cfg.Publisher.PublishEvents(r.Context(), true, evts...); err != nil {
-		return publishErr(err, "ids", ids)
+	if len(fresh) > 0 {
+		if err := a.checkStoredBytes(r.Context(), c, dataBytes(fresh)); err != nil {
+			return err
+		}
+		if err := a.checkIntake(r.Context()); err != nil {
+			return err
+		}
+		if err := a.cfg.Publisher.PublishEvents(r.Context(), true, fresh...); err != nil {
+			return publishErr(err, "ids", ids)
+		}
 	}
 	writeJSON(w, http.StatusAccepted, map[string][]string{"ids": ids})
 	return nil

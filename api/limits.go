@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -24,16 +25,24 @@ func viewLimits(l limits.Limits) limitsView { return limitsView(l) }
 
 // usageView is what a tenant uses of the limits that can be counted:
 // requests a minute are in the rate-limit headers of every answer;
-// stored bytes and attempts in flight are not counted here.
+// attempts in flight are not counted here.
 type usageView struct {
 	Subscriptions int64  `json:"subscriptions"`
 	EventTypes    int64  `json:"eventTypes"`
+	StoredBytes   *int64 `json:"storedBytes,omitempty"`
 	Jobs          *int64 `json:"jobs,omitempty"`
 }
 
-func (a *API) getLimits(w http.ResponseWriter, _ *http.Request, c *caller) error {
+func (a *API) getLimits(w http.ResponseWriter, r *http.Request, c *caller) error {
 	u := a.cfg.Store.Index().Usage(c.tenant)
 	usage := usageView{Subscriptions: int64(u.Subscriptions), EventTypes: int64(u.EventTypes)}
+	if a.cfg.Stored != nil {
+		n, err := a.cfg.Stored.StoredBytes(r.Context(), c.tenant)
+		if err != nil {
+			return err
+		}
+		usage.StoredBytes = &n
+	}
 	if a.cfg.Recovery != nil {
 		n := int64(a.cfg.Recovery.Running(c.tenant))
 		usage.Jobs = &n
@@ -55,6 +64,23 @@ func checkEventBytes(c *caller, data json.RawMessage, prefix string) error {
 		e := errExceeded(qe)
 		e.Message = prefix + "data: " + e.Message
 		return e
+	}
+	return nil
+}
+
+// checkStoredBytes refuses events of size bytes in all that would take
+// the tenant past its storedBytes: 403 QUOTA_EXCEEDED, nothing of the
+// request stored.
+func (a *API) checkStoredBytes(ctx context.Context, c *caller, size int64) error {
+	if a.cfg.Stored == nil || size <= 0 {
+		return nil
+	}
+	used, err := a.cfg.Stored.StoredBytes(ctx, c.tenant)
+	if err != nil {
+		return err
+	}
+	if qe, ok := limits.Check(limits.StoredBytes, c.limits.StoredBytes, used, used+size).(*limits.ExceededError); ok {
+		return errExceeded(qe)
 	}
 	return nil
 }

@@ -7,18 +7,22 @@
 // of keys only (an event's body stays in the stream, read by sequence when
 // asked for), resumes from the last sequence it applied after a restart,
 // rebuilds itself when the stream is not the one it was built from, and
-// forgets events as the stream's retention removes them. Like the attempt
+// forgets events as the stream's retention removes them. It also keeps
+// the duplicate window of event ids past NATS's own (see [Index.Seen]) and
+// each tenant's stored bytes ([Index.StoredBytes]). Like the attempt
 // log's index it is a cache of a replicated stream: any replica can
 // rebuild it. Its memory is bounded by its block cache and memtables,
 // whatever the number of events.
 package eventindex
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -82,9 +86,24 @@ const (
 
 // Index is the event index. It is safe for concurrent use.
 type Index struct {
-	log   *slog.Logger
-	store *streamindex.Store
-	db    *pebble.DB // store.DB(), for reads
+	log       *slog.Logger
+	store     *streamindex.Store
+	db        *pebble.DB // store.DB(), for reads
+	retention time.Duration
+	now       func() time.Time
+
+	// reach is what the index is known to hold (see Seen).
+	reach reach
+
+	// deltas is apply's scratch: bytes stored by tenant and hour.
+	deltas map[tenantHour]int64
+	// stored holds each tenant's last storedReading.
+	stored sync.Map
+}
+
+type tenantHour struct {
+	tenant string
+	hour   uint64
 }
 
 // Open opens the index in cfg.Dir and follows the events stream, which
@@ -99,7 +118,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ix := &Index{log: logger}
+	ix := &Index{log: logger, retention: cfg.Retention, now: cfg.Now, deltas: map[tenantHour]int64{}}
 	store, err := streamindex.Open(streamindex.Config{
 		Name:           "event index",
 		Dir:            cfg.Dir,
@@ -129,9 +148,12 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 	return ix, nil
 }
 
-// apply writes the keys of msgs into b.
+// apply writes the keys of msgs into b, and adds their bytes to their
+// tenants' stored bytes. It runs under the store's write lock, so the
+// bytes it reads are every earlier batch's.
 func (ix *Index) apply(b *pebble.Batch, msgs []streamindex.Msg) error {
 	var kb, vb []byte
+	clear(ix.deltas)
 	for i := range msgs {
 		m := &msgs[i]
 		tenant, e, ok := decode(m)
@@ -139,14 +161,23 @@ func (ix *Index) apply(b *pebble.Batch, msgs []streamindex.Msg) error {
 			ix.log.Warn("event index: an event without tenant, type or id skipped", "seq", m.Seq, "subject", m.Subject)
 			continue
 		}
+		size := storedSize(m)
 		// A batch copies what it is given: kb and vb are scratch.
 		vb = listValue(vb[:0], e.Type, e.ID)
 		_ = b.Set(listKey(kb[:0], tenant, e.OccurredAt, e.Seq), vb, nil)
 		_ = b.Set(typeKey(kb[:0], tenant, e.Type, e.OccurredAt, e.Seq), []byte(e.ID), nil)
-		vb = idValue(vb[:0], e.OccurredAt, e.Seq, e.Type)
+		vb = idValue(vb[:0], e.OccurredAt, e.Seq, e.Type, m.Stored)
 		_ = b.Set(idKey(kb[:0], tenant, e.ID), vb, nil)
 		vb = storedValue(vb[:0], tenant, e.Type, e.ID, e.OccurredAt)
 		_ = b.Set(storedKey(kb[:0], m.Stored, e.Seq), vb, nil)
+		ix.deltas[tenantHour{tenant, hourOf(m.Stored)}] += size
+	}
+	if err := ix.addBytes(b, ix.deltas); err != nil {
+		return err
+	}
+	if len(msgs) > 0 {
+		last := &msgs[len(msgs)-1]
+		ix.reach.applying(last.Seq, last.Stored)
 	}
 	return nil
 }
@@ -154,24 +185,61 @@ func (ix *Index) apply(b *pebble.Batch, msgs []streamindex.Msg) error {
 // decode reads what the index keeps of a stored event: its tenant and
 // type from the subject, its id from the header (or the body), when it
 // occurred from the body (the time it was stored, if the body says none).
+// A body as events.Event.Marshal writes it is read from its first bytes
+// (canonicalTime); any other is decoded whole.
 func decode(m *streamindex.Msg) (string, Event, bool) {
 	tenant, typ, err := events.ParseSubject(m.Subject)
 	if err != nil {
 		return "", Event{}, false
 	}
-	var env struct {
-		ID         string    `json:"id"`
-		OccurredAt time.Time `json:"occurredAt"`
+	e := Event{ID: m.Header.Get(events.HeaderEventID), Type: typ, Seq: m.Seq}
+	occurred, ok := canonicalTime(m.Data)
+	if !ok || e.ID == "" {
+		var env struct {
+			ID         string    `json:"id"`
+			OccurredAt time.Time `json:"occurredAt"`
+		}
+		_ = json.Unmarshal(m.Data, &env)
+		if e.ID == "" {
+			e.ID = env.ID
+		}
+		occurred = env.OccurredAt
 	}
-	_ = json.Unmarshal(m.Data, &env)
-	e := Event{ID: m.Header.Get(events.HeaderEventID), Type: typ, OccurredAt: env.OccurredAt.UTC(), Seq: m.Seq}
-	if e.ID == "" {
-		e.ID = env.ID
-	}
+	e.OccurredAt = occurred.UTC()
 	if e.OccurredAt.IsZero() {
 		e.OccurredAt = m.Stored.UTC()
 	}
 	return tenant, e, events.ValidID(e.ID) && len(typ) <= maxTypeLen
+}
+
+// The start of a body as events.Event.Marshal writes it, up to its data.
+var canonicalKeys = []string{`{"id":"`, `","type":"`, `","tenantId":"`, `","occurredAt":"`, `","data":`}
+
+// canonicalTime reads occurredAt from a body that starts as
+// events.Event.Marshal writes one: the keys in its order, each string
+// without an escape (so it ends at the first quote), the time in RFC 3339.
+// Anything else is not ok, and is decoded as JSON instead.
+func canonicalTime(b []byte) (time.Time, bool) {
+	var occurred []byte
+	for i, key := range canonicalKeys {
+		if !bytes.HasPrefix(b, []byte(key)) {
+			return time.Time{}, false
+		}
+		b = b[len(key):]
+		if i == len(canonicalKeys)-1 {
+			break
+		}
+		end := bytes.IndexByte(b, '"')
+		if end < 0 || bytes.IndexByte(b[:end], '\\') >= 0 {
+			return time.Time{}, false
+		}
+		if i == len(canonicalKeys)-2 {
+			occurred = b[:end]
+		}
+		b = b[end:]
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(occurred))
+	return t, err == nil
 }
 
 // Applied returns the stream sequence of the last event applied.

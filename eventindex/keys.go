@@ -15,6 +15,8 @@ import (
 //	type    'y' tenant type occurred seq    → id: a tenant's events of one type
 //	id      'i' tenant id                   → occurred, seq, type: an event by id (the latest with it)
 //	stored  'x' stored seq                  → tenant, type, id, occurred: retention's order
+//	bytes   'b' tenant hour                 → bytes: a tenant's stored bytes by the hour they were stored in
+//	hour    'h' hour tenant                 → nothing: the bytes keys in retention's order
 //
 // Keys that start with 0x00 are the stream store's (streamindex).
 const (
@@ -22,6 +24,8 @@ const (
 	kindType   = 'y'
 	kindID     = 'i'
 	kindStored = 'x'
+	kindBytes  = 'b'
+	kindHour   = 'h'
 )
 
 // maxTypeLen bounds an indexed type (subjects are shorter in practice).
@@ -65,10 +69,47 @@ func listValue(dst []byte, typ, id string) []byte {
 	return streamindex.AppendString(streamindex.AppendString(dst, typ), id)
 }
 
-func idValue(dst []byte, occurred time.Time, seq uint64, typ string) []byte {
+// idValue is occurred, seq, type, stored. An index built before the
+// duplicate window moved here holds no stored time (see idStored).
+func idValue(dst []byte, occurred time.Time, seq uint64, typ string, stored time.Time) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, timeBits(occurred))
 	dst = binary.BigEndian.AppendUint64(dst, seq)
-	return streamindex.AppendString(dst, typ)
+	dst = streamindex.AppendString(dst, typ)
+	return binary.BigEndian.AppendUint64(dst, timeBits(stored))
+}
+
+// idStored reads when the event an id value names was stored: the time
+// written last, or when it occurred in a value without one.
+func idStored(v []byte) (time.Time, bool) {
+	if len(v) < 16 {
+		return time.Time{}, false
+	}
+	_, rest, ok := streamindex.ReadString(v[16:])
+	if !ok {
+		return time.Time{}, false
+	}
+	if len(rest) == 8 {
+		return fromBits(binary.BigEndian.Uint64(rest)), true
+	}
+	return fromBits(binary.BigEndian.Uint64(v)), true
+}
+
+func fromBits(b uint64) time.Time { return time.Unix(0, int64(b^1<<63)).UTC() }
+
+// hourOf is the hour (since the Unix epoch) that t falls in.
+func hourOf(t time.Time) uint64 { return uint64(t.Unix() / 3600) }
+
+func bytesPrefix(dst []byte, tenant string) []byte {
+	return streamindex.AppendString(append(dst, kindBytes), tenant)
+}
+
+func bytesKey(dst []byte, tenant string, hour uint64) []byte {
+	return binary.BigEndian.AppendUint64(bytesPrefix(dst, tenant), hour)
+}
+
+func hourKey(dst []byte, hour uint64, tenant string) []byte {
+	dst = binary.BigEndian.AppendUint64(append(dst, kindHour), hour)
+	return streamindex.AppendString(dst, tenant)
 }
 
 func storedValue(dst []byte, tenant, typ, id string, occurred time.Time) []byte {

@@ -9,10 +9,18 @@ import (
 	"github.com/onestack/webhooks/internal/streamindex"
 )
 
-// expire forgets the events stored before cutoff and returns how many;
-// its cost follows what expires, not what is kept.
+// expire forgets the events stored before cutoff and returns how many,
+// and the tenants' stored bytes of the hours wholly before it; its cost
+// follows what expires, not what is kept.
 func (ix *Index) expire(cutoff time.Time) (int, error) {
-	return ix.store.ExpireRange([]byte{kindStored}, storedKey(nil, cutoff, 0), ix.expireEvent)
+	n, err := ix.store.ExpireRange([]byte{kindStored}, storedKey(nil, cutoff, 0), ix.expireEvent)
+	if err != nil {
+		return n, err
+	}
+	if _, err := ix.expireBytes(cutoff); err != nil {
+		return n, err
+	}
+	return n, nil
 }
 
 // expireEvent deletes the list, type and id keys of the event a stored key

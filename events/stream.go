@@ -16,15 +16,28 @@ const StreamName = "EVENTS"
 // DefaultDedupeWindow is how long event ids are remembered by default.
 const DefaultDedupeWindow = 24 * time.Hour
 
+// DefaultNATSWindow is how long the stream itself remembers event ids by
+// default: NATS keeps each id of its window in memory (about 185 bytes of
+// heap), so it stays short; the event index remembers them for the rest
+// of the duplicate window, on disk.
+const DefaultNATSWindow = time.Minute
+
 // StreamConfig sets how events are kept. The zero value means the defaults.
 type StreamConfig struct {
 	// Retention is how long events are kept for replay (default 14 days).
 	Retention time.Duration
 	// DedupeWindow is how long an event id is remembered per tenant, so
 	// the same id published again by that tenant is stored once (default
-	// 24 hours, as long as an Idempotency-Key). The NATS server keeps every
-	// id of the window in memory.
+	// 24 hours, as long as an Idempotency-Key). The stream itself
+	// remembers ids for NATSWindow only; the events API checks the rest of
+	// the window in the event index (eventindex.Duplicates).
 	DedupeWindow time.Duration
+	// NATSWindow is how long the stream itself remembers event ids (its
+	// Duplicates; default 1 minute, at most DedupeWindow). NATS keeps
+	// every id of it in memory, so a publisher that reaches the stream
+	// without the API's check (events.Publisher) is deduplicated within
+	// this window only.
+	NATSWindow time.Duration
 	// Replicas is the stream's replication factor (default 1; 3 on a cluster).
 	Replicas int
 	// MaxBytes bounds the stream's bytes (0: no bound). At the bound
@@ -35,6 +48,9 @@ type StreamConfig struct {
 	MaxBytes int64
 }
 
+// WithDefaults returns c with each unset field at its default.
+func (c StreamConfig) WithDefaults() StreamConfig { return c.withDefaults() }
+
 func (c StreamConfig) withDefaults() StreamConfig {
 	if c.Retention <= 0 {
 		c.Retention = 14 * 24 * time.Hour
@@ -42,6 +58,10 @@ func (c StreamConfig) withDefaults() StreamConfig {
 	if c.DedupeWindow <= 0 {
 		c.DedupeWindow = DefaultDedupeWindow
 	}
+	if c.NATSWindow <= 0 {
+		c.NATSWindow = DefaultNATSWindow
+	}
+	c.NATSWindow = min(c.NATSWindow, c.DedupeWindow)
 	if c.Replicas <= 0 {
 		c.Replicas = 1
 	}
@@ -67,7 +87,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      cfg.Retention,
-		Duplicates:  cfg.DedupeWindow,
+		Duplicates:  cfg.NATSWindow,
 		Replicas:    cfg.Replicas,
 		MaxBytes:    maxBytes(cfg.MaxBytes),
 		Discard:     jetstream.DiscardNew,

@@ -195,6 +195,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		cfg.Dispatcher.UserAgent = "onestack-webhooks/" + Version
 	}
 	cfg.Limits = withLimitDefaults(cfg.Limits, cfg.Dispatcher.TenantInFlight)
+	// The event index answers the duplicate window past NATS's own: it
+	// must still hold the window's events.
+	if ec := cfg.Events.WithDefaults(); ec.DedupeWindow > ec.Retention {
+		return nil, fmt.Errorf("the duplicate window (%v) is longer than the events' retention (%v)", ec.DedupeWindow, ec.Retention)
+	}
 	s := &Server{cfg: cfg, logger: cfg.Logger, serveErr: make(chan error, 1), ncClosed: make(chan struct{}), health: health.New()}
 	s.watch = kvwatch.Config{Health: s.health, Restarts: kvwatch.NewRestarts(),
 		Closed: func() bool { return s.nc != nil && (s.nc.IsClosed() || s.nc.IsDraining()) }}
@@ -313,6 +318,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	sessions := portal.NewSessions(portal.SessionsConfig{Store: portalStore})
 	s.pub = events.NewPublisher(s.js, cfg.Publisher).WithTypes(s.types)
+	ids := newEventIDs(s.events, cfg.Events, cfg.Publisher.Timeout)
 	handler := api.New(api.Config{
 		Store:       s.store,
 		Rules:       subscriptions.NewRules(s.types, cfg.Egress),
@@ -332,6 +338,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		NearLimit:   s.nearLimit,
 		Intake:      intake{u: s.usage, stream: events.StreamName},
 		Tracer:      s.tracer,
+		Duplicates:  ids,
+		Stored:      ids,
 		Registry:    reg,
 		Logger:      cfg.Logger,
 	})

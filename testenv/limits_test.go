@@ -93,13 +93,13 @@ func TestLimitsShownAndChanged(t *testing.T) {
 	}
 	defaults := map[string]int64{"requestsPerMinute": 100, "subscriptions": 40, "eventTypes": 100, "eventBytes": 256 << 10,
 		"storedBytes": 10 << 30, "attemptsInFlight": 30, "jobs": 5}
-	if diff := cmp.Diff(limitsJSON{Limits: defaults, Usage: map[string]int64{"subscriptions": 0, "eventTypes": 0, "jobs": 0}}, getLimits(t, env, ten)); diff != "" {
+	if diff := cmp.Diff(limitsJSON{Limits: defaults, Usage: map[string]int64{"subscriptions": 0, "eventTypes": 0, "storedBytes": 0, "jobs": 0}}, getLimits(t, env, ten)); diff != "" {
 		t.Errorf("GET /api/limits of a new tenant (-want +got):\n%s", diff)
 	}
 	rc := receiver(t)
 	subscribe(t, env, ten, rc, "ticket.updated", "ticket.*")
 	subscribe(t, env, ten, rc, "ticket.*", "board.updated")
-	if got := getLimits(t, env, ten).Usage; !cmp.Equal(got, map[string]int64{"subscriptions": 2, "eventTypes": 3, "jobs": 0}) {
+	if got := getLimits(t, env, ten).Usage; !cmp.Equal(got, map[string]int64{"subscriptions": 2, "eventTypes": 3, "storedBytes": 0, "jobs": 0}) {
 		t.Errorf("usage with two subscriptions naming three patterns = %v", got)
 	}
 

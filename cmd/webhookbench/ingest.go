@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -36,8 +37,11 @@ type ingester struct {
 	key  string // the tenant's API key, for the HTTP path
 	// single sends a batch of one event alone, to POST /api/events.
 	single bool
-	jobs   chan job
-	wg     sync.WaitGroup
+	// ids gives each event posted an id of its own (bench-<phase>-<seq>),
+	// as a producer that retries would, rather than leave it to webhookd.
+	ids  bool
+	jobs chan job
+	wg   sync.WaitGroup
 }
 
 func newIngester(ctx context.Context, mode string, st *stack, workers int) *ingester {
@@ -114,7 +118,15 @@ func (in *ingester) post(ctx context.Context, j job) (int, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"type":"ticket.updated","data":`...)
+		b = append(b, `{"type":"ticket.updated",`...)
+		if in.ids {
+			b = append(b, `"id":"bench-`...)
+			b = strconv.AppendInt(b, int64(j.ph), 10)
+			b = append(b, '-')
+			b = strconv.AppendInt(b, j.seq+int64(i), 10)
+			b = append(b, `",`...)
+		}
+		b = append(b, `"data":`...)
 		b = appendData(b, j.ph, j.seq+int64(i), now)
 		b = append(b, '}')
 	}

@@ -137,6 +137,7 @@ type config struct {
 	disturbedRetries int
 
 	batch         int
+	eventIDs      bool
 	batchInterval time.Duration
 	workers       int
 	verifySample  float64
@@ -207,6 +208,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.quietWait, "quiet-wait", time.Minute, "before each step and the baseline, wait up to this long for a second in which other processes use less than -quiet-cores (0: never wait)")
 	fs.IntVar(&c.disturbedRetries, "disturbed-retries", 2, "saturation: repeat a failing step this many times at most when it was disturbed (every attempt is printed)")
 	fs.IntVar(&c.batch, "batch", 100, "events per ingest request at most")
+	fs.BoolVar(&c.eventIDs, "ids", false, "http: each event posted carries an id of its own (bench-<phase>-<seq>), which webhookd deduplicates within its duplicate window; without it webhookd makes the ids")
 	fs.DurationVar(&c.batchInterval, "batch-interval", 10*time.Millisecond, "batches are sized so one leaves at least this often")
 	fs.IntVar(&c.workers, "ingest-workers", 64, "ingest requests in flight at most")
 	fs.Float64Var(&c.verifySample, "verify-sample", 0.01, "fraction of webhooks whose signature the receivers verify (0: none)")
@@ -411,6 +413,7 @@ func (b *bench) withStack(ctx context.Context, ingest string, extra []string, fn
 	}
 	fmt.Fprintf(b.out, "webhookd pid %d: %s\n", st.pid(), strings.Join(st.args, " "))
 	in := newIngester(ctx, ingest, st, b.cfg.workers)
+	in.ids = b.cfg.eventIDs
 	err = fn(st, in)
 	in.close()
 	if err != nil {

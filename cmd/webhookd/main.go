@@ -60,7 +60,7 @@ type options struct {
 	allowCIDRs, retrySchedule, logLevel            string
 	timeout, shutdownGrace, rotationOverlap        time.Duration
 	eventRetention, deliveryRetention, failPeriod  time.Duration
-	dedupeWindow, stallAfter                       time.Duration
+	dedupeWindow, natsWindow, stallAfter           time.Duration
 	debugAddr                                      string
 	replicas                                       int
 	failCount                                      int
@@ -99,6 +99,7 @@ var flagEnv = map[string]string{
 	"secret-rotation-overlap":    "WEBHOOKD_SECRET_ROTATION_OVERLAP",
 	"event-retention":            "WEBHOOKD_EVENT_RETENTION",
 	"dedupe-window":              "WEBHOOKD_DEDUPE_WINDOW",
+	"nats-dedupe-window":         "WEBHOOKD_NATS_DEDUPE_WINDOW",
 	"delivery-retention":         "WEBHOOKD_DELIVERY_RETENTION",
 	"disable-after-failing":      "WEBHOOKD_DISABLE_AFTER_FAILING",
 	"disable-after-given-up":     "WEBHOOKD_DISABLE_AFTER_GIVEN_UP",
@@ -167,6 +168,7 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.IntVar(&o.destMax, "destination-concurrency", 256, "attempts in flight at most to one destination (scheme, host, port), all its subscriptions together; the adaptive limit stays under it")
 	fs.DurationVar(&o.eventRetention, "event-retention", 14*24*time.Hour, "how long events are kept for replay")
 	fs.DurationVar(&o.dedupeWindow, "dedupe-window", events.DefaultDedupeWindow, "how long an event id is remembered per tenant: the same id published again within it is delivered once")
+	fs.DurationVar(&o.natsWindow, "nats-dedupe-window", events.DefaultNATSWindow, "how much of --dedupe-window NATS itself remembers, in memory (about 185 bytes an event); the rest is checked on disk, in the event index")
 	fs.DurationVar(&o.deliveryRetention, "delivery-retention", 30*24*time.Hour, "how long delivery records and their attempts are kept")
 	fs.DurationVar(&o.failPeriod, "disable-after-failing", 5*24*time.Hour, "disable a subscription whose deliveries have been given up, with none succeeding, for this long (0: never)")
 	fs.IntVar(&o.failCount, "disable-after-given-up", 0, "disable a subscription after this many deliveries in a row were given up (0: never)")
@@ -258,6 +260,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if o.failingAfter < 0 {
 		return errors.New("--failing-after must not be negative")
 	}
+	if o.natsWindow <= 0 || o.natsWindow > o.dedupeWindow {
+		return errors.New("--nats-dedupe-window must be positive and at most --dedupe-window")
+	}
 	if o.failPeriod < 0 || o.failCount < 0 {
 		return errors.New("--disable-after-failing and --disable-after-given-up must not be negative")
 	}
@@ -340,7 +345,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 			FailingAfter: failingAfter(o.failingAfter),
 		},
 		Operator: o.operator,
-		Events:   events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow},
+		Events:   events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow, NATSWindow: o.natsWindow},
 		Jobs:     jobs.Config{Rate: o.jobRate},
 		Limits:   o.limits,
 		Storage:  o.storage,

@@ -1,0 +1,130 @@
+package eventindex
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/onestack/webhooks/internal/streamindex"
+)
+
+// A tenant's stored bytes are kept by the hour the events were stored in
+// (bytes keys), so that retention forgets an hour with one key and a
+// tenant's total is the sum of at most Retention/1h keys, whatever the
+// number of events. An hour is forgotten once all of it is past
+// retention: until then the total counts its events that already expired
+// too, at most one hour of the tenant's bytes more than the stream holds.
+
+// storedSize is what an event counts toward its tenant's stored bytes: its
+// subject, headers and body as stored (JetStream's own bookkeeping of
+// about 30 bytes a message left out).
+func storedSize(m *streamindex.Msg) int64 {
+	n := len(m.Subject) + len(m.Data)
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4 // "k: v\r\n"
+		}
+	}
+	return int64(n)
+}
+
+// addBytes adds deltas to the tenants' bytes keys in b; it runs under the
+// store's write lock (in apply), so what it reads is every earlier batch's.
+func (ix *Index) addBytes(b *pebble.Batch, deltas map[tenantHour]int64) error {
+	var kb []byte
+	for th, d := range deltas {
+		kb = bytesKey(kb[:0], th.tenant, th.hour)
+		v, err := ix.store.Get(kb)
+		if err != nil {
+			return err
+		}
+		var was uint64
+		if len(v) == 8 {
+			was = binary.BigEndian.Uint64(v)
+		}
+		_ = b.Set(kb, binary.BigEndian.AppendUint64(nil, was+uint64(d)), nil)
+		_ = b.Set(hourKey(kb[:0], th.hour, th.tenant), nil, nil)
+	}
+	return nil
+}
+
+// expireBytes forgets the tenants' bytes of the hours wholly before cutoff.
+func (ix *Index) expireBytes(cutoff time.Time) (int, error) {
+	return ix.store.ExpireRange([]byte{kindHour}, hourKey(nil, hourOf(cutoff), ""), func(b *pebble.Batch, key, _ []byte) error {
+		if len(key) < 9 {
+			return nil
+		}
+		tenant, _, ok := streamindex.ReadString(key[9:])
+		if !ok {
+			return nil
+		}
+		_ = b.Delete(bytesKey(nil, tenant, binary.BigEndian.Uint64(key[1:9])), nil)
+		return nil
+	})
+}
+
+// storedBytesFresh is how long a tenant's stored bytes, once read, are
+// answered from memory: every publish asks, and an iterator a request
+// cost more than the check is worth.
+const storedBytesFresh = time.Second
+
+type storedReading struct {
+	n  int64
+	at time.Time
+}
+
+// StoredBytes returns the bytes of tenant's events in the stream, as far
+// as the index has applied it (see the note on bytes keys above), read at
+// most storedBytesFresh ago. A read goes through one key an hour of
+// retention at most.
+func (ix *Index) StoredBytes(ctx context.Context, tenant string) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("stored bytes: %w", err)
+	}
+	now := ix.now()
+	if v, ok := ix.stored.Load(tenant); ok {
+		if r := v.(storedReading); now.Sub(r.at) < storedBytesFresh && !now.Before(r.at) {
+			return r.n, nil
+		}
+	}
+	n, err := ix.readStoredBytes(tenant)
+	if err != nil {
+		return 0, err
+	}
+	ix.stored.Store(tenant, storedReading{n, now})
+	return n, nil
+}
+
+func (ix *Index) readStoredBytes(tenant string) (int64, error) {
+	release, err := ix.store.Reading()
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	prefix := bytesPrefix(nil, tenant)
+	it, err := ix.db.NewIter(&pebble.IterOptions{
+		LowerBound: bytesKey(nil, tenant, hourOf(ix.now().Add(-ix.retention))),
+		UpperBound: streamindex.PrefixEnd(prefix),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("stored bytes: %w: %w", ErrUnavailable, err)
+	}
+	defer it.Close()
+	var n uint64
+	for valid := it.First(); valid; valid = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return 0, fmt.Errorf("stored bytes: %w: %w", ErrUnavailable, err)
+		}
+		if len(it.Key()) == len(prefix)+8 && len(v) == 8 {
+			n += binary.BigEndian.Uint64(v)
+		}
+	}
+	if err := it.Error(); err != nil {
+		return 0, fmt.Errorf("stored bytes: %w: %w", ErrUnavailable, err)
+	}
+	return int64(n), nil
+}

@@ -1,0 +1,48 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/onestack/webhooks/eventindex"
+	"github.com/onestack/webhooks/events"
+)
+
+// clockSkew is how far the clocks of NATS and of a webhookd replica may
+// differ, as the duplicate window's margin counts it.
+const clockSkew = 10 * time.Second
+
+// eventIDs is the events API's view of the event index: the duplicate
+// window beyond the stream's own, and each tenant's stored bytes.
+type eventIDs struct {
+	ix  *eventindex.Index
+	dup eventindex.Duplicates
+}
+
+// newEventIDs checks ids against the index for the duplicate window of
+// sc, reaching back past the stream's own window by a publish's longest
+// time in flight (publishTimeout) and the clocks' skew.
+func newEventIDs(ix *eventindex.Index, sc events.StreamConfig, publishTimeout time.Duration) eventIDs {
+	sc = sc.WithDefaults()
+	if publishTimeout <= 0 {
+		publishTimeout = 10 * time.Second // events.PublisherConfig's default
+	}
+	return eventIDs{ix: ix, dup: eventindex.Duplicates{Index: ix, Window: sc.DedupeWindow, StreamWindow: sc.NATSWindow,
+		Margin: publishTimeout + clockSkew}}
+}
+
+func (e eventIDs) Seen(ctx context.Context, tenant string, ids []string) ([]bool, error) {
+	seen, err := e.dup.Seen(ctx, tenant, ids)
+	if err != nil {
+		return nil, lookupErr(err)
+	}
+	return seen, nil
+}
+
+func (e eventIDs) StoredBytes(ctx context.Context, tenant string) (int64, error) {
+	n, err := e.ix.StoredBytes(ctx, tenant)
+	if err != nil {
+		return 0, lookupErr(err)
+	}
+	return n, nil
+}
