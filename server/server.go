@@ -310,7 +310,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Store:       s.store,
 		Rules:       subscriptions.NewRules(s.types, cfg.Egress),
 		Publisher:   s.pub,
-		Deliveries:  deliveries{disp: s.disp, index: s.logIndex},
+		Deliveries:  s.deliveries(),
 		Types:       s.types,
 		Events:      s.eventLog(),
 		Recovery:    s.recovery(),

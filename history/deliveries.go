@@ -1,4 +1,4 @@
-package server
+package history
 
 import (
 	"context"
@@ -16,22 +16,29 @@ import (
 	"github.com/onestack/webhooks/subscriptions"
 )
 
-// deliveries serves the API's deliveries from the dispatcher (what acts)
+// Deliveries serves the API's deliveries from the dispatcher (what acts)
 // and the attempt log's index (what reads), in the API's own types and
 // errors, so the API knows neither of them nor NATS.
-type deliveries struct {
+type Deliveries struct {
 	disp  *dispatcher.Dispatcher
 	index *deliverylog.Index
 }
 
-var _ api.Deliveries = deliveries{}
+var _ api.Deliveries = Deliveries{}
 
-func (d deliveries) SendTest(ctx context.Context, sub subscriptions.Subscription) (string, error) {
+// NewDeliveries returns the deliveries that disp makes and index reads.
+func NewDeliveries(disp *dispatcher.Dispatcher, index *deliverylog.Index) Deliveries {
+	return Deliveries{disp: disp, index: index}
+}
+
+// SendTest delivers a webhook.test event to sub only.
+func (d Deliveries) SendTest(ctx context.Context, sub subscriptions.Subscription) (string, error) {
 	id, err := d.disp.SendTest(ctx, sub)
 	return id, apiErr(err)
 }
 
-func (d deliveries) Delivery(ctx context.Context, tenant, id string) (api.Delivery, error) {
+// Delivery is one of tenant's deliveries, with its attempts.
+func (d Deliveries) Delivery(ctx context.Context, tenant, id string) (api.Delivery, error) {
 	dlv, err := d.index.Delivery(ctx, tenant, id)
 	if err != nil {
 		return api.Delivery{}, apiErr(err)
@@ -39,7 +46,8 @@ func (d deliveries) Delivery(ctx context.Context, tenant, id string) (api.Delive
 	return apiDelivery(dlv), nil
 }
 
-func (d deliveries) Deliveries(ctx context.Context, tenant, sub, status, before string, limit int) ([]api.Delivery, bool, error) {
+// Deliveries lists a subscription's deliveries as api.Deliveries says.
+func (d Deliveries) Deliveries(ctx context.Context, tenant, sub, status, before string, limit int) ([]api.Delivery, bool, error) {
 	list, more, err := d.index.List(ctx, tenant, sub, status, before, limit)
 	if err != nil {
 		return nil, false, apiErr(err)
@@ -51,12 +59,14 @@ func (d deliveries) Deliveries(ctx context.Context, tenant, sub, status, before 
 	return out, more, nil
 }
 
-func (d deliveries) Backlog(ctx context.Context, tenant, sub string) (int, error) {
+// Backlog counts a subscription's pending deliveries.
+func (d Deliveries) Backlog(ctx context.Context, tenant, sub string) (int, error) {
 	n, err := d.index.Pending(ctx, tenant, sub)
 	return n, apiErr(err)
 }
 
-func (d deliveries) Retry(ctx context.Context, tenant, id string) (api.Delivery, error) {
+// Retry makes one more attempt of a delivery now.
+func (d Deliveries) Retry(ctx context.Context, tenant, id string) (api.Delivery, error) {
 	dlv, err := d.disp.Retry(ctx, tenant, id)
 	if err != nil {
 		return api.Delivery{}, apiErr(err)
