@@ -3,21 +3,15 @@ package server
 import (
 	"context"
 	"path/filepath"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/eventindex"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/history"
 	"github.com/onestack/webhooks/jobs"
 )
-
-// defaultEventRetention is the events stream's retention default, which
-// bounds how far replays reach.
-const defaultEventRetention = 14 * 24 * time.Hour
 
 // openLookups opens what issue 12 added to the stack: the event-type
 // registry, the event index, and the runner of replay and recovery jobs,
@@ -29,7 +23,7 @@ func (s *Server) openLookups(ctx context.Context, reg prometheus.Registerer) err
 	}
 	s.needs = append(s.needs, need{"bucket", s.types.Bucket()})
 	s.events, err = eventindex.Open(ctx, s.js, eventindex.Config{
-		Dir: filepath.Join(s.cfg.DataDir, "eventindex"), Retention: s.eventRetention(), Health: s.health,
+		Dir: filepath.Join(s.cfg.DataDir, "eventindex"), Retention: s.cfg.Events.Retention, Health: s.health,
 	}, s.logger)
 	if err != nil {
 		return err
@@ -60,20 +54,6 @@ func (s *Server) openLookups(ctx context.Context, reg prometheus.Registerer) err
 	return nil
 }
 
-func (s *Server) eventRetention() time.Duration {
-	if s.cfg.Events.Retention > 0 {
-		return s.cfg.Events.Retention
-	}
-	return defaultEventRetention
-}
-
-func (s *Server) deliveryRetention() time.Duration {
-	if s.cfg.Dispatcher.AttemptRetention > 0 {
-		return s.cfg.Dispatcher.AttemptRetention
-	}
-	return deliverylog.DefaultRetention
-}
-
 // closeLookups closes what openLookups opened but the event index (closed
 // last, with the other index), within ctx: Shutdown stops the job runner
 // earlier, before the dispatcher. It returns what it left closing.
@@ -102,5 +82,5 @@ func (s *Server) eventLog() history.EventLog {
 // recovery builds the API's replays and recoveries.
 func (s *Server) recovery() history.Recovery {
 	return history.NewRecovery(history.RecoveryConfig{Worker: s.disp.Jobs(), Runner: s.jobs, Limits: s.store,
-		EventRetention: s.eventRetention(), DeliveryRetention: s.deliveryRetention(), Now: s.cfg.Dispatcher.Now})
+		EventRetention: s.cfg.Events.Retention, DeliveryRetention: s.cfg.Dispatcher.AttemptRetention, Now: s.cfg.Dispatcher.Now})
 }

@@ -170,14 +170,9 @@ const drainTimeout = 5 * time.Second
 
 // Start brings the whole stack up and serves HTTP until Shutdown.
 func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
-	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:8080"
-	}
-	if cfg.DataDir == "" {
-		cfg.DataDir = "./data"
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("server config: %w", err)
 	}
 	if cfg.Replicas > 0 {
 		cfg.Dispatcher.Replicas = cfg.Replicas

@@ -32,6 +32,9 @@ const (
 // removed.
 const markerTTL = time.Hour
 
+// DefaultRotationOverlap is Config.RotationOverlap's default.
+const DefaultRotationOverlap = 24 * time.Hour
+
 // Config sets up the stores. The zero value means the defaults.
 type Config struct {
 	// Replicas is the replication factor of the KV buckets (default 1).
@@ -57,7 +60,7 @@ func (c Config) withDefaults() Config {
 		c.Replicas = 1
 	}
 	if c.RotationOverlap <= 0 {
-		c.RotationOverlap = 24 * time.Hour
+		c.RotationOverlap = DefaultRotationOverlap
 	}
 	if c.Now == nil {
 		c.Now = time.Now
