@@ -382,7 +382,7 @@ func (s *Store) CreateSubscription(ctx context.Context, tenant string, in Create
 	if in.Ordering != nil && *in.Ordering == OrderingFIFO {
 		sub.Ordering = OrderingFIFO
 	}
-	in.applyExtras(&sub)
+	in.applySettings(&sub)
 	sub.SignatureScheme = normalScheme(in.SignatureScheme)
 	if in.SendTraceparent != nil {
 		sub.NoTraceparent = !*in.SendTraceparent
@@ -548,7 +548,7 @@ func (p PatchInput) Apply(sub *Subscription) error {
 			sub.DisabledReason = ""
 		}
 	}
-	p.applyExtras(sub)
+	p.applySettings(sub)
 	if p.SignatureScheme != nil {
 		sub.SignatureScheme = normalScheme(p.SignatureScheme)
 	}
