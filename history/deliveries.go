@@ -3,16 +3,10 @@ package history
 import (
 	"context"
 	"encoding/hex"
-	"errors"
-	"fmt"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/onestack/webhooks/api"
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/dispatcher"
-	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -87,25 +81,4 @@ func apiDelivery(d deliverylog.Delivery) api.Delivery {
 		}
 	}
 	return out
-}
-
-// apiErr maps the engine's and the log's errors to the API's sentinels;
-// an error of NATS itself means a dependency is unavailable.
-func apiErr(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, deliverylog.ErrNotFound):
-		return fmt.Errorf("%w: %w", api.ErrDeliveryNotFound, err)
-	case errors.Is(err, dispatcher.ErrEventGone):
-		return fmt.Errorf("%w: %w", api.ErrEventGone, err)
-	case errors.Is(err, deliverylog.ErrInvalid):
-		return fmt.Errorf("%w: %w", api.ErrInvalidCursor, err)
-	case errors.Is(err, deliverylog.ErrUnavailable), errors.Is(err, events.ErrPublish),
-		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrNoResponders),
-		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrConnectionReconnecting),
-		errors.Is(err, nats.ErrDisconnected), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%w: %w", api.ErrUnavailable, err)
-	}
-	return err
 }

@@ -103,16 +103,3 @@ func (l EventLog) Event(ctx context.Context, tenant, id string) (api.EventDetail
 	}
 	return out, nil
 }
-
-// lookupErr maps the event index's errors.
-func lookupErr(err error) error {
-	switch {
-	case errors.Is(err, eventindex.ErrNotFound):
-		return fmt.Errorf("%w: %w", api.ErrEventNotFound, err)
-	case errors.Is(err, eventindex.ErrInvalid):
-		return fmt.Errorf("%w: %w", api.ErrInvalidCursor, err)
-	case errors.Is(err, eventindex.ErrUnavailable):
-		return fmt.Errorf("%w: %w", api.ErrUnavailable, err)
-	}
-	return apiErr(err)
-}

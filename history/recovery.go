@@ -2,7 +2,6 @@ package history
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -150,17 +149,4 @@ func (r Recovery) Jobs(ctx context.Context, tenant, before string, limit int) ([
 func apiJob(j jobs.Job) api.Job {
 	return api.Job{ID: j.ID, Kind: j.Kind, SubscriptionID: j.SubscriptionID, Status: j.Status, Total: j.Total, Sent: j.Sent,
 		Filtered: j.Filtered, Since: j.Since, Until: j.Until, Error: j.Error, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
-}
-
-// recoveryErr maps the worker's and the runner's errors.
-func recoveryErr(err error) error {
-	switch {
-	case errors.Is(err, jobs.ErrNotFound):
-		return fmt.Errorf("%w: %w", api.ErrJobNotFound, err)
-	case errors.Is(err, dispatcher.ErrSubscriptionGone):
-		return fmt.Errorf("%w: %w", subscriptions.ErrNotFound, err)
-	case errors.Is(err, jobs.ErrUnavailable):
-		return fmt.Errorf("%w: %w", api.ErrUnavailable, err)
-	}
-	return apiErr(err)
 }

@@ -1,7 +1,6 @@
 package history
 
 import (
-	"errors"
 	"testing"
 	"time"
 
@@ -27,9 +26,9 @@ func TestRecoveryBound(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := r.bound(tc.since, tc.until, r.eventRetention, "event")
-			var ve *subscriptions.ValidationError
 			if tc.invalid {
-				if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != "since" {
+				ve, ok := err.(*subscriptions.ValidationError)
+				if !ok || len(ve.Fields) != 1 || ve.Fields[0].Field != "since" {
 					t.Fatalf("bound = %v, %v; want a validation error on since", got, err)
 				}
 				return
