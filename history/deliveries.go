@@ -33,11 +33,7 @@ func (d Deliveries) SendTest(ctx context.Context, sub subscriptions.Subscription
 
 // Delivery is one of tenant's deliveries, with its attempts.
 func (d Deliveries) Delivery(ctx context.Context, tenant, id string) (api.Delivery, error) {
-	dlv, err := d.index.Delivery(ctx, tenant, id)
-	if err != nil {
-		return api.Delivery{}, apiErr(err)
-	}
-	return apiDelivery(dlv), nil
+	return delivery(d.index.Delivery(ctx, tenant, id))
 }
 
 // Deliveries lists a subscription's deliveries as api.Deliveries says.
@@ -46,11 +42,7 @@ func (d Deliveries) Deliveries(ctx context.Context, tenant, sub, status, before 
 	if err != nil {
 		return nil, false, apiErr(err)
 	}
-	out := make([]api.Delivery, len(list))
-	for i, dlv := range list {
-		out[i] = apiDelivery(dlv)
-	}
-	return out, more, nil
+	return each(list, apiDelivery), more, nil
 }
 
 // Backlog counts a subscription's pending deliveries.
@@ -61,13 +53,27 @@ func (d Deliveries) Backlog(ctx context.Context, tenant, sub string) (int, error
 
 // Retry makes one more attempt of a delivery now.
 func (d Deliveries) Retry(ctx context.Context, tenant, id string) (api.Delivery, error) {
-	dlv, err := d.disp.Retry(ctx, tenant, id)
+	return delivery(d.disp.Retry(ctx, tenant, id))
+}
+
+// delivery is the API's answer of one delivery read or retried.
+func delivery(dlv deliverylog.Delivery, err error) (api.Delivery, error) {
 	if err != nil {
 		return api.Delivery{}, apiErr(err)
 	}
 	return apiDelivery(dlv), nil
 }
 
+// each is f of each of list, in order.
+func each[T, U any](list []T, f func(T) U) []U {
+	out := make([]U, len(list))
+	for i, v := range list {
+		out[i] = f(v)
+	}
+	return out
+}
+
+// apiDelivery is d in the API's type.
 func apiDelivery(d deliverylog.Delivery) api.Delivery {
 	out := api.Delivery{
 		ID: d.ID, EventID: d.EventID, EventType: d.EventType, SubscriptionID: d.SubscriptionID,

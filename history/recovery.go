@@ -139,13 +139,10 @@ func (r Recovery) Jobs(ctx context.Context, tenant, before string, limit int) ([
 	if err != nil {
 		return nil, false, recoveryErr(err)
 	}
-	out := make([]api.Job, len(list))
-	for i, j := range list {
-		out[i] = apiJob(j)
-	}
-	return out, more, nil
+	return each(list, apiJob), more, nil
 }
 
+// apiJob is j in the API's type.
 func apiJob(j jobs.Job) api.Job {
 	return api.Job{ID: j.ID, Kind: j.Kind, SubscriptionID: j.SubscriptionID, Status: j.Status, Total: j.Total, Sent: j.Sent,
 		Filtered: j.Filtered, Since: j.Since, Until: j.Until, Error: j.Error, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
