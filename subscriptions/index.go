@@ -222,10 +222,11 @@ func (x *Index) Ordered() []*Subscription {
 	return out
 }
 
-// Subscription returns one of tenant's subscriptions as the index holds it
-// now: no I/O, fit for the hot path; this replica's own writes are in at
-// once, another replica's a moment later (when the bucket's watch brings
-// them). The subscription is shared and must not be modified.
+// Subscription returns one of tenant's subscriptions.
+// It is the index's as it is now: no I/O, fit for the hot path; this
+// replica's own writes are in at once, another replica's a moment later
+// (when the bucket's watch brings them). The subscription is shared and
+// must not be modified.
 func (x *Index) Subscription(tenant, id string) (*Subscription, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
