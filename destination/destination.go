@@ -25,6 +25,9 @@ import (
 	"time"
 )
 
+// DefaultMax is Config.Max's default.
+const DefaultMax = 256
+
 // Config tunes a Tracker. The zero value means the defaults.
 type Config struct {
 	// Initial is the limit of a destination not seen before (default 8).
@@ -49,7 +52,7 @@ func (c Config) withDefaults() Config {
 		c.Initial = 8
 	}
 	if c.Max <= 0 {
-		c.Max = 256
+		c.Max = DefaultMax
 	}
 	c.Initial = min(c.Initial, c.Max)
 	if c.OpenAfter <= 0 {

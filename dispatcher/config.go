@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/destination"
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/opevents"
@@ -147,6 +148,25 @@ type Config struct {
 // DefaultFailingAfter is Config.FailingAfter's default.
 const DefaultFailingAfter = 5
 
+// Defaults of Config's fields that an operator sets (cmd/webhookd's flags
+// read them).
+const (
+	// DefaultTimeout is Config.Timeout's default: one attempt's bound.
+	DefaultTimeout = 15 * time.Second
+	// DefaultWorkers is Config.Workers's default: attempts in flight.
+	DefaultWorkers = 512
+	// DefaultPerSubscription is Config.PerSubscription's default.
+	DefaultPerSubscription = 64
+	// DefaultTenantInFlight is Config.TenantInFlight's default.
+	DefaultTenantInFlight = 256
+	// DefaultStallAfter is Config.StallAfter's default.
+	DefaultStallAfter = 30 * time.Second
+	// DefaultDisableAfter is Config.Health.Period's default: a
+	// subscription whose deliveries have been given up, none succeeding,
+	// for this long is disabled.
+	DefaultDisableAfter = 5 * 24 * time.Hour
+)
+
 // failing is the policy of FailingAfter.
 func (c Config) failing() subscriptions.FailingPolicy {
 	return subscriptions.FailingPolicy{After: max(c.FailingAfter, 0)}
@@ -160,16 +180,16 @@ func (c Config) withDefaults() Config {
 		c.Jitter = 0.2
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = 15 * time.Second
+		c.Timeout = DefaultTimeout
 	}
 	if c.Workers <= 0 {
-		c.Workers = 512
+		c.Workers = DefaultWorkers
 	}
 	if c.PerSubscription <= 0 {
-		c.PerSubscription = 64
+		c.PerSubscription = DefaultPerSubscription
 	}
 	if c.TenantInFlight <= 0 {
-		c.TenantInFlight = 256
+		c.TenantInFlight = DefaultTenantInFlight
 	}
 	if c.LendFor <= 0 {
 		c.LendFor = time.Second
@@ -187,10 +207,10 @@ func (c Config) withDefaults() Config {
 		c.DedupeWindow = 2 * time.Minute
 	}
 	if c.StallAfter <= 0 {
-		c.StallAfter = 30 * time.Second
+		c.StallAfter = DefaultStallAfter
 	}
 	if c.AttemptRetention <= 0 {
-		c.AttemptRetention = 30 * 24 * time.Hour
+		c.AttemptRetention = deliverylog.DefaultRetention
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
@@ -199,7 +219,7 @@ func (c Config) withDefaults() Config {
 		c.FailingAfter = DefaultFailingAfter
 	}
 	if c.Health == (subscriptions.HealthPolicy{}) {
-		c.Health.Period = 5 * 24 * time.Hour
+		c.Health.Period = DefaultDisableAfter
 	}
 	if c.UserAgent == "" {
 		c.UserAgent = "onestack-webhooks/dev"

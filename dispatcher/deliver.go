@@ -301,8 +301,10 @@ func (d *Dispatcher) disabledEvent(ep opevents.Endpoint, reason string, now time
 	return d.cfg.Operational.Msgs(opevents.Disabled(ep, reason, now))
 }
 
-// subscription finds a subscription in the index, or in storage if the
-// index may lag another replica's write; subscriptions.ErrNotFound means
+// subscription finds a subscription in the index (no I/O), and only when
+// the index has none in storage (LoadSubscription, one round trip), so
+// one that another replica just created is found; a change another
+// replica just made may not be seen yet. subscriptions.ErrNotFound means
 // it is gone.
 func (d *Dispatcher) subscription(ctx context.Context, tenant, id string) (*subscriptions.Subscription, error) {
 	if s, ok := d.store.Index().Subscription(tenant, id); ok {

@@ -64,7 +64,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.Retention <= 0 {
-		c.Retention = 14 * 24 * time.Hour
+		c.Retention = events.DefaultRetention
 	}
 	if c.RetentionEvery <= 0 {
 		c.RetentionEvery = time.Minute

@@ -13,6 +13,9 @@ import (
 // StreamName is the JetStream stream that keeps events.
 const StreamName = "EVENTS"
 
+// DefaultRetention is how long events are kept for replay by default.
+const DefaultRetention = 14 * 24 * time.Hour
+
 // DefaultDedupeWindow is how long event ids are remembered by default.
 const DefaultDedupeWindow = 24 * time.Hour
 
@@ -53,7 +56,7 @@ func (c StreamConfig) WithDefaults() StreamConfig { return c.withDefaults() }
 
 func (c StreamConfig) withDefaults() StreamConfig {
 	if c.Retention <= 0 {
-		c.Retention = 14 * 24 * time.Hour
+		c.Retention = DefaultRetention
 	}
 	if c.DedupeWindow <= 0 {
 		c.DedupeWindow = DefaultDedupeWindow

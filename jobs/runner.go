@@ -23,6 +23,9 @@ import (
 // Bucket is the JetStream KV bucket of jobs.
 const Bucket = "jobs"
 
+// DefaultRate is Config.Rate's default: items a second one job sends.
+const DefaultRate = 200
+
 // Config tunes a Runner; the zero value of each field means its default.
 type Config struct {
 	// Rate is how many items per second one job sends at most (default
@@ -68,7 +71,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.Rate <= 0 {
-		c.Rate = 200
+		c.Rate = DefaultRate
 	}
 	if c.Batch <= 0 {
 		c.Batch = 100

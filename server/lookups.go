@@ -2,29 +2,15 @@ package server
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"path/filepath"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/onestack/webhooks/api"
-	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/eventindex"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/history"
 	"github.com/onestack/webhooks/jobs"
-)
-
-// The retention defaults of the events stream and the attempt log, which
-// bound how far replays and recoveries reach.
-const (
-	defaultEventRetention = 14 * 24 * time.Hour
-	// syncWait bounds how long a lookup waits for an index to catch up
-	// with what was stored before it (read-your-writes); past it the
-	// lookup answers with what the index has.
-	syncWait = 2 * time.Second
 )
 
 // openLookups opens what issue 12 added to the stack: the event-type
@@ -37,7 +23,7 @@ func (s *Server) openLookups(ctx context.Context, reg prometheus.Registerer) err
 	}
 	s.needs = append(s.needs, need{"bucket", s.types.Bucket()})
 	s.events, err = eventindex.Open(ctx, s.js, eventindex.Config{
-		Dir: filepath.Join(s.cfg.DataDir, "eventindex"), Retention: s.eventRetention(), Health: s.health,
+		Dir: filepath.Join(s.cfg.DataDir, "eventindex"), Retention: s.cfg.Events.Retention, Health: s.health,
 	}, s.logger)
 	if err != nil {
 		return err
@@ -68,20 +54,6 @@ func (s *Server) openLookups(ctx context.Context, reg prometheus.Registerer) err
 	return nil
 }
 
-func (s *Server) eventRetention() time.Duration {
-	if s.cfg.Events.Retention > 0 {
-		return s.cfg.Events.Retention
-	}
-	return defaultEventRetention
-}
-
-func (s *Server) deliveryRetention() time.Duration {
-	if s.cfg.Dispatcher.AttemptRetention > 0 {
-		return s.cfg.Dispatcher.AttemptRetention
-	}
-	return deliverylog.DefaultRetention
-}
-
 // closeLookups closes what openLookups opened but the event index (closed
 // last, with the other index), within ctx: Shutdown stops the job runner
 // earlier, before the dispatcher. It returns what it left closing.
@@ -98,96 +70,17 @@ func (s *Server) closeLookups(ctx context.Context) (left []string) {
 // Types is the event-type registry.
 func (s *Server) Types() *events.Registry { return s.types }
 
-// eventLog serves the API's event lookups from the event index (which
-// events), the events stream (their data) and the attempt log's index
-// (their deliveries).
-type eventLog struct {
-	index  *eventindex.Index
-	stream func(context.Context) (jetstream.Stream, error)
-	log    *deliverylog.Index
+// deliveries builds the API's deliveries.
+func (s *Server) deliveries() history.Deliveries { return history.NewDeliveries(s.disp, s.logIndex) }
+
+// eventLog builds the API's event lookups.
+func (s *Server) eventLog() history.EventLog {
+	return history.NewEventLog(s.events,
+		func(ctx context.Context) (jetstream.Stream, error) { return s.js.Stream(ctx, events.StreamName) }, s.logIndex)
 }
 
-var _ api.EventLog = eventLog{}
-
-func (s *Server) eventLog() eventLog {
-	return eventLog{index: s.events, log: s.logIndex,
-		stream: func(ctx context.Context) (jetstream.Stream, error) { return s.js.Stream(ctx, events.StreamName) }}
-}
-
-func (l eventLog) Events(ctx context.Context, tenant string, q api.EventQuery) ([]api.EventSummary, string, error) {
-	sctx, cancel := context.WithTimeout(ctx, syncWait)
-	_ = l.index.Sync(sctx) // best effort: answer with what is indexed
-	cancel()
-	list, next, err := l.index.List(ctx, tenant, eventindex.Query{Type: q.Type, Since: q.Since, Until: q.Until, Cursor: q.Cursor, Limit: q.Limit})
-	if err != nil {
-		return nil, "", lookupErr(err)
-	}
-	out := make([]api.EventSummary, len(list))
-	for i, e := range list {
-		out[i] = api.EventSummary{ID: e.ID, Type: e.Type, OccurredAt: e.OccurredAt}
-	}
-	return out, next, nil
-}
-
-func (l eventLog) Event(ctx context.Context, tenant, id string) (api.EventDetail, error) {
-	e, err := l.index.Lookup(ctx, tenant, id)
-	if errors.Is(err, eventindex.ErrNotFound) {
-		// Perhaps stored a moment ago: catch up once, then look again.
-		sctx, cancel := context.WithTimeout(ctx, syncWait)
-		_ = l.index.Sync(sctx)
-		cancel()
-		e, err = l.index.Lookup(ctx, tenant, id)
-	}
-	if err != nil {
-		return api.EventDetail{}, lookupErr(err)
-	}
-	st, err := l.stream(ctx)
-	if err != nil {
-		return api.EventDetail{}, apiErr(err)
-	}
-	m, err := st.GetMsg(ctx, e.Seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return api.EventDetail{}, fmt.Errorf("event %s is no longer retained: %w", id, api.ErrEventNotFound)
-	}
-	if err != nil {
-		return api.EventDetail{}, apiErr(err)
-	}
-	if t, _, perr := events.ParseSubject(m.Subject); perr != nil || t != tenant {
-		return api.EventDetail{}, fmt.Errorf("event %s: %w", id, api.ErrEventNotFound)
-	}
-	body, err := events.Parse(m.Data)
-	if err != nil {
-		return api.EventDetail{}, fmt.Errorf("event %s: %w", id, err)
-	}
-	out := api.EventDetail{EventSummary: api.EventSummary{ID: e.ID, Type: e.Type, OccurredAt: e.OccurredAt}, Data: body.Data, Deliveries: []api.Delivery{}}
-	if len(out.Data) == 0 {
-		out.Data = []byte("{}")
-	}
-	sctx, cancel := context.WithTimeout(ctx, syncWait)
-	_ = l.log.Sync(sctx)
-	cancel()
-	dls, err := l.log.EventDeliveries(ctx, tenant, id)
-	if err != nil {
-		return api.EventDetail{}, apiErr(err)
-	}
-	for _, d := range dls {
-		// An id used again after the duplicate window is another event.
-		if d.EventSeq == e.Seq {
-			out.Deliveries = append(out.Deliveries, apiDelivery(d))
-		}
-	}
-	return out, nil
-}
-
-// lookupErr maps the event index's errors.
-func lookupErr(err error) error {
-	switch {
-	case errors.Is(err, eventindex.ErrNotFound):
-		return fmt.Errorf("%w: %w", api.ErrEventNotFound, err)
-	case errors.Is(err, eventindex.ErrInvalid):
-		return fmt.Errorf("%w: %w", api.ErrInvalidCursor, err)
-	case errors.Is(err, eventindex.ErrUnavailable):
-		return fmt.Errorf("%w: %w", api.ErrUnavailable, err)
-	}
-	return apiErr(err)
+// recovery builds the API's replays and recoveries.
+func (s *Server) recovery() history.Recovery {
+	return history.NewRecovery(history.RecoveryConfig{Worker: s.disp.Jobs(), Runner: s.jobs, Limits: s.store,
+		EventRetention: s.cfg.Events.Retention, DeliveryRetention: s.cfg.Dispatcher.AttemptRetention, Now: s.cfg.Dispatcher.Now})
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/eventindex"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/history"
 	"github.com/onestack/webhooks/idempotency"
 	"github.com/onestack/webhooks/internal/health"
 	"github.com/onestack/webhooks/internal/kvwatch"
@@ -177,14 +178,9 @@ const drainTimeout = 5 * time.Second
 
 // Start brings the whole stack up and serves HTTP until Shutdown.
 func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
-	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:8080"
-	}
-	if cfg.DataDir == "" {
-		cfg.DataDir = "./data"
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("server config: %w", err)
 	}
 	if cfg.Replicas > 0 {
 		cfg.Dispatcher.Replicas = cfg.Replicas
@@ -318,12 +314,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	sessions := portal.NewSessions(portal.SessionsConfig{Store: portalStore})
 	s.pub = events.NewPublisher(s.js, cfg.Publisher).WithTypes(s.types)
-	ids := newEventIDs(s.events, cfg.Events, cfg.Publisher.Timeout)
+	ids := history.NewEventIDs(s.events, cfg.Events, cfg.Publisher.Timeout)
 	handler := api.New(api.Config{
 		Store:       s.store,
 		Rules:       subscriptions.NewRules(s.types, cfg.Egress),
 		Publisher:   s.pub,
-		Deliveries:  deliveries{disp: s.disp, index: s.logIndex},
+		Deliveries:  s.deliveries(),
 		Types:       s.types,
 		Events:      s.eventLog(),
 		Recovery:    s.recovery(),

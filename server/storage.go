@@ -83,6 +83,18 @@ func (b budget) sum() int64 {
 		subscriptionBuckets*b.subscriptions + smallOnes*b.small
 }
 
+// validate reports limits that cannot be: negative, or a high-water mark
+// past 1.
+func (c StorageConfig) validate() error {
+	if c.MaxStore < 0 || c.EventsMaxBytes < 0 || c.AttemptLogMaxBytes < 0 || c.DeliveriesMaxBytes < 0 {
+		return errors.New("storage: a negative byte limit")
+	}
+	if c.HighWater < 0 || c.HighWater > 1 {
+		return fmt.Errorf("storage: high-water mark %v not within 0..1", c.HighWater)
+	}
+	return nil
+}
+
 // budget splits c.MaxStore (which must be set) between the streams and
 // buckets: each limit not given is its share of MaxStore. It reports
 // limits that do not fit in MaxStore together, which JetStream would
@@ -91,11 +103,8 @@ func (c StorageConfig) budget() (budget, error) {
 	if c.MaxStore <= 0 {
 		return budget{}, errors.New("storage: no max store")
 	}
-	if c.EventsMaxBytes < 0 || c.AttemptLogMaxBytes < 0 || c.DeliveriesMaxBytes < 0 {
-		return budget{}, errors.New("storage: a negative byte limit")
-	}
-	if c.HighWater < 0 || c.HighWater > 1 {
-		return budget{}, fmt.Errorf("storage: high-water mark %v not within 0..1", c.HighWater)
+	if err := c.validate(); err != nil {
+		return budget{}, err
 	}
 	share := func(set int64, percent int64) int64 {
 		if set > 0 {
@@ -114,7 +123,7 @@ func (c StorageConfig) budget() (budget, error) {
 		highWater:     c.HighWater,
 	}
 	if b.highWater == 0 {
-		b.highWater = 0.9
+		b.highWater = DefaultHighWater
 	}
 	if b.small < minBucketBytes {
 		return budget{}, fmt.Errorf("storage: max store of %d bytes leaves a bucket %d bytes; give at least %d", c.MaxStore, b.small, minBucketBytes*100/smallShare)

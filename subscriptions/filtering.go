@@ -150,3 +150,43 @@ func (s *Store) accepts(sub *Subscription, ev *FilterEvent) (bool, error) {
 	}
 	return prg.Match(in)
 }
+
+// newFilterCompiler builds the filter environment; it fails only on a
+// programmer's mistake in it.
+func newFilterCompiler() *filter.Compiler {
+	c, err := filter.NewCompiler()
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// HasFilter reports whether the subscription filters events by payload.
+func (s *Subscription) HasFilter() bool { return s.Filter != "" }
+
+// prepare compiles s's filter as it enters the index: once per change of
+// the expression, since the same revision arriving again (a replica's own
+// write, then its watch) keeps the program already compiled.
+func (x *Index) prepare(s *Subscription) {
+	if s.Filter == "" {
+		s.program = nil
+		return
+	}
+	if s.program != nil && s.program.Source() == s.Filter {
+		return
+	}
+	x.mu.RLock()
+	var old *Subscription
+	if ts := x.subs[s.TenantID]; ts != nil {
+		old = ts.byID[s.ID]
+	}
+	x.mu.RUnlock()
+	if old != nil && old.program != nil && old.Filter == s.Filter {
+		s.program = old.program
+		return
+	}
+	// A stored filter that does not compile (only a change of this code
+	// can cause it, since writes are checked) leaves program nil: the
+	// subscription then matches no event, and Filter counts it.
+	s.program, _ = x.filters.Compile(s.Filter)
+}

@@ -239,6 +239,10 @@ func (x *Index) WithAuth() []*Subscription {
 }
 
 // Subscription returns one of tenant's subscriptions.
+// It is the index's as it is now: no I/O, fit for the hot path; this
+// replica's own writes are in at once, another replica's a moment later
+// (when the bucket's watch brings them). The subscription is shared and
+// must not be modified.
 func (x *Index) Subscription(tenant, id string) (*Subscription, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()

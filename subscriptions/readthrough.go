@@ -76,9 +76,9 @@ func (s *Store) LoadTenant(ctx context.Context, id string) (Tenant, error) {
 }
 
 // CurrentSubscription reads one of tenant's subscriptions as stored now
-// (its latest revision, whichever replica wrote it), and falls back to
-// the index, possibly a little behind, only when the bucket cannot be
-// read.
+// (LoadSubscription: its latest revision, whichever replica wrote it, one
+// round trip), and falls back to the index (IndexedSubscription: possibly
+// a little behind) only when the bucket cannot be read.
 func (s *Store) CurrentSubscription(ctx context.Context, tenant, id string) (Subscription, error) {
 	sub, err := s.LoadSubscription(ctx, tenant, id)
 	if errors.Is(err, ErrUnavailable) {

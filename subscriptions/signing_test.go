@@ -69,7 +69,7 @@ func TestSignatureSchemeKeys(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RotateSecret: %v", err)
 	}
-	rotated, _ := st.Subscription(ten.ID, sub.ID)
+	rotated, _ := st.IndexedSubscription(ten.ID, sub.ID)
 	if pub == sub.PublicKey() || pub != rotated.PublicKey() {
 		t.Errorf("RotateSecret = %q, subscription's key now %q, before %q; want a new public key", pub, rotated.PublicKey(), sub.PublicKey())
 	}

@@ -32,6 +32,9 @@ const (
 // removed.
 const markerTTL = time.Hour
 
+// DefaultRotationOverlap is Config.RotationOverlap's default.
+const DefaultRotationOverlap = 24 * time.Hour
+
 // Config sets up the stores. The zero value means the defaults.
 type Config struct {
 	// Replicas is the replication factor of the KV buckets (default 1).
@@ -57,7 +60,7 @@ func (c Config) withDefaults() Config {
 		c.Replicas = 1
 	}
 	if c.RotationOverlap <= 0 {
-		c.RotationOverlap = 24 * time.Hour
+		c.RotationOverlap = DefaultRotationOverlap
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -379,7 +382,7 @@ func (s *Store) CreateSubscription(ctx context.Context, tenant string, in Create
 	if in.Ordering != nil && *in.Ordering == OrderingFIFO {
 		sub.Ordering = OrderingFIFO
 	}
-	in.applyExtras(&sub)
+	in.applySettings(&sub)
 	sub.SignatureScheme = normalScheme(in.SignatureScheme)
 	if in.SendTraceparent != nil {
 		sub.NoTraceparent = !*in.SendTraceparent
@@ -403,8 +406,11 @@ func (s *Store) CreateSubscription(ctx context.Context, tenant string, in Create
 	return sub, nil
 }
 
-// Subscription returns one of tenant's subscriptions from the index.
-func (s *Store) Subscription(tenant, id string) (Subscription, error) {
+// IndexedSubscription returns a copy of one of tenant's subscriptions as
+// this replica's index holds it: no I/O, this replica's own writes in at
+// once, another replica's a moment later (when the bucket's watch brings
+// them). CurrentSubscription reads the stored revision instead.
+func (s *Store) IndexedSubscription(tenant, id string) (Subscription, error) {
 	sub, ok := s.idx.Subscription(tenant, id)
 	if !ok {
 		return Subscription{}, fmt.Errorf("subscription %s: %w", id, ErrNotFound)
@@ -412,8 +418,12 @@ func (s *Store) Subscription(tenant, id string) (Subscription, error) {
 	return *sub, nil
 }
 
-// LoadSubscription reads one subscription from storage, for the rare case
-// where the index may lag behind another replica's write.
+// LoadSubscription reads one subscription from storage now, from the
+// bucket's leader (one round trip): its latest revision, whichever replica
+// wrote it, which it also puts in the index. It is for the rare case where
+// the index may lag behind another replica's write; it fails with
+// ErrUnavailable when the bucket cannot be read (CurrentSubscription then
+// falls back to the index).
 func (s *Store) LoadSubscription(ctx context.Context, tenant, id string) (Subscription, error) {
 	if !ValidSubscriptionID(id) {
 		return Subscription{}, fmt.Errorf("subscription %q: %w", id, ErrNotFound)
@@ -545,7 +555,7 @@ func (p PatchInput) Apply(sub *Subscription) error {
 			sub.DisabledReason = ""
 		}
 	}
-	p.applyExtras(sub)
+	p.applySettings(sub)
 	if p.SignatureScheme != nil {
 		sub.SignatureScheme = normalScheme(p.SignatureScheme)
 	}

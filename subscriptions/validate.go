@@ -67,7 +67,7 @@ type CreateInput struct {
 	RateLimit   *float64          `json:"rateLimit"`
 	Ordering    *string           `json:"ordering" validate:"omitnil,oneof=fifo none"`
 	// RateLimit, Filter and Headers are checked by Rules beyond their
-	// tags (see extras.go).
+	// tags (see settings.go).
 	Filter  *string           `json:"filter"`
 	Headers map[string]string `json:"headers"`
 	// SignatureScheme is "v1" (HMAC, the default) or "v1a" (Ed25519).
@@ -207,7 +207,7 @@ func (r *Rules) check(in any, kept []string) error {
 			out.Fields = append(out.Fields, FieldError{Field: fieldPath(fe.Namespace()), Reason: r.reason(fe)})
 		}
 	}
-	out.Fields = append(out.Fields, r.extras(in, kept)...)
+	out.Fields = append(out.Fields, r.settingProblems(in, kept)...)
 	out.Fields = append(out.Fields, limitProblems(in)...)
 	out.Fields = append(out.Fields, signingProblems(in)...)
 	out.Fields = append(out.Fields, r.authProblems(in)...)

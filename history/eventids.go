@@ -1,4 +1,4 @@
-package server
+package history
 
 import (
 	"context"
@@ -12,26 +12,28 @@ import (
 // differ, as the duplicate window's margin counts it.
 const clockSkew = 10 * time.Second
 
-// eventIDs is the events API's view of the event index: the duplicate
+// EventIDs is the events API's view of the event index: the duplicate
 // window beyond the stream's own, and each tenant's stored bytes.
-type eventIDs struct {
+type EventIDs struct {
 	ix  *eventindex.Index
 	dup eventindex.Duplicates
 }
 
-// newEventIDs checks ids against the index for the duplicate window of
+// NewEventIDs checks ids against the index for the duplicate window of
 // sc, reaching back past the stream's own window by a publish's longest
 // time in flight (publishTimeout) and the clocks' skew.
-func newEventIDs(ix *eventindex.Index, sc events.StreamConfig, publishTimeout time.Duration) eventIDs {
+func NewEventIDs(ix *eventindex.Index, sc events.StreamConfig, publishTimeout time.Duration) EventIDs {
 	sc = sc.WithDefaults()
 	if publishTimeout <= 0 {
 		publishTimeout = 10 * time.Second // events.PublisherConfig's default
 	}
-	return eventIDs{ix: ix, dup: eventindex.Duplicates{Index: ix, Window: sc.DedupeWindow, StreamWindow: sc.NATSWindow,
+	return EventIDs{ix: ix, dup: eventindex.Duplicates{Index: ix, Window: sc.DedupeWindow, StreamWindow: sc.NATSWindow,
 		Margin: publishTimeout + clockSkew}}
 }
 
-func (e eventIDs) Seen(ctx context.Context, tenant string, ids []string) ([]bool, error) {
+// Seen reports, for each id, whether the tenant stored it within the
+// duplicate window.
+func (e EventIDs) Seen(ctx context.Context, tenant string, ids []string) ([]bool, error) {
 	seen, err := e.dup.Seen(ctx, tenant, ids)
 	if err != nil {
 		return nil, lookupErr(err)
@@ -39,7 +41,8 @@ func (e eventIDs) Seen(ctx context.Context, tenant string, ids []string) ([]bool
 	return seen, nil
 }
 
-func (e eventIDs) StoredBytes(ctx context.Context, tenant string) (int64, error) {
+// StoredBytes is what the tenant's events hold in the store now.
+func (e EventIDs) StoredBytes(ctx context.Context, tenant string) (int64, error) {
 	n, err := e.ix.StoredBytes(ctx, tenant)
 	if err != nil {
 		return 0, lookupErr(err)

@@ -1,8 +1,7 @@
-package server
+package history
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -17,31 +16,51 @@ import (
 // up to this many events or deliveries. Past it, a job does the rest.
 const recoveryPage = 100
 
-// recovery serves the API's replays and recoveries: one page at once,
+// TenantLimits reads a tenant's limits (subscriptions.Store does).
+type TenantLimits interface {
+	Limits(ctx context.Context, tenant string) (limits.Limits, error)
+}
+
+// RecoveryConfig is what a Recovery is built from.
+type RecoveryConfig struct {
+	// Worker plans and sends pages; Runner runs what is left as jobs.
+	Worker *dispatcher.Jobs
+	Runner *jobs.Runner
+	// Limits gives a tenant's jobs limit.
+	Limits TenantLimits
+	// EventRetention and DeliveryRetention are how far back a replay
+	// and a recovery reach: what is older is gone.
+	EventRetention, DeliveryRetention time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Recovery serves the API's replays and recoveries: one page at once,
 // more as a job of the runner, both through the dispatcher's worker.
-type recovery struct {
+type Recovery struct {
 	worker            *dispatcher.Jobs
 	runner            *jobs.Runner
-	store             *subscriptions.Store // a tenant's jobs limit
+	store             TenantLimits // a tenant's jobs limit
 	eventRetention    time.Duration
 	deliveryRetention time.Duration
 	now               func() time.Time
 }
 
-var _ api.Recovery = recovery{}
+var _ api.Recovery = Recovery{}
 
-func (s *Server) recovery() recovery {
-	now := s.cfg.Dispatcher.Now
+// NewRecovery returns the replays and recoveries of cfg.
+func NewRecovery(cfg RecoveryConfig) Recovery {
+	now := cfg.Now
 	if now == nil {
 		now = time.Now
 	}
-	return recovery{worker: s.disp.Jobs(), runner: s.jobs, store: s.store, eventRetention: s.eventRetention(),
-		deliveryRetention: s.deliveryRetention(), now: now}
+	return Recovery{worker: cfg.Worker, runner: cfg.Runner, store: cfg.Limits, eventRetention: cfg.EventRetention,
+		deliveryRetention: cfg.DeliveryRetention, now: now}
 }
 
 // bound refuses a range that starts past retention (what it would reach
 // is gone) and ends a range in the future now.
-func (r recovery) bound(since, until time.Time, retention time.Duration, what string) (time.Time, error) {
+func (r Recovery) bound(since, until time.Time, retention time.Duration, what string) (time.Time, error) {
 	now := r.now().UTC()
 	if until.IsZero() || until.After(now) {
 		until = now
@@ -53,7 +72,8 @@ func (r recovery) bound(since, until time.Time, retention time.Duration, what st
 	return until, nil
 }
 
-func (r recovery) Replay(ctx context.Context, sub subscriptions.Subscription, since, until time.Time) (api.Started, error) {
+// Replay sends sub the events of since to until again.
+func (r Recovery) Replay(ctx context.Context, sub subscriptions.Subscription, since, until time.Time) (api.Started, error) {
 	until, err := r.bound(since, until, r.eventRetention, "event")
 	if err != nil {
 		return api.Started{}, err
@@ -61,7 +81,9 @@ func (r recovery) Replay(ctx context.Context, sub subscriptions.Subscription, si
 	return r.start(ctx, jobs.Job{ID: jobs.NewID(), TenantID: sub.TenantID, Kind: jobs.KindReplay, SubscriptionID: sub.ID, Since: since.UTC(), Until: until})
 }
 
-func (r recovery) Recover(ctx context.Context, sub subscriptions.Subscription, status string, since, until time.Time) (api.Started, error) {
+// Recover sends sub again its deliveries of since to until whose status is
+// status.
+func (r Recovery) Recover(ctx context.Context, sub subscriptions.Subscription, status string, since, until time.Time) (api.Started, error) {
 	until, err := r.bound(since, until, r.deliveryRetention, "delivery")
 	if err != nil {
 		return api.Started{}, err
@@ -73,7 +95,7 @@ func (r recovery) Recover(ctx context.Context, sub subscriptions.Subscription, s
 // start plans the first page: when it is the whole range it is sent at
 // once; else a job, holding that plan, does it all, unless the tenant has
 // its limit of jobs running (a *limits.ExceededError).
-func (r recovery) start(ctx context.Context, j jobs.Job) (api.Started, error) {
+func (r Recovery) start(ctx context.Context, j jobs.Job) (api.Started, error) {
 	b, err := r.worker.Plan(ctx, j, recoveryPage)
 	if err != nil {
 		return api.Started{}, recoveryErr(err)
@@ -100,9 +122,10 @@ func (r recovery) start(ctx context.Context, j jobs.Job) (api.Started, error) {
 }
 
 // Running counts tenant's jobs running, as the runner knows them.
-func (r recovery) Running(tenant string) int { return r.runner.TenantRunning(tenant) }
+func (r Recovery) Running(tenant string) int { return r.runner.TenantRunning(tenant) }
 
-func (r recovery) Job(ctx context.Context, tenant, id string) (api.Job, error) {
+// Job is one of tenant's jobs.
+func (r Recovery) Job(ctx context.Context, tenant, id string) (api.Job, error) {
 	j, err := r.runner.Get(ctx, tenant, id)
 	if err != nil {
 		return api.Job{}, recoveryErr(err)
@@ -110,32 +133,17 @@ func (r recovery) Job(ctx context.Context, tenant, id string) (api.Job, error) {
 	return apiJob(j), nil
 }
 
-func (r recovery) Jobs(ctx context.Context, tenant, before string, limit int) ([]api.Job, bool, error) {
+// Jobs lists tenant's jobs, newest first, before the cursor before.
+func (r Recovery) Jobs(ctx context.Context, tenant, before string, limit int) ([]api.Job, bool, error) {
 	list, more, err := r.runner.List(ctx, tenant, before, limit)
 	if err != nil {
 		return nil, false, recoveryErr(err)
 	}
-	out := make([]api.Job, len(list))
-	for i, j := range list {
-		out[i] = apiJob(j)
-	}
-	return out, more, nil
+	return each(list, apiJob), more, nil
 }
 
+// apiJob is j in the API's type.
 func apiJob(j jobs.Job) api.Job {
 	return api.Job{ID: j.ID, Kind: j.Kind, SubscriptionID: j.SubscriptionID, Status: j.Status, Total: j.Total, Sent: j.Sent,
 		Filtered: j.Filtered, Since: j.Since, Until: j.Until, Error: j.Error, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
-}
-
-// recoveryErr maps the worker's and the runner's errors.
-func recoveryErr(err error) error {
-	switch {
-	case errors.Is(err, jobs.ErrNotFound):
-		return fmt.Errorf("%w: %w", api.ErrJobNotFound, err)
-	case errors.Is(err, dispatcher.ErrSubscriptionGone):
-		return fmt.Errorf("%w: %w", subscriptions.ErrNotFound, err)
-	case errors.Is(err, jobs.ErrUnavailable):
-		return fmt.Errorf("%w: %w", api.ErrUnavailable, err)
-	}
-	return apiErr(err)
 }

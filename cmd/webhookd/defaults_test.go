@@ -1,0 +1,49 @@
+package main
+
+import (
+	"io"
+	"testing"
+
+	"github.com/onestack/webhooks/deliverylog"
+	"github.com/onestack/webhooks/destination"
+	"github.com/onestack/webhooks/dispatcher"
+	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/jobs"
+	"github.com/onestack/webhooks/server"
+	"github.com/onestack/webhooks/subscriptions"
+)
+
+// TestFlagDefaultsAreThePackagesDefaults checks that a flag left unset
+// means what the package that owns the setting defaults to.
+func TestFlagDefaultsAreThePackagesDefaults(t *testing.T) {
+	t.Parallel()
+	o, err := parse(nil, func(string) string { return "" }, nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		flag      string
+		got, want any
+	}{
+		{"addr", o.addr, server.DefaultAddr},
+		{"data-dir", o.dataDir, server.DefaultDataDir},
+		{"storage-high-water", o.storage.HighWater, server.DefaultHighWater},
+		{"event-retention", o.eventRetention, events.DefaultRetention},
+		{"dedupe-window", o.dedupeWindow, events.DefaultDedupeWindow},
+		{"delivery-retention", o.deliveryRetention, deliverylog.DefaultRetention},
+		{"delivery-timeout", o.timeout, dispatcher.DefaultTimeout},
+		{"workers", o.workers, dispatcher.DefaultWorkers},
+		{"subscription-concurrency", o.perSub, dispatcher.DefaultPerSubscription},
+		{"tenant-concurrency", o.tenantInFlight, dispatcher.DefaultTenantInFlight},
+		{"stall-after", o.stallAfter, dispatcher.DefaultStallAfter},
+		{"disable-after-failing", o.failPeriod, dispatcher.DefaultDisableAfter},
+		{"failing-after", o.failingAfter, dispatcher.DefaultFailingAfter},
+		{"destination-concurrency", o.destMax, destination.DefaultMax},
+		{"job-rate", o.jobRate, float64(jobs.DefaultRate)},
+		{"secret-rotation-overlap", o.rotationOverlap, subscriptions.DefaultRotationOverlap},
+	} {
+		if c.got != c.want {
+			t.Errorf("--%s defaults to %v, want %v", c.flag, c.got, c.want)
+		}
+	}
+}
