@@ -400,11 +400,7 @@ func commands() []command {
 				fs.StringVar(&until, "until", "", "RFC 3339 time, or a duration ago (default: now)")
 			},
 			run: func(ctx context.Context, e *env, args []string) error {
-				from, err := parseWhen(since, "--since", true)
-				if err != nil {
-					return err
-				}
-				to, err := parseWhen(until, "--until", false)
+				from, to, err := parseRange(since, until, true)
 				if err != nil {
 					return err
 				}
@@ -587,6 +583,18 @@ func readEvents(r io.Reader) ([]client.Event, error) {
 }
 
 // parseWhen reads an RFC 3339 time or a duration ago.
+// parseRange reads --since and --until: since required or not, until
+// open (now) when empty.
+func parseRange(since, until string, sinceRequired bool) (from, to time.Time, err error) {
+	if from, err = parseWhen(since, "--since", sinceRequired); err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	if to, err = parseWhen(until, "--until", false); err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	return from, to, nil
+}
+
 func parseWhen(s, flagName string, required bool) (time.Time, error) {
 	if s == "" {
 		if required {

@@ -31,11 +31,7 @@ func moreCommands() []command {
 				fs.StringVar(&until, "until", "", "RFC 3339 time, or a duration ago")
 			},
 			run: func(ctx context.Context, e *env, _ []string) error {
-				from, err := parseWhen(since, "--since", false)
-				if err != nil {
-					return err
-				}
-				to, err := parseWhen(until, "--until", false)
+				from, to, err := parseRange(since, until, false)
 				if err != nil {
 					return err
 				}
@@ -76,11 +72,7 @@ func moreCommands() []command {
 				fs.StringVar(&status, "status", "", "failed (the default) or skipped")
 			},
 			run: func(ctx context.Context, e *env, args []string) error {
-				from, err := parseWhen(since, "--since", true)
-				if err != nil {
-					return err
-				}
-				to, err := parseWhen(until, "--until", false)
+				from, to, err := parseRange(since, until, true)
 				if err != nil {
 					return err
 				}
