@@ -35,7 +35,9 @@ func pollDeliveries(t *testing.T, env *testenv.Env, ten testenv.Tenant, sub, que
 	t.Helper()
 	var page struct{ Data []deliveryJSON }
 	var r *testenv.Response
-	if !poll.Within(30*time.Second, func() bool {
+	// Every check is a request counted against the tenant's 100 a minute:
+	// spaced, so that a slow machine does not spend them in a second.
+	if !poll.WithinEvery(30*time.Second, 100*time.Millisecond, func() bool {
 		var err error
 		if r, err = env.Do("GET", "/api/subscriptions/"+sub+"/deliveries"+query, ten.APIKey, nil); err != nil || r.Status != 200 {
 			t.Fatalf("list deliveries = %v %v", r, err)

@@ -23,8 +23,15 @@ func Until(t testing.TB, limit time.Duration, what string, cond func() bool) {
 // Within checks cond every few milliseconds until it returns true or limit
 // passes, and reports whether it held.
 func Within(limit time.Duration, cond func() bool) bool {
+	return WithinEvery(limit, Every, cond)
+}
+
+// WithinEvery is Within checking cond every interval: for a condition
+// that costs something to check, such as a request counted against a
+// tenant's rate limit.
+func WithinEvery(limit, every time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(Every)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
