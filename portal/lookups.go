@@ -198,19 +198,8 @@ func (p *Portal) recover(rq *request) error {
 	if err != nil {
 		return err
 	}
-	rf := replayForm{Since: strings.TrimSpace(rq.r.PostFormValue("since")), Until: strings.TrimSpace(rq.r.PostFormValue("until")),
-		Status: rq.r.PostFormValue("status"), Errors: map[string]string{}}
-	body := map[string]string{}
-	for name, v := range map[string]string{"since": rf.Since, "until": rf.Until} {
-		if v == "" {
-			continue
-		}
-		if t, ok := parseFormTime(v); ok {
-			body[name] = t
-		} else {
-			rf.Errors[name] = "want a date and time, such as 2026-01-31T09:30 (UTC) or RFC 3339"
-		}
-	}
+	rf := readReplayForm(rq.r)
+	body := rf.body()
 	if rf.Status != "" {
 		body["status"] = rf.Status
 	}
@@ -226,15 +215,8 @@ func (p *Portal) recover(rq *request) error {
 		if err == nil {
 			return p.redirect(rq, "/portal/subscriptions/"+id+"/deliveries", fmt.Sprintf("Recovery queued: %d deliveries will be sent once more.", out.Recovered))
 		}
-		var ae *apiError
-		if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
+		if err := rf.refused(err); err != nil {
 			return err
-		}
-		for _, fe := range ae.fieldErrors() {
-			rf.Errors[formField(fe.Field)] = fe.Reason
-		}
-		if len(rf.Errors) == 0 {
-			rf.Errors["since"] = ae.Message
 		}
 	}
 	return p.deliveriesPageWith(rq, id, http.StatusUnprocessableEntity, replayForm{}, rf)

@@ -323,6 +323,46 @@ type replayForm struct {
 	Errors map[string]string
 }
 
+// readReplayForm reads a replay's or a recovery's time range (and the
+// recovery's status) as posted.
+func readReplayForm(r *http.Request) replayForm {
+	return replayForm{Since: strings.TrimSpace(r.PostFormValue("since")), Until: strings.TrimSpace(r.PostFormValue("until")),
+		Status: r.PostFormValue("status"), Errors: map[string]string{}}
+}
+
+// body is the range as the API takes it; a time that does not parse is
+// an error at its field instead.
+func (rf *replayForm) body() map[string]string {
+	body := map[string]string{}
+	for name, v := range map[string]string{"since": rf.Since, "until": rf.Until} {
+		if v == "" {
+			continue
+		}
+		if t, ok := parseFormTime(v); ok {
+			body[name] = t
+		} else {
+			rf.Errors[name] = "want a date and time, such as 2026-01-31T09:30 (UTC) or RFC 3339"
+		}
+	}
+	return body
+}
+
+// refused puts the API's 400 beside the form's fields (on since when it
+// names none); any other error is returned.
+func (rf *replayForm) refused(err error) error {
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
+		return err
+	}
+	for _, fe := range ae.fieldErrors() {
+		rf.Errors[formField(fe.Field)] = fe.Reason
+	}
+	if len(rf.Errors) == 0 {
+		rf.Errors["since"] = ae.Message
+	}
+	return nil
+}
+
 // timeLayouts are accepted in the replay form: RFC 3339, or what a
 // datetime-local input sends (read as UTC).
 var timeLayouts = []string{time.RFC3339, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04"}
@@ -341,18 +381,8 @@ func (p *Portal) replay(rq *request) error {
 	if err != nil {
 		return err
 	}
-	rf := replayForm{Since: strings.TrimSpace(rq.r.PostFormValue("since")), Until: strings.TrimSpace(rq.r.PostFormValue("until")), Errors: map[string]string{}}
-	body := map[string]string{}
-	for name, v := range map[string]string{"since": rf.Since, "until": rf.Until} {
-		if v == "" {
-			continue
-		}
-		if t, ok := parseFormTime(v); ok {
-			body[name] = t
-		} else {
-			rf.Errors[name] = "want a date and time, such as 2026-01-31T09:30 (UTC) or RFC 3339"
-		}
-	}
+	rf := readReplayForm(rq.r)
+	body := rf.body()
 	if len(rf.Errors) == 0 {
 		var out struct {
 			Replayed int    `json:"replayed"`
@@ -365,15 +395,8 @@ func (p *Portal) replay(rq *request) error {
 		if err == nil {
 			return p.redirect(rq, "/portal/subscriptions/"+id+"/deliveries", fmt.Sprintf("Replay queued: %d events will be delivered again.", out.Replayed))
 		}
-		var ae *apiError
-		if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
+		if err := rf.refused(err); err != nil {
 			return err
-		}
-		for _, fe := range ae.fieldErrors() {
-			rf.Errors[formField(fe.Field)] = fe.Reason
-		}
-		if len(rf.Errors) == 0 {
-			rf.Errors["since"] = ae.Message
 		}
 	}
 	return p.deliveriesPage(rq, id, http.StatusUnprocessableEntity, rf)
