@@ -62,6 +62,9 @@ type PublisherConfig struct {
 
 var _ message.Publisher = (*Publisher)(nil)
 
+// DefaultPublishTimeout is PublisherConfig.Timeout's default.
+const DefaultPublishTimeout = 10 * time.Second
+
 // NewPublisher returns a publisher on js. The JetStream context should be
 // made with jetstream.WithPublishAsyncMaxPending large enough for the
 // biggest batch.
@@ -70,7 +73,7 @@ func NewPublisher(js jetstream.JetStream, cfg PublisherConfig) *Publisher {
 		cfg.AckTimeout = 5 * time.Second
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
+		cfg.Timeout = DefaultPublishTimeout
 	}
 	return &Publisher{js: js, cfg: cfg}
 }

@@ -25,7 +25,7 @@ type EventIDs struct {
 func NewEventIDs(ix *eventindex.Index, sc events.StreamConfig, publishTimeout time.Duration) EventIDs {
 	sc = sc.WithDefaults()
 	if publishTimeout <= 0 {
-		publishTimeout = 10 * time.Second // events.PublisherConfig's default
+		publishTimeout = events.DefaultPublishTimeout
 	}
 	return EventIDs{ix: ix, dup: eventindex.Duplicates{Index: ix, Window: sc.DedupeWindow, StreamWindow: sc.NATSWindow,
 		Margin: publishTimeout + clockSkew}}
