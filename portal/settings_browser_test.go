@@ -100,7 +100,7 @@ func TestPortalSettingsInABrowser(t *testing.T) {
 	}
 
 	// Remove the headers in the form.
-	tb.do("remove the headers", chromedp.Click(chromedp.CSS("#removeHeaders")), chromedp.Click(chromedp.CSS("#save")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	tb.submit("remove the headers", chromedp.Click(chromedp.CSS("#removeHeaders")), chromedp.Click(chromedp.CSS("#save")), chromedp.WaitVisible(chromedp.CSS("#flash")))
 	r, _ = env.Do("GET", "/api/subscriptions/"+s.ID, ten.APIKey, nil)
 	if strings.Contains(string(r.Body), "X-Team") || !strings.Contains(string(r.Body), `"ordering":"fifo"`) {
 		t.Errorf("after removing the headers the API shows %s", r.Body)
@@ -262,11 +262,11 @@ func TestPortalAuthAndTraceparentInABrowser(t *testing.T) {
 		t.Errorf("traceparent shown = %q", got)
 	}
 	// Keep it as it is on the next save; then remove it.
-	tb.do("save keeping auth", chromedp.SetValue(chromedp.CSS("#description"), "kept"), chromedp.Click(chromedp.CSS("#save")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	tb.submit("save keeping auth", chromedp.SetValue(chromedp.CSS("#description"), "kept"), chromedp.Click(chromedp.CSS("#save")), chromedp.WaitVisible(chromedp.CSS("#flash")))
 	if r, _ := env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil); !strings.Contains(string(r.Body), "portal-client") {
 		t.Errorf("a save that keeps auth lost it: %s", r.Body)
 	}
-	tb.do("remove auth", chromedp.Click(chromedp.CSS("#auth-none")), chromedp.Click(chromedp.CSS("#save")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	tb.submit("remove auth", chromedp.Click(chromedp.CSS("#auth-none")), chromedp.Click(chromedp.CSS("#save")), chromedp.WaitVisible(chromedp.CSS("#flash")))
 	if r, _ := env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil); strings.Contains(string(r.Body), "portal-client") {
 		t.Errorf("auth none left it: %s", r.Body)
 	}
