@@ -177,16 +177,10 @@ func appendAll(t *testing.T, w *deliverylog.Writer, recs []deliverylog.Record) {
 			t.Fatalf("Append(%s): %v", r.DeliveryID, err)
 		}
 	}
-	eventually(t, func() bool { return c.n.Load() == int64(len(recs)) }, "every done called")
+	poll.Until(t, waitLimit, "every done called", func() bool { return c.n.Load() == int64(len(recs)) })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.errs) > 0 {
 		t.Fatalf("done errors: %v", c.errs)
 	}
-}
-
-// eventually polls cond until it holds, failing the test after waitLimit.
-func eventually(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	poll.Until(t, waitLimit, what, cond)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/internal/natstest"
+	"github.com/onestack/webhooks/internal/poll"
 )
 
 // TestWriterSurvivesServerRestart stops the NATS server while records
@@ -60,15 +61,15 @@ func TestWriterSurvivesServerRestart(t *testing.T) {
 		produced <- nil
 	}()
 
-	eventually(t, func() bool { return appended.Load() >= n/3 }, "a third appended")
+	poll.Until(t, waitLimit, "a third appended", func() bool { return appended.Load() >= n/3 })
 	s.srv.Shutdown()
 	s.srv.WaitForShutdown()
-	eventually(t, func() bool { return appended.Load() >= n/2 }, "half appended while the server is down")
+	poll.Until(t, waitLimit, "half appended while the server is down", func() bool { return appended.Load() >= n/2 })
 	natstest.Start(t, natstest.Options{Dir: dir, Port: port})
 	if err := <-produced; err != nil {
 		t.Fatalf("Append: %v", err)
 	}
-	eventually(t, func() bool { return c.n.Load() >= n }, "every done called")
+	poll.Until(t, waitLimit, "every done called", func() bool { return c.n.Load() >= n })
 
 	c.mu.Lock()
 	if len(c.errs) > 0 || len(c.calls) != n {

@@ -13,6 +13,7 @@ import (
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/endpointauth"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/internal/testpki"
 )
 
@@ -119,7 +120,7 @@ func TestAuthStored(t *testing.T) {
 	if bytes.Contains(pub, []byte("PRIVATE KEY")) || bytes.Contains(pub, []byte(`"auth"`)) {
 		t.Errorf("public JSON = %s, want no auth", pub)
 	}
-	waitFor(t, "the subscription on replica b", func() bool {
+	poll.Until(t, waitLimit, "the subscription on replica b", func() bool {
 		_, ok := b.Index().Subscription(ten.ID, sub.ID)
 		return ok
 	})
@@ -134,7 +135,7 @@ func TestAuthStored(t *testing.T) {
 	if err != nil || updated.Auth() != nil {
 		t.Fatalf("PATCH auth null = %v, %v; want no auth", updated.Auth(), err)
 	}
-	waitFor(t, "the removal on replica b", func() bool {
+	poll.Until(t, waitLimit, "the removal on replica b", func() bool {
 		s, ok := b.Index().Subscription(ten.ID, sub.ID)
 		return ok && s.Auth() == nil
 	})

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/onestack/webhooks/internal/poll"
 )
 
 // TestFailingPolicyNext: the run of failed attempts, as steps: an endpoint
@@ -127,7 +129,7 @@ func TestRecordAttemptOnceAcrossStores(t *testing.T) {
 		t.Errorf("EndpointHealth on the store = %+v, %v; want failing", h, ok)
 	}
 	// b learns of the run through its watch, if not by its own write.
-	waitFor(t, "the other store sees the run failing", func() bool { h, ok := b.EndpointHealth(ten.ID, sub.ID); return ok && h.Failing() })
+	poll.Until(t, waitLimit, "the other store sees the run failing", func() bool { h, ok := b.EndpointHealth(ten.ID, sub.ID); return ok && h.Failing() })
 	var recovered []Health
 	for _, st := range []*Store{a, b} {
 		wg.Go(func() {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/internal/poll"
 )
 
 func fieldsOf(t *testing.T, err error) []string {
@@ -121,7 +122,7 @@ func TestFilterAndHeadersStored(t *testing.T) {
 	if strings.Contains(string(pub), "s3cr3t-value") || !strings.Contains(string(pub), `"filter":"data.priority == \"high\""`) {
 		t.Errorf("public JSON = %s, want the filter and no header value", pub)
 	}
-	waitFor(t, "both subscriptions on replica b", func() bool {
+	poll.Until(t, waitLimit, "both subscriptions on replica b", func() bool {
 		s, ok := b.Index().Subscription(ten.ID, high.ID)
 		_, ok2 := b.Index().Subscription(ten.ID, plain.ID)
 		return ok && ok2 && s.program != nil

@@ -29,12 +29,9 @@ func openStore(t *testing.T, js jetstream.JetStream) *Store {
 	return st
 }
 
-// waitFor polls cond until it holds, for as long as only a watch that
-// stopped would take.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, 30*time.Second, what, cond)
-}
+// waitLimit bounds a wait for another replica's watch: only a watch that
+// stopped would take as long.
+const waitLimit = 30 * time.Second
 
 func TestStoreAcrossReplicas(t *testing.T) {
 	t.Parallel()
@@ -49,13 +46,13 @@ func TestStoreAcrossReplicas(t *testing.T) {
 	if got, _, ok := a.Index().Authenticate(string(key)); !ok || got != ten.ID {
 		t.Fatalf("Authenticate on the writing replica = %q, %v; want %q, true", got, ok, ten.ID)
 	}
-	waitFor(t, "key on replica b", func() bool { _, _, ok := b.Index().Authenticate(string(key)); return ok })
+	poll.Until(t, waitLimit, "key on replica b", func() bool { _, _, ok := b.Index().Authenticate(string(key)); return ok })
 
 	sub, err := a.CreateSubscription(ctx, ten.ID, CreateInput{URL: "https://example.com/h", EventTypes: []string{"ticket.*"}})
 	if err != nil {
 		t.Fatalf("CreateSubscription: %v", err)
 	}
-	waitFor(t, "subscription on replica b", func() bool { return len(b.Index().Match(nil, ten.ID, "ticket.updated")) == 1 })
+	poll.Until(t, waitLimit, "subscription on replica b", func() bool { return len(b.Index().Match(nil, ten.ID, "ticket.updated")) == 1 })
 	if got := b.Index().Match(nil, ten.ID, "board.updated"); len(got) != 0 {
 		t.Errorf("Match(board.updated) = %d subscriptions, want 0", len(got))
 	}
@@ -74,20 +71,20 @@ func TestStoreAcrossReplicas(t *testing.T) {
 	if _, ok := b.Index().Subscription(ten.ID, sub.ID); ok {
 		t.Error("deleted subscription still in the deleting replica's index")
 	}
-	waitFor(t, "delete on replica a", func() bool { _, ok := a.Index().Subscription(ten.ID, sub.ID); return !ok })
+	poll.Until(t, waitLimit, "delete on replica a", func() bool { _, ok := a.Index().Subscription(ten.ID, sub.ID); return !ok })
 
 	second, k, err := a.CreateKey(ctx, ten.ID)
 	if err != nil {
 		t.Fatalf("CreateKey: %v", err)
 	}
-	waitFor(t, "second key on replica b", func() bool { _, _, ok := b.Index().Authenticate(string(second)); return ok })
+	poll.Until(t, waitLimit, "second key on replica b", func() bool { _, _, ok := b.Index().Authenticate(string(second)); return ok })
 	if err := b.RevokeKey(ctx, ten.ID, k.ID); err != nil {
 		t.Fatalf("RevokeKey: %v", err)
 	}
 	if _, _, ok := b.Index().Authenticate(string(second)); ok {
 		t.Error("revoked key still authenticates on the revoking replica")
 	}
-	waitFor(t, "revocation on replica a", func() bool { _, _, ok := a.Index().Authenticate(string(second)); return !ok })
+	poll.Until(t, waitLimit, "revocation on replica a", func() bool { _, _, ok := a.Index().Authenticate(string(second)); return !ok })
 	if _, _, ok := a.Index().Authenticate(string(key)); !ok {
 		t.Error("first key stopped working after revoking the second")
 	}
@@ -203,7 +200,7 @@ func TestIndexForgetsDeletedKeys(t *testing.T) {
 	}
 	x := st.Index()
 	// Live: the tenant and its first key.
-	waitFor(t, "the index to forget deleted keys", func() bool {
+	poll.Until(t, waitLimit, "the index to forget deleted keys", func() bool {
 		x.mu.RLock()
 		defer x.mu.RUnlock()
 		return len(x.revs) == 2
