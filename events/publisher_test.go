@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/onestack/webhooks/internal/natstest"
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/tracing"
 )
 
@@ -45,20 +46,19 @@ func TestWatermillSeam(t *testing.T) {
 	}
 	want := map[string]string{typed.ID: typed.Type, viaWatermill.ID: viaWatermill.Type}
 	for range 2 {
-		select {
-		case m := <-msgs:
-			e, err := Parse(m.Payload)
-			if err != nil {
-				t.Fatalf("payload: %v", err)
-			}
-			if m.UUID != e.ID || want[e.ID] != e.Type {
-				t.Errorf("got UUID %q, event %s %s; want the UUID to be a published event's id", m.UUID, e.ID, e.Type)
-			}
-			delete(want, e.ID)
-			m.Ack()
-		case <-time.After(30 * time.Second):
+		m, ok := poll.ReceiveWithin(30*time.Second, msgs)
+		if !ok {
 			t.Fatalf("events never read through Watermill: missing %v", want)
 		}
+		e, err := Parse(m.Payload)
+		if err != nil {
+			t.Fatalf("payload: %v", err)
+		}
+		if m.UUID != e.ID || want[e.ID] != e.Type {
+			t.Errorf("got UUID %q, event %s %s; want the UUID to be a published event's id", m.UUID, e.ID, e.Type)
+		}
+		delete(want, e.ID)
+		m.Ack()
 	}
 }
 

@@ -2,6 +2,7 @@ package testenv_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -87,11 +88,7 @@ func (g *gates) chans(n int) (arrived, answer chan struct{}) {
 func (g *gates) wait(t *testing.T, n int) {
 	t.Helper()
 	arrived, _ := g.chans(n)
-	select {
-	case <-arrived:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("request %d never came", n)
-	}
+	poll.Receive(t, 30*time.Second, fmt.Sprintf("request %d", n), arrived)
 }
 
 func (g *gates) release(n int) {

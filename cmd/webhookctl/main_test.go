@@ -337,10 +337,8 @@ func TestListen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h hit
-	select {
-	case h = <-hits:
-	case <-time.After(30 * time.Second):
+	h, ok := poll.ReceiveWithin(30*time.Second, hits)
+	if !ok {
 		stop()
 		t.Fatalf("nothing forwarded; listen said: %s %s", stdout.String(), stderr.String())
 	}
@@ -362,13 +360,8 @@ func TestListen(t *testing.T) {
 		t.Errorf("deliveries never showed the app's 202: %s", r.Body)
 	}
 	stop()
-	select {
-	case code := <-exit:
-		if code != 0 {
-			t.Errorf("listen exit = %d: %s", code, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("listen did not stop")
+	if code := poll.Receive(t, 30*time.Second, "listen stopped", exit); code != 0 {
+		t.Errorf("listen exit = %d: %s", code, stderr.String())
 	}
 	if r, _ := stack.Do("GET", "/api/subscriptions/"+subID, ten.APIKey, nil); r.Status != 404 {
 		t.Errorf("after Ctrl-C the listener's subscription = %d, want 404 (removed)", r.Status)

@@ -346,10 +346,8 @@ func TestListenVerifiesV1a(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h hit
-	select {
-	case h = <-hits:
-	case <-time.After(30 * time.Second):
+	h, ok := poll.ReceiveWithin(30*time.Second, hits)
+	if !ok {
 		t.Fatalf("nothing forwarded; listen said: %s %s", stdout.String(), stderr.String())
 	}
 	if !strings.HasPrefix(h.header.Get("webhook-signature"), "v1a,") {
@@ -364,12 +362,7 @@ func TestListenVerifiesV1a(t *testing.T) {
 		t.Errorf("printed %q (%v), want %s verified", stdout.String(), err, id)
 	}
 	stop()
-	select {
-	case code := <-exit:
-		if code != 0 {
-			t.Errorf("listen exit = %d: %s", code, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("listen did not stop")
+	if code := poll.Receive(t, 30*time.Second, "listen stopped", exit); code != 0 {
+		t.Errorf("listen exit = %d: %s", code, stderr.String())
 	}
 }

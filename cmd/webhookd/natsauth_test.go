@@ -45,13 +45,10 @@ func runInProcess(t *testing.T, args ...string) (string, *syncBuffer) {
 	go func() { done <- run(ctx, args, func(string) string { return "" }, nil, logs) }()
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("webhookd %v: %v", args, err)
-			}
-		case <-time.After(time.Minute):
+		if err, ok := poll.ReceiveWithin(time.Minute, done); !ok {
 			t.Errorf("webhookd %v still running a minute after its shutdown", args)
+		} else if err != nil {
+			t.Errorf("webhookd %v: %v", args, err)
 		}
 	})
 	poll.Until(t, 60*time.Second, "webhookd ready", func() bool {

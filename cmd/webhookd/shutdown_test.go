@@ -65,9 +65,7 @@ func TestShutdownWithStorageLost(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- d.cmd.Wait() }()
-	select {
-	case <-exited:
-	case <-time.After(time.Minute):
+	if _, ok := poll.ReceiveWithin(time.Minute, exited); !ok {
 		d.cmd.Process.Kill()
 		<-exited
 		t.Fatalf("webhookd still running a minute after SIGTERM with its data directory gone; logs:\n%s", d.logs)

@@ -71,16 +71,15 @@ func TestStalledStackReportsItAndStopsWithinTheGrace(t *testing.T) {
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	exited := make(chan error, 1)
 	go func() { exited <- d.cmd.Wait() }()
-	select {
-	case err := <-exited:
-		took := time.Since(start)
-		if err != nil {
-			t.Errorf("webhookd exited with %v after SIGTERM, want 0; logs:\n%s", err, d.logs)
-		}
-		t.Logf("webhookd stopped %v after SIGTERM (grace %v)", took.Round(10*time.Millisecond), grace)
-	case <-time.After(bound):
+	err, ok := poll.ReceiveWithin(bound, exited)
+	if !ok {
 		d.cmd.Process.Signal(syscall.SIGQUIT)
 		<-exited
 		t.Fatalf("webhookd still running %v after SIGTERM with a %v grace; logs:\n%s", bound, grace, d.logs)
 	}
+	took := time.Since(start)
+	if err != nil {
+		t.Errorf("webhookd exited with %v after SIGTERM, want 0; logs:\n%s", err, d.logs)
+	}
+	t.Logf("webhookd stopped %v after SIGTERM (grace %v)", took.Round(10*time.Millisecond), grace)
 }

@@ -1,6 +1,6 @@
-// Package poll is the one way tests of this module wait for a condition:
-// they check it until it holds or a deadline passes, never sleeping for a
-// guessed time.
+// Package poll is the one way tests of this module wait for a condition
+// or a value: they check it until it holds, or wait on its channel, until
+// a deadline passes, never sleeping for a guessed time.
 package poll
 
 import (
@@ -40,4 +40,30 @@ func WithinEvery(limit, every time.Duration, cond func() bool) bool {
 		<-tick.C
 	}
 	return true
+}
+
+// Receive waits up to limit for a value from ch and returns it, failing the
+// test, naming what, if none comes. A closed channel gives its zero value.
+func Receive[T any](t testing.TB, limit time.Duration, what string, ch <-chan T) T {
+	t.Helper()
+	v, ok := ReceiveWithin(limit, ch)
+	if !ok {
+		t.Fatalf("%s: not within %v", what, limit)
+	}
+	return v
+}
+
+// ReceiveWithin waits up to limit for a value from ch, and reports whether
+// one came (a closed channel gives its zero value and true): for a test
+// that has more to do than fail when none does.
+func ReceiveWithin[T any](limit time.Duration, ch <-chan T) (T, bool) {
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v, true
+	case <-timer.C:
+		var zero T
+		return zero, false
+	}
 }

@@ -146,13 +146,8 @@ func TestSyncBounded(t *testing.T) {
 	publish(t, js, "t.a", "1")
 	done := make(chan error, 1)
 	go func() { done <- s.Sync(t.Context()) }()
-	select {
-	case err := <-done:
-		if !errors.Is(err, errUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("Sync behind = %v, want errUnavailable and context.DeadlineExceeded", err)
-		}
-	case <-time.After(waitLimit):
-		t.Fatal("Sync behind did not give up")
+	if err := poll.Receive(t, waitLimit, "Sync behind gave up", done); !errors.Is(err, errUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Sync behind = %v, want errUnavailable and context.DeadlineExceeded", err)
 	}
 }
 
@@ -174,13 +169,8 @@ func TestCloseWhenStorageLost(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- s.Close(ctx) }()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("Close with its directory gone = %v, want context.DeadlineExceeded", err)
-		}
-	case <-time.After(waitLimit):
-		t.Fatal("Close with its directory gone did not return")
+	if err := poll.Receive(t, waitLimit, "Close with its directory gone returned", done); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close with its directory gone = %v, want context.DeadlineExceeded", err)
 	}
 	// The directory back, the close left running can end.
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/onestack/webhooks/internal/jsretry"
 	"github.com/onestack/webhooks/internal/natstest"
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/internal/streamindex"
 )
 
@@ -220,13 +221,8 @@ func TestRetention(t *testing.T) {
 		return 0, nil
 	}
 	s := follow(t, js, cfg)
-	select {
-	case got := <-cutoffs:
-		if want := now.Add(-time.Hour); !got.Equal(want) {
-			t.Errorf("Expire cutoff = %v, want %v", got, want)
-		}
-	case <-time.After(waitLimit):
-		t.Fatal("Expire not called when following starts")
+	if got, want := poll.Receive(t, waitLimit, "Expire called when following starts", cutoffs), now.Add(-time.Hour); !got.Equal(want) {
+		t.Errorf("Expire cutoff = %v, want %v", got, want)
 	}
 
 	// Keys 'x' i (i < n) each with a companion 'y' i.
