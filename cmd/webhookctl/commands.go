@@ -18,19 +18,6 @@ import (
 	"github.com/onestack/webhooks/client"
 )
 
-// listFlags are the paging flags of list commands.
-type listFlags struct {
-	limit  int
-	cursor string
-	all    bool
-}
-
-func (l *listFlags) register(fs *flag.FlagSet) {
-	fs.IntVar(&l.limit, "limit", 0, "page size, 1..100 (default: the API's, 50)")
-	fs.StringVar(&l.cursor, "cursor", "", "continue from this cursor")
-	fs.BoolVar(&l.all, "all", false, "follow every page")
-}
-
 // commands is the command table; usage lists it in this order.
 func commands() []command {
 	var (
@@ -72,24 +59,14 @@ func commands() []command {
 			}},
 		{group: "tenants", name: "list", summary: "list tenants, newest first",
 			flags: list.register,
-			run: func(ctx context.Context, e *env, _ []string) error {
-				a, err := e.admin()
-				if err != nil {
-					return err
-				}
-				all, next, err := pages(ctx, list, func(ctx context.Context, limit int, cursor string) ([]client.Tenant, string, error) {
+			run: lister[*client.Admin, client.Tenant]{connect: (*env).admin, paged: &list,
+				read: func(ctx context.Context, a *client.Admin, _ []string, limit int, cursor string) ([]client.Tenant, string, error) {
 					return a.Tenants(ctx, limit, cursor)
-				})
-				if err != nil {
-					return err
-				}
-				return e.showPage(all, next, func(w *table) {
-					w.row("ID", "NAME", "RATE LIMIT", "CREATED")
-					for _, t := range all {
-						w.row(t.ID, t.Name, strconv.Itoa(t.RateLimit)+"/min", stamp(t.CreatedAt))
-					}
-				})
-			}},
+				},
+				columns: []string{"ID", "NAME", "RATE LIMIT", "CREATED"},
+				row: func(t client.Tenant) []string {
+					return []string{t.ID, t.Name, strconv.Itoa(t.RateLimit) + "/min", stamp(t.CreatedAt)}
+				}}.run},
 		{group: "tenants", name: "get", args: "<tenant>", nargs: 1, summary: "show a tenant",
 			run: fetch((*env).admin, (*client.Admin).Tenant, shown(func(w *table, t client.Tenant) {
 				w.kv("id", t.ID, "name", t.Name, "rate limit", strconv.Itoa(t.RateLimit)+"/min", "created", stamp(t.CreatedAt))
@@ -172,14 +149,13 @@ func commands() []command {
 				w.kv("id", k.ID, "API key", k.Key+"   (shown once: keep it now)")
 			}))},
 		{group: "keys", name: "list", args: "<tenant>", nargs: 1, summary: "list a tenant's live keys (ids only)",
-			run: fetch((*env).admin, (*client.Admin).Keys, func(e *env, keys []client.StoredKey) error {
-				return e.showPage(keys, "", func(w *table) {
-					w.row("ID", "CREATED")
-					for _, k := range keys {
-						w.row(k.ID, stamp(k.CreatedAt))
-					}
-				})
-			})},
+			run: lister[*client.Admin, client.StoredKey]{connect: (*env).admin,
+				read: func(ctx context.Context, a *client.Admin, args []string, _ int, _ string) ([]client.StoredKey, string, error) {
+					keys, err := a.Keys(ctx, args[0])
+					return keys, "", err
+				},
+				columns: []string{"ID", "CREATED"},
+				row:     func(k client.StoredKey) []string { return []string{k.ID, stamp(k.CreatedAt)} }}.run},
 		{group: "keys", name: "revoke", args: "<tenant> <key>", nargs: 2, summary: "revoke an API key (401 from then on)",
 			run: func(ctx context.Context, e *env, args []string) error {
 				a, err := e.admin()
@@ -195,22 +171,14 @@ func commands() []command {
 		// Tenant commands.
 		{group: "subscriptions", name: "list", summary: "list subscriptions, newest first",
 			flags: list.register,
-			run: func(ctx context.Context, e *env, _ []string) error {
-				c, err := e.tenant()
-				if err != nil {
-					return err
-				}
-				all, next, err := pages(ctx, list, c.Subscriptions)
-				if err != nil {
-					return err
-				}
-				return e.showPage(all, next, func(w *table) {
-					w.row("ID", "URL", "EVENT TYPES", "STATE", "CREATED")
-					for _, s := range all {
-						w.row(s.ID, s.URL, strings.Join(s.EventTypes, ","), state(s), stamp(s.CreatedAt))
-					}
-				})
-			}},
+			run: lister[*client.Client, client.Subscription]{connect: (*env).tenant, paged: &list,
+				read: func(ctx context.Context, c *client.Client, _ []string, limit int, cursor string) ([]client.Subscription, string, error) {
+					return c.Subscriptions(ctx, limit, cursor)
+				},
+				columns: []string{"ID", "URL", "EVENT TYPES", "STATE", "CREATED"},
+				row: func(s client.Subscription) []string {
+					return []string{s.ID, s.URL, strings.Join(s.EventTypes, ","), state(s), stamp(s.CreatedAt)}
+				}}.run},
 		{group: "subscriptions", name: "get", args: "<subscription>", nargs: 1, summary: "show a subscription",
 			run: fetch((*env).tenant, (*client.Client).Subscription, shown(showSubscription))},
 		{group: "subscriptions", name: "create", summary: "subscribe an endpoint (prints its signing secret)",
@@ -372,24 +340,14 @@ func commands() []command {
 				list.register(fs)
 				fs.StringVar(&status, "status", "", "pending, succeeded, failed or skipped")
 			},
-			run: func(ctx context.Context, e *env, args []string) error {
-				c, err := e.tenant()
-				if err != nil {
-					return err
-				}
-				all, next, err := pages(ctx, list, func(ctx context.Context, limit int, cursor string) ([]client.Delivery, string, error) {
+			run: lister[*client.Client, client.Delivery]{connect: (*env).tenant, paged: &list,
+				read: func(ctx context.Context, c *client.Client, args []string, limit int, cursor string) ([]client.Delivery, string, error) {
 					return c.Deliveries(ctx, args[0], client.DeliveryQuery{Status: status, Limit: limit, Cursor: cursor})
-				})
-				if err != nil {
-					return err
-				}
-				return e.showPage(all, next, func(w *table) {
-					w.row("ID", "EVENT TYPE", "STATUS", "ATTEMPTS", "LAST RESULT", "CREATED")
-					for _, d := range all {
-						w.row(d.ID, d.EventType, d.Status, strconv.Itoa(len(d.Attempts)), lastResult(d), stamp(d.CreatedAt))
-					}
-				})
-			}},
+				},
+				columns: []string{"ID", "EVENT TYPE", "STATUS", "ATTEMPTS", "LAST RESULT", "CREATED"},
+				row: func(d client.Delivery) []string {
+					return []string{d.ID, d.EventType, d.Status, strconv.Itoa(len(d.Attempts)), lastResult(d), stamp(d.CreatedAt)}
+				}}.run},
 		{group: "deliveries", name: "get", args: "<delivery>", nargs: 1, summary: "show a delivery with every attempt",
 			run: fetch((*env).tenant, (*client.Client).Delivery, shown(showDelivery))},
 		{group: "deliveries", name: "retry", args: "<delivery>", nargs: 1, summary: "make one more attempt now",
@@ -419,22 +377,13 @@ func commands() []command {
 				return e.show(map[string]int{"replayed": n}, func(w *table) { w.kv("replayed", strconv.Itoa(n)+" events") })
 			}},
 		{group: "event-types", name: "list", summary: "list the event-type catalog",
-			run: func(ctx context.Context, e *env, _ []string) error {
-				c, err := e.tenant()
-				if err != nil {
-					return err
-				}
-				types, err := c.EventTypes(ctx)
-				if err != nil {
-					return err
-				}
-				return e.showPage(types, "", func(w *table) {
-					w.row("TYPE", "DESCRIPTION")
-					for _, t := range types {
-						w.row(t.Type, t.Description)
-					}
-				})
-			}},
+			run: lister[*client.Client, client.EventType]{connect: (*env).tenant,
+				read: func(ctx context.Context, c *client.Client, _ []string, _ int, _ string) ([]client.EventType, string, error) {
+					types, err := c.EventTypes(ctx)
+					return types, "", err
+				},
+				columns: []string{"TYPE", "DESCRIPTION"},
+				row:     func(t client.EventType) []string { return []string{t.Type, t.Description} }}.run},
 		{group: "listen", summary: "receive webhooks here: verify, print and forward each (a local or testenv stack)",
 			flags: func(fs *flag.FlagSet) {
 				fs.StringVar(&forwardTo, "forward-to", "", "forward each verified webhook to this URL, e.g. http://localhost:3000/hook")
@@ -468,23 +417,6 @@ func fetch[C, T any](connect func(*env) (C, error), call func(C, context.Context
 // shown shows v as itself with --json, else as human writes it.
 func shown[T any](human func(*table, T)) func(*env, T) error {
 	return func(e *env, v T) error { return e.show(v, func(w *table) { human(w, v) }) }
-}
-
-// pages reads one page, or every page with --all.
-func pages[T any](ctx context.Context, l listFlags, read func(ctx context.Context, limit int, cursor string) ([]T, string, error)) ([]T, string, error) {
-	all := []T{}
-	cursor := l.cursor
-	for {
-		page, next, err := read(ctx, l.limit, cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		all = append(all, page...)
-		if !l.all || next == "" {
-			return all, next, nil
-		}
-		cursor = next
-	}
 }
 
 // batchSize is the API's most events in one batch.

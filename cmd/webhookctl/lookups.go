@@ -35,22 +35,13 @@ func moreCommands() []command {
 				if err != nil {
 					return err
 				}
-				c, err := e.tenant()
-				if err != nil {
-					return err
-				}
-				all, next, err := pages(ctx, list, func(ctx context.Context, limit int, cursor string) ([]client.EventSummary, string, error) {
-					return c.Events(ctx, client.EventQuery{Type: typ, Since: from, Until: to, Limit: limit, Cursor: cursor})
-				})
-				if err != nil {
-					return err
-				}
-				return e.showPage(all, next, func(w *table) {
-					w.row("ID", "TYPE", "OCCURRED")
-					for _, ev := range all {
-						w.row(ev.ID, ev.Type, stamp(ev.OccurredAt))
-					}
-				})
+				return lister[*client.Client, client.EventSummary]{connect: (*env).tenant, paged: &list,
+					read: func(ctx context.Context, c *client.Client, _ []string, limit int, cursor string) ([]client.EventSummary, string, error) {
+						return c.Events(ctx, client.EventQuery{Type: typ, Since: from, Until: to, Limit: limit, Cursor: cursor})
+					},
+					columns: []string{"ID", "TYPE", "OCCURRED"},
+					row:     func(ev client.EventSummary) []string { return []string{ev.ID, ev.Type, stamp(ev.OccurredAt)} },
+				}.run(ctx, e, nil)
 			}},
 		{group: "events", name: "get", args: "<event>", nargs: 1, summary: "show an event, its data and every delivery it made",
 			run: fetch((*env).tenant, (*client.Client).Event, shown(func(w *table, ev client.EventDetail) {
@@ -92,22 +83,14 @@ func moreCommands() []command {
 			}},
 		{group: "jobs", name: "list", summary: "list replay and recovery jobs, newest first",
 			flags: list.register,
-			run: func(ctx context.Context, e *env, _ []string) error {
-				c, err := e.tenant()
-				if err != nil {
-					return err
-				}
-				all, next, err := pages(ctx, list, c.Jobs)
-				if err != nil {
-					return err
-				}
-				return e.showPage(all, next, func(w *table) {
-					w.row("ID", "KIND", "SUBSCRIPTION", "STATUS", "SENT", "CREATED")
-					for _, j := range all {
-						w.row(j.ID, j.Kind, j.SubscriptionID, j.Status, fmt.Sprintf("%d/%d", j.Sent, j.Total), stamp(j.CreatedAt))
-					}
-				})
-			}},
+			run: lister[*client.Client, client.Job]{connect: (*env).tenant, paged: &list,
+				read: func(ctx context.Context, c *client.Client, _ []string, limit int, cursor string) ([]client.Job, string, error) {
+					return c.Jobs(ctx, limit, cursor)
+				},
+				columns: []string{"ID", "KIND", "SUBSCRIPTION", "STATUS", "SENT", "CREATED"},
+				row: func(j client.Job) []string {
+					return []string{j.ID, j.Kind, j.SubscriptionID, j.Status, fmt.Sprintf("%d/%d", j.Sent, j.Total), stamp(j.CreatedAt)}
+				}}.run},
 		{group: "jobs", name: "get", args: "<job>", nargs: 1, summary: "show a replay or recovery job and its progress",
 			run: fetch((*env).tenant, (*client.Client).Job, shown(showJobDetail))},
 		{group: "limits", summary: "show the tenant's limits and what it uses of them",
