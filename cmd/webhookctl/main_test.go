@@ -290,43 +290,66 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// hit is a webhook the local app behind listen received.
+type hit struct {
+	header http.Header
+	body   []byte
+}
+
+// listening is a listen command running against a stack of its own,
+// forwarding to a local app.
+type listening struct {
+	stack          *testenv.Env
+	ten            testenv.Tenant
+	subID          string   // the subscription listen registered
+	hits           chan hit // what the app received
+	stdout, stderr syncBuffer
+	exit           chan int // listen's exit code, once it returns
+	stop           context.CancelFunc
+}
+
+// startListen starts a stack, a tenant, an app answering status and
+// listen forwarding to the app's path with args after its own flags, and
+// waits for listen to say it is ready.
+func startListen(t *testing.T, status int, path string, args ...string) *listening {
+	t.Helper()
+	l := &listening{stack: testenv.Start(t, testenv.Options{}), hits: make(chan hit, 10), exit: make(chan int, 1)}
+	var err error
+	if l.ten, err = l.stack.CreateTenant("listener", 0); err != nil {
+		t.Fatal(err)
+	}
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b bytes.Buffer
+		b.ReadFrom(r.Body)
+		l.hits <- hit{r.Header.Clone(), b.Bytes()}
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(app.Close)
+	var ctx context.Context
+	ctx, l.stop = context.WithCancel(context.Background())
+	t.Cleanup(l.stop)
+	e := &env{url: l.stack.URL(), apiKey: l.ten.APIKey, stdout: &l.stdout, stderr: &l.stderr, httpClient: l.stack.HTTPClient(), json: true}
+	go func() {
+		l.exit <- runWith(ctx, e, append([]string{"listen", "--forward-to", app.URL + path}, args...))
+	}()
+	if !poll.Within(30*time.Second, func() bool { return strings.Contains(l.stderr.String(), "Ready") }) {
+		l.stop()
+		t.Fatalf("listen never got ready: %s", l.stderr.String())
+	}
+	out := l.stderr.String()
+	l.subID = strings.Fields(out[strings.Index(out, "Subscription ")+len("Subscription "):])[0]
+	return l
+}
+
 // TestListen runs listen against the stack: it registers a subscription,
 // receives a webhook, verifies its signature, forwards it with its
 // headers to the local app, answers with the app's status, and removes
 // the subscription when stopped.
 func TestListen(t *testing.T) {
 	t.Parallel()
-	stack := testenv.Start(t, testenv.Options{})
-	ten, err := stack.CreateTenant("listener", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	type hit struct {
-		header http.Header
-		body   []byte
-	}
-	hits := make(chan hit, 10)
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b bytes.Buffer
-		b.ReadFrom(r.Body)
-		hits <- hit{r.Header.Clone(), b.Bytes()}
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	defer app.Close()
-
-	ctx, stop := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	e := &env{url: stack.URL(), apiKey: ten.APIKey, stdout: &stdout, stderr: &stderr, httpClient: stack.HTTPClient(), json: true}
-	exit := make(chan int, 1)
-	go func() {
-		exit <- runWith(ctx, e, []string{"listen", "--forward-to", app.URL + "/hook", "--types", "ticket.*"})
-	}()
-
-	if !poll.Within(30*time.Second, func() bool { return strings.Contains(stderr.String(), "Ready") }) {
-		stop()
-		t.Fatalf("listen never got ready: %s", stderr.String())
-	}
-	subID := strings.Fields(stderr.String()[strings.Index(stderr.String(), "Subscription ")+len("Subscription "):])[0]
+	l := startListen(t, http.StatusAccepted, "/hook", "--types", "ticket.*")
+	stack, ten, subID, hits, exit, stop := l.stack, l.ten, l.subID, l.hits, l.exit, l.stop
+	stdout, stderr := &l.stdout, &l.stderr
 	secret, err := stack.Do("GET", "/api/subscriptions/"+subID+"/secret", ten.APIKey, nil)
 	if err != nil || secret.Status != 200 {
 		t.Fatalf("the listener's subscription %s: %v %d", subID, err, secret.Status)

@@ -307,34 +307,9 @@ func TestAuthAndTraceparentFlags(t *testing.T) {
 // webhooks that verify with that key.
 func TestListenVerifiesV1a(t *testing.T) {
 	t.Parallel()
-	stack := testenv.Start(t, testenv.Options{})
-	ten, err := stack.CreateTenant("listener", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	type hit struct {
-		header http.Header
-		body   []byte
-	}
-	hits := make(chan hit, 10)
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b bytes.Buffer
-		b.ReadFrom(r.Body)
-		hits <- hit{r.Header.Clone(), b.Bytes()}
-	}))
-	defer app.Close()
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var stdout, stderr syncBuffer
-	e := &env{url: stack.URL(), apiKey: ten.APIKey, stdout: &stdout, stderr: &stderr, httpClient: stack.HTTPClient(), json: true}
-	exit := make(chan int, 1)
-	go func() {
-		exit <- runWith(ctx, e, []string{"listen", "--forward-to", app.URL, "--types", "ticket.*", "--signature-scheme", "v1a"})
-	}()
-	if !poll.Within(30*time.Second, func() bool { return strings.Contains(stderr.String(), "Ready") }) {
-		t.Fatalf("listen never got ready: %s", stderr.String())
-	}
-	subID := strings.Fields(stderr.String()[strings.Index(stderr.String(), "Subscription ")+len("Subscription "):])[0]
+	l := startListen(t, http.StatusOK, "", "--types", "ticket.*", "--signature-scheme", "v1a")
+	stack, ten, subID, hits, exit, stop := l.stack, l.ten, l.subID, l.hits, l.exit, l.stop
+	stdout, stderr := &l.stdout, &l.stderr
 	r, _ := stack.Do("GET", "/api/subscriptions/"+subID+"/secret", ten.APIKey, nil)
 	var key struct{ PublicKey string }
 	r.JSON(&key)
