@@ -25,7 +25,8 @@ func commands() []command {
 		name, url, types, description     string
 		secret, ordering, status, eventID string
 		scheme                            string
-		data, file, since, until          string
+		data, file                        string
+		replayed                          timeRange
 		forwardTo, addr                   string
 		rateLimit                         int
 		pace                              float64
@@ -354,11 +355,10 @@ func commands() []command {
 			run: fetch((*env).tenant, (*client.Client).RetryDelivery, shown(showDelivery))},
 		{group: "replay", args: "<subscription>", nargs: 1, summary: "deliver again every retained event since a time",
 			flags: func(fs *flag.FlagSet) {
-				fs.StringVar(&since, "since", "", "RFC 3339 time, or a duration ago such as 2h (required)")
-				fs.StringVar(&until, "until", "", "RFC 3339 time, or a duration ago (default: now)")
+				replayed.register(fs, true)
 			},
 			run: func(ctx context.Context, e *env, args []string) error {
-				from, to, err := parseRange(since, until, true)
+				from, to, err := replayed.parse()
 				if err != nil {
 					return err
 				}
@@ -370,11 +370,7 @@ func commands() []command {
 				if err != nil {
 					return err
 				}
-				if s.JobID != "" { // more than a page: a background job, followed to its end
-					return e.showJob(ctx, c, s.JobID, "replayed")
-				}
-				n := s.Count
-				return e.show(map[string]int{"replayed": n}, func(w *table) { w.kv("replayed", strconv.Itoa(n)+" events") })
+				return e.showStarted(ctx, c, s, "replayed", "events")
 			}},
 		{group: "event-types", name: "list", summary: "list the event-type catalog",
 			run: lister[*client.Client, client.EventType]{connect: (*env).tenant,
@@ -514,19 +510,35 @@ func readEvents(r io.Reader) ([]client.Event, error) {
 	return evts, nil
 }
 
-// parseWhen reads an RFC 3339 time or a duration ago.
-// parseRange reads --since and --until: since required or not, until
-// open (now) when empty.
-func parseRange(since, until string, sinceRequired bool) (from, to time.Time, err error) {
-	if from, err = parseWhen(since, "--since", sinceRequired); err != nil {
+// timeRange is the --since and --until flags of events list, replay and
+// recover: since required or not, until open (now) when empty.
+type timeRange struct {
+	since, until string
+	required     bool
+}
+
+func (r *timeRange) register(fs *flag.FlagSet, required bool) {
+	r.required = required
+	since, until := "RFC 3339 time, or a duration ago such as 2h", "RFC 3339 time, or a duration ago"
+	if required {
+		since, until = since+" (required)", until+" (default: now)"
+	}
+	fs.StringVar(&r.since, "since", "", since)
+	fs.StringVar(&r.until, "until", "", until)
+}
+
+// parse reads the flags given.
+func (r *timeRange) parse() (from, to time.Time, err error) {
+	if from, err = parseWhen(r.since, "--since", r.required); err != nil {
 		return time.Time{}, time.Time{}, err
 	}
-	if to, err = parseWhen(until, "--until", false); err != nil {
+	if to, err = parseWhen(r.until, "--until", false); err != nil {
 		return time.Time{}, time.Time{}, err
 	}
 	return from, to, nil
 }
 
+// parseWhen reads an RFC 3339 time or a duration ago.
 func parseWhen(s, flagName string, required bool) (time.Time, error) {
 	if s == "" {
 		if required {

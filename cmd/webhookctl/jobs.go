@@ -13,6 +13,17 @@ import (
 // read is one request of the tenant's budget.
 const jobPoll = time.Second
 
+// showStarted prints what a replay or recovery did: {"<count>": n} when
+// it ran within the request, or, for more than a page, its background job
+// followed to its end (showJob).
+func (e *env) showStarted(ctx context.Context, c *client.Client, s client.Started, count, unit string) error {
+	if s.JobID != "" {
+		return e.showJob(ctx, c, s.JobID, count)
+	}
+	n := s.Count
+	return e.show(map[string]int{count: n}, func(w *table) { w.kv(count, strconv.Itoa(n)+" "+unit) })
+}
+
 // showJob follows a replay or recovery job to its end (or until the
 // command is interrupted) and prints what it did: {"<count>": sent,
 // "jobId", "status"} with --json.

@@ -18,7 +18,8 @@ import (
 func moreCommands() []command {
 	var (
 		list                         listFlags
-		typ, since, until, status    string
+		typ, status                  string
+		listed, recovered            timeRange
 		description, schema, example string
 		undeprecate                  bool
 	)
@@ -27,11 +28,10 @@ func moreCommands() []command {
 			flags: func(fs *flag.FlagSet) {
 				list.register(fs)
 				fs.StringVar(&typ, "type", "", "only this event type")
-				fs.StringVar(&since, "since", "", "RFC 3339 time, or a duration ago such as 2h")
-				fs.StringVar(&until, "until", "", "RFC 3339 time, or a duration ago")
+				listed.register(fs, false)
 			},
 			run: func(ctx context.Context, e *env, _ []string) error {
-				from, to, err := parseRange(since, until, false)
+				from, to, err := listed.parse()
 				if err != nil {
 					return err
 				}
@@ -58,12 +58,11 @@ func moreCommands() []command {
 			}))},
 		{group: "recover", args: "<subscription>", nargs: 1, summary: "resend, once more each, the deliveries that failed (or were skipped) in a time range",
 			flags: func(fs *flag.FlagSet) {
-				fs.StringVar(&since, "since", "", "RFC 3339 time, or a duration ago such as 2h (required)")
-				fs.StringVar(&until, "until", "", "RFC 3339 time, or a duration ago (default: now)")
+				recovered.register(fs, true)
 				fs.StringVar(&status, "status", "", "failed (the default) or skipped")
 			},
 			run: func(ctx context.Context, e *env, args []string) error {
-				from, to, err := parseRange(since, until, true)
+				from, to, err := recovered.parse()
 				if err != nil {
 					return err
 				}
@@ -75,11 +74,7 @@ func moreCommands() []command {
 				if err != nil {
 					return err
 				}
-				if s.JobID != "" {
-					return e.showJob(ctx, c, s.JobID, "recovered")
-				}
-				n := s.Count
-				return e.show(map[string]int{"recovered": n}, func(w *table) { w.kv("recovered", strconv.Itoa(n)+" deliveries") })
+				return e.showStarted(ctx, c, s, "recovered", "deliveries")
 			}},
 		{group: "jobs", name: "list", summary: "list replay and recovery jobs, newest first",
 			flags: list.register,
