@@ -103,12 +103,7 @@ func TestAuthPatch(t *testing.T) {
 func TestAuthStored(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	js := startJetStream(t)
-	a, b := openStore(t, js), openStore(t, js)
-	ten, _, _, err := a.CreateTenant(ctx, TenantInput{Name: "acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, ten := twoReplicas(t)
 	ca := testpki.NewCA(t, "CA")
 	pair := ca.Client(t, "svc", time.Hour)
 	sub, err := a.CreateSubscription(ctx, ten.ID, CreateInput{URL: "https://example.com/h", EventTypes: []string{"*"},

@@ -86,12 +86,7 @@ func firstFailureOf(steps []step, t0 time.Time) time.Time {
 func TestRecordAttemptOnceAcrossStores(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	js := startJetStream(t)
-	a, b := openStore(t, js), openStore(t, js)
-	ten, _, _, err := a.CreateTenant(ctx, TenantInput{Name: "acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, ten := twoReplicas(t)
 	sub, err := a.CreateSubscription(ctx, ten.ID, CreateInput{URL: "https://example.com/h", EventTypes: []string{"*"}})
 	if err != nil {
 		t.Fatal(err)

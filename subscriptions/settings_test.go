@@ -103,12 +103,7 @@ func TestRulesFiltersHeadersAndDeprecatedTypes(t *testing.T) {
 func TestFilterAndHeadersStored(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	js := startJetStream(t)
-	a, b := openStore(t, js), openStore(t, js)
-	ten, _, _, err := a.CreateTenant(ctx, TenantInput{Name: "acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, ten := twoReplicas(t)
 	high, err := a.CreateSubscription(ctx, ten.ID, CreateInput{URL: "https://example.com/h", EventTypes: []string{"ticket.*"},
 		Filter: ptr(`data.priority == "high"`), Headers: map[string]string{"X-Api-Token": "s3cr3t-value"}})
 	if err != nil {

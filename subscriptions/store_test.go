@@ -29,6 +29,19 @@ func openStore(t *testing.T, js jetstream.JetStream) *Store {
 	return st
 }
 
+// twoReplicas opens two stores on one JetStream, as two webhookd would,
+// and creates a tenant through the first.
+func twoReplicas(t *testing.T) (a, b *Store, ten Tenant) {
+	t.Helper()
+	js := startJetStream(t)
+	a, b = openStore(t, js), openStore(t, js)
+	ten, _, _, err := a.CreateTenant(context.Background(), TenantInput{Name: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, b, ten
+}
+
 // waitLimit bounds a wait for another replica's watch: only a watch that
 // stopped would take as long.
 const waitLimit = 30 * time.Second
