@@ -1,38 +1,24 @@
 package opevents
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/onestack/webhooks/endpointauth"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/internal/syncbuf"
 	"github.com/onestack/webhooks/internal/testpki"
 )
 
 // lineCount counts the "operational event" lines logged through it.
-type lineCount struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lineCount) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type lineCount struct{ syncbuf.Buffer }
 
 func (l *lineCount) logger() *slog.Logger { return slog.New(slog.NewJSONHandler(l, nil)) }
 
-func (l *lineCount) n() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.buf.String(), `"msg":"operational event"`)
-}
+func (l *lineCount) n() int { return strings.Count(l.String(), `"msg":"operational event"`) }
 
 // TestCertificateDue: which warning is due for a certificate, by how far
 // its notAfter is.

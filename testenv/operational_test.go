@@ -1,18 +1,17 @@
 package testenv_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/internal/natstest"
 	"github.com/onestack/webhooks/internal/poll"
+	"github.com/onestack/webhooks/internal/syncbuf"
 	"github.com/onestack/webhooks/server"
 	"github.com/onestack/webhooks/signature"
 	"github.com/onestack/webhooks/subscriptions"
@@ -20,23 +19,12 @@ import (
 )
 
 // logLines collects the JSON log lines of several stacks.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type logLines struct{ syncbuf.Buffer }
 
 // operational counts the "operational event" lines of type typ.
 func (l *logLines) operational(typ string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	n := 0
-	for line := range strings.SplitSeq(l.buf.String(), "\n") {
+	for line := range strings.SplitSeq(l.String(), "\n") {
 		var rec struct{ Msg, Type string }
 		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "operational event" && rec.Type == typ {
 			n++

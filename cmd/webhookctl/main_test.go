@@ -10,11 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/onestack/webhooks/internal/poll"
+	"github.com/onestack/webhooks/internal/syncbuf"
 	"github.com/onestack/webhooks/signature"
 	"github.com/onestack/webhooks/testenv"
 )
@@ -272,24 +272,6 @@ func TestRateLimitedAndUnavailable(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // hit is a webhook the local app behind listen received.
 type hit struct {
 	header http.Header
@@ -303,7 +285,7 @@ type listening struct {
 	ten            testenv.Tenant
 	subID          string   // the subscription listen registered
 	hits           chan hit // what the app received
-	stdout, stderr syncBuffer
+	stdout, stderr syncbuf.Buffer
 	exit           chan int // listen's exit code, once it returns
 	stop           context.CancelFunc
 }

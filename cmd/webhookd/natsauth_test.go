@@ -5,40 +5,21 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/onestack/webhooks/internal/poll"
+	"github.com/onestack/webhooks/internal/syncbuf"
 )
-
-// syncBuffer is a log sink safe for the writes of one process and the
-// reads of a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // runInProcess runs webhookd with args until the test ends, and returns
 // its HTTP address and its log (at debug level).
-func runInProcess(t *testing.T, args ...string) (string, *syncBuffer) {
+func runInProcess(t *testing.T, args ...string) (string, *syncbuf.Buffer) {
 	t.Helper()
 	addr := freeAddr(t)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	args = append([]string{"--addr", addr, "--data-dir", t.TempDir(), "--log-level", "debug", "--shutdown-grace", "5s"}, args...)
@@ -124,7 +105,7 @@ func TestExposedNATSRequiresItsToken(t *testing.T) {
 	poll.Until(t, 10*time.Second, "the second webhookd's start logged", func() bool {
 		return strings.Contains(logsB.String(), "webhookd started")
 	})
-	for name, logs := range map[string]*syncBuffer{"first": logsA, "second": logsB} {
+	for name, logs := range map[string]*syncbuf.Buffer{"first": logsA, "second": logsB} {
 		if strings.Contains(logs.String(), token) {
 			t.Errorf("the %s webhookd's log holds the NATS token:\n%s", name, logs)
 		}
@@ -147,7 +128,7 @@ func TestExternalNATSPasswordRedacted(t *testing.T) {
 	_, logsA := runInProcess(t, "--nats-listen", natsAddr, "--nats-user", user, "--nats-password", password)
 	_, logsB := runInProcess(t, "--nats-url", "nats://"+user+":"+password+"@"+natsAddr+"?token="+password)
 	_, logsC := runInProcess(t, "--nats-url", "nats://"+natsAddr, "--nats-user", user, "--nats-password", password)
-	for name, logs := range map[string]*syncBuffer{"embedded": logsA, "URL": logsB, "flags": logsC} {
+	for name, logs := range map[string]*syncbuf.Buffer{"embedded": logsA, "URL": logsB, "flags": logsC} {
 		if strings.Contains(logs.String(), password) {
 			t.Errorf("the %s webhookd's log holds the password:\n%s", name, logs)
 		}
