@@ -28,6 +28,15 @@ type ctl struct {
 	waits  []time.Duration
 }
 
+// startCtl starts a stack and a receiver for its webhooks, and returns a
+// ctl against the stack.
+func startCtl(t *testing.T) (*ctl, *testenv.Receiver) {
+	t.Helper()
+	rc := testenv.NewReceiver()
+	t.Cleanup(rc.Close)
+	return &ctl{t: t, env: testenv.Start(t, testenv.Options{})}, rc
+}
+
 func (c *ctl) run(args ...string) (stdout, stderr string, code int) {
 	c.t.Helper()
 	var out, errOut bytes.Buffer
@@ -51,10 +60,8 @@ func (c *ctl) json(v any, args ...string) {
 
 func TestEveryCommandAgainstTheStack(t *testing.T) {
 	t.Parallel()
-	stack := testenv.Start(t, testenv.Options{})
-	rc := testenv.NewReceiver()
-	defer rc.Close()
-	c := &ctl{t: t, env: stack}
+	c, rc := startCtl(t)
+	stack := c.env
 
 	// Operator: tenants and keys.
 	var ten struct {

@@ -3,18 +3,13 @@ package main
 import (
 	"strings"
 	"testing"
-
-	"github.com/onestack/webhooks/testenv"
 )
 
 // TestSignatureSchemeFlags creates a v1a subscription, reads and rotates
 // its public key, and switches it to v1 with --signature-scheme.
 func TestSignatureSchemeFlags(t *testing.T) {
 	t.Parallel()
-	stack := testenv.Start(t, testenv.Options{})
-	rc := testenv.NewReceiver()
-	defer rc.Close()
-	c := &ctl{t: t, env: stack}
+	c, rc := startCtl(t)
 	var ten struct{ APIKey struct{ Key string } }
 	c.json(&ten, "tenants", "create", "--name", "acme")
 	c.apiKey = ten.APIKey.Key

@@ -16,7 +16,6 @@ import (
 
 	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/signature"
-	"github.com/onestack/webhooks/testenv"
 )
 
 // TestSettingsEventsRecoveryAndLimits drives the subscription settings,
@@ -24,10 +23,7 @@ import (
 // commands against the stack.
 func TestSettingsEventsRecoveryAndLimits(t *testing.T) {
 	t.Parallel()
-	stack := testenv.Start(t, testenv.Options{})
-	rc := testenv.NewReceiver()
-	defer rc.Close()
-	c := &ctl{t: t, env: stack}
+	c, rc := startCtl(t)
 	var ten struct {
 		ID     string
 		APIKey struct{ Key string }
