@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -134,5 +135,31 @@ func TestSharedCacheKeepsScopesApart(t *testing.T) {
 func TestBudgetKnown(t *testing.T) {
 	if (Budget{}).Known() || !(Budget{Limit: 100}).Known() {
 		t.Error("Known: want false for the zero Budget, true once a limit is reported")
+	}
+}
+
+// TestRangeSendsOnlyTheTimesGiven: a replay and a recovery send since and
+// until only when they are not zero (the API then says since is
+// required, rather than refusing year 1 as past the retention), in UTC.
+func TestRangeSendsOnlyTheTimesGiven(t *testing.T) {
+	c, sent := answering(t, http.StatusAccepted, `{"replayed":3}`)
+	ctx := context.Background()
+	since := time.Date(2026, 1, 31, 9, 30, 0, 0, time.FixedZone("CET", 3600))
+	if s, err := c.StartReplay(ctx, "sub_1", since, time.Time{}); err != nil || s.Count != 3 {
+		t.Fatalf("StartReplay = %+v, %v", s, err)
+	}
+	if _, err := c.StartReplay(ctx, "sub_1", time.Time{}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Recover(ctx, "sub_1", Recovery{Until: since, Status: "skipped"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]any{
+		{"since": "2026-01-31T08:30:00Z"},
+		{},
+		{"until": "2026-01-31T08:30:00Z", "status": "skipped"},
+	}
+	if diff := cmp.Diff(want, *sent); diff != "" {
+		t.Errorf("bodies sent (-want +got):\n%s", diff)
 	}
 }
