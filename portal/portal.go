@@ -15,6 +15,7 @@
 package portal
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"html/template"
@@ -25,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onestack/webhooks/client"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -67,7 +69,7 @@ type Portal struct {
 	mux    *http.ServeMux
 	pages  map[string]*template.Template
 	static http.Handler
-	cache  *etagCache
+	cache  *client.Cache // the API answers of every tenant's pages, by tenant
 	secure bool
 }
 
@@ -82,7 +84,7 @@ func New(cfg Config) *Portal {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	p := &Portal{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), cache: newETagCache(4096)}
+	p := &Portal{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), cache: client.NewCache(clientCacheEntries)}
 	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Scheme == "https" {
 		p.secure = true
 	}
@@ -163,8 +165,20 @@ type request struct {
 	w      http.ResponseWriter
 	ses    Session
 	tenant string // the tenant's name
-	budget Budget
-	flash  string
+	// api calls the API as the session; its Budget is the one the page
+	// shows.
+	api   *client.Client
+	flash string
+}
+
+// ctx is the context of the request's API calls.
+func (rq *request) ctx() context.Context { return rq.r.Context() }
+
+// budget is the rate-limit state the request's last API answer reported.
+func (rq *request) budget() client.Budget {
+	b := rq.api.Budget()
+	b.Reset = b.Reset.UTC()
+	return b
 }
 
 // handle registers a page that needs a session: it loads and checks the
@@ -203,7 +217,7 @@ func (p *Portal) handle(pattern string, h func(rq *request) error) {
 		if refreshed {
 			p.setSession(w, r, c.Value)
 		}
-		rq := &request{r: r, w: w, ses: ses, tenant: t.Name}
+		rq := &request{r: r, w: w, ses: ses, tenant: t.Name, api: p.apiClient(r, ses)}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if !p.sameOrigin(r) || !sameToken(csrfOf(r), ses.CSRF) {
 				p.renderError(rq, http.StatusForbidden, "This form is out of date or did not come from the portal. Reload the page and try again.")
@@ -264,5 +278,5 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Portal) notFound(w http.ResponseWriter, r *http.Request) {
-	p.renderPublic(w, r, http.StatusNotFound, "error", map[string]any{"Title": "Not found", "Message": "There is no such page in the portal."})
+	p.renderPublic(w, r, http.StatusNotFound, "error", "Not found", map[string]any{"Message": "There is no such page in the portal."})
 }

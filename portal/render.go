@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/onestack/webhooks/client"
 )
 
 // pageNames are the templates under templates/, each rendered inside
@@ -85,7 +87,7 @@ type view struct {
 	Tenant   string
 	TenantID string
 	CSRF     string
-	Budget   Budget
+	Budget   client.Budget
 	Flash    string
 	Section  string
 	SignedIn bool
@@ -94,14 +96,13 @@ type view struct {
 
 // render writes a signed-in page.
 func (p *Portal) render(rq *request, status int, name, title, section string, data any) error {
-	v := view{Title: title, Tenant: rq.tenant, TenantID: rq.ses.Tenant, CSRF: rq.ses.CSRF, Budget: rq.budget,
+	v := view{Title: title, Tenant: rq.tenant, TenantID: rq.ses.Tenant, CSRF: rq.ses.CSRF, Budget: rq.budget(),
 		Flash: rq.flash, Section: section, SignedIn: true, Data: data}
 	return p.write(rq.w, rq.r, status, name, v)
 }
 
 // renderPublic writes a page outside a session.
-func (p *Portal) renderPublic(w http.ResponseWriter, r *http.Request, status int, name string, data map[string]any) {
-	title, _ := data["Title"].(string)
+func (p *Portal) renderPublic(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
 	v := view{Title: title, Flash: p.takeFlash(w, r), Data: data}
 	if err := p.write(w, r, status, name, v); err != nil {
 		p.logger.Error("portal: render", "page", name, "err", err)
@@ -137,7 +138,7 @@ func (p *Portal) renderError(rq *request, status int, msg string) {
 // become pages (a 429 says when to try again, a 404 is a not-found page,
 // a 401 ends the session); anything else is logged and answered 500.
 func (p *Portal) fail(rq *request, err error) {
-	var ae *apiError
+	var ae *client.Error
 	if !errors.As(err, &ae) {
 		p.logger.Error("portal: internal error", "path", rq.r.URL.Path, "err", err)
 		p.renderError(rq, http.StatusInternalServerError, "Something went wrong on our side. Try again in a moment.")
@@ -153,14 +154,14 @@ func (p *Portal) fail(rq *request, err error) {
 	case http.StatusServiceUnavailable:
 		p.unavailable(rq.w, rq.r, ae)
 	case http.StatusNotFound:
-		p.renderError(rq, http.StatusNotFound, "Not found: "+ae.Message+".")
+		p.renderError(rq, http.StatusNotFound, "Not found: "+apiMessage(ae)+".")
 	default:
-		p.renderError(rq, ae.Status, ae.Message)
+		p.renderError(rq, ae.Status, apiMessage(ae))
 	}
 }
 
 // limited answers a 429: when to try again, with the API's Retry-After.
-func (p *Portal) limited(rq *request, ae *apiError) {
+func (p *Portal) limited(rq *request, ae *client.Error) {
 	after := max(ae.RetryAfter, 1)
 	rq.w.Header().Set("Retry-After", strconv.Itoa(after))
 	data := map[string]any{
@@ -178,14 +179,14 @@ func (p *Portal) limited(rq *request, ae *apiError) {
 }
 
 // unavailable answers 503 with Retry-After.
-func (p *Portal) unavailable(w http.ResponseWriter, r *http.Request, ae *apiError) {
+func (p *Portal) unavailable(w http.ResponseWriter, r *http.Request, ae *client.Error) {
 	after := 5
 	if ae != nil && ae.RetryAfter > 0 {
 		after = ae.RetryAfter
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(after))
-	p.renderPublic(w, r, http.StatusServiceUnavailable, "error", map[string]any{
-		"Title": "Unavailable", "Message": fmt.Sprintf("The service is briefly unavailable. Try again in %d seconds.", after)})
+	p.renderPublic(w, r, http.StatusServiceUnavailable, "error", "Unavailable",
+		map[string]any{"Message": fmt.Sprintf("The service is briefly unavailable. Try again in %d seconds.", after)})
 }
 
 // Cookies.
