@@ -72,8 +72,8 @@ func (p *Portal) listEvents(rq *request) error {
 		}
 		next = "/portal/events?" + nq.Encode()
 	}
-	return p.render(rq, status, "events", "Events", "events", map[string]any{
-		"Query": q, "Events": events, "Catalog": types, "Next": next, "Paged": query.Cursor != ""})
+	return p.render(rq, status, "events", "Events", "events", eventsPage{
+		Query: q, Events: events, Catalog: types, Next: next, Paged: query.Cursor != ""})
 }
 
 // showEvent shows one event, its data and every delivery it made.
@@ -93,7 +93,7 @@ func (p *Portal) showEvent(rq *request) error {
 			data = string(b)
 		}
 	}
-	return p.render(rq, http.StatusOK, "event", ev.ID, "events", map[string]any{"Event": ev, "Pretty": data, "Back": rq.r.URL.RequestURI()})
+	return p.render(rq, http.StatusOK, "event", ev.ID, "events", eventPage{Event: ev, Pretty: data, Back: rq.r.URL.RequestURI()})
 }
 
 // job is a background replay or recovery as its pages show it.
@@ -140,8 +140,8 @@ func (p *Portal) jobs(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return p.render(rq, status, "jobs", "Jobs", "jobs", map[string]any{"ID": id, "Errors": errs,
-		"Jobs": jobsOf(list), "Next": next, "Paged": cursor != ""})
+	return p.render(rq, status, "jobs", "Jobs", "jobs", jobsPage{ID: id, Errors: errs,
+		Jobs: jobsOf(list), Next: next, Paged: cursor != ""})
 }
 
 // showJob shows a job's progress; while it runs the page reloads itself
@@ -155,7 +155,7 @@ func (p *Portal) showJob(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return p.render(rq, http.StatusOK, "job", j.ID, "jobs", map[string]any{"Job": job{j}})
+	return p.render(rq, http.StatusOK, "job", j.ID, "jobs", jobPage{Job: job{j}})
 }
 
 // recover resends a subscription's failed (or skipped) deliveries of a
@@ -247,8 +247,8 @@ func (p *Portal) usage(rq *request) error {
 	for _, name := range others {
 		add(name, name, "")
 	}
-	return p.render(rq, http.StatusOK, "budget", "Usage and limits", "budget", map[string]any{
-		"Limits": rows, "Used": budget.Limit - budget.Remaining, "ResetIn": max(0, int(budget.Reset.Sub(p.cfg.Now()).Seconds()))})
+	return p.render(rq, http.StatusOK, "budget", "Usage and limits", "budget", usagePage{
+		Limits: rows, Used: budget.Limit - budget.Remaining, ResetIn: max(0, int(budget.Reset.Sub(p.cfg.Now()).Seconds()))})
 }
 
 // amount writes a limit or usage: bytes in KiB, MiB or GiB.

@@ -37,7 +37,7 @@ func (p *Portal) listSubscriptions(rq *request) error {
 		return err
 	}
 	return p.render(rq, http.StatusOK, "subscriptions", "Subscriptions", "subscriptions",
-		map[string]any{"Subscriptions": subs, "Next": next, "Paged": cursor != ""})
+		subscriptionsPage{Subscriptions: subs, Next: next, Paged: cursor != ""})
 }
 
 func (p *Portal) newSubscription(rq *request) error {
@@ -45,7 +45,7 @@ func (p *Portal) newSubscription(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return p.render(rq, http.StatusOK, "subscription-form", "New subscription", "subscriptions", map[string]any{"Form": newForm(), "Catalog": types})
+	return p.render(rq, http.StatusOK, "subscription-form", "New subscription", "subscriptions", subscriptionFormPage{Form: newForm(), Catalog: types})
 }
 
 func (p *Portal) createSubscription(rq *request) error {
@@ -71,14 +71,14 @@ func (p *Portal) createSubscription(rq *request) error {
 		return err
 	default:
 		return p.render(rq, http.StatusCreated, "secret", "Subscription created", "subscriptions",
-			map[string]any{"Subscription": created, "Secret": cmp.Or(created.Secret, created.PublicKey), "Created": true})
+			secretPage{Subscription: created, Secret: cmp.Or(created.Secret, created.PublicKey), Created: true})
 	}
 	f.forgetSecrets()
 	types, err := rq.api.EventTypes(rq.ctx())
 	if err != nil {
 		return err
 	}
-	return p.render(rq, http.StatusUnprocessableEntity, "subscription-form", "New subscription", "subscriptions", map[string]any{"Form": f, "Catalog": types})
+	return p.render(rq, http.StatusUnprocessableEntity, "subscription-form", "New subscription", "subscriptions", subscriptionFormPage{Form: f, Catalog: types})
 }
 
 func (p *Portal) showSubscription(rq *request) error {
@@ -98,7 +98,7 @@ func (p *Portal) subscriptionPage(rq *request, status int, s client.Subscription
 	if err != nil {
 		return err
 	}
-	return p.render(rq, status, "subscription", s.ID, "subscriptions", map[string]any{"Subscription": s, "Form": f, "Catalog": types})
+	return p.render(rq, status, "subscription", s.ID, "subscriptions", subscriptionPage{Subscription: s, Form: f, Catalog: types})
 }
 
 func (p *Portal) updateSubscription(rq *request) error {
@@ -177,7 +177,7 @@ func (p *Portal) showSecret(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return p.render(rq, http.StatusOK, "secret", "Signing secret", "subscriptions", map[string]any{"Subscription": s, "Secret": secret})
+	return p.render(rq, http.StatusOK, "secret", "Signing secret", "subscriptions", secretPage{Subscription: s, Secret: secret})
 }
 
 func (p *Portal) rotateSecret(rq *request) error {
@@ -193,7 +193,7 @@ func (p *Portal) rotateSecret(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return p.render(rq, http.StatusOK, "secret", "Signing secret", "subscriptions", map[string]any{"Subscription": s, "Secret": secret, "Rotated": true})
+	return p.render(rq, http.StatusOK, "secret", "Signing secret", "subscriptions", secretPage{Subscription: s, Secret: secret, Rotated: true})
 }
 
 func (p *Portal) sendTest(rq *request) error {
@@ -331,9 +331,9 @@ func (p *Portal) deliveriesPageWith(rq *request, id string, status int, rf, cf r
 		}
 		next = "/portal/subscriptions/" + id + "/deliveries?" + nq.Encode()
 	}
-	return p.render(rq, status, "deliveries", "Deliveries", "subscriptions", map[string]any{
-		"Subscription": s, "Deliveries": deliveries, "Filter": q.Status, "Statuses": deliveryStatuses,
-		"Next": next, "Paged": q.Cursor != "", "Back": rq.r.URL.RequestURI(), "Replay": rf, "Recover": cf})
+	return p.render(rq, status, "deliveries", "Deliveries", "subscriptions", deliveriesPage{
+		Subscription: s, Deliveries: deliveries, Filter: q.Status, Statuses: deliveryStatuses,
+		Next: next, Paged: q.Cursor != "", Back: rq.r.URL.RequestURI(), Replay: rf, Recover: cf})
 }
 
 func (p *Portal) showDelivery(rq *request) error {
@@ -345,7 +345,7 @@ func (p *Portal) showDelivery(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return p.render(rq, http.StatusOK, "delivery", d.ID, "subscriptions", map[string]any{"Delivery": d, "Back": rq.r.URL.RequestURI()})
+	return p.render(rq, http.StatusOK, "delivery", d.ID, "subscriptions", deliveryPage{Delivery: d, Back: rq.r.URL.RequestURI()})
 }
 
 func (p *Portal) retryDelivery(rq *request) error {
@@ -370,5 +370,5 @@ func (p *Portal) eventTypes(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return p.render(rq, http.StatusOK, "event-types", "Event types", "event-types", map[string]any{"Types": types})
+	return p.render(rq, http.StatusOK, "event-types", "Event types", "event-types", eventTypesPage{Types: types})
 }

@@ -278,5 +278,5 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Portal) notFound(w http.ResponseWriter, r *http.Request) {
-	p.renderPublic(w, r, http.StatusNotFound, "error", "Not found", map[string]any{"Message": "There is no such page in the portal."})
+	p.renderPublic(w, r, http.StatusNotFound, "error", "Not found", errorPage{Message: "There is no such page in the portal."})
 }

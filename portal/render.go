@@ -91,7 +91,8 @@ type view struct {
 	Flash    string
 	Section  string
 	SignedIn bool
-	Data     any
+	// Data is the page's own struct (pages.go, views.go).
+	Data any
 }
 
 // render writes a signed-in page.
@@ -129,7 +130,7 @@ func (p *Portal) write(w http.ResponseWriter, r *http.Request, status int, name 
 
 // renderError writes a signed-in error page.
 func (p *Portal) renderError(rq *request, status int, msg string) {
-	if err := p.render(rq, status, "error", http.StatusText(status), "", map[string]any{"Message": msg}); err != nil {
+	if err := p.render(rq, status, "error", http.StatusText(status), "", errorPage{Message: msg}); err != nil {
 		p.logger.Error("portal: render error page", "err", err)
 	}
 }
@@ -164,14 +165,14 @@ func (p *Portal) fail(rq *request, err error) {
 func (p *Portal) limited(rq *request, ae *client.Error) {
 	after := max(ae.RetryAfter, 1)
 	rq.w.Header().Set("Retry-After", strconv.Itoa(after))
-	data := map[string]any{
-		"RetryAfter": after,
-		"At":         p.cfg.Now().Add(time.Duration(after) * time.Second).UTC().Format("15:04:05 UTC"),
-		"Again":      rq.r.URL.RequestURI(),
-		"IsGet":      rq.r.Method == http.MethodGet,
+	data := limitedPage{
+		RetryAfter: after,
+		At:         p.cfg.Now().Add(time.Duration(after) * time.Second).UTC().Format("15:04:05 UTC"),
+		Again:      rq.r.URL.RequestURI(),
+		IsGet:      rq.r.Method == http.MethodGet,
 	}
 	if lim, ok := ae.Details["limit"].(float64); ok {
-		data["Limit"] = int(lim)
+		data.Limit = int(lim)
 	}
 	if err := p.render(rq, http.StatusTooManyRequests, "limited", "Rate limit reached", "", data); err != nil {
 		p.logger.Error("portal: render 429", "err", err)
@@ -186,7 +187,7 @@ func (p *Portal) unavailable(w http.ResponseWriter, r *http.Request, ae *client.
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(after))
 	p.renderPublic(w, r, http.StatusServiceUnavailable, "error", "Unavailable",
-		map[string]any{"Message": fmt.Sprintf("The service is briefly unavailable. Try again in %d seconds.", after)})
+		errorPage{Message: fmt.Sprintf("The service is briefly unavailable. Try again in %d seconds.", after)})
 }
 
 // Cookies.
