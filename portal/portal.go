@@ -2,8 +2,9 @@
 // /portal/ where a tenant sees and manages its subscriptions, deliveries,
 // event types and API budget in a browser.
 //
-// Every action is an API request served in-process by the API's own
-// handler as the signed-in tenant, so the portal never repeats a business
+// Every action is an API request, made with package client over a
+// transport that serves it in process with the API's own handler as the
+// signed-in tenant (transport.go), so the portal never repeats a business
 // rule: validation and field errors, tenant isolation, the rate-limit
 // budget and its headers are exactly the API's. The portal owns only what
 // a browser needs besides: sign-in (one-time links minted by an operator,
@@ -49,7 +50,8 @@ type Directory interface {
 
 // Config wires the portal. API, Sessions and Directory are required.
 type Config struct {
-	// API is the API's handler; the portal serves its actions through it.
+	// API is the API's handler, with its whole middleware chain: the
+	// portal's client calls it in process.
 	API http.Handler
 	// Sessions keeps links and sessions.
 	Sessions  *Sessions

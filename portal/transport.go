@@ -50,6 +50,9 @@ func (t *inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	in.URL = &url.URL{Path: req.URL.Path, RawPath: req.URL.RawPath, RawQuery: req.URL.RawQuery}
 	in.Host, in.RemoteAddr = t.host, t.remoteAddr
 	in.Header.Del("Authorization")
+	if in.Body == nil {
+		in.Body = http.NoBody // as a server's request always has one
+	}
 	w := &answerWriter{header: http.Header{}, status: http.StatusOK}
 	t.api.ServeHTTP(w, in)
 	return &http.Response{
