@@ -77,11 +77,7 @@ func (p *Portal) listEvents(rq *request) error {
 }
 
 // showEvent shows one event, its data and every delivery it made.
-func (p *Portal) showEvent(rq *request) error {
-	id, err := pathID(rq)
-	if err != nil {
-		return err
-	}
+func (p *Portal) showEvent(rq *request, id string) error {
 	ev, err := rq.api.Event(rq.ctx(), id)
 	if err != nil {
 		return err
@@ -146,11 +142,7 @@ func (p *Portal) jobs(rq *request) error {
 
 // showJob shows a job's progress; while it runs the page reloads itself
 // every few seconds (each reload is one API request).
-func (p *Portal) showJob(rq *request) error {
-	id, err := pathID(rq)
-	if err != nil {
-		return err
-	}
+func (p *Portal) showJob(rq *request, id string) error {
 	j, err := rq.api.Job(rq.ctx(), id)
 	if err != nil {
 		return err
@@ -160,11 +152,7 @@ func (p *Portal) showJob(rq *request) error {
 
 // recover resends a subscription's failed (or skipped) deliveries of a
 // time range once more each.
-func (p *Portal) recover(rq *request) error {
-	id, err := pathID(rq)
-	if err != nil {
-		return err
-	}
+func (p *Portal) recover(rq *request, id string) error {
 	rf := readReplayForm(rq.r)
 	since, until := rf.times()
 	if len(rf.Errors) == 0 {

@@ -20,12 +20,17 @@ const pageSize = 20
 // handed to the API (which answers 404 for any id it does not know).
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
 
-func pathID(rq *request) (string, error) {
-	id := rq.r.PathValue("id")
-	if !idPattern.MatchString(id) {
-		return "", &client.Error{Status: http.StatusNotFound, Code: "NOT_FOUND", Message: "no such resource"}
-	}
-	return id, nil
+// handleID registers a page about one resource, named by the {id} in its
+// pattern: an id that cannot be one is a not-found page, and the API is
+// not asked.
+func (p *Portal) handleID(pattern string, h func(rq *request, id string) error) {
+	p.handle(pattern, func(rq *request) error {
+		id := rq.r.PathValue("id")
+		if !idPattern.MatchString(id) {
+			return &client.Error{Status: http.StatusNotFound, Code: "NOT_FOUND", Message: "no such resource"}
+		}
+		return h(rq, id)
+	})
 }
 
 // Subscriptions.
@@ -81,11 +86,7 @@ func (p *Portal) createSubscription(rq *request) error {
 	return p.render(rq, http.StatusUnprocessableEntity, "subscription-form", "New subscription", "subscriptions", subscriptionFormPage{Form: f, Catalog: types})
 }
 
-func (p *Portal) showSubscription(rq *request) error {
-	id, err := pathID(rq)
-	if err != nil {
-		return err
-	}
+func (p *Portal) showSubscription(rq *request, id string) error {
 	s, etag, err := rq.api.SubscriptionWithETag(rq.ctx(), id)
 	if err != nil {
 		return err
@@ -101,16 +102,12 @@ func (p *Portal) subscriptionPage(rq *request, status int, s client.Subscription
 	return p.render(rq, status, "subscription", s.ID, "subscriptions", subscriptionPage{Subscription: s, Form: f, Catalog: types})
 }
 
-func (p *Portal) updateSubscription(rq *request) error {
-	id, err := pathID(rq)
-	if err != nil {
-		return err
-	}
+func (p *Portal) updateSubscription(rq *request, id string) error {
 	f := readSubscriptionForm(rq.r)
 	body, problems := f.patch()
 	var ae *client.Error
 	if len(problems) == 0 {
-		_, err = rq.api.UpdateSubscriptionIfMatch(rq.ctx(), id, f.ETag, body)
+		_, err := rq.api.UpdateSubscriptionIfMatch(rq.ctx(), id, f.ETag, body)
 		if err == nil {
 			return p.redirect(rq, "/portal/subscriptions/"+id, "Saved.")
 		}
@@ -137,11 +134,7 @@ func (p *Portal) updateSubscription(rq *request) error {
 	return p.subscriptionPage(rq, http.StatusUnprocessableEntity, s, f)
 }
 
-func (p *Portal) setActive(rq *request) error {
-	id, err := pathID(rq)
-	if err != nil {
-		return err
-	}
+func (p *Portal) setActive(rq *request, id string) error {
 	active := rq.r.PostFormValue("active") == "true"
 	if _, err := rq.api.UpdateSubscription(rq.ctx(), id, client.SubscriptionPatch{Active: &active}); err != nil {
 		return err
@@ -153,22 +146,14 @@ func (p *Portal) setActive(rq *request) error {
 	return p.redirect(rq, "/portal/subscriptions/"+id, msg)
 }
 
-func (p *Portal) deleteSubscription(rq *request) error {
-	id, err := pathID(rq)
-	if err != nil {
-		return err
-	}
+func (p *Portal) deleteSubscription(rq *request, id string) error {
 	if err := rq.api.DeleteSubscription(rq.ctx(), id); err != nil {
 		return err
 	}
 	return p.redirect(rq, "/portal/subscriptions", "Deleted "+id+".")
 }
 
-func (p *Portal) showSecret(rq *request) error {
-	id, err := pathID(rq)
-	if err != nil {
-		return err
-	}
+func (p *Portal) showSecret(rq *request, id string) error {
 	s, err := rq.api.Subscription(rq.ctx(), id)
 	if err != nil {
 		return err
@@ -180,11 +165,7 @@ func (p *Portal) showSecret(rq *request) error {
 	return p.render(rq, http.StatusOK, "secret", "Signing secret", "subscriptions", secretPage{Subscription: s, Secret: secret})
 }
 
-func (p *Portal) rotateSecret(rq *request) error {
-	id, err := pathID(rq)
-	if err != nil {
-		return err
-	}
+func (p *Portal) rotateSecret(rq *request, id string) error {
 	secret, err := rq.api.RotateSecret(rq.ctx(), id)
 	if err != nil {
 		return err
@@ -196,11 +177,7 @@ func (p *Portal) rotateSecret(rq *request) error {
 	return p.render(rq, http.StatusOK, "secret", "Signing secret", "subscriptions", secretPage{Subscription: s, Secret: secret, Rotated: true})
 }
 
-func (p *Portal) sendTest(rq *request) error {
-	id, err := pathID(rq)
-	if err != nil {
-		return err
-	}
+func (p *Portal) sendTest(rq *request, id string) error {
 	eventID, err := rq.api.SendTest(rq.ctx(), id)
 	if err != nil {
 		return err
@@ -272,11 +249,7 @@ func parseFormTime(s string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-func (p *Portal) replay(rq *request) error {
-	id, err := pathID(rq)
-	if err != nil {
-		return err
-	}
+func (p *Portal) replay(rq *request, id string) error {
 	rf := readReplayForm(rq.r)
 	since, until := rf.times()
 	if len(rf.Errors) == 0 {
@@ -298,11 +271,7 @@ func (p *Portal) replay(rq *request) error {
 
 var deliveryStatuses = []string{"pending", "succeeded", "failed", "skipped"}
 
-func (p *Portal) listDeliveries(rq *request) error {
-	id, err := pathID(rq)
-	if err != nil {
-		return err
-	}
+func (p *Portal) listDeliveries(rq *request, id string) error {
 	return p.deliveriesPage(rq, id, http.StatusOK, replayForm{})
 }
 
@@ -336,11 +305,7 @@ func (p *Portal) deliveriesPageWith(rq *request, id string, status int, rf, cf r
 		Next: next, Paged: q.Cursor != "", Back: rq.r.URL.RequestURI(), Replay: rf, Recover: cf})
 }
 
-func (p *Portal) showDelivery(rq *request) error {
-	id, err := pathID(rq)
-	if err != nil {
-		return err
-	}
+func (p *Portal) showDelivery(rq *request, id string) error {
 	d, err := rq.api.Delivery(rq.ctx(), id)
 	if err != nil {
 		return err
@@ -348,11 +313,7 @@ func (p *Portal) showDelivery(rq *request) error {
 	return p.render(rq, http.StatusOK, "delivery", d.ID, "subscriptions", deliveryPage{Delivery: d, Back: rq.r.URL.RequestURI()})
 }
 
-func (p *Portal) retryDelivery(rq *request) error {
-	id, err := pathID(rq)
-	if err != nil {
-		return err
-	}
+func (p *Portal) retryDelivery(rq *request, id string) error {
 	if _, err := rq.api.RetryDelivery(rq.ctx(), id); err != nil {
 		return err
 	}
