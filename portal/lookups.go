@@ -167,7 +167,7 @@ func (p *Portal) recover(rq *request, id string) error {
 			return err
 		}
 	}
-	return p.deliveriesPageWith(rq, id, http.StatusUnprocessableEntity, replayForm{}, rf)
+	return p.renderDeliveries(rq, id, http.StatusUnprocessableEntity, replayForm{}, rf)
 }
 
 // limitRow is one limit on the usage page.

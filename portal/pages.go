@@ -91,10 +91,11 @@ func (p *Portal) showSubscription(rq *request, id string) error {
 	if err != nil {
 		return err
 	}
-	return p.subscriptionPage(rq, http.StatusOK, s, formOf(s, etag))
+	return p.renderSubscription(rq, http.StatusOK, s, formOf(s, etag))
 }
 
-func (p *Portal) subscriptionPage(rq *request, status int, s client.Subscription, f subscriptionForm) error {
+// renderSubscription renders a subscription's page with the edit form f.
+func (p *Portal) renderSubscription(rq *request, status int, s client.Subscription, f subscriptionForm) error {
 	types, err := rq.api.EventTypes(rq.ctx())
 	if err != nil {
 		return err
@@ -121,7 +122,7 @@ func (p *Portal) updateSubscription(rq *request, id string) error {
 	}
 	if ae != nil && ae.Status == http.StatusPreconditionFailed {
 		rq.flash = "Not saved: the subscription was changed elsewhere since you opened this page. This is the current version; make your change again."
-		return p.subscriptionPage(rq, http.StatusConflict, s, formOf(s, etag))
+		return p.renderSubscription(rq, http.StatusConflict, s, formOf(s, etag))
 	}
 	f.ETag = etag
 	f.forgetSecrets()
@@ -131,7 +132,7 @@ func (p *Portal) updateSubscription(rq *request, id string) error {
 	} else {
 		f.setErrors(problems)
 	}
-	return p.subscriptionPage(rq, http.StatusUnprocessableEntity, s, f)
+	return p.renderSubscription(rq, http.StatusUnprocessableEntity, s, f)
 }
 
 func (p *Portal) setActive(rq *request, id string) error {
@@ -264,7 +265,7 @@ func (p *Portal) replay(rq *request, id string) error {
 			return err
 		}
 	}
-	return p.deliveriesPage(rq, id, http.StatusUnprocessableEntity, rf)
+	return p.renderDeliveries(rq, id, http.StatusUnprocessableEntity, rf, replayForm{})
 }
 
 // Deliveries.
@@ -272,16 +273,12 @@ func (p *Portal) replay(rq *request, id string) error {
 var deliveryStatuses = []string{"pending", "succeeded", "failed", "skipped"}
 
 func (p *Portal) listDeliveries(rq *request, id string) error {
-	return p.deliveriesPage(rq, id, http.StatusOK, replayForm{})
+	return p.renderDeliveries(rq, id, http.StatusOK, replayForm{}, replayForm{})
 }
 
-func (p *Portal) deliveriesPage(rq *request, id string, status int, rf replayForm) error {
-	return p.deliveriesPageWith(rq, id, status, rf, replayForm{})
-}
-
-// deliveriesPageWith is the deliveries page with the replay form rf and
-// the recovery form cf as they were sent.
-func (p *Portal) deliveriesPageWith(rq *request, id string, status int, rf, cf replayForm) error {
+// renderDeliveries renders the deliveries page with the replay form rf
+// and the recovery form cf as they were sent.
+func (p *Portal) renderDeliveries(rq *request, id string, status int, rf, cf replayForm) error {
 	s, err := rq.api.Subscription(rq.ctx(), id)
 	if err != nil {
 		return err
