@@ -110,7 +110,7 @@ func (c *Client) CreateSubscription(ctx context.Context, s NewSubscription) (Sub
 func (c *Client) CreateSubscriptionOnce(ctx context.Context, idempotencyKey string, s NewSubscription) (Subscription, error) {
 	var out Subscription
 	err := c.exchange(ctx, http.MethodPost, "/api/subscriptions", s, &out,
-		exchange{idempotent: true, header: http.Header{"Idempotency-Key": {idempotencyKey}}})
+		extras{idempotent: true, header: http.Header{"Idempotency-Key": {idempotencyKey}}})
 	return out, err
 }
 
@@ -127,7 +127,7 @@ func (c *Client) SubscriptionWithETag(ctx context.Context, id string) (Subscript
 	var out Subscription
 	var etag string
 	err := c.exchange(ctx, http.MethodGet, "/api/subscriptions/"+url.PathEscape(id), nil, &out,
-		exchange{idempotent: true, etag: &etag})
+		extras{idempotent: true, etag: &etag})
 	return out, etag, err
 }
 

@@ -177,12 +177,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 // again after any failure the server may have half done, a transient 5xx
 // or a connection cut; any other only when the server cannot have acted.
 func (c *Client) call(ctx context.Context, method, path string, in, out any, idempotent bool) error {
-	return c.exchange(ctx, method, path, in, out, exchange{idempotent: idempotent})
+	return c.exchange(ctx, method, path, in, out, extras{idempotent: idempotent})
 }
 
-// exchange is what a call sends besides its body, and what it reads
+// extras are what a call sends besides its body, and what it reads
 // besides the answer's body.
-type exchange struct {
+type extras struct {
 	idempotent bool
 	// header is set on every try (If-Match, Idempotency-Key).
 	header http.Header
@@ -191,8 +191,8 @@ type exchange struct {
 	etag *string
 }
 
-// exchange is call with the headers and reads of x.
-func (c *Client) exchange(ctx context.Context, method, path string, in, out any, x exchange) error {
+// exchange is call with the extras x: headers to send, the ETag to read.
+func (c *Client) exchange(ctx context.Context, method, path string, in, out any, x extras) error {
 	idempotent := x.idempotent
 	var body []byte
 	if in != nil {

@@ -60,7 +60,7 @@ func (c *Client) UpdateSubscription(ctx context.Context, id string, p Subscripti
 // error is a 412 PRECONDITION_FAILED. An empty etag changes it whatever
 // its version, as UpdateSubscription does.
 func (c *Client) UpdateSubscriptionIfMatch(ctx context.Context, id, etag string, p SubscriptionPatch) (Subscription, error) {
-	var x exchange
+	var x extras
 	if etag != "" {
 		x.header = http.Header{"If-Match": {etag}}
 	}
