@@ -103,11 +103,32 @@ func (c *Client) CreateSubscription(ctx context.Context, s NewSubscription) (Sub
 	return out, err
 }
 
+// CreateSubscriptionOnce is CreateSubscription with an Idempotency-Key:
+// the server answers a repeat of the same key and body (for 24 h) with
+// the first answer, so a double submit creates one subscription, and the
+// call is sent again after a failure the server may have half done.
+func (c *Client) CreateSubscriptionOnce(ctx context.Context, idempotencyKey string, s NewSubscription) (Subscription, error) {
+	var out Subscription
+	err := c.exchange(ctx, http.MethodPost, "/api/subscriptions", s, &out,
+		extras{idempotent: true, header: http.Header{"Idempotency-Key": {idempotencyKey}}})
+	return out, err
+}
+
 // Subscription reads one subscription, revalidating a cached copy.
 func (c *Client) Subscription(ctx context.Context, id string) (Subscription, error) {
 	var out Subscription
 	err := c.do(ctx, http.MethodGet, "/api/subscriptions/"+url.PathEscape(id), nil, &out)
 	return out, err
+}
+
+// SubscriptionWithETag is Subscription with the ETag of the version read,
+// for UpdateSubscriptionIfMatch.
+func (c *Client) SubscriptionWithETag(ctx context.Context, id string) (Subscription, string, error) {
+	var out Subscription
+	var etag string
+	err := c.exchange(ctx, http.MethodGet, "/api/subscriptions/"+url.PathEscape(id), nil, &out,
+		extras{idempotent: true, etag: &etag})
+	return out, etag, err
 }
 
 // Subscriptions reads one page; pass the returned cursor for the next

@@ -8,6 +8,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,8 +41,16 @@ type Config struct {
 	// Sleep waits d or until ctx ends (default: a timer); tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// CacheEntries bounds the GET answers kept for revalidation with
-	// If-None-Match, least recently used first out (default 256).
+	// If-None-Match, least recently used first out (default 256). It is
+	// not read when Cache is set.
 	CacheEntries int
+	// Cache, when set, is where the client keeps those answers, shared
+	// with other clients (default: a cache of its own).
+	Cache *Cache
+	// CacheScope keeps this client's answers in a shared Cache apart from
+	// those of clients that act for someone else: clients of different
+	// tenants or keys must have different scopes (default: APIKey).
+	CacheScope string
 }
 
 // Client calls the tenant API. It is safe for concurrent use.
@@ -50,7 +59,8 @@ type Client struct {
 
 	mu     sync.Mutex
 	budget Budget
-	cache  *etagCache // GET path → last 200 answer and its ETag
+	cache  *Cache // cacheKey(GET path) → last 200 answer and its ETag
+	scope  string // the prefix of this client's keys in cache
 }
 
 type cached struct {
@@ -65,16 +75,44 @@ type Budget struct {
 	Reset     time.Time
 }
 
+// Known reports whether an answer has reported the budget yet.
+func (b Budget) Known() bool { return b.Limit > 0 }
+
 // Error is an API error in the API's error shape.
 type Error struct {
 	Status  int            `json:"-"`
 	Message string         `json:"error"`
 	Code    string         `json:"code"`
 	Details map[string]any `json:"details,omitempty"`
+	// RetryAfter is the answer's Retry-After in seconds (0 when absent):
+	// when to try again after a 429 or a 503.
+	RetryAfter int `json:"-"`
 }
 
 func (e *Error) Error() string {
 	return fmt.Sprintf("onestack api: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// FieldError is one field a 400 VALIDATION_FAILED refused, and why.
+type FieldError struct {
+	// Field is the field's path in the request body, such as "url",
+	// "eventTypes[1]" or "auth.clientSecret".
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}
+
+// Fields returns the fields the error refused (details.fields), in the
+// API's order; none when it names no field.
+func (e *Error) Fields() []FieldError {
+	raw, _ := e.Details["fields"].([]any)
+	out := make([]FieldError, 0, len(raw))
+	for _, f := range raw {
+		m, _ := f.(map[string]any)
+		field, _ := m["field"].(string)
+		reason, _ := m["reason"].(string)
+		out = append(out, FieldError{Field: field, Reason: reason})
+	}
+	return out
 }
 
 // New returns a client.
@@ -101,7 +139,13 @@ func New(cfg Config) (*Client, error) {
 	if cfg.CacheEntries <= 0 {
 		cfg.CacheEntries = 256
 	}
-	return &Client{cfg: cfg, cache: newETagCache(cfg.CacheEntries)}, nil
+	c := &Client{cfg: cfg, cache: cfg.Cache}
+	if c.cache == nil {
+		c.cache = NewCache(cfg.CacheEntries)
+	} else {
+		c.scope = cmp.Or(cfg.CacheScope, cfg.APIKey) + " "
+	}
+	return c, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -133,6 +177,23 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 // again after any failure the server may have half done, a transient 5xx
 // or a connection cut; any other only when the server cannot have acted.
 func (c *Client) call(ctx context.Context, method, path string, in, out any, idempotent bool) error {
+	return c.exchange(ctx, method, path, in, out, extras{idempotent: idempotent})
+}
+
+// extras are what a call sends besides its body, and what it reads
+// besides the answer's body.
+type extras struct {
+	idempotent bool
+	// header is set on every try (If-Match, Idempotency-Key).
+	header http.Header
+	// etag, when not nil, is set to the ETag of the answer the body was
+	// read from: the answer's own, or on a 304 the cached one's.
+	etag *string
+}
+
+// exchange is call with the extras x: headers to send, the ETag to read.
+func (c *Client) exchange(ctx context.Context, method, path string, in, out any, x extras) error {
+	idempotent := x.idempotent
 	var body []byte
 	if in != nil {
 		var err error
@@ -142,7 +203,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any, ide
 	}
 	var last error
 	for attempt := 1; ; attempt++ {
-		resp, err := c.send(ctx, method, path, body)
+		resp, err := c.send(ctx, method, path, body, x.header)
 		if err != nil {
 			last = err
 			// A connection never made is safe to retry for every call:
@@ -155,7 +216,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any, ide
 			}
 			continue
 		}
-		wait, retry, err := c.handle(method, path, resp, out, idempotent)
+		wait, retry, err := c.handle(method, path, resp, out, idempotent, x.etag)
 		if !retry || attempt >= c.cfg.MaxAttempts {
 			return err
 		}
@@ -165,7 +226,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any, ide
 	}
 }
 
-func (c *Client) send(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, method, path string, body []byte, header http.Header) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -178,12 +239,13 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (*h
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	if method == http.MethodGet {
-		c.mu.Lock()
-		if e, ok := c.cache.get(path); ok {
+		if e, ok := c.cache.get(c.scope + path); ok {
 			req.Header.Set("If-None-Match", e.etag)
 		}
-		c.mu.Unlock()
 	}
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
@@ -194,7 +256,7 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (*h
 
 // handle reads one answer. It returns whether to retry and how long to
 // wait before the given attempt's successor.
-func (c *Client) handle(method, path string, resp *http.Response, out any, idempotent bool) (func(int) time.Duration, bool, error) {
+func (c *Client) handle(method, path string, resp *http.Response, out any, idempotent bool, etag *string) (func(int) time.Duration, bool, error) {
 	defer resp.Body.Close()
 	c.readBudget(resp.Header)
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
@@ -203,31 +265,34 @@ func (c *Client) handle(method, path string, resp *http.Response, out any, idemp
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotModified:
-		c.mu.Lock()
-		e, ok := c.cache.get(path)
-		c.mu.Unlock()
+		e, ok := c.cache.get(c.scope + path)
 		if !ok {
 			return nil, false, fmt.Errorf("%s %s: 304 without a cached answer", method, path)
 		}
+		if etag != nil {
+			*etag = e.etag
+		}
 		return nil, false, decodeInto(e.body, out)
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		if etag != nil {
+			*etag = resp.Header.Get("ETag")
+		}
 		if method == http.MethodGet {
 			if etag := resp.Header.Get("ETag"); etag != "" {
-				c.mu.Lock()
-				c.cache.put(path, cached{etag: etag, body: body})
-				c.mu.Unlock()
+				c.cache.put(c.scope+path, cached{etag: etag, body: body})
 			}
 		}
 		return nil, false, decodeInto(body, out)
 	}
 	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
-		c.mu.Lock()
-		c.cache.remove(path) // gone: its answer will not be revalidated
-		c.mu.Unlock()
+		c.cache.remove(c.scope + path) // gone: its answer will not be revalidated
 	}
 	apiErr := &Error{Status: resp.StatusCode}
 	if json.Unmarshal(body, apiErr) != nil || apiErr.Code == "" {
 		apiErr.Message = strings.TrimSpace(string(body))
+	}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		apiErr.RetryAfter = secs
 	}
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests:

@@ -108,17 +108,28 @@ func (s *Started) decode(count string, raw map[string]json.RawMessage) {
 
 // StartReplay delivers again every retained event of a subscription's
 // types (that its filter accepts) since since (until until, when not
-// zero).
+// zero). A zero since is not sent, and the API answers that it is
+// required.
 func (c *Client) StartReplay(ctx context.Context, id string, since, until time.Time) (Started, error) {
-	in := map[string]time.Time{"since": since.UTC()}
-	if !until.IsZero() {
-		in["until"] = until.UTC()
-	}
+	in := timeRange(since, until)
 	var raw map[string]json.RawMessage
 	err := c.do(ctx, http.MethodPost, "/api/subscriptions/"+url.PathEscape(id)+"/replay", in, &raw)
 	var s Started
 	s.decode("replayed", raw)
 	return s, err
+}
+
+// timeRange is the body of a replay or a recovery: the times that are
+// not zero, in UTC.
+func timeRange(since, until time.Time) map[string]any {
+	in := map[string]any{}
+	if !since.IsZero() {
+		in["since"] = since.UTC()
+	}
+	if !until.IsZero() {
+		in["until"] = until.UTC()
+	}
+	return in
 }
 
 // Recovery selects the deliveries Recover resends.
@@ -129,12 +140,10 @@ type Recovery struct {
 }
 
 // Recover resends, each exactly once more, a subscription's deliveries
-// created in the range that ended in the status.
+// created in the range that ended in the status. As with StartReplay, a
+// zero Since is not sent.
 func (c *Client) Recover(ctx context.Context, id string, r Recovery) (Started, error) {
-	in := map[string]any{"since": r.Since.UTC()}
-	if !r.Until.IsZero() {
-		in["until"] = r.Until.UTC()
-	}
+	in := timeRange(r.Since, r.Until)
 	if r.Status != "" {
 		in["status"] = r.Status
 	}

@@ -52,8 +52,20 @@ func (p SubscriptionPatch) MarshalJSON() ([]byte, error) {
 
 // UpdateSubscription changes a subscription.
 func (c *Client) UpdateSubscription(ctx context.Context, id string, p SubscriptionPatch) (Subscription, error) {
+	return c.UpdateSubscriptionIfMatch(ctx, id, "", p)
+}
+
+// UpdateSubscriptionIfMatch changes a subscription only if it is still at
+// the version etag names (from SubscriptionWithETag); otherwise the
+// error is a 412 PRECONDITION_FAILED. An empty etag changes it whatever
+// its version, as UpdateSubscription does.
+func (c *Client) UpdateSubscriptionIfMatch(ctx context.Context, id, etag string, p SubscriptionPatch) (Subscription, error) {
+	var x extras
+	if etag != "" {
+		x.header = http.Header{"If-Match": {etag}}
+	}
 	var out Subscription
-	err := c.do(ctx, http.MethodPatch, "/api/subscriptions/"+url.PathEscape(id), p, &out)
+	err := c.exchange(ctx, http.MethodPatch, "/api/subscriptions/"+url.PathEscape(id), p, &out, x)
 	return out, err
 }
 

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/onestack/webhooks/client"
 )
 
 // subscriptionForm is the create and edit form of a subscription: what
@@ -39,7 +41,7 @@ type subscriptionForm struct {
 	// (OAuth2ClientSecret, MTLSKey) are write-only: never written back
 	// into a page.
 	Auth                             string
-	CurrentAuth                      *authView
+	CurrentAuth                      *client.AuthView
 	OAuth2TokenURL, OAuth2ClientID   string
 	OAuth2ClientSecret, OAuth2Scopes string
 	OAuth2Audience                   string
@@ -87,7 +89,7 @@ func readSubscriptionForm(r *http.Request) subscriptionForm {
 	}
 	if t := f.Get("currentAuth"); t != "" {
 		// The edit form says what is set now, so that "none" removes it.
-		form.CurrentAuth = &authView{Type: t}
+		form.CurrentAuth = &client.AuthView{Type: t}
 	}
 	if !f.Has("currentTraceparent") {
 		// A form without the control changes nothing about it.
@@ -109,10 +111,12 @@ func (f *subscriptionForm) forgetSecrets() {
 }
 
 // formOf fills the edit form from a subscription.
-func formOf(s subscription, etag string) subscriptionForm {
+func formOf(s client.Subscription, etag string) subscriptionForm {
+	// Deliveries carry traceparent unless the API says they do not.
+	traceparent := s.SendTraceparent == nil || *s.SendTraceparent
 	f := subscriptionForm{URL: s.URL, Description: s.Description, Ordering: s.Ordering, Active: s.Active, ETag: etag,
 		HeaderNames: s.HeaderNames, Scheme: cmp.Or(s.SignatureScheme, "v1"), CurrentScheme: cmp.Or(s.SignatureScheme, "v1"),
-		Traceparent: s.traceparent(), CurrentTraceparent: s.traceparent(), Auth: "none", CurrentAuth: s.Auth}
+		Traceparent: traceparent, CurrentTraceparent: traceparent, Auth: "none", CurrentAuth: s.Auth}
 	if s.Filter != nil {
 		f.Filter = *s.Filter
 	}
@@ -147,11 +151,41 @@ func formOf(s subscription, etag string) subscriptionForm {
 // Selected reports whether a catalog type is checked.
 func (f subscriptionForm) Selected(t string) bool { return slices.Contains(f.EventTypes, t) }
 
-// body turns the form into the API's JSON body. Only what JSON cannot
-// carry is checked here (a metadata line without "=", a rate that is not
-// a number); every rule about the values is the API's, whose field
-// errors come back beside the fields.
-func (f subscriptionForm) body(create bool) (map[string]any, []fieldError) {
+// fieldError is a problem with one field, the form's own or the API's.
+type fieldError = client.FieldError
+
+// newSubscription is the form as the API's create body. Only what JSON
+// cannot carry is checked here (a metadata line without "=", a rate that
+// is not a number); every rule about the values is the API's, whose
+// field errors come back beside the fields.
+func (f subscriptionForm) newSubscription() (client.NewSubscription, []fieldError) {
+	p, problems := f.settings(true)
+	s := client.NewSubscription{URL: *p.URL, EventTypes: *p.EventTypes, Description: *p.Description, Metadata: *p.Metadata,
+		Active: &f.Active, RateLimit: p.RateLimit, Auth: p.Auth, SendTraceparent: p.SendTraceparent}
+	if p.Ordering != nil {
+		s.Ordering = *p.Ordering
+	}
+	if p.Filter != nil {
+		s.Filter = *p.Filter
+	}
+	if p.Headers != nil {
+		s.Headers = *p.Headers
+	}
+	if p.SignatureScheme != nil {
+		s.SignatureScheme = *p.SignatureScheme
+	}
+	return s, problems
+}
+
+// patch is the form as the API's update body: what the create form sends,
+// and an emptied rate limit, filter or header list removes it.
+func (f subscriptionForm) patch() (client.SubscriptionPatch, []fieldError) {
+	return f.settings(false)
+}
+
+// settings reads the form into the fields both bodies share; create
+// leaves out the removals only an update has.
+func (f subscriptionForm) settings(create bool) (client.SubscriptionPatch, []fieldError) {
 	var problems []fieldError
 	types := append([]string{}, f.EventTypes...)
 	for _, p := range strings.FieldsFunc(f.Patterns, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' }) {
@@ -172,9 +206,9 @@ func (f subscriptionForm) body(create bool) (map[string]any, []fieldError) {
 		}
 		meta[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
-	body := map[string]any{"url": f.URL, "eventTypes": types, "description": f.Description, "metadata": meta}
+	body := client.SubscriptionPatch{URL: &f.URL, EventTypes: &types, Description: &f.Description, Metadata: &meta}
 	if f.Ordering != "" {
-		body["ordering"] = f.Ordering
+		body.Ordering = &f.Ordering
 	}
 	switch {
 	case f.RateLimit != "":
@@ -182,18 +216,12 @@ func (f subscriptionForm) body(create bool) (map[string]any, []fieldError) {
 		if err != nil {
 			problems = append(problems, fieldError{Field: "rateLimit", Reason: "want a number of deliveries per second, or nothing"})
 		}
-		body["rateLimit"] = rate
+		body.RateLimit = &rate
 	case !create:
-		body["rateLimit"] = 0 // an emptied field removes the pace
+		body.RateLimit = new(float64) // an emptied field removes the pace
 	}
-	if create {
-		body["active"] = f.Active
-	}
-	switch {
-	case f.Filter != "":
-		body["filter"] = f.Filter
-	case !create:
-		body["filter"] = "" // an emptied field removes the filter
+	if f.Filter != "" || !create {
+		body.Filter = &f.Filter // on update, an emptied field removes the filter
 	}
 	headers, hp := parseHeaders(f.Headers)
 	problems = append(problems, hp...)
@@ -201,25 +229,25 @@ func (f subscriptionForm) body(create bool) (map[string]any, []fieldError) {
 	case f.RemoveHeaders && len(headers) > 0:
 		problems = append(problems, fieldError{Field: "headers", Reason: "either remove every header or give new ones, not both"})
 	case f.RemoveHeaders && !create:
-		body["headers"] = map[string]string{}
+		body.Headers = &map[string]string{}
 	case len(headers) > 0:
-		body["headers"] = headers
+		body.Headers = &headers
 	}
 	// Sent only when it changes what the subscription does, so that a
 	// default is never sent.
 	if f.Scheme != "" && f.Scheme != f.CurrentScheme {
-		body["signatureScheme"] = f.Scheme
+		body.SignatureScheme = &f.Scheme
 	}
 	if f.Traceparent != f.CurrentTraceparent {
-		body["sendTraceparent"] = f.Traceparent
+		body.SendTraceparent = &f.Traceparent
 	}
-	auth, ap := f.authBody()
+	auth, ap := f.auth()
 	problems = append(problems, ap...)
 	switch {
 	case auth != nil:
-		body["auth"] = auth
+		body.Auth = auth
 	case f.Auth == "none" && f.CurrentAuth != nil:
-		body["auth"] = nil
+		body.RemoveAuth = true
 	}
 	return body, problems
 }
@@ -243,9 +271,9 @@ func parseHeaders(text string) (map[string]string, []fieldError) {
 	return out, problems
 }
 
-// authBody is the auth object the form asks for: nil to leave it (keep)
+// auth is the authentication the form asks for: nil to leave it (keep)
 // or for none.
-func (f subscriptionForm) authBody() (map[string]any, []fieldError) {
+func (f subscriptionForm) auth() (*client.Auth, []fieldError) {
 	need := func(field, v string) []fieldError {
 		if strings.TrimSpace(v) == "" {
 			return []fieldError{{Field: "auth." + field, Reason: "required"}}
@@ -255,21 +283,15 @@ func (f subscriptionForm) authBody() (map[string]any, []fieldError) {
 	switch f.Auth {
 	case "oauth2":
 		problems := append(append(need("tokenUrl", f.OAuth2TokenURL), need("clientId", f.OAuth2ClientID)...), need("clientSecret", f.OAuth2ClientSecret)...)
-		a := map[string]any{"type": "oauth2", "tokenUrl": f.OAuth2TokenURL, "clientId": f.OAuth2ClientID, "clientSecret": f.OAuth2ClientSecret}
-		if scopes := strings.Fields(strings.ReplaceAll(f.OAuth2Scopes, ",", " ")); len(scopes) > 0 {
-			a["scopes"] = scopes
-		}
-		if f.OAuth2Audience != "" {
-			a["audience"] = f.OAuth2Audience
-		}
-		return a, problems
+		scopes := strings.Fields(strings.ReplaceAll(f.OAuth2Scopes, ",", " "))
+		return client.OAuth2(f.OAuth2TokenURL, f.OAuth2ClientID, f.OAuth2ClientSecret, scopes, f.OAuth2Audience), problems
 	case "mtls":
 		problems := append(need("certificate", f.MTLSCert), need("privateKey", f.MTLSKey)...)
-		a := map[string]any{"type": "mtls", "certificate": f.MTLSCert, "privateKey": f.MTLSKey}
-		if strings.TrimSpace(f.MTLSCA) != "" {
-			a["caBundle"] = f.MTLSCA
+		ca := f.MTLSCA
+		if strings.TrimSpace(ca) == "" {
+			ca = ""
 		}
-		return a, problems
+		return client.MTLS(f.MTLSCert, f.MTLSKey, ca), problems
 	case "", "none", "keep":
 		return nil, nil
 	}
@@ -312,10 +334,10 @@ func (f *subscriptionForm) setErrors(problems []fieldError) {
 
 // setAPIError shows an API error on the form: field errors beside their
 // fields, anything else above the form.
-func (f *subscriptionForm) setAPIError(ae *apiError) {
-	fields := ae.fieldErrors()
+func (f *subscriptionForm) setAPIError(ae *client.Error) {
+	fields := ae.Fields()
 	if len(fields) == 0 {
-		f.Problem = ae.Message
+		f.Problem = apiMessage(ae)
 		return
 	}
 	f.setErrors(fields)

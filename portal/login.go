@@ -30,7 +30,7 @@ func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request) {
 func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request, status int, next, problem string) {
 	token := newToken()
 	http.SetCookie(w, p.cookie(r, loginCSRFCookie, token, 3600))
-	p.renderPublic(w, r, status, "login", map[string]any{"Title": "Sign in", "CSRF": token, "Next": next, "Problem": problem})
+	p.renderPublic(w, r, status, "login", "Sign in", loginPage{CSRF: token, Next: next, Problem: problem})
 }
 
 // redeemLink consumes a one-time link and starts a session. The answer is
@@ -53,7 +53,7 @@ func (p *Portal) redeemLink(w http.ResponseWriter, r *http.Request, token string
 	if t, ok := p.cfg.Directory.Tenant(ses.Tenant); ok {
 		name = t.Name
 	}
-	p.renderPublic(w, r, http.StatusOK, "signed-in", map[string]any{"Title": "Signed in", "Tenant": name, "Next": "/portal/subscriptions"})
+	p.renderPublic(w, r, http.StatusOK, "signed-in", "Signed in", signedInPage{Tenant: name, Next: "/portal/subscriptions"})
 }
 
 func (p *Portal) loginWithKey(w http.ResponseWriter, r *http.Request) {

@@ -9,22 +9,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/onestack/webhooks/client"
 )
 
 // Events, jobs, and the tenant's usage and limits.
-
-type eventSummary struct {
-	ID         string    `json:"id"`
-	Type       string    `json:"type"`
-	OccurredAt time.Time `json:"occurredAt"`
-}
-
-type eventDetail struct {
-	eventSummary
-	Data       json.RawMessage `json:"data"`
-	Deliveries []delivery      `json:"deliveries"`
-}
 
 // eventQuery is the events page's search: what the browser asked, and
 // the problems to show beside each field.
@@ -46,39 +35,25 @@ func (p *Portal) listEvents(rq *request) error {
 			return p.redirect(rq, "/portal/events/"+q.ID, "")
 		}
 	}
-	api := url.Values{"limit": {strconv.Itoa(pageSize)}}
-	if q.Type != "" {
-		api.Set("type", q.Type)
-	}
-	for name, v := range map[string]string{"since": q.Since, "until": q.Until} {
-		if v == "" {
-			continue
-		}
-		if t, ok := parseFormTime(v); ok {
-			api.Set(name, t)
-		} else {
-			q.Errors[name] = "want a date and time, such as 2026-01-31T09:30 (UTC) or RFC 3339"
-		}
-	}
-	if c := in.Get("cursor"); c != "" {
-		api.Set("cursor", c)
-	}
-	types, err := p.catalog(rq)
+	query := client.EventQuery{Type: q.Type, Since: formTime(q.Since, "since", q.Errors), Until: formTime(q.Until, "until", q.Errors),
+		Limit: pageSize, Cursor: in.Get("cursor")}
+	types, err := rq.api.EventTypes(rq.ctx())
 	if err != nil {
 		return err
 	}
-	var out page[eventSummary]
+	var events []client.EventSummary
+	var cursor string
 	status := http.StatusOK
 	if len(q.Errors) == 0 {
-		_, err = p.call(rq, "GET", "/api/events?"+api.Encode(), nil, &out)
-		var ae *apiError
+		events, cursor, err = rq.api.Events(rq.ctx(), query)
+		var ae *client.Error
 		switch {
 		case errors.As(err, &ae) && ae.Status == http.StatusBadRequest:
-			for _, fe := range ae.fieldErrors() {
+			for _, fe := range ae.Fields() {
 				q.Errors[formField(fe.Field)] = fe.Reason
 			}
-			if len(ae.fieldErrors()) == 0 {
-				q.Errors["type"] = ae.Message
+			if len(ae.Fields()) == 0 {
+				q.Errors["type"] = apiMessage(ae)
 			}
 		case err != nil:
 			return err
@@ -88,8 +63,8 @@ func (p *Portal) listEvents(rq *request) error {
 		status = http.StatusUnprocessableEntity
 	}
 	next := ""
-	if out.NextCursor != "" {
-		nq := url.Values{"cursor": {out.NextCursor}}
+	if cursor != "" {
+		nq := url.Values{"cursor": {cursor}}
 		for k, v := range map[string]string{"type": q.Type, "since": q.Since, "until": q.Until} {
 			if v != "" {
 				nq.Set(k, v)
@@ -97,18 +72,14 @@ func (p *Portal) listEvents(rq *request) error {
 		}
 		next = "/portal/events?" + nq.Encode()
 	}
-	return p.render(rq, status, "events", "Events", "events", map[string]any{
-		"Query": q, "Events": out.Data, "Catalog": types, "Next": next, "Paged": in.Get("cursor") != ""})
+	return p.render(rq, status, "events", "Events", "events", eventsPage{
+		Query: q, Events: events, Catalog: types, Next: next, Paged: query.Cursor != ""})
 }
 
 // showEvent shows one event, its data and every delivery it made.
-func (p *Portal) showEvent(rq *request) error {
-	id, err := pathID(rq)
+func (p *Portal) showEvent(rq *request, id string) error {
+	ev, err := rq.api.Event(rq.ctx(), id)
 	if err != nil {
-		return err
-	}
-	var ev eventDetail
-	if _, err := p.call(rq, "GET", "/api/events/"+id, nil, &ev); err != nil {
 		return err
 	}
 	data := string(ev.Data)
@@ -118,24 +89,19 @@ func (p *Portal) showEvent(rq *request) error {
 			data = string(b)
 		}
 	}
-	return p.render(rq, http.StatusOK, "event", ev.ID, "events", map[string]any{
-		"Event": ev, "Pretty": data, "Back": rq.r.URL.RequestURI()})
+	return p.render(rq, http.StatusOK, "event", ev.ID, "events", eventPage{Event: ev, Pretty: data, Back: rq.r.URL.RequestURI()})
 }
 
-// job is a background replay or recovery as the API shows it.
-type job struct {
-	ID             string    `json:"id"`
-	Kind           string    `json:"kind"`
-	SubscriptionID string    `json:"subscriptionId"`
-	Status         string    `json:"status"`
-	Total          int64     `json:"total"`
-	Sent           int64     `json:"sent"`
-	Filtered       int64     `json:"filtered"`
-	Since          time.Time `json:"since"`
-	Until          time.Time `json:"until"`
-	Error          *string   `json:"error"`
-	CreatedAt      time.Time `json:"createdAt"`
-	UpdatedAt      time.Time `json:"updatedAt"`
+// job is a background replay or recovery as its pages show it.
+type job struct{ client.Job }
+
+// jobsOf wraps the API's jobs for the pages.
+func jobsOf(list []client.Job) []job {
+	out := make([]job, len(list))
+	for i, j := range list {
+		out[i] = job{j}
+	}
+	return out
 }
 
 // Percent is how far the job is, 0..100.
@@ -165,61 +131,43 @@ func (p *Portal) jobs(rq *request) error {
 	if len(errs) > 0 {
 		status = http.StatusUnprocessableEntity
 	}
-	q := url.Values{"limit": {strconv.Itoa(pageSize)}}
-	if c := in.Get("cursor"); c != "" {
-		q.Set("cursor", c)
-	}
-	var out page[job]
-	if _, err := p.call(rq, "GET", "/api/jobs?"+q.Encode(), nil, &out); err != nil {
+	cursor := in.Get("cursor")
+	list, next, err := rq.api.Jobs(rq.ctx(), pageSize, cursor)
+	if err != nil {
 		return err
 	}
-	return p.render(rq, status, "jobs", "Jobs", "jobs", map[string]any{"ID": id, "Errors": errs,
-		"Jobs": out.Data, "Next": out.NextCursor, "Paged": in.Get("cursor") != ""})
+	return p.render(rq, status, "jobs", "Jobs", "jobs", jobsPage{ID: id, Errors: errs,
+		Jobs: jobsOf(list), Next: next, Paged: cursor != ""})
 }
 
 // showJob shows a job's progress; while it runs the page reloads itself
 // every few seconds (each reload is one API request).
-func (p *Portal) showJob(rq *request) error {
-	id, err := pathID(rq)
+func (p *Portal) showJob(rq *request, id string) error {
+	j, err := rq.api.Job(rq.ctx(), id)
 	if err != nil {
 		return err
 	}
-	var j job
-	if _, err := p.call(rq, "GET", "/api/jobs/"+id, nil, &j); err != nil {
-		return err
-	}
-	return p.render(rq, http.StatusOK, "job", j.ID, "jobs", map[string]any{"Job": j})
+	return p.render(rq, http.StatusOK, "job", j.ID, "jobs", jobPage{Job: job{j}})
 }
 
 // recover resends a subscription's failed (or skipped) deliveries of a
 // time range once more each.
-func (p *Portal) recover(rq *request) error {
-	id, err := pathID(rq)
-	if err != nil {
-		return err
-	}
+func (p *Portal) recover(rq *request, id string) error {
 	rf := readReplayForm(rq.r)
-	body := rf.body()
-	if rf.Status != "" {
-		body["status"] = rf.Status
-	}
+	since, until := rf.times()
 	if len(rf.Errors) == 0 {
-		var out struct {
-			Recovered int    `json:"recovered"`
-			JobID     string `json:"jobId"`
-		}
-		_, err = p.call(rq, "POST", "/api/subscriptions/"+id+"/recover", body, &out)
+		out, err := rq.api.Recover(rq.ctx(), id, client.Recovery{Since: since, Until: until, Status: rf.Status})
 		if err == nil && out.JobID != "" {
 			return p.redirect(rq, "/portal/jobs/"+out.JobID, "Recovery running in the background as job "+out.JobID+".")
 		}
 		if err == nil {
-			return p.redirect(rq, "/portal/subscriptions/"+id+"/deliveries", fmt.Sprintf("Recovery queued: %d deliveries will be sent once more.", out.Recovered))
+			return p.redirect(rq, "/portal/subscriptions/"+id+"/deliveries", fmt.Sprintf("Recovery queued: %d deliveries will be sent once more.", out.Count))
 		}
 		if err := rf.refused(err); err != nil {
 			return err
 		}
 	}
-	return p.deliveriesPageWith(rq, id, http.StatusUnprocessableEntity, replayForm{}, rf)
+	return p.renderDeliveries(rq, id, http.StatusUnprocessableEntity, replayForm{}, rf)
 }
 
 // limitRow is one limit on the usage page.
@@ -245,17 +193,15 @@ var limitLabels = []struct{ name, label, note string }{
 // usage shows the tenant's limits, what it uses of them, and its API
 // budget (the rate-limit headers of the limits request itself).
 func (p *Portal) usage(rq *request) error {
-	var out struct {
-		Limits map[string]int64 `json:"limits"`
-		Usage  map[string]int64 `json:"usage"`
-	}
-	if _, err := p.call(rq, "GET", "/api/limits", nil, &out); err != nil {
+	out, err := rq.api.Limits(rq.ctx())
+	if err != nil {
 		return err
 	}
+	budget := rq.budget()
 	var rows []limitRow
 	seen := map[string]bool{}
 	add := func(name, label, note string) {
-		max, ok := out.Limits[name]
+		max, ok := out.Max[name]
 		if !ok {
 			return
 		}
@@ -267,8 +213,8 @@ func (p *Portal) usage(rq *request) error {
 				r.Percent = int(min(100, u*100/max))
 			}
 		}
-		if name == "requestsPerMinute" && rq.budget.Known() {
-			used := int64(rq.budget.Limit - rq.budget.Remaining)
+		if name == "requestsPerMinute" && budget.Known() {
+			used := int64(budget.Limit - budget.Remaining)
 			r.Used = strconv.FormatInt(used, 10) + " in this window"
 			if max > 0 {
 				r.Percent = int(min(100, used*100/max))
@@ -280,7 +226,7 @@ func (p *Portal) usage(rq *request) error {
 		add(l.name, l.label, l.note)
 	}
 	var others []string
-	for name := range out.Limits {
+	for name := range out.Max {
 		if !seen[name] {
 			others = append(others, name)
 		}
@@ -289,8 +235,8 @@ func (p *Portal) usage(rq *request) error {
 	for _, name := range others {
 		add(name, name, "")
 	}
-	return p.render(rq, http.StatusOK, "budget", "Usage and limits", "budget", map[string]any{
-		"Limits": rows, "Used": rq.budget.Limit - rq.budget.Remaining, "ResetIn": max(0, int(rq.budget.Reset.Sub(p.cfg.Now()).Seconds()))})
+	return p.render(rq, http.StatusOK, "budget", "Usage and limits", "budget", usagePage{
+		Limits: rows, Used: budget.Limit - budget.Remaining, ResetIn: max(0, int(budget.Reset.Sub(p.cfg.Now()).Seconds()))})
 }
 
 // amount writes a limit or usage: bytes in KiB, MiB or GiB.

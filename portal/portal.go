@@ -2,8 +2,9 @@
 // /portal/ where a tenant sees and manages its subscriptions, deliveries,
 // event types and API budget in a browser.
 //
-// Every action is an API request served in-process by the API's own
-// handler as the signed-in tenant, so the portal never repeats a business
+// Every action is an API request, made with package client over a
+// transport that serves it in process with the API's own handler as the
+// signed-in tenant (transport.go), so the portal never repeats a business
 // rule: validation and field errors, tenant isolation, the rate-limit
 // budget and its headers are exactly the API's. The portal owns only what
 // a browser needs besides: sign-in (one-time links minted by an operator,
@@ -15,6 +16,7 @@
 package portal
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"html/template"
@@ -25,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onestack/webhooks/client"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -47,7 +50,8 @@ type Directory interface {
 
 // Config wires the portal. API, Sessions and Directory are required.
 type Config struct {
-	// API is the API's handler; the portal serves its actions through it.
+	// API is the API's handler, with its whole middleware chain: the
+	// portal's client calls it in process.
 	API http.Handler
 	// Sessions keeps links and sessions.
 	Sessions  *Sessions
@@ -67,7 +71,7 @@ type Portal struct {
 	mux    *http.ServeMux
 	pages  map[string]*template.Template
 	static http.Handler
-	cache  *etagCache
+	cache  *client.Cache // the API answers of every tenant's pages, by tenant
 	secure bool
 }
 
@@ -82,7 +86,7 @@ func New(cfg Config) *Portal {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	p := &Portal{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), cache: newETagCache(4096)}
+	p := &Portal{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), cache: client.NewCache(clientCacheEntries)}
 	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Scheme == "https" {
 		p.secure = true
 	}
@@ -109,23 +113,23 @@ func (p *Portal) routes() {
 	p.handle("GET /portal/subscriptions", p.listSubscriptions)
 	p.handle("GET /portal/subscriptions/new", p.newSubscription)
 	p.handle("POST /portal/subscriptions", p.createSubscription)
-	p.handle("GET /portal/subscriptions/{id}", p.showSubscription)
-	p.handle("POST /portal/subscriptions/{id}", p.updateSubscription)
-	p.handle("POST /portal/subscriptions/{id}/active", p.setActive)
-	p.handle("POST /portal/subscriptions/{id}/delete", p.deleteSubscription)
-	p.handle("GET /portal/subscriptions/{id}/secret", p.showSecret)
-	p.handle("POST /portal/subscriptions/{id}/rotate-secret", p.rotateSecret)
-	p.handle("POST /portal/subscriptions/{id}/test", p.sendTest)
-	p.handle("POST /portal/subscriptions/{id}/replay", p.replay)
-	p.handle("GET /portal/subscriptions/{id}/deliveries", p.listDeliveries)
-	p.handle("GET /portal/deliveries/{id}", p.showDelivery)
-	p.handle("POST /portal/deliveries/{id}/retry", p.retryDelivery)
+	p.handleID("GET /portal/subscriptions/{id}", p.showSubscription)
+	p.handleID("POST /portal/subscriptions/{id}", p.updateSubscription)
+	p.handleID("POST /portal/subscriptions/{id}/active", p.setActive)
+	p.handleID("POST /portal/subscriptions/{id}/delete", p.deleteSubscription)
+	p.handleID("GET /portal/subscriptions/{id}/secret", p.showSecret)
+	p.handleID("POST /portal/subscriptions/{id}/rotate-secret", p.rotateSecret)
+	p.handleID("POST /portal/subscriptions/{id}/test", p.sendTest)
+	p.handleID("POST /portal/subscriptions/{id}/replay", p.replay)
+	p.handleID("GET /portal/subscriptions/{id}/deliveries", p.listDeliveries)
+	p.handleID("GET /portal/deliveries/{id}", p.showDelivery)
+	p.handleID("POST /portal/deliveries/{id}/retry", p.retryDelivery)
 	p.handle("GET /portal/event-types", p.eventTypes)
-	p.handle("POST /portal/subscriptions/{id}/recover", p.recover)
+	p.handleID("POST /portal/subscriptions/{id}/recover", p.recover)
 	p.handle("GET /portal/events", p.listEvents)
-	p.handle("GET /portal/events/{id}", p.showEvent)
+	p.handleID("GET /portal/events/{id}", p.showEvent)
 	p.handle("GET /portal/jobs", p.jobs)
-	p.handle("GET /portal/jobs/{id}", p.showJob)
+	p.handleID("GET /portal/jobs/{id}", p.showJob)
 	p.handle("GET /portal/usage", p.usage)
 	p.handle("GET /portal/budget", p.usage) // its name before it grew into usage and limits
 	p.mux.HandleFunc("/portal/", p.notFound)
@@ -163,8 +167,20 @@ type request struct {
 	w      http.ResponseWriter
 	ses    Session
 	tenant string // the tenant's name
-	budget Budget
-	flash  string
+	// api calls the API as the session; its Budget is the one the page
+	// shows.
+	api   *client.Client
+	flash string
+}
+
+// ctx is the context of the request's API calls.
+func (rq *request) ctx() context.Context { return rq.r.Context() }
+
+// budget is the rate-limit state the request's last API answer reported.
+func (rq *request) budget() client.Budget {
+	b := rq.api.Budget()
+	b.Reset = b.Reset.UTC()
+	return b
 }
 
 // handle registers a page that needs a session: it loads and checks the
@@ -203,7 +219,7 @@ func (p *Portal) handle(pattern string, h func(rq *request) error) {
 		if refreshed {
 			p.setSession(w, r, c.Value)
 		}
-		rq := &request{r: r, w: w, ses: ses, tenant: t.Name}
+		rq := &request{r: r, w: w, ses: ses, tenant: t.Name, api: p.apiClient(r, ses)}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if !p.sameOrigin(r) || !sameToken(csrfOf(r), ses.CSRF) {
 				p.renderError(rq, http.StatusForbidden, "This form is out of date or did not come from the portal. Reload the page and try again.")
@@ -264,5 +280,5 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Portal) notFound(w http.ResponseWriter, r *http.Request) {
-	p.renderPublic(w, r, http.StatusNotFound, "error", map[string]any{"Title": "Not found", "Message": "There is no such page in the portal."})
+	p.renderPublic(w, r, http.StatusNotFound, "error", "Not found", errorPage{Message: "There is no such page in the portal."})
 }

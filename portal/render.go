@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/onestack/webhooks/client"
 )
 
 // pageNames are the templates under templates/, each rendered inside
@@ -85,23 +87,23 @@ type view struct {
 	Tenant   string
 	TenantID string
 	CSRF     string
-	Budget   Budget
+	Budget   client.Budget
 	Flash    string
 	Section  string
 	SignedIn bool
-	Data     any
+	// Data is the page's own struct (pages.go, views.go).
+	Data any
 }
 
 // render writes a signed-in page.
 func (p *Portal) render(rq *request, status int, name, title, section string, data any) error {
-	v := view{Title: title, Tenant: rq.tenant, TenantID: rq.ses.Tenant, CSRF: rq.ses.CSRF, Budget: rq.budget,
+	v := view{Title: title, Tenant: rq.tenant, TenantID: rq.ses.Tenant, CSRF: rq.ses.CSRF, Budget: rq.budget(),
 		Flash: rq.flash, Section: section, SignedIn: true, Data: data}
 	return p.write(rq.w, rq.r, status, name, v)
 }
 
 // renderPublic writes a page outside a session.
-func (p *Portal) renderPublic(w http.ResponseWriter, r *http.Request, status int, name string, data map[string]any) {
-	title, _ := data["Title"].(string)
+func (p *Portal) renderPublic(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
 	v := view{Title: title, Flash: p.takeFlash(w, r), Data: data}
 	if err := p.write(w, r, status, name, v); err != nil {
 		p.logger.Error("portal: render", "page", name, "err", err)
@@ -128,7 +130,7 @@ func (p *Portal) write(w http.ResponseWriter, r *http.Request, status int, name 
 
 // renderError writes a signed-in error page.
 func (p *Portal) renderError(rq *request, status int, msg string) {
-	if err := p.render(rq, status, "error", http.StatusText(status), "", map[string]any{"Message": msg}); err != nil {
+	if err := p.render(rq, status, "error", http.StatusText(status), "", errorPage{Message: msg}); err != nil {
 		p.logger.Error("portal: render error page", "err", err)
 	}
 }
@@ -137,7 +139,7 @@ func (p *Portal) renderError(rq *request, status int, msg string) {
 // become pages (a 429 says when to try again, a 404 is a not-found page,
 // a 401 ends the session); anything else is logged and answered 500.
 func (p *Portal) fail(rq *request, err error) {
-	var ae *apiError
+	var ae *client.Error
 	if !errors.As(err, &ae) {
 		p.logger.Error("portal: internal error", "path", rq.r.URL.Path, "err", err)
 		p.renderError(rq, http.StatusInternalServerError, "Something went wrong on our side. Try again in a moment.")
@@ -153,24 +155,24 @@ func (p *Portal) fail(rq *request, err error) {
 	case http.StatusServiceUnavailable:
 		p.unavailable(rq.w, rq.r, ae)
 	case http.StatusNotFound:
-		p.renderError(rq, http.StatusNotFound, "Not found: "+ae.Message+".")
+		p.renderError(rq, http.StatusNotFound, "Not found: "+apiMessage(ae)+".")
 	default:
-		p.renderError(rq, ae.Status, ae.Message)
+		p.renderError(rq, ae.Status, apiMessage(ae))
 	}
 }
 
 // limited answers a 429: when to try again, with the API's Retry-After.
-func (p *Portal) limited(rq *request, ae *apiError) {
+func (p *Portal) limited(rq *request, ae *client.Error) {
 	after := max(ae.RetryAfter, 1)
 	rq.w.Header().Set("Retry-After", strconv.Itoa(after))
-	data := map[string]any{
-		"RetryAfter": after,
-		"At":         p.cfg.Now().Add(time.Duration(after) * time.Second).UTC().Format("15:04:05 UTC"),
-		"Again":      rq.r.URL.RequestURI(),
-		"IsGet":      rq.r.Method == http.MethodGet,
+	data := limitedPage{
+		RetryAfter: after,
+		At:         p.cfg.Now().Add(time.Duration(after) * time.Second).UTC().Format("15:04:05 UTC"),
+		Again:      rq.r.URL.RequestURI(),
+		IsGet:      rq.r.Method == http.MethodGet,
 	}
 	if lim, ok := ae.Details["limit"].(float64); ok {
-		data["Limit"] = int(lim)
+		data.Limit = int(lim)
 	}
 	if err := p.render(rq, http.StatusTooManyRequests, "limited", "Rate limit reached", "", data); err != nil {
 		p.logger.Error("portal: render 429", "err", err)
@@ -178,14 +180,14 @@ func (p *Portal) limited(rq *request, ae *apiError) {
 }
 
 // unavailable answers 503 with Retry-After.
-func (p *Portal) unavailable(w http.ResponseWriter, r *http.Request, ae *apiError) {
+func (p *Portal) unavailable(w http.ResponseWriter, r *http.Request, ae *client.Error) {
 	after := 5
 	if ae != nil && ae.RetryAfter > 0 {
 		after = ae.RetryAfter
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(after))
-	p.renderPublic(w, r, http.StatusServiceUnavailable, "error", map[string]any{
-		"Title": "Unavailable", "Message": fmt.Sprintf("The service is briefly unavailable. Try again in %d seconds.", after)})
+	p.renderPublic(w, r, http.StatusServiceUnavailable, "error", "Unavailable",
+		errorPage{Message: fmt.Sprintf("The service is briefly unavailable. Try again in %d seconds.", after)})
 }
 
 // Cookies.

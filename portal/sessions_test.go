@@ -234,22 +234,21 @@ func TestSafeNext(t *testing.T) {
 func TestFormBody(t *testing.T) {
 	f := subscriptionForm{URL: " https://x.example/h ", EventTypes: []string{"ticket.updated"}, Patterns: "board.*, ticket.updated *",
 		Metadata: "team = ops\n\nenv=prod", RateLimit: "2.5", Ordering: "fifo", Active: true}
-	body, problems := f.body(true)
+	body, problems := f.newSubscription()
 	if len(problems) != 0 {
 		t.Fatalf("problems = %v", problems)
 	}
-	types := body["eventTypes"].([]string)
-	if strings.Join(types, ",") != "ticket.updated,board.*,*" || body["rateLimit"] != 2.5 || body["active"] != true ||
-		body["metadata"].(map[string]string)["team"] != "ops" || body["ordering"] != "fifo" {
-		t.Errorf("body = %v", body)
+	if strings.Join(body.EventTypes, ",") != "ticket.updated,board.*,*" || body.RateLimit == nil || *body.RateLimit != 2.5 ||
+		body.Active == nil || !*body.Active || body.Metadata["team"] != "ops" || body.Ordering != "fifo" {
+		t.Errorf("body = %+v", body)
 	}
 	f = subscriptionForm{Metadata: "ok=1\nbroken", RateLimit: "fast"}
-	_, problems = f.body(false)
+	_, problems = f.patch()
 	if len(problems) != 2 || problems[0].Field != "metadata" || !strings.Contains(problems[0].Reason, "line 2") || problems[1].Field != "rateLimit" {
 		t.Errorf("problems = %v", problems)
 	}
 	var g subscriptionForm
-	g.setErrors([]fieldError{{"eventTypes[1]", "is not a catalog type"}, {"url", "must be https"}, {"secret", "bad"}})
+	g.setErrors([]fieldError{{Field: "eventTypes[1]", Reason: "is not a catalog type"}, {Field: "url", Reason: "must be https"}, {Field: "secret", Reason: "bad"}})
 	if g.Errors["eventTypes"] != "eventTypes[1]: is not a catalog type" || g.Errors["url"] != "must be https" || !strings.Contains(g.Problem, "secret: bad") {
 		t.Errorf("errors = %v, problem %q", g.Errors, g.Problem)
 	}

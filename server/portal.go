@@ -7,7 +7,9 @@ import (
 )
 
 // routes serves the tenant portal under /portal/ and the API everywhere
-// else. The portal serves its actions through the same API handler.
+// else. The portal makes its API calls with package client over an
+// in-process transport into this same API handler, so they pass the same
+// auth, limiter and contract as calls from outside.
 func (s *Server) routes(apiHandler http.Handler, sessions *portal.Sessions) http.Handler {
 	p := portal.New(portal.Config{
 		API:       apiHandler,
