@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/onestack/webhooks/subscriptions"
+	"github.com/onestack/webhooks/problem"
 )
 
 // Delivery statuses.
@@ -100,7 +100,7 @@ func deliveryErr(err error) error {
 	case errors.Is(err, ErrEventGone):
 		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "the event of this delivery is no longer retained"}
 	case errors.Is(err, ErrInvalidCursor):
-		return subscriptions.Invalid("cursor", "is not a cursor this API returned")
+		return problem.Invalid("cursor", "is not a cursor this API returned")
 	}
 	return err
 }
@@ -118,7 +118,7 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, c *caller) 
 	switch status {
 	case "", StatusPending, StatusSucceeded, StatusFailed, StatusSkipped:
 	default:
-		return subscriptions.Invalid("status", "must be pending, succeeded, failed or skipped")
+		return problem.Invalid("status", "must be pending, succeeded, failed or skipped")
 	}
 	list, more, err := a.cfg.Deliveries.Deliveries(r.Context(), c.tenant, s.ID, status, before, limit)
 	if err != nil {
@@ -163,7 +163,7 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request, c *caller) error {
 		return err
 	}
 	if fields := in.check(); len(fields) > 0 {
-		return &subscriptions.ValidationError{Fields: fields}
+		return &problem.ValidationError{Fields: fields}
 	}
 	return a.startReplay(w, r, s, *in.Since, in.until())
 }
@@ -176,13 +176,13 @@ type timeRange struct {
 }
 
 // check returns the range's field errors.
-func (t timeRange) check() []subscriptions.FieldError {
-	var fields []subscriptions.FieldError
+func (t timeRange) check() []problem.FieldError {
+	var fields []problem.FieldError
 	if t.Since == nil {
-		fields = append(fields, subscriptions.FieldError{Field: "since", Reason: "is required (RFC 3339)"})
+		fields = append(fields, problem.FieldError{Field: "since", Reason: "is required (RFC 3339)"})
 	}
 	if t.Since != nil && t.Until != nil && t.Until.Before(*t.Since) {
-		fields = append(fields, subscriptions.FieldError{Field: "until", Reason: "must not be before since"})
+		fields = append(fields, problem.FieldError{Field: "until", Reason: "must not be before since"})
 	}
 	return fields
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/onestack/webhooks/limits"
+	"github.com/onestack/webhooks/problem"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -91,7 +92,7 @@ const unavailableRetryAfter = 5
 // internals.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
-	var ve *subscriptions.ValidationError
+	var ve *problem.ValidationError
 	var qe *limits.ExceededError
 	switch {
 	case errors.As(err, &e):

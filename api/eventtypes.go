@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/problem"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -146,9 +147,9 @@ func typeErr(err error) error {
 // problemsErr turns the events package's problems into the API's field
 // errors, each field under prefix.
 func problemsErr(prefix string, problems []*events.FieldError) error {
-	out := &subscriptions.ValidationError{}
+	out := &problem.ValidationError{}
 	for _, p := range problems {
-		out.Fields = append(out.Fields, subscriptions.FieldError{Field: prefix + p.Field, Reason: p.Err.Error()})
+		out.Fields = append(out.Fields, problem.FieldError{Field: prefix + p.Field, Reason: p.Err.Error()})
 	}
 	return out
 }

@@ -6,12 +6,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/onestack/webhooks/problem"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
 // Recovery is what the API asks of replays, recoveries and the jobs that
 // run them past a page. Implementations return ErrJobNotFound,
-// *subscriptions.ValidationError (a range past retention),
+// *problem.ValidationError (a range past retention),
 // *limits.ExceededError (a job past the tenant's jobs limit) and
 // ErrUnavailable, wrapped as they like.
 type Recovery interface {
@@ -124,13 +125,13 @@ func (a *API) recoverDeliveries(w http.ResponseWriter, r *http.Request, c *calle
 		status = *in.Status
 	}
 	if status != StatusFailed && status != StatusSkipped {
-		fields = append(fields, subscriptions.FieldError{Field: "status", Reason: "must be failed or skipped"})
+		fields = append(fields, problem.FieldError{Field: "status", Reason: "must be failed or skipped"})
 	}
 	if !s.Active {
-		fields = append(fields, subscriptions.FieldError{Field: "subscription", Reason: "is disabled: enable it (PATCH active: true) before recovering its deliveries"})
+		fields = append(fields, problem.FieldError{Field: "subscription", Reason: "is disabled: enable it (PATCH active: true) before recovering its deliveries"})
 	}
 	if len(fields) > 0 {
-		return &subscriptions.ValidationError{Fields: fields}
+		return &problem.ValidationError{Fields: fields}
 	}
 	st, err := rec.Recover(r.Context(), s, status, *in.Since, in.until())
 	if err != nil {

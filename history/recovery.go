@@ -9,6 +9,7 @@ import (
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/jobs"
 	"github.com/onestack/webhooks/limits"
+	"github.com/onestack/webhooks/problem"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -66,7 +67,7 @@ func (r Recovery) bound(since, until time.Time, retention time.Duration, what st
 		until = now
 	}
 	if oldest := now.Add(-retention); since.Before(oldest) {
-		return time.Time{}, subscriptions.Invalid("since", fmt.Sprintf("must be within the %s retention (%s): nothing older is kept; since %s at the earliest",
+		return time.Time{}, problem.Invalid("since", fmt.Sprintf("must be within the %s retention (%s): nothing older is kept; since %s at the earliest",
 			what, retention, oldest.Format(time.RFC3339)))
 	}
 	return until, nil
