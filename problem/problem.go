@@ -24,6 +24,9 @@ var (
 	// ErrConflict: the request collides with what exists, such as a name
 	// already taken (409 CONFLICT).
 	ErrConflict = errors.New("conflict")
+	// ErrInProgress: the first request with the same idempotency key is
+	// still running (409 IDEMPOTENCY_KEY_IN_USE, Retry-After: 1).
+	ErrInProgress = errors.New("in progress")
 	// ErrChanged: the record changed since the revision (ETag) the caller
 	// read (412 PRECONDITION_FAILED).
 	ErrChanged = errors.New("changed since read")
@@ -52,6 +55,10 @@ func (e *Error) Error() string { return e.msg }
 
 // Is reports whether target is e's kind.
 func (e *Error) Is(target error) bool { return target == e.kind }
+
+// ErrInvalidCursor refuses a cursor the API did not return, or whose
+// place no longer exists.
+var ErrInvalidCursor = Invalid("cursor", "is not a cursor this API returned")
 
 // FieldError is one problem with one field of a request.
 type FieldError struct {
