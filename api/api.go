@@ -35,8 +35,8 @@ type Limiter interface {
 }
 
 // Deliveries is what the API asks of the delivery engine and its attempt
-// log. Implementations return the errors this package declares
-// (ErrDeliveryNotFound, ErrEventGone, ErrInvalidCursor, ErrUnavailable),
+// log. Implementations return errors of package problem (such as
+// ErrDeliveryNotFound, ErrEventGone, ErrInvalidCursor, ErrUnavailable),
 // wrapped as they like.
 type Deliveries interface {
 	// SendTest delivers a webhook.test event to one subscription only.
@@ -440,11 +440,3 @@ func (s *statusWriter) WriteHeader(code int) {
 }
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// isUnavailable reports whether err means a dependency (NATS, the attempt
-// log) could not be reached: every store maps its errors to a sentinel.
-func isUnavailable(err error) bool {
-	return errors.Is(err, ErrUnavailable) || errors.Is(err, events.ErrPublish) ||
-		errors.Is(err, subscriptions.ErrUnavailable) || errors.Is(err, idempotency.ErrUnavailable) ||
-		errors.Is(err, context.DeadlineExceeded)
-}

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
@@ -47,7 +46,7 @@ type EventDetail struct {
 }
 
 // ErrEventNotFound: no such event retained for this tenant.
-var ErrEventNotFound = errors.New("event not found")
+var ErrEventNotFound error = problem.NotFound("event")
 
 type eventSummaryView struct {
 	ID         string    `json:"id"`
@@ -104,7 +103,7 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	list, next, err := log.Events(r.Context(), c.tenant, q)
 	if err != nil {
-		return deliveryErr(err)
+		return err
 	}
 	out := listPage[eventSummaryView]{Data: make([]eventSummaryView, len(list))}
 	for i, e := range list {
@@ -127,11 +126,8 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request, c *caller) error 
 		return errNotFound("event")
 	}
 	e, err := log.Event(r.Context(), c.tenant, id)
-	if errors.Is(err, ErrEventNotFound) {
-		return errNotFound("event")
-	}
 	if err != nil {
-		return deliveryErr(err)
+		return err
 	}
 	out := eventView{
 		eventSummaryView: eventSummaryView{ID: e.ID, Type: e.Type, OccurredAt: e.OccurredAt.UTC()},

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
@@ -11,7 +10,8 @@ import (
 )
 
 // Recovery is what the API asks of replays, recoveries and the jobs that
-// run them past a page. Implementations return ErrJobNotFound,
+// run them past a page. Implementations return errors of package
+// problem: ErrJobNotFound,
 // *problem.ValidationError (a range past retention),
 // *limits.ExceededError (a job past the tenant's jobs limit) and
 // ErrUnavailable, wrapped as they like.
@@ -56,7 +56,7 @@ type Job struct {
 }
 
 // ErrJobNotFound: no such job for this tenant.
-var ErrJobNotFound = errors.New("job not found")
+var ErrJobNotFound error = problem.NotFound("job")
 
 type jobView struct {
 	ID             string    `json:"id"`
@@ -97,7 +97,7 @@ func (a *API) startReplay(w http.ResponseWriter, r *http.Request, s subscription
 	}
 	st, err := a.cfg.Recovery.Replay(r.Context(), s, since, until)
 	if err != nil {
-		return deliveryErr(err)
+		return err
 	}
 	started(w, "replayed", st)
 	return nil
@@ -135,7 +135,7 @@ func (a *API) recoverDeliveries(w http.ResponseWriter, r *http.Request, c *calle
 	}
 	st, err := rec.Recover(r.Context(), s, status, *in.Since, in.until())
 	if err != nil {
-		return deliveryErr(err)
+		return err
 	}
 	started(w, "recovered", st)
 	return nil
@@ -147,9 +147,6 @@ func (a *API) getJob(w http.ResponseWriter, r *http.Request, c *caller) error {
 		return err
 	}
 	j, err := rec.Job(r.Context(), c.tenant, r.PathValue("id"))
-	if errors.Is(err, ErrJobNotFound) {
-		return errNotFound("job")
-	}
 	if err != nil {
 		return err
 	}
