@@ -30,10 +30,12 @@ const (
 
 // Error is an answer in the API's error shape.
 type Error struct {
-	Status  int            `json:"-"`
-	Message string         `json:"error"`
-	Code    string         `json:"code"`
-	Details map[string]any `json:"details,omitempty"`
+	Status  int    `json:"-"`
+	Message string `json:"error"`
+	Code    string `json:"code"`
+	// Details is a map of what the code says more, or a struct when the
+	// contract fixes the order of its keys.
+	Details any `json:"details,omitempty"`
 	// RetryAfter, in seconds, is sent as a Retry-After header when set.
 	RetryAfter int `json:"-"`
 	// cause, when set, is logged with the answer (never sent).
@@ -106,7 +108,7 @@ func answer(err error) *Error {
 		return e
 	case errors.As(err, &rl):
 		return &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimitExceeded, Message: "Rate limit exceeded",
-			Details: map[string]any{"limit": rl.Limit, "window": "1m", "retryAfter": rl.RetryAfter}, RetryAfter: rl.RetryAfter}
+			Details: rateLimitDetails{Limit: rl.Limit, Window: "1m", RetryAfter: rl.RetryAfter}, RetryAfter: rl.RetryAfter}
 	case errors.As(err, &qe):
 		return errExceeded(qe)
 	case errors.As(err, &ve):
@@ -126,6 +128,13 @@ func answer(err error) *Error {
 			RetryAfter: unavailableRetryAfter, cause: err}
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", cause: err}
+}
+
+// rateLimitDetails are a 429's details, in spec/rate-limits.md's order.
+type rateLimitDetails struct {
+	Limit      int    `json:"limit"`
+	Window     string `json:"window"`
+	RetryAfter int    `json:"retryAfter"`
 }
 
 // message is what the API says of err, of kind: the message of the

@@ -53,7 +53,7 @@ func TestAnswer(t *testing.T) {
 				Details: map[string]any{"limit": limits.EventBytes, "max": int64(10), "used": int64(11)}}},
 		{"rate limited", &problem.RateLimitedError{Limit: 100, RetryAfter: 23},
 			&Error{Status: http.StatusTooManyRequests, Code: CodeRateLimitExceeded, Message: "Rate limit exceeded",
-				Details: map[string]any{"limit": 100, "window": "1m", "retryAfter": 23}, RetryAfter: 23}},
+				Details: rateLimitDetails{Limit: 100, Window: "1m", RetryAfter: 23}, RetryAfter: 23}},
 		{"subscription, tenant or key", subscriptions.ErrNotFound, notFound("resource not found")},
 		{"delivery", deliverylog.ErrNotFound, notFound("delivery not found")},
 		{"a Deliveries' delivery", ErrDeliveryNotFound, notFound("delivery not found")},
