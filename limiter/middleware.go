@@ -15,9 +15,10 @@ import (
 
 // HTTP applies a Limiter to API requests: it writes X-RateLimit-Limit,
 // X-RateLimit-Remaining and X-RateLimit-Reset on every answer (and the IETF
-// draft's RateLimit-Policy and RateLimit), answers 429 past the budget, and
-// gives the unit back for 304s, so neither 304s nor 429s count; a 304 to
-// If-None-Match: * counts (see free).
+// draft's RateLimit-Policy and RateLimit), refuses past the budget with a
+// *problem.RateLimitedError (the API answers it 429), and gives the unit
+// back for 304s, so neither 304s nor 429s count; a 304 to If-None-Match: *
+// counts (see free).
 type HTTP struct {
 	l       *Limiter
 	logger  *slog.Logger
