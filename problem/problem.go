@@ -1,6 +1,7 @@
 // Package problem is the vocabulary of the errors the API answers. Each
-// kind is a sentinel (ErrNotFound, ErrConflict, ErrChanged,
-// ErrUnavailable) that errors of the kind match with errors.Is; the
+// kind is a sentinel (ErrNotFound, ErrConflict, ErrInProgress,
+// ErrChanged, ErrUnavailable) that errors of the kind match with
+// errors.Is; the
 // errors that carry more than their kind are types: ValidationError (the
 // fields at fault) and RateLimitedError (the budget and when to retry). A
 // tenant past one of its limits is limits.ExceededError, which the limits
@@ -36,8 +37,8 @@ var (
 )
 
 // Error is an error of one kind with its own message, which says what
-// it is about ("delivery not found"); the API answers a not-found or a
-// conflict with that message. Compare one with errors.Is, by its kind or
+// it is about ("delivery not found"); the API answers a not-found, a
+// conflict or a request in progress with that message. Compare one with errors.Is, by its kind or
 // by the value itself.
 type Error struct {
 	kind error
