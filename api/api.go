@@ -26,17 +26,18 @@ import (
 )
 
 // Limiter guards the tenant API. Admit takes one unit of tenant's budget
-// (limit per window) for r. When the budget is spent it writes the 429
-// itself and returns ok false. Otherwise it returns the writer the handler
-// must use, which adds the rate-limit headers, and a done func to call after
+// (limit per window) for r. When the budget is spent it sets the
+// rate-limit headers on w and returns a *problem.RateLimitedError, which
+// the API answers 429. Otherwise it returns the writer the handler must
+// use, which adds the rate-limit headers, and a done func to call after
 // the handler, which gives the unit back when the answer was not counted.
 type Limiter interface {
-	Admit(w http.ResponseWriter, r *http.Request, tenant string, limit int) (ww http.ResponseWriter, done func(), ok bool)
+	Admit(w http.ResponseWriter, r *http.Request, tenant string, limit int) (ww http.ResponseWriter, done func(), err error)
 }
 
 // Deliveries is what the API asks of the delivery engine and its attempt
-// log. Implementations return the errors this package declares
-// (ErrDeliveryNotFound, ErrEventGone, ErrInvalidCursor, ErrUnavailable),
+// log. Implementations return errors of package problem (such as
+// ErrDeliveryNotFound, ErrEventGone, ErrInvalidCursor, ErrUnavailable),
 // wrapped as they like.
 type Deliveries interface {
 	// SendTest delivers a webhook.test event to one subscription only.
@@ -361,8 +362,9 @@ func (a *API) wrap(rt route) http.Handler {
 			}
 			c.limits = lim
 			if a.cfg.Limiter != nil {
-				ww, done, admitted := a.cfg.Limiter.Admit(sw, r, ten, int(lim.RequestsPerMinute))
-				if !admitted {
+				ww, done, err := a.cfg.Limiter.Admit(sw, r, ten, int(lim.RequestsPerMinute))
+				if err != nil {
+					a.writeError(sw, r, err)
 					return
 				}
 				defer done()
@@ -440,11 +442,3 @@ func (s *statusWriter) WriteHeader(code int) {
 }
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// isUnavailable reports whether err means a dependency (NATS, the attempt
-// log) could not be reached: every store maps its errors to a sentinel.
-func isUnavailable(err error) bool {
-	return errors.Is(err, ErrUnavailable) || errors.Is(err, events.ErrPublish) ||
-		errors.Is(err, subscriptions.ErrUnavailable) || errors.Is(err, idempotency.ErrUnavailable) ||
-		errors.Is(err, context.DeadlineExceeded)
-}

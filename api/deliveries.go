@@ -1,11 +1,10 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
-	"github.com/onestack/webhooks/subscriptions"
+	"github.com/onestack/webhooks/problem"
 )
 
 // Delivery statuses.
@@ -41,13 +40,14 @@ type Attempt struct {
 	TraceID string
 }
 
-// Errors of a Deliveries implementation.
+// Errors a Deliveries implementation may return, of the problem
+// vocabulary.
 var (
-	ErrDeliveryNotFound = errors.New("delivery not found")
-	ErrEventGone        = errors.New("the event of this delivery is no longer retained")
-	ErrInvalidCursor    = errors.New("cursor does not name a delivery")
+	ErrDeliveryNotFound error = problem.NotFound("delivery")
+	ErrEventGone        error = problem.New(problem.ErrNotFound, "the event of this delivery is no longer retained")
+	ErrInvalidCursor    error = problem.ErrInvalidCursor
 	// ErrUnavailable: a dependency (NATS, the attempt log) cannot be reached.
-	ErrUnavailable = errors.New("dependency unavailable")
+	ErrUnavailable = problem.ErrUnavailable
 )
 
 type attemptView struct {
@@ -92,19 +92,6 @@ func viewDelivery(d Delivery) deliveryView {
 	return v
 }
 
-// deliveryErr maps the read errors of Deliveries.
-func deliveryErr(err error) error {
-	switch {
-	case errors.Is(err, ErrDeliveryNotFound):
-		return errNotFound("delivery")
-	case errors.Is(err, ErrEventGone):
-		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "the event of this delivery is no longer retained"}
-	case errors.Is(err, ErrInvalidCursor):
-		return subscriptions.Invalid("cursor", "is not a cursor this API returned")
-	}
-	return err
-}
-
 func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, c *caller) error {
 	s, err := a.subscription(r, c, r.PathValue("id"))
 	if err != nil {
@@ -118,11 +105,11 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, c *caller) 
 	switch status {
 	case "", StatusPending, StatusSucceeded, StatusFailed, StatusSkipped:
 	default:
-		return subscriptions.Invalid("status", "must be pending, succeeded, failed or skipped")
+		return problem.Invalid("status", "must be pending, succeeded, failed or skipped")
 	}
 	list, more, err := a.cfg.Deliveries.Deliveries(r.Context(), c.tenant, s.ID, status, before, limit)
 	if err != nil {
-		return deliveryErr(err)
+		return err
 	}
 	out := listPage[deliveryView]{Data: make([]deliveryView, len(list))}
 	for i, d := range list {
@@ -138,7 +125,7 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, c *caller) 
 func (a *API) getDelivery(w http.ResponseWriter, r *http.Request, c *caller) error {
 	d, err := a.cfg.Deliveries.Delivery(r.Context(), c.tenant, r.PathValue("id"))
 	if err != nil {
-		return deliveryErr(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, viewDelivery(d))
 	return nil
@@ -147,7 +134,7 @@ func (a *API) getDelivery(w http.ResponseWriter, r *http.Request, c *caller) err
 func (a *API) retryDelivery(w http.ResponseWriter, r *http.Request, c *caller) error {
 	d, err := a.cfg.Deliveries.Retry(r.Context(), c.tenant, r.PathValue("id"))
 	if err != nil {
-		return deliveryErr(err)
+		return err
 	}
 	writeJSON(w, http.StatusAccepted, viewDelivery(d))
 	return nil
@@ -163,7 +150,7 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request, c *caller) error {
 		return err
 	}
 	if fields := in.check(); len(fields) > 0 {
-		return &subscriptions.ValidationError{Fields: fields}
+		return &problem.ValidationError{Fields: fields}
 	}
 	return a.startReplay(w, r, s, *in.Since, in.until())
 }
@@ -176,13 +163,13 @@ type timeRange struct {
 }
 
 // check returns the range's field errors.
-func (t timeRange) check() []subscriptions.FieldError {
-	var fields []subscriptions.FieldError
+func (t timeRange) check() []problem.FieldError {
+	var fields []problem.FieldError
 	if t.Since == nil {
-		fields = append(fields, subscriptions.FieldError{Field: "since", Reason: "is required (RFC 3339)"})
+		fields = append(fields, problem.FieldError{Field: "since", Reason: "is required (RFC 3339)"})
 	}
 	if t.Since != nil && t.Until != nil && t.Until.Before(*t.Since) {
-		fields = append(fields, subscriptions.FieldError{Field: "until", Reason: "must not be before since"})
+		fields = append(fields, problem.FieldError{Field: "until", Reason: "must not be before since"})
 	}
 	return fields
 }

@@ -1,12 +1,13 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
 
 	"github.com/onestack/webhooks/limits"
-	"github.com/onestack/webhooks/subscriptions"
+	"github.com/onestack/webhooks/problem"
 )
 
 // Error codes of the API's error shape.
@@ -29,10 +30,12 @@ const (
 
 // Error is an answer in the API's error shape.
 type Error struct {
-	Status  int            `json:"-"`
-	Message string         `json:"error"`
-	Code    string         `json:"code"`
-	Details map[string]any `json:"details,omitempty"`
+	Status  int    `json:"-"`
+	Message string `json:"error"`
+	Code    string `json:"code"`
+	// Details is a map of what the code says more, or a struct when the
+	// contract fixes the order of its keys.
+	Details any `json:"details,omitempty"`
 	// RetryAfter, in seconds, is sent as a Retry-After header when set.
 	RetryAfter int `json:"-"`
 	// cause, when set, is logged with the answer (never sent).
@@ -86,33 +89,80 @@ var exceededHints = map[string]string{
 // unavailableRetryAfter is the Retry-After sent with 503 UNAVAILABLE.
 const unavailableRetryAfter = 5
 
-// writeError answers err in the error shape. Known errors map to their
-// status; anything else is logged here, once, and answered 500 without
-// internals.
-func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+// inProgressRetryAfter is the Retry-After sent with 409
+// IDEMPOTENCY_KEY_IN_USE.
+const inProgressRetryAfter = 1
+
+// answer turns err into the API's answer: the one place an error becomes
+// a status, a code and a body. An *Error is answered as it is; the
+// problem vocabulary's kinds and types, and limits' *ExceededError, by
+// this table; anything else is 500 INTERNAL, without internals. An
+// unavailable dependency's answer keeps err as its cause, to be logged.
+func answer(err error) *Error {
 	var e *Error
-	var ve *subscriptions.ValidationError
+	var rl *problem.RateLimitedError
 	var qe *limits.ExceededError
+	var ve *problem.ValidationError
 	switch {
 	case errors.As(err, &e):
-		if e.cause != nil {
-			a.logger.Warn("dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", e.cause)
-		}
+		return e
+	case errors.As(err, &rl):
+		return &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimitExceeded, Message: "Rate limit exceeded",
+			Details: rateLimitDetails{Limit: rl.Limit, Window: "1m", RetryAfter: rl.RetryAfter}, RetryAfter: rl.RetryAfter}
 	case errors.As(err, &qe):
-		e = errExceeded(qe)
+		return errExceeded(qe)
 	case errors.As(err, &ve):
-		e = &Error{Status: http.StatusBadRequest, Code: CodeValidationFailed, Message: "the request is not valid",
+		return &Error{Status: http.StatusBadRequest, Code: CodeValidationFailed, Message: "the request is not valid",
 			Details: map[string]any{"fields": ve.Fields}}
-	case errors.Is(err, subscriptions.ErrNotFound):
-		e = errNotFound("resource")
-	case errors.Is(err, subscriptions.ErrConflict):
-		e = errPrecondition()
-	case errors.Is(err, subscriptions.ErrUnavailable), isUnavailable(err):
-		a.logger.Warn("dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
-		e = &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "a dependency is unavailable; retry later", RetryAfter: unavailableRetryAfter}
-	default:
-		a.logger.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
-		e = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
+	case errors.Is(err, problem.ErrNotFound):
+		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: message(err, problem.ErrNotFound, "resource not found")}
+	case errors.Is(err, problem.ErrConflict):
+		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: message(err, problem.ErrConflict, "conflict")}
+	case errors.Is(err, problem.ErrInProgress):
+		return &Error{Status: http.StatusConflict, Code: CodeIdempotencyKeyInUse, Message: message(err, problem.ErrInProgress, "in progress"),
+			RetryAfter: inProgressRetryAfter}
+	case errors.Is(err, problem.ErrChanged):
+		return errPrecondition()
+	case isUnavailable(err):
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "a dependency is unavailable; retry later",
+			RetryAfter: unavailableRetryAfter, cause: err}
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", cause: err}
+}
+
+// rateLimitDetails are a 429's details, in spec/rate-limits.md's order.
+type rateLimitDetails struct {
+	Limit      int    `json:"limit"`
+	Window     string `json:"window"`
+	RetryAfter int    `json:"retryAfter"`
+}
+
+// message is what the API says of err, of kind: the message of the
+// *problem.Error it holds, when that is of kind, else otherwise.
+func message(err, kind error, otherwise string) string {
+	var pe *problem.Error
+	if errors.As(err, &pe) && errors.Is(pe, kind) {
+		return pe.Error()
+	}
+	return otherwise
+}
+
+// isUnavailable reports whether err means a dependency (NATS, a store, an
+// index) could not be reached, or did not answer in time.
+func isUnavailable(err error) bool {
+	return errors.Is(err, problem.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// writeError answers err in the error shape (see answer). An unexpected
+// error is logged here, once, at Error; an unavailable dependency at
+// Warn.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := answer(err)
+	switch {
+	case e.Code == CodeInternal && e.cause != nil:
+		a.logger.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", e.cause)
+	case e.cause != nil:
+		a.logger.Warn("dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", e.cause)
 	}
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))

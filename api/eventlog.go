@@ -3,12 +3,11 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/onestack/webhooks/events"
-	"github.com/onestack/webhooks/subscriptions"
+	"github.com/onestack/webhooks/problem"
 )
 
 // EventLog is what the API asks of the events a tenant published and
@@ -47,7 +46,7 @@ type EventDetail struct {
 }
 
 // ErrEventNotFound: no such event retained for this tenant.
-var ErrEventNotFound = errors.New("event not found")
+var ErrEventNotFound error = problem.NotFound("event")
 
 type eventSummaryView struct {
 	ID         string    `json:"id"`
@@ -79,9 +78,9 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	q := EventQuery{Cursor: cursor, Limit: limit}
 	v := r.URL.Query()
-	var fields []subscriptions.FieldError
+	var fields []problem.FieldError
 	if q.Type = v.Get("type"); q.Type != "" && !events.ValidTypeName(q.Type) {
-		fields = append(fields, subscriptions.FieldError{Field: "type", Reason: "is not an event type name"})
+		fields = append(fields, problem.FieldError{Field: "type", Reason: "is not an event type name"})
 	}
 	for _, p := range []struct {
 		name string
@@ -90,21 +89,21 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, c *caller) erro
 		if s := v.Get(p.name); s != "" {
 			t, err := time.Parse(time.RFC3339Nano, s)
 			if err != nil {
-				fields = append(fields, subscriptions.FieldError{Field: p.name, Reason: "must be an RFC 3339 time"})
+				fields = append(fields, problem.FieldError{Field: p.name, Reason: "must be an RFC 3339 time"})
 				continue
 			}
 			*p.dst = t
 		}
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
-		fields = append(fields, subscriptions.FieldError{Field: "until", Reason: "must not be before since"})
+		fields = append(fields, problem.FieldError{Field: "until", Reason: "must not be before since"})
 	}
 	if len(fields) > 0 {
-		return &subscriptions.ValidationError{Fields: fields}
+		return &problem.ValidationError{Fields: fields}
 	}
 	list, next, err := log.Events(r.Context(), c.tenant, q)
 	if err != nil {
-		return deliveryErr(err)
+		return err
 	}
 	out := listPage[eventSummaryView]{Data: make([]eventSummaryView, len(list))}
 	for i, e := range list {
@@ -127,11 +126,8 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request, c *caller) error 
 		return errNotFound("event")
 	}
 	e, err := log.Event(r.Context(), c.tenant, id)
-	if errors.Is(err, ErrEventNotFound) {
-		return errNotFound("event")
-	}
 	if err != nil {
-		return deliveryErr(err)
+		return err
 	}
 	out := eventView{
 		eventSummaryView: eventSummaryView{ID: e.ID, Type: e.Type, OccurredAt: e.OccurredAt.UTC()},

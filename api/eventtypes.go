@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/http"
@@ -14,7 +13,8 @@ import (
 
 // EventTypes is what the operator API asks of the event-type registry.
 // Implementations return events.ErrTypeExists, events.ErrTypeNotFound,
-// *events.ValidationError and events.ErrUnavailable, wrapped as they like.
+// *events.ValidationError and events.ErrUnavailable (errors of package
+// problem), wrapped as they like.
 type EventTypes interface {
 	events.Source
 	Create(ctx context.Context, in events.TypeInput) (events.Type, error)
@@ -82,7 +82,7 @@ func (a *API) createEventType(w http.ResponseWriter, r *http.Request, _ *caller)
 	}
 	t, err := reg.Create(r.Context(), in)
 	if err != nil {
-		return typeErr(err)
+		return err
 	}
 	w.Header().Set("Location", "/api/event-types/"+t.Type)
 	writeJSON(w, http.StatusCreated, viewEventType(t))
@@ -104,7 +104,7 @@ func (a *API) patchEventType(w http.ResponseWriter, r *http.Request, _ *caller) 
 	}
 	t, err := reg.Update(r.Context(), name, in)
 	if err != nil {
-		return typeErr(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, viewEventType(t))
 	return nil
@@ -121,36 +121,10 @@ func (a *API) deprecateEventType(w http.ResponseWriter, r *http.Request, _ *call
 	}
 	t, err := reg.Deprecate(r.Context(), name)
 	if err != nil {
-		return typeErr(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, viewEventType(t))
 	return nil
-}
-
-// typeErr maps the registry's errors.
-func typeErr(err error) error {
-	var ve *events.ValidationError
-	switch {
-	case errors.As(err, &ve):
-		return problemsErr("", ve.Problems)
-	case errors.Is(err, events.ErrTypeExists):
-		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "an event type of that name already exists; change it with PATCH"}
-	case errors.Is(err, events.ErrTypeNotFound):
-		return errNotFound("event type")
-	case errors.Is(err, events.ErrUnavailable):
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	return err
-}
-
-// problemsErr turns the events package's problems into the API's field
-// errors, each field under prefix.
-func problemsErr(prefix string, problems []*events.FieldError) error {
-	out := &subscriptions.ValidationError{}
-	for _, p := range problems {
-		out.Fields = append(out.Fields, subscriptions.FieldError{Field: prefix + p.Field, Reason: p.Err.Error()})
-	}
-	return out
 }
 
 // viewExtras is what a subscription's view shows of its filter (null

@@ -14,6 +14,7 @@ import (
 
 	"github.com/onestack/webhooks/endpointauth"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/problem"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -421,14 +422,14 @@ func page(r *http.Request) (limit int, after string, err error) {
 	if v := q.Get("limit"); v != "" {
 		n, convErr := strconv.Atoi(v)
 		if convErr != nil || n < 1 || n > maxPageSize {
-			return 0, "", subscriptions.Invalid("limit", "must be an integer from 1 to 100")
+			return 0, "", problem.Invalid("limit", "must be an integer from 1 to 100")
 		}
 		limit = n
 	}
 	if v := q.Get("cursor"); v != "" {
 		id, ok := decodeCursor(v)
 		if !ok {
-			return 0, "", subscriptions.Invalid("cursor", "is not a cursor this API returned")
+			return 0, "", problem.Invalid("cursor", "is not a cursor this API returned")
 		}
 		after = id
 	}
@@ -530,7 +531,7 @@ func (a *API) batchSubscriptions(w http.ResponseWriter, r *http.Request, c *call
 		return err
 	}
 	if len(in.IDs) < 1 || len(in.IDs) > maxBatch {
-		return subscriptions.Invalid("ids", "must hold 1 to 100 ids")
+		return problem.Invalid("ids", "must hold 1 to 100 ids")
 	}
 	out := struct {
 		Data    []subscriptionView `json:"data"`
@@ -605,14 +606,14 @@ type eventInput struct {
 
 // event builds one input's envelope and lists its problems; prefix names
 // it in field errors ("" or "events[3].").
-func (a *API) event(in eventInput, tenantID, prefix string, now time.Time) (events.Event, []subscriptions.FieldError) {
+func (a *API) event(in eventInput, tenantID, prefix string, now time.Time) (events.Event, []problem.FieldError) {
 	e := events.Event{ID: events.NewID(), Type: in.Type, TenantID: tenantID, OccurredAt: now, Data: in.Data}
 	if in.ID != nil {
 		e.ID = *in.ID
 	}
-	var fields []subscriptions.FieldError
+	var fields []problem.FieldError
 	for _, p := range e.Problems(a.cfg.Catalog.Catalog()) {
-		fields = append(fields, subscriptions.FieldError{Field: prefix + p.Field, Reason: p.Err.Error()})
+		fields = append(fields, problem.FieldError{Field: prefix + p.Field, Reason: p.Err.Error()})
 	}
 	return e, fields
 }
@@ -627,7 +628,7 @@ func (a *API) publishEvent(w http.ResponseWriter, r *http.Request, c *caller) er
 	}
 	e, fields := a.event(in, c.tenant, "", a.cfg.Now().UTC())
 	if len(fields) > 0 {
-		return &subscriptions.ValidationError{Fields: fields}
+		return &problem.ValidationError{Fields: fields}
 	}
 	fresh, err := a.unseen(r.Context(), c.tenant, []eventInput{in}, []events.Event{e})
 	if err != nil {
@@ -755,7 +756,7 @@ func (a *API) publishEvents(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	if len(in.Events) < 1 || len(in.Events) > maxBatch {
-		return subscriptions.Invalid("events", "must hold 1 to 100 events")
+		return problem.Invalid("events", "must hold 1 to 100 events")
 	}
 	for i, ei := range in.Events {
 		if err := checkEventBytes(c, ei.Data, itemPrefix(i)); err != nil {
@@ -764,14 +765,14 @@ func (a *API) publishEvents(w http.ResponseWriter, r *http.Request, c *caller) e
 	}
 	now := a.cfg.Now().UTC()
 	evts := make([]events.Event, len(in.Events))
-	var fields []subscriptions.FieldError
+	var fields []problem.FieldError
 	for i, ei := range in.Events {
 		e, fe := a.event(ei, c.tenant, itemPrefix(i), now)
 		evts[i] = e
 		fields = append(fields, fe...)
 	}
 	if len(fields) > 0 {
-		return &subscriptions.ValidationError{Fields: fields}
+		return &problem.ValidationError{Fields: fields}
 	}
 	ids := make([]string, len(evts))
 	for i, e := range evts {

@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -66,14 +65,6 @@ func (a *API) serveIdempotent(w http.ResponseWriter, r *http.Request, c *caller,
 	defer cancelBegin()
 	replay, claim, err := a.cfg.Idempotency.Begin(beginCtx, c.tenant, key, fp)
 	switch {
-	case errors.Is(err, idempotency.ErrMismatch):
-		a.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeConflict,
-			Message: "this Idempotency-Key was used with a different request"})
-		return
-	case errors.Is(err, idempotency.ErrInProgress):
-		a.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeIdempotencyKeyInUse,
-			Message: "the first request with this Idempotency-Key is still running; retry later", RetryAfter: 1})
-		return
 	case err != nil:
 		a.writeError(w, r, err)
 		return

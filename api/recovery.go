@@ -2,16 +2,17 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
+	"github.com/onestack/webhooks/problem"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
 // Recovery is what the API asks of replays, recoveries and the jobs that
-// run them past a page. Implementations return ErrJobNotFound,
-// *subscriptions.ValidationError (a range past retention),
+// run them past a page. Implementations return errors of package
+// problem: ErrJobNotFound,
+// *problem.ValidationError (a range past retention),
 // *limits.ExceededError (a job past the tenant's jobs limit) and
 // ErrUnavailable, wrapped as they like.
 type Recovery interface {
@@ -55,7 +56,7 @@ type Job struct {
 }
 
 // ErrJobNotFound: no such job for this tenant.
-var ErrJobNotFound = errors.New("job not found")
+var ErrJobNotFound error = problem.NotFound("job")
 
 type jobView struct {
 	ID             string    `json:"id"`
@@ -96,7 +97,7 @@ func (a *API) startReplay(w http.ResponseWriter, r *http.Request, s subscription
 	}
 	st, err := a.cfg.Recovery.Replay(r.Context(), s, since, until)
 	if err != nil {
-		return deliveryErr(err)
+		return err
 	}
 	started(w, "replayed", st)
 	return nil
@@ -124,17 +125,17 @@ func (a *API) recoverDeliveries(w http.ResponseWriter, r *http.Request, c *calle
 		status = *in.Status
 	}
 	if status != StatusFailed && status != StatusSkipped {
-		fields = append(fields, subscriptions.FieldError{Field: "status", Reason: "must be failed or skipped"})
+		fields = append(fields, problem.FieldError{Field: "status", Reason: "must be failed or skipped"})
 	}
 	if !s.Active {
-		fields = append(fields, subscriptions.FieldError{Field: "subscription", Reason: "is disabled: enable it (PATCH active: true) before recovering its deliveries"})
+		fields = append(fields, problem.FieldError{Field: "subscription", Reason: "is disabled: enable it (PATCH active: true) before recovering its deliveries"})
 	}
 	if len(fields) > 0 {
-		return &subscriptions.ValidationError{Fields: fields}
+		return &problem.ValidationError{Fields: fields}
 	}
 	st, err := rec.Recover(r.Context(), s, status, *in.Since, in.until())
 	if err != nil {
-		return deliveryErr(err)
+		return err
 	}
 	started(w, "recovered", st)
 	return nil
@@ -146,9 +147,6 @@ func (a *API) getJob(w http.ResponseWriter, r *http.Request, c *caller) error {
 		return err
 	}
 	j, err := rec.Job(r.Context(), c.tenant, r.PathValue("id"))
-	if errors.Is(err, ErrJobNotFound) {
-		return errNotFound("job")
-	}
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/onestack/webhooks/problem"
 )
 
 // Failures limits the failed authentications of a source address, so that
@@ -65,8 +67,9 @@ func (a *API) tooManyFailures(r *http.Request) *Error {
 		"Ratelimit-Policy":      {`"address";q=` + l + `;w=60`},
 		"Ratelimit":             {`"address";r=0;t=` + ra},
 	}
-	return &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimitExceeded, Message: "Rate limit exceeded",
-		Details: map[string]any{"limit": limit, "window": "1m", "retryAfter": retry}, RetryAfter: retry, header: h}
+	e := answer(&problem.RateLimitedError{Limit: limit, RetryAfter: retry})
+	e.header = h
+	return e
 }
 
 // failed counts a failed authentication of r's address and returns e, or

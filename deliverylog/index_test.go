@@ -15,6 +15,7 @@ import (
 
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/internal/natstest"
+	"github.com/onestack/webhooks/problem"
 )
 
 func TestWriterAndIndex(t *testing.T) {
@@ -112,6 +113,9 @@ func TestWriterAndIndex(t *testing.T) {
 			if _, _, err := ix.List(ctx, tenantA, tc.sub, tc.status, tc.before, 10); !errors.Is(err, deliverylog.ErrInvalid) {
 				t.Errorf("List(%q, %q, %q) = %v, want ErrInvalid", tc.sub, tc.status, tc.before, err)
 			}
+		}
+		if _, _, err := ix.List(ctx, tenantA, subA1, "", "dlv_x", 10); !errors.Is(err, problem.ErrInvalidCursor) {
+			t.Errorf("List(cursor %q) = %v, want problem.ErrInvalidCursor", "dlv_x", err)
 		}
 	})
 	t.Run("event lookup", func(t *testing.T) {

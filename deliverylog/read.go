@@ -9,6 +9,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/onestack/webhooks/internal/streamindex"
+	"github.com/onestack/webhooks/problem"
 )
 
 // Page sizes of [Index.List].
@@ -84,7 +85,7 @@ func (ix *Index) List(ctx context.Context, tenant, sub, status, before string, l
 	if before != "" {
 		bk, ok := parseDeliveryID(before)
 		if !ok {
-			return nil, false, fmt.Errorf("list deliveries: cursor %q: %w", before, ErrInvalid)
+			return nil, false, fmt.Errorf("list deliveries: cursor %q: %w: %w", before, ErrInvalid, problem.ErrInvalidCursor)
 		}
 		cursor = bk.dlv
 	}

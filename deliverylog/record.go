@@ -19,6 +19,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/onestack/webhooks/problem"
 )
 
 // Delivery statuses.
@@ -40,15 +42,16 @@ const MaxIDLen = 255
 
 // Errors of the package.
 var (
-	// ErrNotFound: no such delivery for this tenant.
-	ErrNotFound = errors.New("delivery not found")
+	// ErrNotFound: no such delivery for this tenant (problem.ErrNotFound).
+	ErrNotFound = problem.NotFound("delivery")
 	// ErrUnavailable: the index's storage or NATS cannot be reached, or the
-	// index is closed.
-	ErrUnavailable = errors.New("delivery log unavailable")
+	// index is closed (problem.ErrUnavailable).
+	ErrUnavailable = problem.New(problem.ErrUnavailable, "delivery log unavailable")
 	// ErrClosed: the writer is closed; a record given to it after Close, or
 	// not stored before Close gave up, gets this error.
 	ErrClosed = errors.New("delivery log writer closed")
 	// ErrInvalid: a record, status, subscription id or cursor is malformed.
+	// A cursor's also wraps problem.ErrInvalidCursor.
 	ErrInvalid = errors.New("invalid delivery log argument")
 )
 

@@ -18,6 +18,7 @@ import (
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/jobs"
+	"github.com/onestack/webhooks/problem"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -81,8 +82,15 @@ type replayItem struct {
 	Type  string `json:"t"`
 }
 
-// ErrSubscriptionGone fails a job whose subscription was deleted.
-var ErrSubscriptionGone = errors.New("the subscription was deleted")
+// ErrSubscriptionGone fails a job whose subscription was deleted. It is a
+// problem.ErrNotFound that names nothing, which the API answers as a
+// resource not found.
+var ErrSubscriptionGone error = subscriptionGone{}
+
+type subscriptionGone struct{}
+
+func (subscriptionGone) Error() string        { return "the subscription was deleted" }
+func (subscriptionGone) Is(target error) bool { return target == problem.ErrNotFound }
 
 // subscription finds the job's subscription; a deleted one fails the job.
 func (w *Jobs) subscription(ctx context.Context, j jobs.Job) (*subscriptions.Subscription, error) {

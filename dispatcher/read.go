@@ -14,12 +14,13 @@ import (
 
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/problem"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
 // ErrEventGone means the event of a delivery is no longer retained, so it
-// cannot be sent again.
-var ErrEventGone = errors.New("the event of this delivery is no longer retained")
+// cannot be sent again (problem.ErrNotFound).
+var ErrEventGone = problem.New(problem.ErrNotFound, "the event of this delivery is no longer retained")
 
 // receiveParked takes a parked record from a lane's consumer and queues its
 // delivery, unless the attempt log shows it was overtaken: made already

@@ -31,13 +31,18 @@ import (
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/internal/health"
 	"github.com/onestack/webhooks/internal/streamindex"
+	"github.com/onestack/webhooks/problem"
 )
 
 // Errors of the package.
 var (
-	ErrNotFound    = errors.New("event not found")
-	ErrUnavailable = errors.New("event index unavailable")
-	// ErrInvalid: a cursor this index did not make.
+	// ErrNotFound: no such event for this tenant (problem.ErrNotFound).
+	ErrNotFound = problem.NotFound("event")
+	// ErrUnavailable: the index's storage cannot be read, or it is behind
+	// or closed (problem.ErrUnavailable).
+	ErrUnavailable = problem.New(problem.ErrUnavailable, "event index unavailable")
+	// ErrInvalid: a cursor this index did not make (which also wraps
+	// problem.ErrInvalidCursor), or a bad configuration.
 	ErrInvalid = errors.New("invalid event index argument")
 )
 

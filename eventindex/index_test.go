@@ -14,6 +14,7 @@ import (
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/internal/natstest"
 	"github.com/onestack/webhooks/internal/poll"
+	"github.com/onestack/webhooks/problem"
 )
 
 type stack struct {
@@ -138,6 +139,9 @@ func TestListAndLookup(t *testing.T) {
 	}
 	if _, _, err := ix.List(ctx, "ten_a", Query{Cursor: "not-a-cursor", Limit: 1}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("List with a foreign cursor = %v, want ErrInvalid", err)
+	}
+	if _, _, err := ix.List(ctx, "ten_a", Query{Cursor: "not-a-cursor", Limit: 1}); !errors.Is(err, problem.ErrInvalidCursor) {
+		t.Errorf("List with a foreign cursor = %v, want problem.ErrInvalidCursor", err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/onestack/webhooks/internal/streamindex"
+	"github.com/onestack/webhooks/problem"
 )
 
 // Event is what the index knows of one event; its body stays in the
@@ -69,7 +70,7 @@ func (ix *Index) List(ctx context.Context, tenant string, q Query) ([]Event, str
 	if q.Cursor != "" {
 		var ok bool
 		if pos, ok = decodeCursor(q.Cursor); !ok {
-			return nil, "", fmt.Errorf("list events: cursor %q: %w", q.Cursor, ErrInvalid)
+			return nil, "", fmt.Errorf("list events: cursor %q: %w: %w", q.Cursor, ErrInvalid, problem.ErrInvalidCursor)
 		}
 	}
 	limit := max(q.Limit, 1)

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/onestack/webhooks/internal/jsretry"
+	"github.com/onestack/webhooks/problem"
 	"github.com/onestack/webhooks/tracing"
 )
 
@@ -21,8 +22,9 @@ import (
 // UUID; the publisher sets it so Watermill subscribers see the event id.
 const HeaderWatermillUUID = "_watermill_message_uuid"
 
-// ErrPublish is wrapped by every publish failure.
-var ErrPublish = errors.New("publish events")
+// ErrPublish is wrapped by every publish failure: the event store did not
+// take the events now (problem.ErrUnavailable).
+var ErrPublish = problem.New(problem.ErrUnavailable, "publish events")
 
 // ErrStoreFull is wrapped, with ErrPublish, by a publish JetStream refused
 // because the stream (or its server's store) is at its byte limit: that

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/onestack/webhooks/internal/jsretry"
+	"github.com/onestack/webhooks/problem"
 
 	"github.com/onestack/webhooks/internal/kvwatch"
 )
@@ -25,16 +26,40 @@ const RegistryBucket = "event_types"
 
 // Errors of the registry.
 var (
-	ErrTypeExists   = errors.New("event type already exists")
-	ErrTypeNotFound = errors.New("event type not found")
-	// ErrUnavailable means the registry's bucket could not be reached.
-	ErrUnavailable = errors.New("event type registry unavailable")
+	// ErrTypeExists: a type of that name is registered already
+	// (problem.ErrConflict).
+	ErrTypeExists = problem.New(problem.ErrConflict, "an event type of that name already exists; change it with PATCH")
+	// ErrTypeNotFound: no such registered type (problem.ErrNotFound).
+	ErrTypeNotFound = problem.NotFound("event type")
+	// ErrUnavailable means the registry's bucket could not be reached
+	// (problem.ErrUnavailable).
+	ErrUnavailable = problem.New(problem.ErrUnavailable, "event type registry unavailable")
 )
 
 // ValidationError lists every problem of a type registration or of events
 // refused by a publisher.
 type ValidationError struct {
 	Problems []*FieldError
+}
+
+// As makes e, for errors.As, the problem vocabulary's validation error:
+// each of its problems one field error.
+func (e *ValidationError) As(target any) bool {
+	t, ok := target.(**problem.ValidationError)
+	if ok {
+		*t = Invalid("", e.Problems)
+	}
+	return ok
+}
+
+// Invalid turns problems into the problem vocabulary's validation error,
+// each field under prefix.
+func Invalid(prefix string, problems []*FieldError) *problem.ValidationError {
+	out := &problem.ValidationError{}
+	for _, p := range problems {
+		out.Fields = append(out.Fields, problem.FieldError{Field: prefix + p.Field, Reason: p.Err.Error()})
+	}
+	return out
 }
 
 func (e *ValidationError) Error() string {

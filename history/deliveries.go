@@ -28,7 +28,7 @@ func NewDeliveries(disp *dispatcher.Dispatcher, index *deliverylog.Index) Delive
 // SendTest delivers a webhook.test event to sub only.
 func (d Deliveries) SendTest(ctx context.Context, sub subscriptions.Subscription) (string, error) {
 	id, err := d.disp.SendTest(ctx, sub)
-	return id, apiErr(err)
+	return id, storeErr(err)
 }
 
 // Delivery is one of tenant's deliveries, with its attempts.
@@ -40,7 +40,7 @@ func (d Deliveries) Delivery(ctx context.Context, tenant, id string) (api.Delive
 func (d Deliveries) Deliveries(ctx context.Context, tenant, sub, status, before string, limit int) ([]api.Delivery, bool, error) {
 	list, more, err := d.index.List(ctx, tenant, sub, status, before, limit)
 	if err != nil {
-		return nil, false, apiErr(err)
+		return nil, false, storeErr(err)
 	}
 	return each(list, apiDelivery), more, nil
 }
@@ -48,7 +48,7 @@ func (d Deliveries) Deliveries(ctx context.Context, tenant, sub, status, before 
 // Backlog counts a subscription's pending deliveries.
 func (d Deliveries) Backlog(ctx context.Context, tenant, sub string) (int, error) {
 	n, err := d.index.Pending(ctx, tenant, sub)
-	return n, apiErr(err)
+	return n, storeErr(err)
 }
 
 // Retry makes one more attempt of a delivery now.
@@ -59,7 +59,7 @@ func (d Deliveries) Retry(ctx context.Context, tenant, id string) (api.Delivery,
 // delivery is the API's answer of one delivery read or retried.
 func delivery(dlv deliverylog.Delivery, err error) (api.Delivery, error) {
 	if err != nil {
-		return api.Delivery{}, apiErr(err)
+		return api.Delivery{}, storeErr(err)
 	}
 	return apiDelivery(dlv), nil
 }

@@ -8,48 +8,44 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/onestack/webhooks/api"
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/eventindex"
 	"github.com/onestack/webhooks/jobs"
-	"github.com/onestack/webhooks/subscriptions"
+	"github.com/onestack/webhooks/problem"
 )
 
-// TestErrorsAnswered checks that each cause is answered as its API
-// sentinel, wrapped so the cause stays, and that other errors pass as
-// they are.
+// TestErrorsAnswered checks that each cause reaches the API as an error
+// of the problem vocabulary's kind, wrapped so the cause stays, and that
+// other errors pass as they are. (The API's answer to each kind is
+// api's TestAnswer.)
 func TestErrorsAnswered(t *testing.T) {
 	other := errors.New("something else")
-	common := func(err error) error { return apiErr(err) }
 	for _, tc := range []struct {
 		name      string
-		mapf      func(error) error
 		cause, as error
 	}{
-		{"delivery not found", common, deliverylog.ErrNotFound, api.ErrDeliveryNotFound},
-		{"event gone", common, dispatcher.ErrEventGone, api.ErrEventGone},
-		{"bad cursor", common, deliverylog.ErrInvalid, api.ErrInvalidCursor},
-		{"nats timeout", common, nats.ErrTimeout, api.ErrUnavailable},
-		{"deadline", common, context.DeadlineExceeded, api.ErrUnavailable},
-		{"other", common, other, other},
-		{"event not found", lookupErr, eventindex.ErrNotFound, api.ErrEventNotFound},
-		{"event cursor", lookupErr, eventindex.ErrInvalid, api.ErrInvalidCursor},
-		{"event index down", lookupErr, eventindex.ErrUnavailable, api.ErrUnavailable},
-		{"lookup falls back", lookupErr, nats.ErrNoResponders, api.ErrUnavailable},
-		{"job not found", recoveryErr, jobs.ErrNotFound, api.ErrJobNotFound},
-		{"subscription gone", recoveryErr, dispatcher.ErrSubscriptionGone, subscriptions.ErrNotFound},
-		{"jobs down", recoveryErr, jobs.ErrUnavailable, api.ErrUnavailable},
-		{"recovery falls back", recoveryErr, deliverylog.ErrNotFound, api.ErrDeliveryNotFound},
+		{"delivery not found", deliverylog.ErrNotFound, problem.ErrNotFound},
+		{"event gone", dispatcher.ErrEventGone, problem.ErrNotFound},
+		{"delivery log down", deliverylog.ErrUnavailable, problem.ErrUnavailable},
+		{"nats timeout", nats.ErrTimeout, problem.ErrUnavailable},
+		{"no responders", nats.ErrNoResponders, problem.ErrUnavailable},
+		{"deadline", context.DeadlineExceeded, problem.ErrUnavailable},
+		{"other", other, other},
+		{"event not found", eventindex.ErrNotFound, problem.ErrNotFound},
+		{"event index down", eventindex.ErrUnavailable, problem.ErrUnavailable},
+		{"job not found", jobs.ErrNotFound, problem.ErrNotFound},
+		{"subscription gone", jobs.Permanent(dispatcher.ErrSubscriptionGone), problem.ErrNotFound},
+		{"jobs down", jobs.ErrUnavailable, problem.ErrUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.mapf(fmt.Errorf("doing it: %w", tc.cause))
+			err := storeErr(fmt.Errorf("doing it: %w", tc.cause))
 			if !errors.Is(err, tc.as) || !errors.Is(err, tc.cause) {
 				t.Fatalf("got %v; want it to be %v and keep %v", err, tc.as, tc.cause)
 			}
 		})
 	}
-	if apiErr(nil) != nil {
-		t.Fatal("apiErr(nil) is not nil")
+	if storeErr(nil) != nil {
+		t.Fatal("storeErr(nil) is not nil")
 	}
 }

@@ -36,7 +36,7 @@ func NewEventIDs(ix *eventindex.Index, sc events.StreamConfig, publishTimeout ti
 func (e EventIDs) Seen(ctx context.Context, tenant string, ids []string) ([]bool, error) {
 	seen, err := e.dup.Seen(ctx, tenant, ids)
 	if err != nil {
-		return nil, lookupErr(err)
+		return nil, storeErr(err)
 	}
 	return seen, nil
 }
@@ -45,7 +45,7 @@ func (e EventIDs) Seen(ctx context.Context, tenant string, ids []string) ([]bool
 func (e EventIDs) StoredBytes(ctx context.Context, tenant string) (int64, error) {
 	n, err := e.ix.StoredBytes(ctx, tenant)
 	if err != nil {
-		return 0, lookupErr(err)
+		return 0, storeErr(err)
 	}
 	return n, nil
 }

@@ -44,7 +44,7 @@ func (l EventLog) Events(ctx context.Context, tenant string, q api.EventQuery) (
 	cancel()
 	list, next, err := l.index.List(ctx, tenant, eventindex.Query{Type: q.Type, Since: q.Since, Until: q.Until, Cursor: q.Cursor, Limit: q.Limit})
 	if err != nil {
-		return nil, "", lookupErr(err)
+		return nil, "", storeErr(err)
 	}
 	out := make([]api.EventSummary, len(list))
 	for i, e := range list {
@@ -64,18 +64,18 @@ func (l EventLog) Event(ctx context.Context, tenant, id string) (api.EventDetail
 		e, err = l.index.Lookup(ctx, tenant, id)
 	}
 	if err != nil {
-		return api.EventDetail{}, lookupErr(err)
+		return api.EventDetail{}, storeErr(err)
 	}
 	st, err := l.stream(ctx)
 	if err != nil {
-		return api.EventDetail{}, apiErr(err)
+		return api.EventDetail{}, storeErr(err)
 	}
 	m, err := st.GetMsg(ctx, e.Seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return api.EventDetail{}, fmt.Errorf("event %s is no longer retained: %w", id, api.ErrEventNotFound)
 	}
 	if err != nil {
-		return api.EventDetail{}, apiErr(err)
+		return api.EventDetail{}, storeErr(err)
 	}
 	if t, _, perr := events.ParseSubject(m.Subject); perr != nil || t != tenant {
 		return api.EventDetail{}, fmt.Errorf("event %s: %w", id, api.ErrEventNotFound)
@@ -93,7 +93,7 @@ func (l EventLog) Event(ctx context.Context, tenant, id string) (api.EventDetail
 	cancel()
 	dls, err := l.log.EventDeliveries(ctx, tenant, id)
 	if err != nil {
-		return api.EventDetail{}, apiErr(err)
+		return api.EventDetail{}, storeErr(err)
 	}
 	for _, d := range dls {
 		// An id used again after the duplicate window is another event.

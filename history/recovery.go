@@ -9,6 +9,7 @@ import (
 	"github.com/onestack/webhooks/dispatcher"
 	"github.com/onestack/webhooks/jobs"
 	"github.com/onestack/webhooks/limits"
+	"github.com/onestack/webhooks/problem"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -66,7 +67,7 @@ func (r Recovery) bound(since, until time.Time, retention time.Duration, what st
 		until = now
 	}
 	if oldest := now.Add(-retention); since.Before(oldest) {
-		return time.Time{}, subscriptions.Invalid("since", fmt.Sprintf("must be within the %s retention (%s): nothing older is kept; since %s at the earliest",
+		return time.Time{}, problem.Invalid("since", fmt.Sprintf("must be within the %s retention (%s): nothing older is kept; since %s at the earliest",
 			what, retention, oldest.Format(time.RFC3339)))
 	}
 	return until, nil
@@ -98,12 +99,12 @@ func (r Recovery) Recover(ctx context.Context, sub subscriptions.Subscription, s
 func (r Recovery) start(ctx context.Context, j jobs.Job) (api.Started, error) {
 	b, err := r.worker.Plan(ctx, j, recoveryPage)
 	if err != nil {
-		return api.Started{}, recoveryErr(err)
+		return api.Started{}, storeErr(err)
 	}
 	b.PlannedAt = r.now().UTC()
 	if b.Done {
 		if err := r.worker.Send(ctx, j, b); err != nil {
-			return api.Started{}, recoveryErr(err)
+			return api.Started{}, storeErr(err)
 		}
 		return api.Started{Count: b.Count}, nil
 	}
@@ -116,7 +117,7 @@ func (r Recovery) start(ctx context.Context, j jobs.Job) (api.Started, error) {
 		return limits.Check(limits.Jobs, lim.Jobs, int64(running), int64(running)+1)
 	})
 	if err != nil {
-		return api.Started{}, recoveryErr(err)
+		return api.Started{}, storeErr(err)
 	}
 	return api.Started{JobID: created.ID}, nil
 }
@@ -128,7 +129,7 @@ func (r Recovery) Running(tenant string) int { return r.runner.TenantRunning(ten
 func (r Recovery) Job(ctx context.Context, tenant, id string) (api.Job, error) {
 	j, err := r.runner.Get(ctx, tenant, id)
 	if err != nil {
-		return api.Job{}, recoveryErr(err)
+		return api.Job{}, storeErr(err)
 	}
 	return apiJob(j), nil
 }
@@ -137,7 +138,7 @@ func (r Recovery) Job(ctx context.Context, tenant, id string) (api.Job, error) {
 func (r Recovery) Jobs(ctx context.Context, tenant, before string, limit int) ([]api.Job, bool, error) {
 	list, more, err := r.runner.List(ctx, tenant, before, limit)
 	if err != nil {
-		return nil, false, recoveryErr(err)
+		return nil, false, storeErr(err)
 	}
 	return each(list, apiJob), more, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/onestack/webhooks/internal/jsretry"
+	"github.com/onestack/webhooks/problem"
 )
 
 // Bucket is the KV bucket of stored answers.
@@ -24,12 +25,15 @@ const Bucket = "idempotency"
 
 // Errors of Begin.
 var (
-	// ErrMismatch means the key was used before with a different request.
-	ErrMismatch = errors.New("idempotency key reused with a different request")
-	// ErrInProgress means the first request with the key is still running.
-	ErrInProgress = errors.New("a request with this idempotency key is still in progress")
-	// ErrUnavailable means the bucket (NATS) could not be reached.
-	ErrUnavailable = errors.New("idempotency store unavailable")
+	// ErrMismatch means the key was used before with a different request
+	// (problem.ErrConflict).
+	ErrMismatch = problem.New(problem.ErrConflict, "this Idempotency-Key was used with a different request")
+	// ErrInProgress means the first request with the key is still running
+	// (problem.ErrInProgress).
+	ErrInProgress = problem.New(problem.ErrInProgress, "the first request with this Idempotency-Key is still running; retry later")
+	// ErrUnavailable means the bucket (NATS) could not be reached
+	// (problem.ErrUnavailable).
+	ErrUnavailable = problem.New(problem.ErrUnavailable, "idempotency store unavailable")
 )
 
 // Config tunes the store. The zero value means the defaults.

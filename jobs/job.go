@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/onestack/webhooks/problem"
 )
 
 // Kinds of job.
@@ -51,9 +53,11 @@ const IDPrefix = "job_"
 
 // Errors of the package.
 var (
-	ErrNotFound = errors.New("job not found")
-	// ErrUnavailable means the bucket could not be reached.
-	ErrUnavailable = errors.New("jobs unavailable")
+	// ErrNotFound: no such job for this tenant (problem.ErrNotFound).
+	ErrNotFound = problem.NotFound("job")
+	// ErrUnavailable means the bucket could not be reached
+	// (problem.ErrUnavailable).
+	ErrUnavailable = problem.New(problem.ErrUnavailable, "jobs unavailable")
 	// errLost means another runner took the job over.
 	errLost = errors.New("job taken over by another runner")
 	// errYield means a job that cannot send gives its slot to another.

@@ -37,9 +37,9 @@ func serveBench(b *testing.B, h *HTTP) {
 		}
 		i++
 		// A budget no benchmark spends, spread over 64 tenants.
-		ww, done, admitted := h.Admit(w, req, "ten_bench"+strconv.Itoa(i%64), 1_000_000_000)
-		if !admitted {
-			b.Fatal("refused")
+		ww, done, err := h.Admit(w, req, "ten_bench"+strconv.Itoa(i%64), 1_000_000_000)
+		if err != nil {
+			b.Fatal(err)
 		}
 		ok.ServeHTTP(ww, req)
 		done()

@@ -2,7 +2,6 @@ package limiter
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -11,13 +10,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/onestack/webhooks/limits"
+	"github.com/onestack/webhooks/problem"
 )
 
 // HTTP applies a Limiter to API requests: it writes X-RateLimit-Limit,
 // X-RateLimit-Remaining and X-RateLimit-Reset on every answer (and the IETF
-// draft's RateLimit-Policy and RateLimit), answers 429 past the budget, and
-// gives the unit back for 304s, so neither 304s nor 429s count; a 304 to
-// If-None-Match: * counts (see free).
+// draft's RateLimit-Policy and RateLimit), refuses past the budget with a
+// *problem.RateLimitedError (the API answers it 429), and gives the unit
+// back for 304s, so neither 304s nor 429s count; a 304 to If-None-Match: *
+// counts (see free).
 type HTTP struct {
 	l       *Limiter
 	logger  *slog.Logger
@@ -50,14 +51,16 @@ func NewHTTP(l *Limiter, reg prometheus.Registerer, logger *slog.Logger) *HTTP {
 	return h
 }
 
-// Admit takes one unit for the request; see api.Limiter.
-func (h *HTTP) Admit(w http.ResponseWriter, r *http.Request, tenant string, limit int) (http.ResponseWriter, func(), bool) {
+// Admit takes one unit for the request; see api.Limiter. A refusal sets
+// the rate-limit headers on w and is a *problem.RateLimitedError, which
+// the API answers.
+func (h *HTTP) Admit(w http.ResponseWriter, r *http.Request, tenant string, limit int) (http.ResponseWriter, func(), error) {
 	d, err := h.l.Take(r.Context(), tenant, limit)
 	if err != nil {
 		// Stores fall back rather than fail; an error here means the
 		// request's own context ended. Let it through uncounted.
 		h.logger.Warn("rate limiter: no decision", "tenant", tenant, "err", err)
-		return w, func() {}, true
+		return w, func() {}, nil
 	}
 	if h.notices != nil {
 		if d.Allowed {
@@ -70,11 +73,7 @@ func (h *HTTP) Admit(w http.ResponseWriter, r *http.Request, tenant string, limi
 		h.refused.Inc()
 		h.logger.Debug("rate limited", "tenant", tenant, "limit", d.Limit, "retry_after", d.RetryAfter)
 		writeHeaders(w.Header(), d, 0)
-		w.Header().Set("Retry-After", strconv.Itoa(d.RetryAfter))
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusTooManyRequests)
-		w.Write(exceededBody(d))
-		return nil, nil, false
+		return nil, nil, &problem.RateLimitedError{Limit: d.Limit, RetryAfter: d.RetryAfter}
 	}
 	hw := &headerWriter{ResponseWriter: w, d: d, wildcard: wildcard(r.Header.Get("If-None-Match"))}
 	done := func() {
@@ -84,7 +83,7 @@ func (h *HTTP) Admit(w http.ResponseWriter, r *http.Request, tenant string, limi
 			}
 		}
 	}
-	return hw, done, true
+	return hw, done, nil
 }
 
 // free reports whether an answer gives its unit back: a 304 Not Modified,
@@ -105,25 +104,6 @@ func wildcard(ifNoneMatch string) bool {
 		}
 	}
 	return false
-}
-
-// exceeded is the 429 body of spec/rate-limits.md.
-type exceeded struct {
-	Error   string          `json:"error"`
-	Code    string          `json:"code"`
-	Details exceededDetails `json:"details"`
-}
-
-type exceededDetails struct {
-	Limit      int    `json:"limit"`
-	Window     string `json:"window"`
-	RetryAfter int    `json:"retryAfter"`
-}
-
-func exceededBody(d Decision) []byte {
-	b, _ := json.Marshal(exceeded{Error: "Rate limit exceeded", Code: "RATE_LIMIT_EXCEEDED",
-		Details: exceededDetails{Limit: d.Limit, Window: "1m", RetryAfter: d.RetryAfter}})
-	return b
 }
 
 // writeHeaders sets the rate-limit headers for a decision whose remaining

@@ -36,7 +36,7 @@ func TestNotify(t *testing.T) {
 	h.Notify(&n)
 	for range 7 {
 		w := httptest.NewRecorder()
-		if _, done, ok := h.Admit(w, httptest.NewRequest(http.MethodGet, "/api/limits", nil), "ten_a", 5); ok {
+		if _, done, err := h.Admit(w, httptest.NewRequest(http.MethodGet, "/api/limits", nil), "ten_a", 5); err == nil {
 			done()
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/opevents"
+	"github.com/onestack/webhooks/problem"
 	"github.com/onestack/webhooks/subscriptions"
 )
 
@@ -41,7 +42,7 @@ func (c OperatorConfig) validate(rules *subscriptions.Rules) error {
 	secret := c.Secret
 	in := subscriptions.CreateInput{URL: c.URL, EventTypes: []string{events.WildcardAll}, Secret: &secret}
 	if err := rules.Check(&in); err != nil {
-		var ve *subscriptions.ValidationError
+		var ve *problem.ValidationError
 		if errors.As(err, &ve) {
 			var msgs []string
 			for _, f := range ve.Fields {

@@ -5,7 +5,6 @@
 package subscriptions
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -16,17 +15,21 @@ import (
 	"github.com/onestack/webhooks/endpointauth"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/filter"
+	"github.com/onestack/webhooks/problem"
 	"github.com/onestack/webhooks/signature"
 )
 
-// Errors of the stores.
+// Errors of the stores, each of a kind of the problem vocabulary.
 var (
-	ErrNotFound = errors.New("not found")
+	// ErrNotFound means no such tenant, key or subscription
+	// (problem.ErrNotFound).
+	ErrNotFound = problem.NotFound("resource")
 	// ErrConflict means the record changed since the revision the caller
-	// expected (a failed If-Match).
-	ErrConflict = errors.New("revision conflict")
-	// ErrUnavailable means the store (NATS) could not be reached.
-	ErrUnavailable = errors.New("store unavailable")
+	// expected: a failed If-Match (problem.ErrChanged).
+	ErrConflict = problem.New(problem.ErrChanged, "revision conflict")
+	// ErrUnavailable means the store (NATS) could not be reached
+	// (problem.ErrUnavailable).
+	ErrUnavailable = problem.New(problem.ErrUnavailable, "store unavailable")
 )
 
 // Subscription is one tenant endpoint and the event types it wants.

@@ -13,33 +13,17 @@ import (
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/filter"
 	"github.com/onestack/webhooks/limits"
+	"github.com/onestack/webhooks/problem"
 	"github.com/onestack/webhooks/signature"
 )
 
-// FieldError is one problem with one field of a request.
-type FieldError struct {
-	Field  string `json:"field"`
-	Reason string `json:"reason"`
-}
+// FieldError is one problem with one field of a request: the
+// vocabulary's, which the API answers.
+type FieldError = problem.FieldError
 
 // ValidationError lists every problem found in a request; the API answers
 // it with 400 VALIDATION_FAILED.
-type ValidationError struct {
-	Fields []FieldError
-}
-
-func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Fields))
-	for i, f := range e.Fields {
-		parts[i] = f.Field + ": " + f.Reason
-	}
-	return "validation failed: " + strings.Join(parts, "; ")
-}
-
-// Invalid returns a ValidationError about one field.
-func Invalid(field, reason string) *ValidationError {
-	return &ValidationError{Fields: []FieldError{{Field: field, Reason: reason}}}
-}
+type ValidationError = problem.ValidationError
 
 // Limits on subscription fields.
 const (
