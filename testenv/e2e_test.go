@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/testenv"
 )
 
@@ -61,6 +62,28 @@ func publish(t *testing.T, env *testenv.Env, ten testenv.Tenant, typ string) str
 		t.Fatal(err)
 	}
 	return id
+}
+
+// distinctIDs counts the events (webhook-ids) among webhooks.
+func distinctIDs(got []testenv.Received) int {
+	ids := map[string]bool{}
+	for _, r := range got {
+		ids[r.ID] = true
+	}
+	return len(ids)
+}
+
+// waitDistinct waits until rc holds webhooks of at least n distinct events,
+// or limit passes, and returns everything it received. Delivery is at
+// least once: a repeated delivery counts in WaitFor's n, so WaitFor(n)
+// can return before n events arrived.
+func waitDistinct(rc *testenv.Receiver, n int, limit time.Duration) []testenv.Received {
+	var got []testenv.Received
+	poll.Within(limit, func() bool {
+		got = rc.Received()
+		return distinctIDs(got) >= n
+	})
+	return got
 }
 
 // publishBatches publishes n ticket.updated events through the batch call,
