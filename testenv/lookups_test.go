@@ -127,7 +127,7 @@ func TestEventLookup(t *testing.T) {
 	// the status each came to; the filtered-out subscription made none.
 	target := published[2]
 	var e eventJSON
-	poll.Until(t, 30*time.Second, "both deliveries of the event settled", func() bool {
+	untilCounted(t, "both deliveries of the event settled", func() bool {
 		r, err := env.Do("GET", "/api/events/"+target, ten.APIKey, nil)
 		if err != nil || r.Status != 200 {
 			t.Fatalf("GET event = %v %v", r, err)
