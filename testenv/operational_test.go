@@ -213,9 +213,23 @@ func TestOperationalLimitEvents(t *testing.T) {
 	if r, _ := a.Do("PATCH", "/admin/tenants/"+ten.ID, a.AdminToken, map[string]any{"limits": map[string]any{"subscriptions": 2}}); r.Status != 200 {
 		t.Fatalf("limit subscriptions = %d %s", r.Status, r.Body)
 	}
+	// Each replica counts the tenant's subscriptions and reads its limits
+	// in its own index, which learns of the other's writes through a
+	// watch: each create below waits until the replica it goes through
+	// has seen the writes before it (else b could count 1 of 2, not
+	// near, and a could take a third).
+	sees := func(env *testenv.Env, subs int64) {
+		t.Helper()
+		poll.Until(t, 30*time.Second, "the limit and the subscriptions on each replica", func() bool {
+			l := getLimits(t, env, ten)
+			return l.Limits["subscriptions"] == 2 && l.Usage["subscriptions"] == subs
+		})
+	}
 	notices := receiver(t)
 	subscribe(t, a, ten, notices, "limit.*")
+	sees(b, 1)
 	subscribe(t, b, ten, receiver(t), "ticket.*")
+	sees(a, 2)
 	for i, env := range []*testenv.Env{a, b, a} {
 		r, _ := env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": "https://example.com/h", "eventTypes": []string{"ticket.*"}})
 		if r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), "QUOTA_EXCEEDED") {
