@@ -187,6 +187,7 @@ func TestDuplicateWindowAcrossReplicas(t *testing.T) {
 	}
 	rc := receiver(t)
 	subscribe(t, one, ten, rc, "ticket.updated")
+	matchedEverywhere(t, ten, "ticket.updated", 1, one, two)
 	postID(t, one, ten, "order-1")
 	postBatchIDs(t, one, ten, "batch-1")
 	waitNATSForgets(t, one)

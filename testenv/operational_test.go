@@ -140,6 +140,8 @@ func TestOperationalFailingAndRecovered(t *testing.T) {
 	subscribe(t, a, ten, notices, "subscription.*")
 	bad, failing := failingReceiver(t, http.StatusInternalServerError)
 	sub := subscribe(t, b, ten, bad, "ticket.*")
+	matchedEverywhere(t, ten, events.TypeSubscriptionFailing, 1, a, b)
+	matchedEverywhere(t, ten, "ticket.updated", 1, a, b)
 	// Two events, one through each replica, three attempts each: their
 	// attempts are spread over both replicas.
 	publish(t, a, ten, "ticket.updated")
@@ -273,6 +275,8 @@ func TestOperationalJobFinished(t *testing.T) {
 	subscribe(t, a, ten, notices, "job.finished")
 	rc := receiver(t)
 	s := subscribe(t, b, ten, rc, "ticket.updated")
+	matchedEverywhere(t, ten, events.TypeJobFinished, 1, a, b)
+	matchedEverywhere(t, ten, "ticket.updated", 1, a, b)
 	start := time.Now().UTC().Add(-time.Second)
 	publishBatches(t, a, ten, 150)
 	if got := len(rc.WaitFor(150, 30*time.Second)); got != 150 {

@@ -385,6 +385,7 @@ func TestRegistryAcrossStacks(t *testing.T) {
 		r, err := b.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": rc.URL(), "eventTypes": []string{"asset.*"}})
 		return err == nil && r.Status == http.StatusCreated
 	})
+	matchedEverywhere(t, ten, "asset.created", 1, a, b)
 	r, _ := b.Do("POST", "/api/events", ten.APIKey, map[string]any{"type": "asset.created", "data": map[string]any{"name": "x"}})
 	if diff := cmp.Diff([]string{"data/assetId"}, errorFields(t, r)); diff != "" {
 		t.Errorf("replica b checks the schema registered on a (-want +got):\n%s", diff)
