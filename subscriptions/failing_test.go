@@ -120,7 +120,13 @@ func TestRecordAttemptOnceAcrossStores(t *testing.T) {
 	if failing[0].FailingEvent == "" || failing[0].Failures != 5 {
 		t.Fatalf("failing run = %+v, want 5 failures and an event id", failing[0])
 	}
-	if h, ok := a.EndpointHealth(ten.ID, sub.ID); !ok || !h.Failing() {
+	// a's own writes set its copy at once, but its watch may still hand it
+	// an older put of the run (its own or b's, from before the run was
+	// failing), which holds until the watch catches up: the copy is
+	// waited for.
+	var h Health
+	var ok bool
+	if !poll.Within(waitLimit, func() bool { h, ok = a.EndpointHealth(ten.ID, sub.ID); return ok && h.Failing() }) {
 		t.Errorf("EndpointHealth on the store = %+v, %v; want failing", h, ok)
 	}
 	// b learns of the run through its watch, if not by its own write.
@@ -147,7 +153,9 @@ func TestRecordAttemptOnceAcrossStores(t *testing.T) {
 	if diff := cmp.Diff(failing[0].FailingEvent, recovered[0].FailingEvent); diff != "" {
 		t.Errorf("the recovery's run is not the failing one (-failing +recovered):\n%s", diff)
 	}
-	if _, ok := a.EndpointHealth(ten.ID, sub.ID); ok {
+	// The same: an older put of the run may come through a's watch after
+	// its own success removed it, until the removal comes through too.
+	if !poll.Within(waitLimit, func() bool { _, ok := a.EndpointHealth(ten.ID, sub.ID); return !ok }) {
 		t.Error("a recovered endpoint still has a run of failures")
 	}
 }

@@ -39,18 +39,12 @@ func TestDeadEndpointBacklogDoesNotStallOthers(t *testing.T) {
 	const n = 5000
 	publishBatches(t, env, ten, n)
 	// At least once: count events, not requests (a machine overloaded
-	// enough to miss an acknowledgement repeats a delivery).
-	distinct := func(got []testenv.Received) int {
-		ids := map[string]bool{}
-		for _, r := range got {
-			ids[r.ID] = true
-		}
-		return len(ids)
-	}
-	if got := distinct(healthy.WaitFor(n, 2*time.Minute)); got != n {
+	// enough to miss an acknowledgement repeats a delivery), and wait for
+	// them too, not for as many requests.
+	if got := distinctIDs(waitDistinct(healthy, n, 2*time.Minute)); got != n {
 		t.Fatalf("healthy endpoint got %d of %d events with a dead endpoint's backlog", got, n)
 	}
-	if got := distinct(dead.WaitFor(n, 2*time.Minute)); got != n {
+	if got := distinctIDs(waitDistinct(dead, n, 2*time.Minute)); got != n {
 		t.Fatalf("dead endpoint got %d of %d events", got, n)
 	}
 

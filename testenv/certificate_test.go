@@ -60,6 +60,7 @@ func TestCertificateExpiring(t *testing.T) {
 	}
 	notices := receiver(t)
 	subscribe(t, a, ten, notices, "certificate.*")
+	matchedEverywhere(t, ten, events.TypeCertificateExpiring, 1, a, b)
 	ca := testpki.NewCA(t, "Receiver CA")
 	now := time.Now()
 	certs := map[string]testpki.Pair{

@@ -108,6 +108,7 @@ func TestClusterLosingTheEventsLeaderLosesNothing(t *testing.T) {
 	}
 	rc := receiver(t)
 	subscribe(t, envs[0], ten, rc, "ticket.*")
+	matchedEverywhere(t, ten, "ticket.updated", 1, envs...)
 
 	var (
 		mu       sync.Mutex
@@ -263,6 +264,7 @@ func TestClusterStoppingAReplicaHandsOverPaceAndFIFO(t *testing.T) {
 			t.Fatalf("create subscription = %d %s", r.Status, r.Body)
 		}
 	}
+	matchedEverywhere(t, ten, "ticket.updated", 2, envs...)
 	const n = 40
 	ids := publishBatches(t, envs[0], ten, n)
 
@@ -280,8 +282,10 @@ func TestClusterStoppingAReplicaHandsOverPaceAndFIFO(t *testing.T) {
 	}
 	envs[owner].Close()
 
-	gotFIFO := fifo.WaitFor(n, 60*time.Second)
-	gotPaced := paced.WaitFor(n, 60*time.Second)
+	// A handover repeats deliveries (at least once): wait for the n
+	// events, not for n requests.
+	gotFIFO := waitDistinct(fifo, n, 60*time.Second)
+	gotPaced := waitDistinct(paced, n, 60*time.Second)
 	first := map[string]int{}
 	var order []string
 	for _, r := range gotFIFO {

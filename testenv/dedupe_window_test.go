@@ -71,14 +71,27 @@ func postBatchIDs(t *testing.T, env *testenv.Env, ten testenv.Tenant, ids ...str
 	}
 }
 
-// receivedIDs waits for a marker published last, then returns every id
-// rc received, in order: once the marker arrived, any repeat published
-// before it would have too.
-func receivedIDs(t *testing.T, env *testenv.Env, ten testenv.Tenant, rc *testenv.Receiver) []string {
+// receivedIDs waits for a marker published last and for each of want,
+// then returns every id rc received, sorted: once the marker arrived, any
+// repeat published before it would have too. The marker alone is no
+// proof that the events before it arrived (an unordered subscription's
+// deliveries run side by side, on two replicas too), so each id wanted
+// is waited for as well; one never delivered is missing from the
+// answer once the bound has passed.
+func receivedIDs(t *testing.T, env *testenv.Env, ten testenv.Tenant, rc *testenv.Receiver, want ...string) []string {
 	t.Helper()
 	marker := publish(t, env, ten, "ticket.updated")
-	poll.Until(t, 30*time.Second, "the marker delivered", func() bool {
-		return slices.ContainsFunc(rc.Received(), func(r testenv.Received) bool { return r.ID == marker })
+	arrived := func(id string) bool {
+		return slices.ContainsFunc(rc.Received(), func(r testenv.Received) bool { return r.ID == id })
+	}
+	poll.Until(t, 30*time.Second, "the marker delivered", func() bool { return arrived(marker) })
+	poll.Within(30*time.Second, func() bool {
+		for _, id := range want {
+			if !arrived(id) {
+				return false
+			}
+		}
+		return true
 	})
 	var ids []string
 	for _, r := range rc.Received() {
@@ -111,10 +124,11 @@ func TestDuplicateWindowPastNATS(t *testing.T) {
 	postID(t, env, a, "order-1")
 	postBatchIDs(t, env, a, "batch-2", "batch-3", "order-1")
 	postID(t, env, b, "order-1")
-	if diff := cmp.Diff([]string{"batch-1", "batch-2", "batch-3", "order-1"}, receivedIDs(t, env, a, ra)); diff != "" {
+	wantA := []string{"batch-1", "batch-2", "batch-3", "order-1"}
+	if diff := cmp.Diff(wantA, receivedIDs(t, env, a, ra, wantA...)); diff != "" {
 		t.Errorf("tenant A's deliveries, each id once (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"order-1"}, receivedIDs(t, env, b, rb)); diff != "" {
+	if diff := cmp.Diff([]string{"order-1"}, receivedIDs(t, env, b, rb, "order-1")); diff != "" {
 		t.Errorf("tenant B's deliveries: its own order-1 (-want +got):\n%s", diff)
 	}
 	if n := storedEvents(t, env, a.ID); n != 5 {
@@ -150,7 +164,7 @@ func TestDuplicateWindowAcrossRestart(t *testing.T) {
 
 	env = testenv.Start(t, o)
 	postID(t, env, ten, "order-1")
-	if diff := cmp.Diff([]string{"order-1"}, receivedIDs(t, env, ten, rc)); diff != "" {
+	if diff := cmp.Diff([]string{"order-1"}, receivedIDs(t, env, ten, rc, "order-1")); diff != "" {
 		t.Errorf("deliveries after two restarts, one rebuilding the index (-want +got):\n%s", diff)
 	}
 	if n := storedEvents(t, env, ten.ID); n != 2 {
@@ -173,12 +187,14 @@ func TestDuplicateWindowAcrossReplicas(t *testing.T) {
 	}
 	rc := receiver(t)
 	subscribe(t, one, ten, rc, "ticket.updated")
+	matchedEverywhere(t, ten, "ticket.updated", 1, one, two)
 	postID(t, one, ten, "order-1")
 	postBatchIDs(t, one, ten, "batch-1")
 	waitNATSForgets(t, one)
 	postID(t, two, ten, "order-1")
 	postBatchIDs(t, two, ten, "batch-1", "batch-2")
-	if diff := cmp.Diff([]string{"batch-1", "batch-2", "order-1"}, receivedIDs(t, two, ten, rc)); diff != "" {
+	want := []string{"batch-1", "batch-2", "order-1"}
+	if diff := cmp.Diff(want, receivedIDs(t, two, ten, rc, want...)); diff != "" {
 		t.Errorf("deliveries, each id once (-want +got):\n%s", diff)
 	}
 	if n := storedEvents(t, one, ten.ID); n != 4 {

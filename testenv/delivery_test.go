@@ -30,14 +30,28 @@ type deliveryJSON struct {
 	CreatedAt     time.Time
 }
 
+// requestEvery spaces the checks of a wait whose every check is a request
+// counted against the tenant's budget (100 a minute by default): checked
+// every few milliseconds, a slow machine spends it in a second, and the
+// 429s that follow outlast the wait.
+const requestEvery = 100 * time.Millisecond
+
+// untilCounted is poll.Until for a condition that makes requests counted
+// against a tenant's budget: checked every requestEvery, for 30 s.
+func untilCounted(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	if !poll.WithinEvery(30*time.Second, requestEvery, cond) {
+		t.Fatalf("%s: not within 30s", what)
+	}
+}
+
 // pollDeliveries reads a subscription's deliveries until ok accepts them.
 func pollDeliveries(t *testing.T, env *testenv.Env, ten testenv.Tenant, sub, query string, ok func([]deliveryJSON) bool) []deliveryJSON {
 	t.Helper()
 	var page struct{ Data []deliveryJSON }
 	var r *testenv.Response
-	// Every check is a request counted against the tenant's 100 a minute:
-	// spaced, so that a slow machine does not spend them in a second.
-	if !poll.WithinEvery(30*time.Second, 100*time.Millisecond, func() bool {
+	// Every check is a request counted against the tenant's budget.
+	if !poll.WithinEvery(30*time.Second, requestEvery, func() bool {
 		var err error
 		if r, err = env.Do("GET", "/api/subscriptions/"+sub+"/deliveries"+query, ten.APIKey, nil); err != nil || r.Status != 200 {
 			t.Fatalf("list deliveries = %v %v", r, err)
@@ -238,7 +252,7 @@ func TestEndpointHealthDisables(t *testing.T) {
 	}
 	publish(t, env, ten, "ticket.updated")
 	var r *testenv.Response
-	if !poll.Within(30*time.Second, func() bool {
+	if !poll.WithinEvery(30*time.Second, requestEvery, func() bool {
 		r, _ = env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil)
 		return strings.Contains(string(r.Body), `"active":false`) && strings.Contains(string(r.Body), "2 deliveries in a row")
 	}) {

@@ -2,6 +2,7 @@ package testenv_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/testenv"
 )
 
@@ -61,6 +63,45 @@ func publish(t *testing.T, env *testenv.Env, ten testenv.Tenant, typ string) str
 		t.Fatal(err)
 	}
 	return id
+}
+
+// matchedEverywhere waits until the index of each of envs (stacks on one
+// NATS) matches n of the tenant's subscriptions to event type typ. The
+// stacks share the fan-out, so any of them may fan out an event, against
+// its own index, which learns of a subscription made through another
+// stack by a watch: an event published before that would miss it there.
+func matchedEverywhere(t *testing.T, ten testenv.Tenant, typ string, n int, envs ...*testenv.Env) {
+	t.Helper()
+	poll.Until(t, 30*time.Second, fmt.Sprintf("%d subscriptions to %s in every stack's index", n, typ), func() bool {
+		for _, env := range envs {
+			if len(env.Store().Index().Match(nil, ten.ID, typ)) != n {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// distinctIDs counts the events (webhook-ids) among webhooks.
+func distinctIDs(got []testenv.Received) int {
+	ids := map[string]bool{}
+	for _, r := range got {
+		ids[r.ID] = true
+	}
+	return len(ids)
+}
+
+// waitDistinct waits until rc holds webhooks of at least n distinct events,
+// or limit passes, and returns everything it received. Delivery is at
+// least once: a repeated delivery counts in WaitFor's n, so WaitFor(n)
+// can return before n events arrived.
+func waitDistinct(rc *testenv.Receiver, n int, limit time.Duration) []testenv.Received {
+	var got []testenv.Received
+	poll.Within(limit, func() bool {
+		got = rc.Received()
+		return distinctIDs(got) >= n
+	})
+	return got
 }
 
 // publishBatches publishes n ticket.updated events through the batch call,

@@ -140,6 +140,8 @@ func TestOperationalFailingAndRecovered(t *testing.T) {
 	subscribe(t, a, ten, notices, "subscription.*")
 	bad, failing := failingReceiver(t, http.StatusInternalServerError)
 	sub := subscribe(t, b, ten, bad, "ticket.*")
+	matchedEverywhere(t, ten, events.TypeSubscriptionFailing, 1, a, b)
+	matchedEverywhere(t, ten, "ticket.updated", 1, a, b)
 	// Two events, one through each replica, three attempts each: their
 	// attempts are spread over both replicas.
 	publish(t, a, ten, "ticket.updated")
@@ -213,9 +215,23 @@ func TestOperationalLimitEvents(t *testing.T) {
 	if r, _ := a.Do("PATCH", "/admin/tenants/"+ten.ID, a.AdminToken, map[string]any{"limits": map[string]any{"subscriptions": 2}}); r.Status != 200 {
 		t.Fatalf("limit subscriptions = %d %s", r.Status, r.Body)
 	}
+	// Each replica counts the tenant's subscriptions and reads its limits
+	// in its own index, which learns of the other's writes through a
+	// watch: each create below waits until the replica it goes through
+	// has seen the writes before it (else b could count 1 of 2, not
+	// near, and a could take a third).
+	sees := func(env *testenv.Env, subs int64) {
+		t.Helper()
+		poll.Until(t, 30*time.Second, "the limit and the subscriptions on each replica", func() bool {
+			l := getLimits(t, env, ten)
+			return l.Limits["subscriptions"] == 2 && l.Usage["subscriptions"] == subs
+		})
+	}
 	notices := receiver(t)
 	subscribe(t, a, ten, notices, "limit.*")
+	sees(b, 1)
 	subscribe(t, b, ten, receiver(t), "ticket.*")
+	sees(a, 2)
 	for i, env := range []*testenv.Env{a, b, a} {
 		r, _ := env.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": "https://example.com/h", "eventTypes": []string{"ticket.*"}})
 		if r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), "QUOTA_EXCEEDED") {
@@ -259,6 +275,8 @@ func TestOperationalJobFinished(t *testing.T) {
 	subscribe(t, a, ten, notices, "job.finished")
 	rc := receiver(t)
 	s := subscribe(t, b, ten, rc, "ticket.updated")
+	matchedEverywhere(t, ten, events.TypeJobFinished, 1, a, b)
+	matchedEverywhere(t, ten, "ticket.updated", 1, a, b)
 	start := time.Now().UTC().Add(-time.Second)
 	publishBatches(t, a, ten, 150)
 	if got := len(rc.WaitFor(150, 30*time.Second)); got != 150 {

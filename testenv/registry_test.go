@@ -15,7 +15,6 @@ import (
 
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/internal/natstest"
-	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/testenv"
 )
 
@@ -382,10 +381,11 @@ func TestRegistryAcrossStacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc := receiver(t)
-	poll.Until(t, 30*time.Second, "replica b accepts a subscription to the new family", func() bool {
+	untilCounted(t, "replica b accepts a subscription to the new family", func() bool {
 		r, err := b.Do("POST", "/api/subscriptions", ten.APIKey, map[string]any{"url": rc.URL(), "eventTypes": []string{"asset.*"}})
 		return err == nil && r.Status == http.StatusCreated
 	})
+	matchedEverywhere(t, ten, "asset.created", 1, a, b)
 	r, _ := b.Do("POST", "/api/events", ten.APIKey, map[string]any{"type": "asset.created", "data": map[string]any{"name": "x"}})
 	if diff := cmp.Diff([]string{"data/assetId"}, errorFields(t, r)); diff != "" {
 		t.Errorf("replica b checks the schema registered on a (-want +got):\n%s", diff)

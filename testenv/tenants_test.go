@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/onestack/webhooks/dispatcher"
-	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/testenv"
 )
 
@@ -128,7 +127,7 @@ func TestBacklogIsVisible(t *testing.T) {
 		ID, EventID, Status string
 		Attempts            []any
 	}
-	poll.Until(t, 30*time.Second, "the waiting deliveries listed as pending", func() bool {
+	untilCounted(t, "the waiting deliveries listed as pending", func() bool {
 		r, err := env.Do("GET", "/api/subscriptions/"+sub.ID+"/deliveries?status=pending", ten.APIKey, nil)
 		if err != nil || r.Status != 200 {
 			return false
@@ -161,7 +160,7 @@ func TestBacklogIsVisible(t *testing.T) {
 		t.Errorf("backlog = %v, want at least %d", sub.Backlog, n-1)
 	}
 	last := ids[len(ids)-1]
-	poll.Until(t, 30*time.Second, "the last event's lookup showing its delivery", func() bool {
+	untilCounted(t, "the last event's lookup showing its delivery", func() bool {
 		r, err := env.Do("GET", "/api/events/"+last, ten.APIKey, nil)
 		if err != nil || r.Status != 200 {
 			return false

@@ -155,7 +155,7 @@ var traceparentForm = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-(0[0
 func attemptTraceIDs(t *testing.T, env *testenv.Env, ten testenv.Tenant, sub string, attempts int) []string {
 	t.Helper()
 	var ids []string
-	poll.Until(t, 30*time.Second, "the attempts in the attempt log", func() bool {
+	untilCounted(t, "the attempts in the attempt log", func() bool {
 		r, err := env.Do("GET", "/api/subscriptions/"+sub+"/deliveries", ten.APIKey, nil)
 		if err != nil || r.Status != http.StatusOK {
 			return false
