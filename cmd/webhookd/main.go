@@ -169,7 +169,7 @@ func parse(args []string, getenv func(string) string, environ []string, stderr i
 	fs.IntVar(&o.destMax, "destination-concurrency", destination.DefaultMax, "attempts in flight at most to one destination (scheme, host, port), all its subscriptions together; the adaptive limit stays under it")
 	fs.DurationVar(&o.eventRetention, "event-retention", events.DefaultRetention, "how long events are kept for replay")
 	fs.DurationVar(&o.dedupeWindow, "dedupe-window", events.DefaultDedupeWindow, "how long an event id is remembered per tenant: the same id published again within it is delivered once")
-	fs.DurationVar(&o.natsWindow, "nats-dedupe-window", events.DefaultNATSWindow, "how much of --dedupe-window NATS itself remembers, in memory (about 185 bytes an event); the rest is checked on disk, in the event index")
+	fs.DurationVar(&o.natsWindow, "nats-dedupe-window", events.DefaultNATSWindow, "how much of --dedupe-window NATS itself remembers, in memory (about 200 bytes an event); the rest is checked on disk, in the event index. Longer than 20s (a publish's timeout and the clocks' skew)")
 	fs.DurationVar(&o.deliveryRetention, "delivery-retention", deliverylog.DefaultRetention, "how long delivery records and their attempts are kept")
 	fs.DurationVar(&o.failPeriod, "disable-after-failing", dispatcher.DefaultDisableAfter, "disable a subscription whose deliveries have been given up, with none succeeding, for this long (0: never)")
 	fs.IntVar(&o.failCount, "disable-after-given-up", 0, "disable a subscription after this many deliveries in a row were given up (0: never)")
@@ -263,6 +263,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	}
 	if o.natsWindow <= 0 || o.natsWindow > o.dedupeWindow {
 		return errors.New("--nats-dedupe-window must be positive and at most --dedupe-window")
+	}
+	// Past NATS's window the event index answers, and it must reach back
+	// by the margin: a window within it would make every id check ask the
+	// stream first. One as long as the whole duplicate window needs no index.
+	if m := events.DedupeMargin(0); o.natsWindow <= m && o.natsWindow < o.dedupeWindow {
+		return fmt.Errorf("--nats-dedupe-window must be longer than %v (a publish's timeout and the clocks' skew), or as long as --dedupe-window", m)
 	}
 	if o.failPeriod < 0 || o.failCount < 0 {
 		return errors.New("--disable-after-failing and --disable-after-given-up must not be negative")
