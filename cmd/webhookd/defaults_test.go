@@ -31,6 +31,7 @@ func TestFlagDefaultsAreThePackagesDefaults(t *testing.T) {
 		{"event-retention", o.eventRetention, events.DefaultRetention},
 		{"dedupe-window", o.dedupeWindow, events.DefaultDedupeWindow},
 		{"nats-dedupe-window", o.natsWindow, events.DefaultNATSWindow},
+		{"gc-percent", o.gcPercent, 100},
 		{"delivery-retention", o.deliveryRetention, deliverylog.DefaultRetention},
 		{"delivery-timeout", o.timeout, dispatcher.DefaultTimeout},
 		{"workers", o.workers, dispatcher.DefaultWorkers},
