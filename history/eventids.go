@@ -8,10 +8,6 @@ import (
 	"github.com/onestack/webhooks/events"
 )
 
-// clockSkew is how far the clocks of NATS and of a webhookd replica may
-// differ, as the duplicate window's margin counts it.
-const clockSkew = 10 * time.Second
-
 // EventIDs is the events API's view of the event index: the duplicate
 // window beyond the stream's own, and each tenant's stored bytes.
 type EventIDs struct {
@@ -20,15 +16,18 @@ type EventIDs struct {
 }
 
 // NewEventIDs checks ids against the index for the duplicate window of
-// sc, reaching back past the stream's own window by a publish's longest
-// time in flight (publishTimeout) and the clocks' skew.
+// sc, reaching back past the stream's own window by events.DedupeMargin of
+// publishTimeout (a publish's longest time in flight, and the clocks'
+// skew).
 func NewEventIDs(ix *eventindex.Index, sc events.StreamConfig, publishTimeout time.Duration) EventIDs {
+	return EventIDs{ix: ix, dup: duplicates(ix, sc, publishTimeout)}
+}
+
+// duplicates is the event index's duplicate check for sc's windows.
+func duplicates(ix *eventindex.Index, sc events.StreamConfig, publishTimeout time.Duration) eventindex.Duplicates {
 	sc = sc.WithDefaults()
-	if publishTimeout <= 0 {
-		publishTimeout = events.DefaultPublishTimeout
-	}
-	return EventIDs{ix: ix, dup: eventindex.Duplicates{Index: ix, Window: sc.DedupeWindow, StreamWindow: sc.NATSWindow,
-		Margin: publishTimeout + clockSkew}}
+	return eventindex.Duplicates{Index: ix, Window: sc.DedupeWindow, StreamWindow: sc.NATSWindow,
+		Margin: events.DedupeMargin(publishTimeout)}
 }
 
 // Seen reports, for each id, whether the tenant stored it within the

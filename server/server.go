@@ -367,7 +367,7 @@ func (s *Server) limiter(ctx context.Context, reg prometheus.Registerer) (api.Li
 	var store limiter.Store
 	switch s.cfg.RateLimiter {
 	case "", "nats":
-		ns, err := limiter.NewNATS(ctx, s.nc, s.js, s.cfg.Replicas, s.budget.small, reg, s.logger)
+		ns, err := limiter.NewNATS(ctx, s.nc, s.js, s.cfg.Replicas, s.budget.counters, reg, s.logger)
 		if err != nil {
 			return nil, fmt.Errorf("rate limiter: %w", err)
 		}

@@ -66,9 +66,19 @@ type budget struct {
 	store, events, attemptLog, deliveries int64
 	idempotency                           int64
 	subscriptions                         int64 // each of the subscription store's buckets
-	small                                 int64 // each of the other buckets, and the counter stream
+	small                                 int64 // each of the other buckets
+	counters                              int64 // the rate-limit counter stream: small, at most maxCounterBytes
 	highWater                             float64
 }
+
+// maxCounterBytes bounds the rate-limit counter stream whatever the store:
+// it holds one counter per tenant and window for three windows (some
+// 100,000 counters of about 150 bytes fit), and JetStream sizes a stream's
+// blocks from its byte limit, 8 MiB past 32 MiB and 4 MiB below. Each
+// request writes a counter, so the stream's last block is always being
+// written and NATS keeps it whole in memory, the counters it replaced
+// with it: a block of 4 MiB, not 8.
+const maxCounterBytes = 16 << 20
 
 // subscriptionBuckets and smallOnes count the limits budget.subscriptions
 // and budget.small each stand for.
@@ -80,7 +90,7 @@ const (
 // sum is what the limits reserve of the store together.
 func (b budget) sum() int64 {
 	return b.events + b.attemptLog + b.deliveries + b.idempotency +
-		subscriptionBuckets*b.subscriptions + smallOnes*b.small
+		subscriptionBuckets*b.subscriptions + (smallOnes-1)*b.small + b.counters
 }
 
 // validate reports limits that cannot be: negative, or a high-water mark
@@ -122,6 +132,7 @@ func (c StorageConfig) budget() (budget, error) {
 		small:         share(0, smallShare),
 		highWater:     c.HighWater,
 	}
+	b.counters = min(b.small, maxCounterBytes)
 	if b.highWater == 0 {
 		b.highWater = DefaultHighWater
 	}
@@ -226,7 +237,7 @@ func (s *Server) sizeStorage() error {
 	}
 	s.budget = b
 	s.logger.Info("storage bounded", "max_store", b.store, "from", from, "events", b.events, "attempt_log", b.attemptLog,
-		"deliveries", b.deliveries, "idempotency", b.idempotency, "subscription_buckets", b.subscriptions, "other_buckets", b.small,
+		"deliveries", b.deliveries, "idempotency", b.idempotency, "subscription_buckets", b.subscriptions, "other_buckets", b.small, "rate_limit_counters", b.counters,
 		"high_water", b.highWater)
 	return nil
 }

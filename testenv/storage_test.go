@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/onestack/webhooks/internal/poll"
+	"github.com/onestack/webhooks/limiter"
 	"github.com/onestack/webhooks/server"
 	"github.com/onestack/webhooks/testenv"
 )
@@ -149,5 +150,38 @@ func TestStoreRefusesEventsNearItsLimit(t *testing.T) {
 	}
 	if !strings.Contains(page, `webhooks_stream_bytes{stream="EVENTS"} `) || !strings.Contains(page, `webhooks_stream_max_bytes{stream="KV_idempotency"}`) {
 		t.Errorf("metrics lack the bytes of EVENTS or a bucket's limit")
+	}
+}
+
+// TestRateLimitCountersBoundedSmall: with a store of 10 GiB, the rate-limit
+// counter stream gets 16 MiB, not its 1 % share (100 MiB), so JetStream
+// gives it blocks of 4 MiB rather than 8: its last block, always being
+// written, is held whole in memory. Requests are still counted in it.
+func TestRateLimitCountersBoundedSmall(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t, testenv.Options{Server: func(c *server.Config) {
+		c.Storage = server.StorageConfig{MaxStore: 10 << 30}
+	}})
+	ten, err := env.CreateTenant("counters", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := env.Do("GET", "/api/subscriptions", ten.APIKey, nil); err != nil || r.Status != http.StatusOK {
+		t.Fatalf("GET /api/subscriptions = %v, %v; want 200", r, err)
+	}
+	_, js := env.JetStream()
+	s, err := js.Stream(t.Context(), limiter.CounterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := info.Config.MaxBytes, int64(16<<20); got != want {
+		t.Errorf("%s MaxBytes = %d, want %d", limiter.CounterStream, got, want)
+	}
+	if info.State.Msgs == 0 {
+		t.Errorf("%s holds no counter after a request", limiter.CounterStream)
 	}
 }

@@ -199,6 +199,9 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
 		{[]string{"--allow-destination-cidrs", "10.0.0.0/99"}, nil, "--allow-destination-cidrs"},
 		{[]string{"extra"}, nil, "unexpected argument"},
+		{[]string{"--nats-dedupe-window", "20s"}, nil, "--nats-dedupe-window"},
+		{[]string{"--gc-percent", "5"}, nil, "--gc-percent"},
+		{[]string{"--nats-dedupe-window", "2m", "--dedupe-window", "1m"}, nil, "--nats-dedupe-window"},
 	}
 	for _, tt := range tests {
 		var stderr bytes.Buffer

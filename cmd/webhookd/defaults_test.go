@@ -30,6 +30,8 @@ func TestFlagDefaultsAreThePackagesDefaults(t *testing.T) {
 		{"storage-high-water", o.storage.HighWater, server.DefaultHighWater},
 		{"event-retention", o.eventRetention, events.DefaultRetention},
 		{"dedupe-window", o.dedupeWindow, events.DefaultDedupeWindow},
+		{"nats-dedupe-window", o.natsWindow, events.DefaultNATSWindow},
+		{"gc-percent", o.gcPercent, 100},
 		{"delivery-retention", o.deliveryRetention, deliverylog.DefaultRetention},
 		{"delivery-timeout", o.timeout, dispatcher.DefaultTimeout},
 		{"workers", o.workers, dispatcher.DefaultWorkers},
