@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,10 +163,8 @@ func TestResumeAndRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := s.publish(t, "ten_a", base.Add(time.Hour), "ticket.deleted")
-	var now time.Time
-	clock := func() time.Time { return now }
-	now = time.Now()
-	ix = s.open(t, Config{Dir: dir, Now: clock, RetentionEvery: time.Hour})
+	clock := newClock(time.Now())
+	ix = s.open(t, Config{Dir: dir, Now: clock.Now, RetentionEvery: time.Hour})
 	if err := ix.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +175,7 @@ func TestResumeAndRetention(t *testing.T) {
 	if diff := cmp.Diff(append(second, first...), got); diff != "" {
 		t.Errorf("after reopening (-want +got):\n%s", diff)
 	}
-	now = time.Now().Add(15 * 24 * time.Hour)
+	clock.Set(time.Now().Add(15 * 24 * time.Hour))
 	if n, err := ix.store.Expire(); err != nil || n != 3 {
 		t.Errorf("expire 15 days later = %d, %v; want 3 forgotten", n, err)
 	}
@@ -213,3 +212,18 @@ func FuzzList(f *testing.F) {
 		}
 	})
 }
+
+// testClock is a clock a test moves while the index's goroutines read it.
+type testClock struct{ unixNano atomic.Int64 }
+
+func newClock(at time.Time) *testClock {
+	c := &testClock{}
+	c.Set(at)
+	return c
+}
+
+// Now is the time last set.
+func (c *testClock) Now() time.Time { return time.Unix(0, c.unixNano.Load()) }
+
+// Set moves the clock to at.
+func (c *testClock) Set(at time.Time) { c.unixNano.Store(at.UnixNano()) }

@@ -103,9 +103,8 @@ func TestSeen(t *testing.T) {
 func TestStoredBytes(t *testing.T) {
 	t.Parallel()
 	s := start(t)
-	now := time.Now()
-	clock := func() time.Time { return now }
-	ix := s.open(t, Config{Dir: t.TempDir(), Now: clock, RetentionEvery: time.Hour})
+	clock := newClock(time.Now())
+	ix := s.open(t, Config{Dir: t.TempDir(), Now: clock.Now, RetentionEvery: time.Hour})
 	ctx := context.Background()
 	want := map[string]int64{}
 	for i, tenant := range []string{"ten_a", "ten_a", "ten_b"} {
@@ -128,7 +127,7 @@ func TestStoredBytes(t *testing.T) {
 			t.Errorf("StoredBytes(%s) = %d, %v; want %d", tenant, got, err, want[tenant])
 		}
 	}
-	now = now.Add(15 * 24 * time.Hour)
+	clock.Set(clock.Now().Add(15 * 24 * time.Hour))
 	if _, err := ix.store.Expire(); err != nil {
 		t.Fatal(err)
 	}
