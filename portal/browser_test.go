@@ -112,9 +112,13 @@ func newTab(t *testing.T) *tab {
 // do runs actions, failing the test with what the page shows.
 func (tb *tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	tb.t.Helper()
-	if err := chromedp.Do(tb.ctx, actions...); err != nil {
-		body, _ := chromedp.Run(context.WithoutCancel(tb.ctx), chromedp.Evaluate[string]("document.body ? document.body.innerText : ''"))
-		loc, _ := chromedp.Run(context.WithoutCancel(tb.ctx), chromedp.Location())
+	// A step's own bound, well inside the tab's, leaves the tab alive to
+	// say what the page shows when a step hangs.
+	ctx, cancel := context.WithTimeout(tb.ctx, 90*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		body, _ := chromedp.Run(tb.ctx, chromedp.Evaluate[string]("document.body ? document.body.innerText : ''"))
+		loc, _ := chromedp.Run(tb.ctx, chromedp.Location())
 		tb.t.Fatalf("%s: %v\n  at %s:\n%.1500s", what, err, loc, body)
 	}
 }
