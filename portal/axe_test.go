@@ -83,7 +83,7 @@ func TestAxeFindsProblems(t *testing.T) {
 <input type="text" name="nameless"></main></body></html>`))
 	}))
 	defer srv.Close()
-	tb.do("load a bad page", chromedp.Navigate(srv.URL), chromedp.WaitVisible(chromedp.CSS("main")))
+	tb.do("load a bad page", chromedp.Navigate(srv.URL), shown("main"))
 	found := map[string]bool{}
 	for _, v := range tb.violations() {
 		found[v.ID] = true
@@ -130,9 +130,9 @@ func TestPortalPagesAreAccessible(t *testing.T) {
 	}
 	evt, _ := env.Publish(ten, "ticket.updated", map[string]int{"n": 1})
 	base := env.URL() + "/portal"
-	tb.do("the sign-in page", chromedp.Navigate(base+"/login"), chromedp.WaitVisible(chromedp.CSS("#apiKey")))
+	tb.do("the sign-in page", chromedp.Navigate(base+"/login"), shown("#apiKey"))
 	tb.accessible("sign-in")
-	tb.do("sign in", chromedp.Navigate(link(t, env, ten.ID)), chromedp.WaitVisible(chromedp.CSS("#new-subscription")))
+	tb.do("sign in", chromedp.Navigate(link(t, env, ten.ID)), shown("#new-subscription"))
 	tb.until("a failed delivery", base+"/subscriptions/"+bad.ID+"/deliveries?status=failed", `document.querySelector('article.delivery[data-status="failed"]')`)
 	tb.until("the 410 disabled it", base+"/subscriptions/"+disabled.ID, `document.getElementById("disabled-banner")`)
 	tb.until("five failed attempts in a row mark it failing", base+"/subscriptions/"+bad.ID, `document.getElementById("failing-banner")`)
@@ -163,27 +163,27 @@ func TestPortalPagesAreAccessible(t *testing.T) {
 		{"not found", "/subscriptions/sub_nope", "#problem"},
 	}
 	for _, p := range pages {
-		tb.do(p.name, chromedp.Navigate(base+p.path), chromedp.WaitVisible(chromedp.CSS(p.ready)))
+		tb.do(p.name, chromedp.Navigate(base+p.path), shown(p.ready))
 		tb.accessible(p.name)
 	}
 	// A delivery's own page, and the form with the API's errors beside
 	// its fields.
-	tb.do("a failed delivery", chromedp.Navigate(base+"/subscriptions/"+bad.ID+"/deliveries?status=failed"), chromedp.WaitVisible(chromedp.CSS("article.delivery")))
+	tb.do("a failed delivery", chromedp.Navigate(base+"/subscriptions/"+bad.ID+"/deliveries?status=failed"), shown("article.delivery"))
 	dlv := tb.eval(`document.querySelector("article.delivery").id`)
-	tb.do("the delivery", chromedp.Navigate(base+"/deliveries/"+dlv), chromedp.WaitVisible(chromedp.CSS("#"+dlv)))
+	tb.do("the delivery", chromedp.Navigate(base+"/deliveries/"+dlv), shown("#"+dlv))
 	tb.accessible("delivery")
 	tb.do("a form with errors",
 		chromedp.Navigate(base+"/subscriptions/new"),
-		chromedp.WaitVisible(chromedp.CSS("#subscription-form")),
+		shown("#subscription-form"),
 		chromedp.SetValue(chromedp.CSS("#url"), "ftp://example.com/hook"),
 		chromedp.SetValue(chromedp.CSS("#filter"), "data.n >"),
 		chromedp.Click(chromedp.CSS("#create")),
-		chromedp.WaitVisible(chromedp.CSS("#url-error")))
+		shown("#url-error"))
 	tb.accessible("form with errors")
 
 	// The page past the budget, as a tenant of 2 requests a minute.
 	small, _ := env.CreateTenant("small", 2)
-	tb.do("sign in as small", chromedp.Navigate(link(t, env, small.ID)), chromedp.WaitVisible(chromedp.CSS("#new-subscription")))
+	tb.do("sign in as small", chromedp.Navigate(link(t, env, small.ID)), shown("#new-subscription"))
 	tb.until("the budget spent", base+"/event-types", `document.getElementById("limited")`)
 	tb.accessible("rate limited")
 }

@@ -109,6 +109,33 @@ func newTab(t *testing.T) *tab {
 	return tb
 }
 
+// shown waits until the current page shows an element matching the CSS
+// selector sel. Each look is a fresh query of whatever document the tab
+// holds, so a click that navigates cannot leave it watching the page it
+// left (chromedp's WaitVisible can hold on to the old document's node
+// and wait out its bound under load).
+func shown(sel string) chromedp.Action[chromedp.Void] {
+	js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !!e && e.getClientRects().length > 0 && getComputedStyle(e).visibility !== "hidden"; })()`, sel)
+	look := chromedp.Evaluate[bool](js)
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		for {
+			// A look made while the page navigates can fail or wait for
+			// the new document: bound it, and look again.
+			lookCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			ok, err := look(lookCtx, t)
+			cancel()
+			if err == nil && ok {
+				return chromedp.Void{}, nil
+			}
+			select {
+			case <-ctx.Done():
+				return chromedp.Void{}, fmt.Errorf("waiting for %s to be shown: %w", sel, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+}
+
 // do runs actions, failing the test with what the page shows.
 func (tb *tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	tb.t.Helper()
@@ -154,7 +181,7 @@ func (tb *tab) eval(js string) string {
 func (tb *tab) until(what, url, js string) {
 	tb.t.Helper()
 	if !poll.Within(60*time.Second, func() bool {
-		tb.do("load "+url, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("main")))
+		tb.do("load "+url, chromedp.Navigate(url), shown("main"))
 		return tb.eval("String(!!("+js+"))") == "true"
 	}) {
 		tb.t.Fatalf("%s: not seen within 60 s on %s:\n%.2000s", what, url, tb.eval("document.body.innerText"))
@@ -179,18 +206,18 @@ func TestPortalInABrowser(t *testing.T) {
 	defer rc.Close()
 
 	// Sign in through the link: the page moves on to the subscriptions.
-	tb.do("open the link", chromedp.Navigate(link(t, env, ten.ID)), chromedp.WaitVisible(chromedp.CSS("#new-subscription")))
+	tb.do("open the link", chromedp.Navigate(link(t, env, ten.ID)), shown("#new-subscription"))
 	if got := tb.text(".tenant"); got != "acme" {
 		t.Errorf("signed in as %q, want acme", got)
 	}
 
 	// A bad URL comes back as the API's field error beside the field.
-	tb.do("open the form", chromedp.Click(chromedp.CSS("#new-subscription")), chromedp.WaitVisible(chromedp.CSS("#subscription-form")))
+	tb.do("open the form", chromedp.Click(chromedp.CSS("#new-subscription")), shown("#subscription-form"))
 	tb.do("submit a bad URL",
 		chromedp.SetValue(chromedp.CSS("#url"), "ftp://example.com/hook"),
 		chromedp.Click(chromedp.CSS(`input[name="eventTypes"][value="ticket.updated"]`)),
 		chromedp.Click(chromedp.CSS("#create")),
-		chromedp.WaitVisible(chromedp.CSS("#url-error")))
+		shown("#url-error"))
 	if msg := tb.text("#url-error"); !strings.Contains(msg, "http") {
 		t.Errorf("field error beside url = %q", msg)
 	}
@@ -203,7 +230,7 @@ func TestPortalInABrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#url"), rc.URL()+"/hook"),
 		chromedp.SetValue(chromedp.CSS("#description"), "from the browser"),
 		chromedp.Click(chromedp.CSS("#create")),
-		chromedp.WaitVisible(chromedp.CSS("#secret")))
+		shown("#secret"))
 	secret := tb.text("#secret")
 	if !strings.HasPrefix(secret, "whsec_") {
 		t.Fatalf("secret shown = %q", secret)
@@ -247,18 +274,18 @@ func TestPortalInABrowser(t *testing.T) {
 	// The endpoint is back: retry from the page.
 	rc.Respond(nil)
 	rc.Body(nil)
-	tb.submit("retry", chromedp.Click(chromedp.CSS("#"+failed+` button[data-role="retry"]`)), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	tb.submit("retry", chromedp.Click(chromedp.CSS("#"+failed+` button[data-role="retry"]`)), shown("#flash"))
 	if msg := tb.text("#flash"); !strings.Contains(msg, "Retry of "+failed) {
 		t.Errorf("after retry the page says %q", msg)
 	}
 	tb.until("the retried delivery succeeded", env.URL()+"/portal/deliveries/"+failed, `document.getElementById("`+failed+`").dataset.status === "succeeded"`)
 
 	// Rotate the secret: the page shows a new one.
-	tb.do("show the secret", chromedp.Navigate(env.URL()+"/portal/subscriptions/"+sub), chromedp.Click(chromedp.CSS("#show-secret")), chromedp.WaitVisible(chromedp.CSS("#rotate")))
+	tb.do("show the secret", chromedp.Navigate(env.URL()+"/portal/subscriptions/"+sub), chromedp.Click(chromedp.CSS("#show-secret")), shown("#rotate"))
 	if got := tb.text("#secret"); got != secret {
 		t.Errorf("shown secret = %q, want %q", got, secret)
 	}
-	tb.do("rotate", chromedp.Click(chromedp.CSS("#rotate")), chromedp.WaitVisible(chromedp.CSS("#rotated")))
+	tb.do("rotate", chromedp.Click(chromedp.CSS("#rotate")), shown("#rotated"))
 	rotated := tb.text("#secret")
 	if !strings.HasPrefix(rotated, "whsec_") || rotated == secret {
 		t.Errorf("rotated secret = %q (was %q)", rotated, secret)
@@ -269,17 +296,17 @@ func TestPortalInABrowser(t *testing.T) {
 	}
 
 	// Another tenant's subscription answers not found.
-	tb.do("open theirs", chromedp.Navigate(env.URL()+"/portal/subscriptions/"+theirs.ID), chromedp.WaitVisible(chromedp.CSS("#problem")))
+	tb.do("open theirs", chromedp.Navigate(env.URL()+"/portal/subscriptions/"+theirs.ID), shown("#problem"))
 	if got := tb.text("h1"); got != "Not Found" || strings.Contains(tb.eval("document.body.innerText"), "theirs") {
 		t.Errorf("another tenant's subscription shows %q", tb.eval("document.body.innerText"))
 	}
 
 	// Sign out: back to the sign-in page, and the pages ask to sign in.
-	tb.do("sign out", chromedp.Navigate(env.URL()+"/portal/subscriptions"), chromedp.Click(chromedp.CSS("#sign-out")), chromedp.WaitVisible(chromedp.CSS("#apiKey")))
+	tb.do("sign out", chromedp.Navigate(env.URL()+"/portal/subscriptions"), chromedp.Click(chromedp.CSS("#sign-out")), shown("#apiKey"))
 	if got := tb.text("#flash"); got != "Signed out." {
 		t.Errorf("after sign out: %q", got)
 	}
-	tb.do("a page after sign out", chromedp.Navigate(env.URL()+"/portal/subscriptions/"+sub), chromedp.WaitVisible(chromedp.CSS("#apiKey")))
+	tb.do("a page after sign out", chromedp.Navigate(env.URL()+"/portal/subscriptions/"+sub), shown("#apiKey"))
 }
 
 // TestPortalAPIKeySignInInABrowser signs in with the API key form, pauses
@@ -295,19 +322,19 @@ func TestPortalAPIKeySignInInABrowser(t *testing.T) {
 	}
 	tb.do("sign in with a key",
 		chromedp.Navigate(env.URL()+"/portal/subscriptions/"+sub.ID),
-		chromedp.WaitVisible(chromedp.CSS("#apiKey")),
+		shown("#apiKey"),
 		chromedp.SetValue(chromedp.CSS("#apiKey"), ten.APIKey),
 		chromedp.Click(chromedp.CSS("#sign-in")),
-		chromedp.WaitVisible(chromedp.CSS("#pause")))
+		shown("#pause"))
 	if got := tb.text("#subscription-id"); got != sub.ID {
 		t.Errorf("after sign-in the page shows %q, want the page asked for (%s)", got, sub.ID)
 	}
-	tb.do("pause", chromedp.Click(chromedp.CSS("#pause")), chromedp.WaitVisible(chromedp.CSS("#resume")))
+	tb.do("pause", chromedp.Click(chromedp.CSS("#pause")), shown("#resume"))
 	r, _ := env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil)
 	if !strings.Contains(string(r.Body), `"active":false`) {
 		t.Errorf("after pause the API shows %s", r.Body)
 	}
-	tb.do("resume", chromedp.Click(chromedp.CSS("#resume")), chromedp.WaitVisible(chromedp.CSS("#pause")))
+	tb.do("resume", chromedp.Click(chromedp.CSS("#resume")), shown("#pause"))
 	budget := tb.text("#budget")
 	var left, limit int
 	if _, err := fmt.Sscanf(budget, "%d/%d", &left, &limit); err != nil || limit != 100 || left >= 100 || left < 90 {

@@ -25,18 +25,18 @@ func TestPortalSettingsInABrowser(t *testing.T) {
 	rc := testenv.NewReceiver()
 	defer rc.Close()
 	base := env.URL() + "/portal"
-	tb.do("sign in", chromedp.Navigate(link(t, env, ten.ID)), chromedp.WaitVisible(chromedp.CSS("#new-subscription")))
+	tb.do("sign in", chromedp.Navigate(link(t, env, ten.ID)), shown("#new-subscription"))
 
 	// A filter that does not compile: the API's reason beside the field.
 	tb.do("a bad filter",
 		chromedp.Navigate(base+"/subscriptions/new"),
-		chromedp.WaitVisible(chromedp.CSS("#subscription-form")),
+		shown("#subscription-form"),
 		chromedp.SetValue(chromedp.CSS("#url"), rc.URL()+"/hook"),
 		chromedp.Click(chromedp.CSS(`input[name="eventTypes"][value="ticket.updated"]`)),
 		chromedp.SetValue(chromedp.CSS("#filter"), `data.priority ==`),
 		chromedp.SetValue(chromedp.CSS("#headers"), "X-Team: ops-value-1234"),
 		chromedp.Click(chromedp.CSS("#create")),
-		chromedp.WaitVisible(chromedp.CSS("#filter-error")))
+		shown("#filter-error"))
 	if msg := tb.text("#filter-error"); msg == "" {
 		t.Errorf("no reason beside the filter")
 	}
@@ -54,7 +54,7 @@ func TestPortalSettingsInABrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#rateLimit"), "50"),
 		chromedp.SetValue(chromedp.CSS("#signatureScheme"), "v1a"),
 		chromedp.Click(chromedp.CSS("#create")),
-		chromedp.WaitVisible(chromedp.CSS("#secret")))
+		shown("#secret"))
 	if key := tb.text("#secret"); !strings.HasPrefix(key, "whpk_") {
 		t.Fatalf("key shown after creating a v1a subscription = %q, want its public key", key)
 	}
@@ -78,7 +78,7 @@ func TestPortalSettingsInABrowser(t *testing.T) {
 	}
 
 	// The subscription's page shows the header's name, never its value.
-	tb.do("the subscription", chromedp.Navigate(base+"/subscriptions/"+s.ID), chromedp.WaitVisible(chromedp.CSS("#edit-form")))
+	tb.do("the subscription", chromedp.Navigate(base+"/subscriptions/"+s.ID), shown("#edit-form"))
 	if got := tb.text("#headers-shown"); !strings.Contains(got, "X-Team") {
 		t.Errorf("headers shown = %q", got)
 	}
@@ -100,22 +100,22 @@ func TestPortalSettingsInABrowser(t *testing.T) {
 	}
 
 	// Remove the headers in the form.
-	tb.submit("remove the headers", chromedp.Click(chromedp.CSS("#removeHeaders")), chromedp.Click(chromedp.CSS("#save")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	tb.submit("remove the headers", chromedp.Click(chromedp.CSS("#removeHeaders")), chromedp.Click(chromedp.CSS("#save")), shown("#flash"))
 	r, _ = env.Do("GET", "/api/subscriptions/"+s.ID, ten.APIKey, nil)
 	if strings.Contains(string(r.Body), "X-Team") || !strings.Contains(string(r.Body), `"ordering":"fifo"`) {
 		t.Errorf("after removing the headers the API shows %s", r.Body)
 	}
 
 	// Events by type, and one by id with the delivery it made.
-	tb.do("list ticket.updated", chromedp.Navigate(base+"/events"), chromedp.WaitVisible(chromedp.CSS("#event-search")),
+	tb.do("list ticket.updated", chromedp.Navigate(base+"/events"), shown("#event-search"),
 		chromedp.SetValue(chromedp.CSS("#type"), "ticket.updated"), chromedp.Click(chromedp.CSS("#search")),
 		chromedp.WaitReady(chromedp.CSS(`#type option[value="ticket.updated"][selected]`)))
 	if n := tb.eval(`String(document.querySelectorAll("#events tbody tr").length)`); n != "2" {
 		t.Errorf("events of ticket.updated listed: %s, want 2", n)
 	}
 	tb.do("list account.created", chromedp.SetValue(chromedp.CSS("#type"), "account.created"), chromedp.Click(chromedp.CSS("#search")),
-		chromedp.WaitReady(chromedp.CSS(`#type option[value="account.created"][selected]`)), chromedp.WaitVisible(chromedp.CSS("#no-events")))
-	tb.do("look up the high one", chromedp.SetValue(chromedp.CSS("#event-id"), ids["high"]), chromedp.Click(chromedp.CSS("#lookup")), chromedp.WaitVisible(chromedp.CSS("#event-data")))
+		chromedp.WaitReady(chromedp.CSS(`#type option[value="account.created"][selected]`)), shown("#no-events"))
+	tb.do("look up the high one", chromedp.SetValue(chromedp.CSS("#event-id"), ids["high"]), chromedp.Click(chromedp.CSS("#lookup")), shown("#event-data"))
 	if got := tb.text("#event-id-shown"); got != ids["high"] {
 		t.Errorf("event page shows %q, want %s", got, ids["high"])
 	}
@@ -139,8 +139,8 @@ func TestPortalSettingsInABrowser(t *testing.T) {
 	// given, and chromedp's SetValue then fails, reading back another
 	// string: a second of 01 keeps the value as written.
 	since := time.Now().UTC().Add(-time.Hour).Truncate(time.Minute).Add(time.Second).Format("2006-01-02T15:04:05")
-	tb.do("replay", chromedp.Navigate(base+"/subscriptions/"+s.ID+"/deliveries"), chromedp.WaitVisible(chromedp.CSS("#replay-form")),
-		chromedp.SetValue(chromedp.CSS("#since"), since), chromedp.Click(chromedp.CSS("#replay")), chromedp.WaitVisible(chromedp.CSS("#job")))
+	tb.do("replay", chromedp.Navigate(base+"/subscriptions/"+s.ID+"/deliveries"), shown("#replay-form"),
+		chromedp.SetValue(chromedp.CSS("#since"), since), chromedp.Click(chromedp.CSS("#replay")), shown("#job"))
 	loc, _ := chromedp.Run(tb.ctx, chromedp.Location())
 	job := regexp.MustCompile(`/portal/jobs/([A-Za-z0-9_-]+)$`).FindStringSubmatch(loc)
 	if job == nil {
@@ -150,25 +150,25 @@ func TestPortalSettingsInABrowser(t *testing.T) {
 	if got := tb.text("#job-sent"); !strings.HasPrefix(got, "201 of 202 (1 left out by the filter)") {
 		t.Errorf("job's progress = %q, want 201 of 202 (the low one is left out by the filter)", got)
 	}
-	tb.do("the jobs", chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible(chromedp.CSS("#jobs")))
+	tb.do("the jobs", chromedp.Navigate(base+"/jobs"), shown("#jobs"))
 	if got := tb.eval(`Array.from(document.querySelectorAll("#jobs tbody tr")).map(r => r.dataset.id).join(" ")`); got != job[1] {
 		t.Errorf("jobs listed: %q, want %s", got, job[1])
 	}
-	tb.do("the job by id", chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible(chromedp.CSS("#job-lookup")),
-		chromedp.SetValue(chromedp.CSS("#job-id"), job[1]), chromedp.Click(chromedp.CSS("#lookup")), chromedp.WaitVisible(chromedp.CSS("#job-progress")))
+	tb.do("the job by id", chromedp.Navigate(base+"/jobs"), shown("#job-lookup"),
+		chromedp.SetValue(chromedp.CSS("#job-id"), job[1]), chromedp.Click(chromedp.CSS("#lookup")), shown("#job-progress"))
 	if v := tb.eval(`String(document.getElementById("job-progress").value)`); v != "100" {
 		t.Errorf("progress of the finished job = %s", v)
 	}
 
 	// Recover: nothing failed in the hour.
-	tb.do("recover", chromedp.Navigate(base+"/subscriptions/"+s.ID+"/deliveries"), chromedp.WaitVisible(chromedp.CSS("#recover-form")),
-		chromedp.SetValue(chromedp.CSS("#recover-since"), since), chromedp.Click(chromedp.CSS("#recover")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	tb.do("recover", chromedp.Navigate(base+"/subscriptions/"+s.ID+"/deliveries"), shown("#recover-form"),
+		chromedp.SetValue(chromedp.CSS("#recover-since"), since), chromedp.Click(chromedp.CSS("#recover")), shown("#flash"))
 	if got := tb.text("#flash"); !strings.Contains(got, "0 deliveries") {
 		t.Errorf("after recovering the page says %q", got)
 	}
 
 	// Usage and limits.
-	tb.do("usage", chromedp.Navigate(base+"/usage"), chromedp.WaitVisible(chromedp.CSS("#limits")))
+	tb.do("usage", chromedp.Navigate(base+"/usage"), shown("#limits"))
 	if got := tb.text(`#limit-subscriptions [data-role="used"]`); got != "1" {
 		t.Errorf("subscriptions used = %q, want 1", got)
 	}
@@ -213,7 +213,7 @@ func TestPortalAuthAndTraceparentInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := env.URL() + "/portal"
-	tb.do("sign in", chromedp.Navigate(link(t, env, ten.ID)), chromedp.WaitVisible(chromedp.CSS("#new-subscription")))
+	tb.do("sign in", chromedp.Navigate(link(t, env, ten.ID)), shown("#new-subscription"))
 
 	// Attempts show their trace id, which the receiver got in traceparent.
 	id, _ := env.Publish(ten, "ticket.updated", map[string]string{"n": "1"})
@@ -233,16 +233,16 @@ func TestPortalAuthAndTraceparentInABrowser(t *testing.T) {
 	// OAuth2, and traceparent off.
 	tb.do("set OAuth2",
 		chromedp.Navigate(base+"/subscriptions/"+sub.ID),
-		chromedp.WaitVisible(chromedp.CSS("#edit-form")),
+		shown("#edit-form"),
 		chromedp.Click(chromedp.CSS("#auth-oauth2")),
-		chromedp.WaitVisible(chromedp.CSS("#oauth2TokenUrl")),
+		shown("#oauth2TokenUrl"),
 		chromedp.SetValue(chromedp.CSS("#oauth2TokenUrl"), "https://idp.example.com/token"),
 		chromedp.SetValue(chromedp.CSS("#oauth2ClientId"), "portal-client"),
 		chromedp.SetValue(chromedp.CSS("#oauth2ClientSecret"), "client-secret-5678"),
 		chromedp.SetValue(chromedp.CSS("#oauth2Scopes"), "hooks:write"),
 		chromedp.Click(chromedp.CSS("#sendTraceparent")),
 		chromedp.Click(chromedp.CSS("#save")),
-		chromedp.WaitVisible(chromedp.CSS("#flash")))
+		shown("#flash"))
 	r, _ := env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil)
 	var s struct {
 		SendTraceparent *bool
@@ -262,11 +262,11 @@ func TestPortalAuthAndTraceparentInABrowser(t *testing.T) {
 		t.Errorf("traceparent shown = %q", got)
 	}
 	// Keep it as it is on the next save; then remove it.
-	tb.submit("save keeping auth", chromedp.SetValue(chromedp.CSS("#description"), "kept"), chromedp.Click(chromedp.CSS("#save")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	tb.submit("save keeping auth", chromedp.SetValue(chromedp.CSS("#description"), "kept"), chromedp.Click(chromedp.CSS("#save")), shown("#flash"))
 	if r, _ := env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil); !strings.Contains(string(r.Body), "portal-client") {
 		t.Errorf("a save that keeps auth lost it: %s", r.Body)
 	}
-	tb.submit("remove auth", chromedp.Click(chromedp.CSS("#auth-none")), chromedp.Click(chromedp.CSS("#save")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	tb.submit("remove auth", chromedp.Click(chromedp.CSS("#auth-none")), chromedp.Click(chromedp.CSS("#save")), shown("#flash"))
 	if r, _ := env.Do("GET", "/api/subscriptions/"+sub.ID, ten.APIKey, nil); strings.Contains(string(r.Body), "portal-client") {
 		t.Errorf("auth none left it: %s", r.Body)
 	}
