@@ -59,7 +59,7 @@ func TestCoalescerSumsAddsWhileOneIsInFlight(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				g := newGatedStore()
-				c := newCoalescer(g.add)
+				c := newCoalescer(g.add, 1)
 				ctx := context.Background()
 				var first int64
 				go func() { first, _ = c.Add(ctx, "ten_a", 7, tt.first) }()
@@ -95,7 +95,7 @@ func TestCoalescerSumsAddsWhileOneIsInFlight(t *testing.T) {
 func TestCoalescerKeepsCountersApart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newGatedStore()
-		c := newCoalescer(g.add)
+		c := newCoalescer(g.add, 1)
 		ctx := context.Background()
 		var a, b, w int64
 		// In flight at once, each alone in its call.
@@ -123,7 +123,7 @@ func TestCoalescerKeepsCountersApart(t *testing.T) {
 func TestCoalescerError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newGatedStore()
-		c := newCoalescer(g.add)
+		c := newCoalescer(g.add, 1)
 		ctx := context.Background()
 		go c.Add(ctx, "ten_a", 7, 1)
 		synctest.Wait()
@@ -153,7 +153,7 @@ func TestCoalescerError(t *testing.T) {
 func TestCoalescerExactUnderLoad(t *testing.T) {
 	t.Parallel()
 	local := NewLocal()
-	c := newCoalescer(local.Add)
+	c := newCoalescer(local.Add, 4)
 	l := New(storeFunc(c.Add), fixed(at))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -192,4 +192,35 @@ func (f storeFunc) Add(ctx context.Context, tenant string, window, delta int64) 
 func mustWindow(tenant string) int64 {
 	idx, _ := windowOf(tenant, at)
 	return idx
+}
+
+// TestCoalescerSeveralInFlight: up to maxInFlight Adds go out alone; the
+// rest wait for one of them and go out together.
+func TestCoalescerSeveralInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGatedStore()
+		c := newCoalescer(g.add, 2)
+		ctx := context.Background()
+		got := make([]int64, 5)
+		for i := range got {
+			go func() { got[i], _ = c.Add(ctx, "ten_a", 7, 1) }()
+			synctest.Wait()
+		}
+		for range 3 {
+			g.release <- struct{}{}
+			synctest.Wait()
+		}
+		calls := slices.Clone(g.calls)
+		slices.Sort(calls)
+		if diff := cmp.Diff([]int64{1, 1, 3}, calls); diff != "" {
+			t.Errorf("calls of add (-want +got):\n%s", diff)
+		}
+		slices.Sort(got)
+		if diff := cmp.Diff([]int64{1, 2, 3, 4, 5}, got); diff != "" {
+			t.Errorf("values of the five Adds (-want +got):\n%s", diff)
+		}
+		if len(c.counters) != 0 {
+			t.Errorf("counters left after every Add answered: %d, want 0", len(c.counters))
+		}
+	})
 }

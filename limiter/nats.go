@@ -24,10 +24,10 @@ const subjectPrefix = "ratelimit."
 // NATS counts in a JetStream counter stream (AllowMsgCounter, server ≥
 // 2.12): each Add is one publish with a Nats-Incr header, and the server
 // answers with the new total, so every replica shares one exact count in
-// one round trip. The Adds to one counter that arrive while its publish
-// is in flight are summed into the next one (see coalescer): a busy
-// tenant's requests cost a publish per round trip, not one each. Old
-// windows expire with the stream's MaxAge.
+// one round trip. Past a few publishes in flight for one counter, the
+// Adds that arrive are summed into the next one (see coalescer): a burst
+// of a tenant's requests costs a publish per round trip, not one each.
+// Old windows expire with the stream's MaxAge.
 //
 // When NATS fails (a request unanswered, the connection down), that
 // request is counted in a Local store instead (fail open, per replica);
@@ -77,7 +77,7 @@ func NewNATS(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, replica
 		return nil, fmt.Errorf("ensure stream %s: %w", CounterStream, err)
 	}
 	s := &NATS{nc: nc, timeout: 500 * time.Millisecond, fallback: NewLocal(), logger: logger, now: time.Now}
-	s.batch = newCoalescer(s.add)
+	s.batch = newCoalescer(s.add, counterCallsInFlight)
 	s.gauge = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "webhooks_ratelimit_fallback",
 		Help: "1 while the rate limiter counts locally because NATS is unreachable.",
@@ -87,6 +87,12 @@ func NewNATS(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, replica
 	}
 	return s, nil
 }
+
+// counterCallsInFlight is how many counter publishes of one tenant's
+// window may be in flight before the next requests' units are summed into
+// one (see coalescer): enough that a steady rate rarely waits on a round
+// trip, few enough that a burst costs a handful of publishes.
+const counterCallsInFlight = 4
 
 // pubAck is the server's answer to a counter increment.
 type pubAck struct {
