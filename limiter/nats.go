@@ -24,7 +24,10 @@ const subjectPrefix = "ratelimit."
 // NATS counts in a JetStream counter stream (AllowMsgCounter, server ≥
 // 2.12): each Add is one publish with a Nats-Incr header, and the server
 // answers with the new total, so every replica shares one exact count in
-// one round trip. Old windows expire with the stream's MaxAge.
+// one round trip. Past a few publishes in flight for one counter, the
+// Adds that arrive are summed into the next one (see coalescer): a burst
+// of a tenant's requests costs a publish per round trip, not one each.
+// Old windows expire with the stream's MaxAge.
 //
 // When NATS fails (a request unanswered, the connection down), that
 // request is counted in a Local store instead (fail open, per replica);
@@ -41,6 +44,7 @@ type NATS struct {
 	gauge    prometheus.Gauge
 	mode     switchover
 	now      func() time.Time
+	batch    *coalescer
 }
 
 // NewNATS creates the counter stream if needed and returns the store.
@@ -73,6 +77,7 @@ func NewNATS(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, replica
 		return nil, fmt.Errorf("ensure stream %s: %w", CounterStream, err)
 	}
 	s := &NATS{nc: nc, timeout: 500 * time.Millisecond, fallback: NewLocal(), logger: logger, now: time.Now}
+	s.batch = newCoalescer(s.add, counterCallsInFlight)
 	s.gauge = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "webhooks_ratelimit_fallback",
 		Help: "1 while the rate limiter counts locally because NATS is unreachable.",
@@ -82,6 +87,12 @@ func NewNATS(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, replica
 	}
 	return s, nil
 }
+
+// counterCallsInFlight is how many counter publishes of one tenant's
+// window may be in flight before the next requests' units are summed into
+// one (see coalescer): enough that a steady rate rarely waits on a round
+// trip, few enough that a burst costs a handful of publishes.
+const counterCallsInFlight = 4
 
 // pubAck is the server's answer to a counter increment.
 type pubAck struct {
@@ -93,6 +104,12 @@ type pubAck struct {
 
 // Add implements Store.
 func (s *NATS) Add(ctx context.Context, tenant string, window, delta int64) (int64, error) {
+	return s.batch.Add(ctx, tenant, window, delta)
+}
+
+// add is one Add's publish (or, NATS failing, its count in the fallback);
+// it is bounded by s.timeout.
+func (s *NATS) add(ctx context.Context, tenant string, window, delta int64) (int64, error) {
 	if !s.mode.tryShared(s.now()) {
 		return s.fallback.Add(ctx, tenant, window, delta)
 	}

@@ -247,7 +247,10 @@ func (s *Store) open() (err error) {
 			err = fmt.Errorf("open %s %s: %w: pebble panicked: %v", cfg.Name, cfg.Dir, cfg.ErrUnavailable, v)
 		}
 	}()
-	cache := pebble.NewCache(cfg.CacheBytes)
+	// Pebble reserves its memtables in the block cache: a cache of
+	// CacheBytes alone would hold nothing once MemTables were full (every
+	// read going to disk), so the memtables are added to it.
+	cache := pebble.NewCache(cfg.CacheBytes + int64(cfg.MemTables)*int64(cfg.MemTableBytes))
 	defer cache.Unref()
 	opts := &pebble.Options{
 		Cache:                       cache,

@@ -353,3 +353,46 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestBlockCacheBesideMemTables: Pebble reserves its memtables in the
+// block cache, so a store whose memtables are full must still cache the
+// blocks its reads load (each Get of a flushed key read from disk again
+// was most of the event index's duplicate check).
+func TestBlockCacheBesideMemTables(t *testing.T) {
+	t.Parallel()
+	cfg := config(t.TempDir())
+	cfg.CacheBytes, cfg.MemTableBytes, cfg.MemTables = 1<<20, 1<<20, 2
+	s, err := streamindex.Open(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore(s)
+	val := make([]byte, 100)
+	key := func(i int) []byte { return fmt.Appendf(nil, "k%08d", i) }
+	// Enough to flush a few tables and fill the memtables again.
+	const keys = 40_000
+	for seq := uint64(1); seq <= keys/1000; seq++ {
+		if err := s.Commit(seq, 1000, func(b *pebble.Batch) error {
+			for i := range 1000 {
+				_ = b.Set(key(int(seq-1)*1000+i), val, nil)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DB().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		for i := 0; i < keys; i += 97 {
+			if v, err := s.Get(key(i)); v == nil || err != nil {
+				t.Fatalf("Get(%s) = %q, %v; want its value", key(i), v, err)
+			}
+		}
+	}
+	m := s.DB().Metrics().BlockCache
+	if m.Count == 0 || m.Hits <= m.Misses {
+		t.Errorf("block cache after reading the same keys 3 times: %d blocks, %d hits, %d misses; want blocks and more hits than misses", m.Count, m.Hits, m.Misses)
+	}
+}
