@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 )
 
@@ -86,23 +85,7 @@ func (a *Admin) Tenant(ctx context.Context, id string) (Tenant, error) {
 // Tenants reads one page of tenants, newest first; pass the returned
 // cursor for the next ("" when there is none).
 func (a *Admin) Tenants(ctx context.Context, limit int, cursor string) ([]Tenant, string, error) {
-	q := url.Values{}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	if cursor != "" {
-		q.Set("cursor", cursor)
-	}
-	path := "/admin/tenants"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	var out struct {
-		Data       []Tenant `json:"data"`
-		NextCursor string   `json:"nextCursor"`
-	}
-	err := a.c.do(ctx, http.MethodGet, path, nil, &out)
-	return out.Data, out.NextCursor, err
+	return readPage[Tenant](ctx, a.c, "/admin/tenants", url.Values{}, limit, cursor)
 }
 
 // TenantPatch changes a tenant; nil fields are left as they are.

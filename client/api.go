@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 )
 
@@ -134,23 +133,7 @@ func (c *Client) SubscriptionWithETag(ctx context.Context, id string) (Subscript
 // Subscriptions reads one page; pass the returned cursor for the next
 // ("" when there is none).
 func (c *Client) Subscriptions(ctx context.Context, limit int, cursor string) ([]Subscription, string, error) {
-	q := url.Values{}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	if cursor != "" {
-		q.Set("cursor", cursor)
-	}
-	var out struct {
-		Data       []Subscription `json:"data"`
-		NextCursor string         `json:"nextCursor"`
-	}
-	path := "/api/subscriptions"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	err := c.do(ctx, http.MethodGet, path, nil, &out)
-	return out.Data, out.NextCursor, err
+	return readPage[Subscription](ctx, c, "/api/subscriptions", url.Values{}, limit, cursor)
 }
 
 // SubscriptionsByID reads up to 100 subscriptions in one counted request;

@@ -16,6 +16,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -358,4 +359,24 @@ func (c *Client) readBudget(h http.Header) {
 	c.mu.Lock()
 	c.budget = Budget{Limit: limit, Remaining: remaining, Reset: time.Unix(reset, 0)}
 	c.mu.Unlock()
+}
+
+// readPage reads one page of a list the API answers as data and
+// nextCursor: path with the query q, plus limit and cursor when set.
+func readPage[T any](ctx context.Context, c *Client, path string, q url.Values, limit int, cursor string) ([]T, string, error) {
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out struct {
+		Data       []T    `json:"data"`
+		NextCursor string `json:"nextCursor"`
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out.Data, out.NextCursor, err
 }

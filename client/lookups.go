@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 )
 
@@ -64,22 +63,7 @@ func (c *Client) Events(ctx context.Context, q EventQuery) ([]EventSummary, stri
 	if !q.Until.IsZero() {
 		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
 	}
-	if q.Limit > 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	if q.Cursor != "" {
-		v.Set("cursor", q.Cursor)
-	}
-	path := "/api/events"
-	if len(v) > 0 {
-		path += "?" + v.Encode()
-	}
-	var out struct {
-		Data       []EventSummary `json:"data"`
-		NextCursor string         `json:"nextCursor"`
-	}
-	err := c.do(ctx, http.MethodGet, path, nil, &out)
-	return out.Data, out.NextCursor, err
+	return readPage[EventSummary](ctx, c, "/api/events", v, q.Limit, q.Cursor)
 }
 
 // Event reads one event with the deliveries it made.
@@ -235,21 +219,5 @@ func (c *Client) Limits(ctx context.Context) (Limits, error) {
 // Jobs reads one page of the tenant's replay and recovery jobs, newest
 // first; pass the returned cursor for the next ("" when there is none).
 func (c *Client) Jobs(ctx context.Context, limit int, cursor string) ([]Job, string, error) {
-	q := url.Values{}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	if cursor != "" {
-		q.Set("cursor", cursor)
-	}
-	path := "/api/jobs"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	var out struct {
-		Data       []Job  `json:"data"`
-		NextCursor string `json:"nextCursor"`
-	}
-	err := c.do(ctx, http.MethodGet, path, nil, &out)
-	return out.Data, out.NextCursor, err
+	return readPage[Job](ctx, c, "/api/jobs", url.Values{}, limit, cursor)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 )
 
@@ -159,22 +158,7 @@ func (c *Client) Deliveries(ctx context.Context, subscription string, q Delivery
 	if q.Status != "" {
 		v.Set("status", q.Status)
 	}
-	if q.Limit > 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	if q.Cursor != "" {
-		v.Set("cursor", q.Cursor)
-	}
-	path := "/api/subscriptions/" + url.PathEscape(subscription) + "/deliveries"
-	if len(v) > 0 {
-		path += "?" + v.Encode()
-	}
-	var out struct {
-		Data       []Delivery `json:"data"`
-		NextCursor string     `json:"nextCursor"`
-	}
-	err := c.do(ctx, http.MethodGet, path, nil, &out)
-	return out.Data, out.NextCursor, err
+	return readPage[Delivery](ctx, c, "/api/subscriptions/"+url.PathEscape(subscription)+"/deliveries", v, q.Limit, q.Cursor)
 }
 
 // Delivery reads one delivery with all its attempts.
