@@ -152,11 +152,7 @@ func (c Config) Public() Public {
 		}
 		p.TokenURL, p.ClientID, p.Scopes, p.Audience = c.TokenURL, c.ClientID, &scopes, c.Audience
 	case TypeMTLS:
-		leaf := c.leaf
-		if leaf == nil {
-			leaf, _ = parseLeaf(c.Certificate)
-		}
-		if leaf != nil {
+		if leaf := c.certificate(); leaf != nil {
 			at := leaf.NotAfter.UTC()
 			p.Subject, p.Issuer, p.CertificateExpiresAt = leaf.Subject.String(), leaf.Issuer.String(), &at
 		}
@@ -169,11 +165,24 @@ func (c Config) Public() Public {
 // CertificateExpiresAt returns when an mtls config's client certificate
 // expires; false for oauth2 or a certificate that does not parse.
 func (c *Config) CertificateExpiresAt() (time.Time, bool) {
-	p := c.Public()
-	if p.CertificateExpiresAt == nil {
+	if c.Type != TypeMTLS {
 		return time.Time{}, false
 	}
-	return *p.CertificateExpiresAt, true
+	leaf := c.certificate()
+	if leaf == nil {
+		return time.Time{}, false
+	}
+	return leaf.NotAfter.UTC(), true
+}
+
+// certificate is an mtls config's client certificate: the one Prepared
+// parsed, else parsed now; nil when it does not parse.
+func (c *Config) certificate() *x509.Certificate {
+	if c.leaf != nil {
+		return c.leaf
+	}
+	leaf, _ := parseLeaf(c.Certificate)
+	return leaf
 }
 
 // String shows c without its secrets (a value receiver, so that a Config

@@ -229,15 +229,14 @@ func (s *Store) RecordAttempt(ctx context.Context, tenant, id string, failed boo
 	}
 	change := Unchanged
 	h, err := s.updateHealth(ctx, key, func(h *Health) bool {
-		next, c := p.next(*h, true, now)
-		if c == Unchanged && h.Failing() {
+		if h.Failing() { // found failing meanwhile: nothing to count or write
 			change = Unchanged
 			return false
 		}
-		if c == NowFailing {
-			next.FailingEvent = events.NewID()
+		*h, change = p.next(*h, true, now)
+		if change == NowFailing {
+			h.FailingEvent = events.NewID()
 		}
-		*h, change = next, c
 		return true
 	})
 	if err != nil {
