@@ -379,22 +379,18 @@ func (a *API) wrap(rt route) http.Handler {
 	})
 }
 
-// serve runs a route's handler and writes its error, if any; a tenant's
-// change, or a refusal at one of its limits, is told to Notices.
+// serve runs a route's handler and writes its error, if any; a refusal at
+// one of the tenant's limits is told to Notices (a change of what it uses
+// is told by the handlers that make one, see noticeUsage).
 func (a *API) serve(w http.ResponseWriter, r *http.Request, c *caller, rt route) {
 	err := rt.handle(w, r, c)
-	if err != nil {
-		a.writeError(w, r, err)
-	}
-	if a.cfg.Notices == nil || c.tenant == "" {
+	if err == nil {
 		return
 	}
+	a.writeError(w, r, err)
 	var qe *limits.ExceededError
-	switch {
-	case errors.As(err, &qe) && qe.Limit != limits.EventBytes:
+	if a.cfg.Notices != nil && c.tenant != "" && errors.As(err, &qe) && qe.Limit != limits.EventBytes {
 		a.cfg.Notices.LimitExceeded(c.tenant, qe.Limit, qe.Max, qe.Used)
-	case err == nil && r.Method != http.MethodGet && r.Method != http.MethodHead:
-		a.noticeUsage(c)
 	}
 }
 
@@ -409,8 +405,15 @@ type Notices interface {
 }
 
 // noticeUsage tells Notices what the tenant now uses of the limits the
-// API counts: subscriptions, event types, jobs running.
+// API counts: subscriptions, event types, jobs running. The handlers that
+// change one (a subscription created, changed or deleted; a replay or a
+// recovery started) call it once they succeed, not every write: a publish
+// changes none of them, and would pay the index's and the job runner's
+// locks per event.
 func (a *API) noticeUsage(c *caller) {
+	if a.cfg.Notices == nil || c.tenant == "" {
+		return
+	}
 	u := a.cfg.Store.Index().Usage(c.tenant)
 	a.cfg.Notices.LimitNear(c.tenant, limits.Subscriptions, c.limits.Subscriptions, int64(u.Subscriptions))
 	a.cfg.Notices.LimitNear(c.tenant, limits.EventTypes, c.limits.EventTypes, int64(u.EventTypes))

@@ -152,7 +152,11 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if fields := in.check(); len(fields) > 0 {
 		return &problem.ValidationError{Fields: fields}
 	}
-	return a.startReplay(w, r, s, *in.Since, in.until())
+	if err := a.startReplay(w, r, s, *in.Since, in.until()); err != nil {
+		return err
+	}
+	a.noticeUsage(c)
+	return nil
 }
 
 // timeRange is the range of a replay or a recovery: since is required,

@@ -388,6 +388,7 @@ func (a *API) createSubscription(w http.ResponseWriter, r *http.Request, c *call
 	w.Header().Set("Location", "/api/subscriptions/"+s.ID)
 	w.Header().Set("ETag", etagOf(&s))
 	writeJSON(w, http.StatusCreated, v)
+	a.noticeUsage(c)
 	return nil
 }
 
@@ -505,6 +506,7 @@ func (a *API) patchSubscription(w http.ResponseWriter, r *http.Request, c *calle
 	a.withBacklog(r.Context(), c.tenant, &v)
 	w.Header().Set("ETag", viewETag(s.Revision, &v))
 	writeJSON(w, http.StatusOK, v)
+	a.noticeUsage(c)
 	return nil
 }
 
@@ -520,6 +522,7 @@ func (a *API) deleteSubscription(w http.ResponseWriter, r *http.Request, c *call
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	a.noticeUsage(c)
 	return nil
 }
 

@@ -138,6 +138,7 @@ func (a *API) recoverDeliveries(w http.ResponseWriter, r *http.Request, c *calle
 		return err
 	}
 	started(w, "recovered", st)
+	a.noticeUsage(c)
 	return nil
 }
 

@@ -46,20 +46,15 @@ type ValidationError struct {
 // each of its problems one field error.
 func (e *ValidationError) As(target any) bool {
 	t, ok := target.(**problem.ValidationError)
-	if ok {
-		*t = Invalid("", e.Problems)
+	if !ok {
+		return false
 	}
-	return ok
-}
-
-// Invalid turns problems into the problem vocabulary's validation error,
-// each field under prefix.
-func Invalid(prefix string, problems []*FieldError) *problem.ValidationError {
 	out := &problem.ValidationError{}
-	for _, p := range problems {
-		out.Fields = append(out.Fields, problem.FieldError{Field: prefix + p.Field, Reason: p.Err.Error()})
+	for _, p := range e.Problems {
+		out.Fields = append(out.Fields, problem.FieldError{Field: p.Field, Reason: p.Err.Error()})
 	}
-	return out
+	*t = out
+	return true
 }
 
 func (e *ValidationError) Error() string {

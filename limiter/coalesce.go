@@ -66,11 +66,14 @@ func (c *coalescer) Add(ctx context.Context, tenant string, window, delta int64)
 		c.counters[k] = cs
 	}
 	if cs.inFlight < c.maxInFlight {
+		// Alone in its call: no batch to share an answer through.
 		cs.inFlight++
 		c.mu.Unlock()
-		b := &addBatch{delta: delta, done: make(chan struct{})}
-		c.call(ctx, k, cs, b)
-		return b.total, b.err
+		total, err := c.add(ctx, tenant, window, delta)
+		c.mu.Lock()
+		c.handOver(k, cs)
+		c.mu.Unlock()
+		return total, err
 	}
 	b, first := cs.next, false
 	if b == nil {
@@ -85,7 +88,12 @@ func (c *coalescer) Add(ctx context.Context, tenant string, window, delta int64)
 		// The first to join makes the call once a call in flight has
 		// answered and handed its place over.
 		<-b.send
-		c.call(ctx, k, cs, b)
+		total, err := c.add(ctx, tenant, window, b.delta)
+		c.mu.Lock()
+		b.total, b.err = total, err
+		c.handOver(k, cs)
+		c.mu.Unlock()
+		close(b.done)
 	} else {
 		<-b.done
 	}
@@ -96,18 +104,14 @@ func (c *coalescer) Add(ctx context.Context, tenant string, window, delta int64)
 	return b.total - (b.delta - after), nil
 }
 
-// call makes b's call, then hands its place in flight to the next batch
-// (or gives it up, forgetting an idle counter) and answers b's Adds.
-func (c *coalescer) call(ctx context.Context, k counterKey, cs *coalesced, b *addBatch) {
-	total, err := c.add(ctx, k.tenant, k.window, b.delta)
-	c.mu.Lock()
-	b.total, b.err = total, err
+// handOver gives up a call's place in flight once it has answered: to
+// the next batch, which goes out now, or, none waiting, for good,
+// forgetting the counter when it was the last. c.mu is held.
+func (c *coalescer) handOver(k counterKey, cs *coalesced) {
 	if next := cs.next; next != nil {
 		cs.next = nil
 		close(next.send)
 	} else if cs.inFlight--; cs.inFlight == 0 {
 		delete(c.counters, k)
 	}
-	c.mu.Unlock()
-	close(b.done)
 }
