@@ -63,7 +63,8 @@ func ExampleClient_CreateSubscription() {
 	// true
 }
 
-// List a subscription's failed deliveries, following every page.
+// List a subscription's deliveries, following every page, with the
+// status code of each one's last attempt.
 func ExampleClient_Deliveries() {
 	srv := fakeAPI()
 	defer srv.Close()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -110,12 +111,16 @@ type relay struct {
 	keys      func(ctx context.Context) (string, error)
 	keyMu     sync.Mutex
 	verifier  signature.Verifier // every key learnt so far
+	learnt    []string           // those keys as read, each once
 	learnedAt time.Time
 }
 
 // learn reads the subscription's current key and adds it to those the
 // relay verifies with: a rotation or a switch of scheme while listening
 // is picked up, and the previous key keeps verifying through the overlap.
+// A key already known is not added again: each webhook that no key
+// verifies (a forged one) reads the key, and every key held is tried on
+// every webhook.
 func (rl *relay) learn(ctx context.Context) error {
 	k, err := rl.keys(ctx)
 	if err != nil {
@@ -124,19 +129,23 @@ func (rl *relay) learn(ctx context.Context) error {
 	rl.keyMu.Lock()
 	defer rl.keyMu.Unlock()
 	rl.learnedAt = time.Now()
+	if slices.Contains(rl.learnt, k) {
+		return nil
+	}
 	if strings.HasPrefix(k, signature.PublicKeyPrefix) {
 		pk, err := signature.ParsePublicKey(k)
 		if err != nil {
 			return fmt.Errorf("the subscription's public key: %w", err)
 		}
 		rl.verifier.PublicKeys = append(rl.verifier.PublicKeys, pk)
-		return nil
+	} else {
+		s, err := signature.ParseSecret(k)
+		if err != nil {
+			return fmt.Errorf("the subscription's secret: %w", err)
+		}
+		rl.verifier.Secrets = append(rl.verifier.Secrets, s)
 	}
-	s, err := signature.ParseSecret(k)
-	if err != nil {
-		return fmt.Errorf("the subscription's secret: %w", err)
-	}
-	rl.verifier.Secrets = append(rl.verifier.Secrets, s)
+	rl.learnt = append(rl.learnt, k)
 	return nil
 }
 

@@ -14,7 +14,8 @@ import (
 // TestRelayLearnsANewKey: a webhook signed by a key the relay does not
 // know makes it read the subscription's key again (a rotation, or a
 // switch between v1 and v1a while listening), at most every relayRelearn;
-// keys learnt before keep verifying.
+// keys learnt before keep verifying, and a key read again is not held
+// twice.
 func TestRelayLearnsANewKey(t *testing.T) {
 	v1, v1a := signature.NewSecret(), signature.NewSigningKey()
 	current, reads := v1.Reveal(), 0
@@ -56,5 +57,8 @@ func TestRelayLearnsANewKey(t *testing.T) {
 	rl.learnedAt = time.Now().Add(-2 * relayRelearn)
 	if err := check(signature.NewSecret()); !errors.Is(err, signature.ErrNoMatch) || reads != 3 {
 		t.Errorf("a forged webhook: %v after %d reads, want no match after one more read", err, reads)
+	}
+	if n := len(rl.verifier.Secrets) + len(rl.verifier.PublicKeys); n != 2 {
+		t.Errorf("the relay holds %d keys after reading the v1a key twice, want 2 (v1 and v1a once each)", n)
 	}
 }
