@@ -8,6 +8,7 @@ import (
 	"github.com/onestack/webhooks/api"
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/subscriptions"
 )
 
 // Defaults of Config's own fields; the others are the defaults of the
@@ -88,6 +89,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Dispatcher.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("dispatcher: %w", err))
+	}
+	if err := c.Operator.validate(subscriptions.NewRules(events.DefaultCatalog(), c.Egress)); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -60,6 +60,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "public URL with a path", cfg: Config{PublicURL: "https://hooks.example.com/x"}, wantErr: "public URL"},
 		{name: "public URL", cfg: Config{PublicURL: "https://hooks.example.com"}},
 		{name: "dispatcher jitter", cfg: Config{Dispatcher: dispatcher.Config{Jitter: 1}}, wantErr: "dispatcher: jitter"},
+		{name: "operator url without a secret", cfg: Config{Operator: OperatorConfig{URL: "https://ops.example.com/hooks"}}, wantErr: "operator webhook: a url needs a secret"},
+		{name: "operator secret without a url", cfg: Config{Operator: OperatorConfig{Secret: "whsec_x"}}, wantErr: "operator webhook: a secret without a url"},
 		{name: "two at once", cfg: Config{Replicas: 9, RateLimiter: "x"}, wantErr: `replicas 9 & rate limiter "x"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

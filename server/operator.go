@@ -28,7 +28,8 @@ type OperatorConfig struct {
 	Secret string
 }
 
-// validate checks the endpoint as a subscription's create would.
+// validate checks the endpoint as a subscription's create would (for
+// Config.Validate, before Start connects to anything).
 func (c OperatorConfig) validate(rules *subscriptions.Rules) error {
 	if c.URL == "" {
 		if c.Secret != "" {
@@ -58,12 +59,9 @@ func (c OperatorConfig) validate(rules *subscriptions.Rules) error {
 // operational starts the emitter of operational events (with the bucket
 // that decides which replica raises an event every replica finds due) and
 // the sweep of client certificates, and brings the operator's endpoint to
-// its configuration.
+// its configuration (which Config.Validate checked).
 func (s *Server) operational(ctx context.Context, reg prometheus.Registerer) error {
 	op := s.cfg.Operator
-	if err := op.validate(subscriptions.NewRules(events.DefaultCatalog(), s.cfg.Egress)); err != nil {
-		return err
-	}
 	if err := s.store.EnsureOperator(ctx, op.URL, op.Secret); err != nil {
 		return fmt.Errorf("operator webhook: %w", err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"testing"
+	"time"
 
 	"github.com/onestack/webhooks/deliverylog"
 	"github.com/onestack/webhooks/destination"
@@ -47,5 +48,23 @@ func TestFlagDefaultsAreThePackagesDefaults(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("--%s defaults to %v, want %v", c.flag, c.got, c.want)
 		}
+	}
+}
+
+// TestNever: a flag's 0 (never) reaches its package as a negative value,
+// where zero would mean the default; any other value as it is.
+func TestNever(t *testing.T) {
+	t.Parallel()
+	if got := never(0); got != -1 {
+		t.Errorf("never(0) = %d, want -1", got)
+	}
+	if got := never(3); got != 3 {
+		t.Errorf("never(3) = %d, want 3", got)
+	}
+	if got := never(time.Duration(0)); got >= 0 {
+		t.Errorf("never(0s) = %v, want negative", got)
+	}
+	if got := never(time.Hour); got != time.Hour {
+		t.Errorf("never(1h) = %v, want 1h", got)
 	}
 }

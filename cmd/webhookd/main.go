@@ -283,10 +283,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	if o.failPeriod < 0 || o.failCount < 0 {
 		return errors.New("--disable-after-failing and --disable-after-given-up must not be negative")
 	}
-	health := subscriptions.HealthPolicy{GivenUp: o.failCount, Period: o.failPeriod}
-	if health.Period == 0 {
-		health.Period = -1 // the flag's 0 means never
-	}
+	health := subscriptions.HealthPolicy{GivenUp: o.failCount, Period: never(o.failPeriod)}
 	if o.rotationOverlap <= 0 {
 		return errors.New("--secret-rotation-overlap must be positive")
 	}
@@ -353,13 +350,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		AdminToken:         o.adminToken,
 		PublicURL:          o.publicURL,
 		RotationOverlap:    o.rotationOverlap,
-		CertificateWarning: certificateWarning(o.certificateWarning),
+		CertificateWarning: never(o.certificateWarning),
 		Egress:             egress.Policy{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs},
 		Dispatcher: dispatcher.Config{
 			Schedule: schedule, Timeout: o.timeout, Workers: o.workers, PerSubscription: o.perSub,
 			TenantInFlight: o.tenantInFlight, Destinations: destination.Config{Max: o.destMax},
 			AttemptRetention: o.deliveryRetention, Health: health, StallAfter: o.stallAfter,
-			FailingAfter: failingAfter(o.failingAfter),
+			FailingAfter: never(o.failingAfter),
 		},
 		Operator: o.operator,
 		Events:   events.StreamConfig{Retention: o.eventRetention, DedupeWindow: o.dedupeWindow, NATSWindow: o.natsWindow},
@@ -421,16 +418,7 @@ func checkNATSAuth(o options) error {
 // webhookd exits without it.
 const shutdownSlack = 5 * time.Second
 
-// certificateWarning is server.Config.CertificateWarning for
-// --certificate-warning d: 0 (never) is negative there, where zero means
-// the default.
-func certificateWarning(d time.Duration) time.Duration { return cmp.Or(d, -1) }
-
-// failingAfter is dispatcher.Config.FailingAfter for --failing-after n:
-// 0 (never) is negative there, where zero means the default.
-func failingAfter(n int) int {
-	if n == 0 {
-		return -1
-	}
-	return n
-}
+// never is a package's setting for a flag whose 0 means never: negative
+// there, where zero means the default (--certificate-warning,
+// --failing-after, --disable-after-failing).
+func never[T int | time.Duration](v T) T { return cmp.Or(v, -1) }
