@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -140,11 +139,20 @@ func benchIngest(b *testing.B, path string, body func(id string) string) {
 		w := &discardWriter{h: make(http.Header)}
 		for pb.Next() {
 			id := "evt_bench_" + strconv.FormatInt(n.Add(1), 10)
-			r := httptest.NewRequest(http.MethodPost, path, bytes.NewReader([]byte(body(id))))
+			// As net/http serves it: a context canceled once answered.
+			ctx, cancel := context.WithCancel(context.Background())
+			r, err := http.NewRequestWithContext(ctx, http.MethodPost, path, bytes.NewReader([]byte(body(id))))
+			if err != nil {
+				cancel()
+				b.Error(err)
+				return
+			}
+			r.RemoteAddr = "192.0.2.1:40000"
 			r.Header.Set("Authorization", "Bearer "+s.key)
 			r.Header.Set("Content-Type", "application/json")
 			w.reset()
 			s.api.ServeHTTP(w, r)
+			cancel()
 			if w.status != http.StatusAccepted {
 				b.Errorf("POST %s = %d %s", path, w.status, w.body.Bytes())
 				return
