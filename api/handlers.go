@@ -622,9 +622,15 @@ func (a *API) event(in eventInput, tenantID, prefix string, now time.Time) (even
 }
 
 func (a *API) publishEvent(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var in eventInput
-	if err := decode(w, r, a.cfg.MaxBody, &in); err != nil {
+	body, err := readRequired(w, r, a.cfg.MaxBody)
+	if err != nil {
 		return err
+	}
+	in, ok := eventBody(body)
+	if !ok {
+		if err := decodeBytes(body, &in); err != nil {
+			return err
+		}
 	}
 	if err := checkEventBytes(c, in.Data, ""); err != nil {
 		return err
@@ -648,7 +654,7 @@ func (a *API) publishEvent(w http.ResponseWriter, r *http.Request, c *caller) er
 			return publishErr(err, "id", e.ID)
 		}
 	}
-	writeJSON(w, http.StatusAccepted, map[string]string{"id": e.ID})
+	writeBody(w, http.StatusAccepted, idAnswer(e.ID))
 	return nil
 }
 
@@ -755,7 +761,13 @@ func (a *API) publishEvents(w http.ResponseWriter, r *http.Request, c *caller) e
 	var in struct {
 		Events []eventInput `json:"events"`
 	}
-	if err := decode(w, r, a.cfg.MaxBody, &in); err != nil {
+	body, err := readRequired(w, r, a.cfg.MaxBody)
+	if err != nil {
+		return err
+	}
+	if evts, ok := batchBody(body); ok {
+		in.Events = evts
+	} else if err := decodeBytes(body, &in); err != nil {
 		return err
 	}
 	if len(in.Events) < 1 || len(in.Events) > maxBatch {
@@ -796,6 +808,6 @@ func (a *API) publishEvents(w http.ResponseWriter, r *http.Request, c *caller) e
 			return publishErr(err, "ids", ids)
 		}
 	}
-	writeJSON(w, http.StatusAccepted, map[string][]string{"ids": ids})
+	writeBody(w, http.StatusAccepted, idsAnswer(ids))
 	return nil
 }

@@ -20,10 +20,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		b = []byte(`{"error":"internal error","code":"INTERNAL"}`)
 	}
+	writeBody(w, status, append(b, '\n'))
+}
+
+// writeBody answers status with b, a JSON document and its newline, in
+// one Write.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(b)
-	w.Write([]byte("\n"))
 }
 
 // readBody reads a request body of at most max bytes; an empty body gives
@@ -41,25 +46,43 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, nil
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
+	if !isJSON(r.Header.Get("Content-Type")) {
 		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMediaType,
 			Message: "request body must be application/json"}
 	}
 	return body, nil
 }
 
+// isJSON reports whether a Content-Type is application/json: the plain
+// header that nearly every request carries is told without parsing it.
+func isJSON(contentType string) bool {
+	if contentType == "application/json" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}
+
 // decode reads a required JSON body into v, refusing unknown fields, wrong
 // types and trailing data.
 func decode(w http.ResponseWriter, r *http.Request, max int64, v any) error {
-	body, err := readBody(w, r, max)
+	body, err := readRequired(w, r, max)
 	if err != nil {
 		return err
 	}
-	if body == nil {
-		return errInvalidJSON("request body is required")
-	}
 	return decodeBytes(body, v)
+}
+
+// readRequired is readBody of a body that must not be empty.
+func readRequired(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	body, err := readBody(w, r, max)
+	if err != nil {
+		return nil, err
+	}
+	if body == nil {
+		return nil, errInvalidJSON("request body is required")
+	}
+	return body, nil
 }
 
 func decodeBytes(body []byte, v any) error {
