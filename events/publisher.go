@@ -80,11 +80,16 @@ func NewPublisher(js jetstream.JetStream, cfg PublisherConfig) *Publisher {
 	return &Publisher{js: js, cfg: cfg}
 }
 
-// publish publishes msgs within the publisher's bounds.
+// publish publishes msgs within the publisher's bounds: Timeout from now,
+// or ctx's deadline if sooner. The bound is passed on as a time, not as a
+// context with a timer of its own: one publish per request makes that
+// timer a cost of every event.
 func (p *Publisher) publish(ctx context.Context, msgs []*nats.Msg) error {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-	defer cancel()
-	return PublishAll(ctx, p.js, p.cfg.AckTimeout, msgs)
+	deadline := time.Now().Add(p.cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return publishAll(ctx, p.js, p.cfg.AckTimeout, deadline, msgs)
 }
 
 // PublishEvents publishes evts, each on its subject, and returns once every
@@ -134,11 +139,21 @@ func (p *Publisher) PublishEvents(ctx context.Context, dedupe bool, evts ...Even
 // Msg is the NATS message that carries e on its subject; with dedupe it
 // carries MsgID(e.TenantID, e.ID) as its JetStream message id.
 func (e *Event) Msg(dedupe bool) *nats.Msg {
-	h := nats.Header{HeaderEventID: {e.ID}, HeaderWatermillUUID: {e.ID}}
+	// The message and its header values are one allocation, not four.
+	m := &struct {
+		msg  nats.Msg
+		vals [3]string
+	}{vals: [3]string{e.ID, e.ID}}
+	// Room for the trace context the publisher stamps.
+	h := make(nats.Header, 5)
+	h[HeaderEventID] = m.vals[0:1:1]
+	h[HeaderWatermillUUID] = m.vals[1:2:2]
 	if dedupe {
-		h[nats.MsgIdHdr] = []string{MsgID(e.TenantID, e.ID)}
+		m.vals[2] = MsgID(e.TenantID, e.ID)
+		h[nats.MsgIdHdr] = m.vals[2:3:3]
 	}
-	return &nats.Msg{Subject: Subject(e.TenantID, e.Type), Header: h, Data: e.Marshal()}
+	m.msg = nats.Msg{Subject: Subject(e.TenantID, e.Type), Header: h, Data: e.Marshal()}
+	return &m.msg
 }
 
 // MsgID is the JetStream message id of tenant's event id: ids are scoped
@@ -201,17 +216,27 @@ func NewMessage(e Event) *message.Message {
 // wrapped in ErrPublish (and ErrStoreFull when the stream refused a message
 // at its limit); messages acknowledged before it stay stored.
 func PublishAll(ctx context.Context, js jetstream.JetStream, timeout time.Duration, msgs []*nats.Msg) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(jsretry.Budget)
+	}
+	return publishAll(ctx, js, timeout, deadline, msgs)
+}
+
+// publishAll is PublishAll within deadline, which bounds every wait as
+// ctx's deadline would.
+func publishAll(ctx context.Context, js jetstream.JetStream, timeout time.Duration, deadline time.Time, msgs []*nats.Msg) error {
 	retry := jsretry.Unsent
 	if allIdentified(msgs) {
 		retry = jsretry.Unanswered
 	}
 	pending := msgs
-	err := jsretry.Do(ctx, retry, func(ctx context.Context) error {
-		futures, err := PublishAsync(ctx, js, pending)
+	err := jsretry.Until(ctx, deadline, retry, func(ctx context.Context) error {
+		futures, err := publishAsync(ctx, js, deadline, pending)
 		if err != nil {
 			return err
 		}
-		failed, err := awaitEach(ctx, timeout, futures)
+		failed, err := awaitEach(ctx, timeout, deadline, futures)
 		pending = append(failed, pending[len(futures):]...)
 		return err
 	})
@@ -230,10 +255,16 @@ func allIdentified(msgs []*nats.Msg) bool {
 	return true
 }
 
-// awaitEach waits for every future and returns the messages not
-// acknowledged, with the first error.
-func awaitEach(ctx context.Context, timeout time.Duration, futures []jetstream.PubAckFuture) ([]*nats.Msg, error) {
-	timer := time.NewTimer(timeout)
+// awaitEach waits for every future, at most timeout and not past
+// deadline, and returns the messages not acknowledged, with the first
+// error: the deadline passing is context.DeadlineExceeded, as it would be
+// from a context.
+func awaitEach(ctx context.Context, timeout time.Duration, deadline time.Time, futures []jetstream.PubAckFuture) ([]*nats.Msg, error) {
+	wait, timedOut := timeout, error(nats.ErrTimeout)
+	if left := time.Until(deadline); left < wait {
+		wait, timedOut = left, context.DeadlineExceeded
+	}
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	var failed []*nats.Msg
 	var first error
@@ -247,7 +278,11 @@ func awaitEach(ctx context.Context, timeout time.Duration, futures []jetstream.P
 			}
 		case <-timer.C:
 			if first == nil {
-				first = fmt.Errorf("%w: no acknowledgement within %s: %w", ErrPublish, timeout, nats.ErrTimeout)
+				if timedOut == context.DeadlineExceeded {
+					first = fmt.Errorf("%w: %w", ErrPublish, timedOut)
+				} else {
+					first = fmt.Errorf("%w: no acknowledgement within %s: %w", ErrPublish, timeout, timedOut)
+				}
 			}
 			for _, g := range futures[i:] {
 				failed = append(failed, g.Msg())
@@ -271,6 +306,13 @@ func awaitEach(ctx context.Context, timeout time.Duration, futures []jetstream.P
 // client's window of pending acknowledgements is full it waits for room, as
 // long as ctx allows.
 func PublishAsync(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) ([]jetstream.PubAckFuture, error) {
+	deadline, _ := ctx.Deadline()
+	return publishAsync(ctx, js, deadline, msgs)
+}
+
+// publishAsync is PublishAsync that waits for room no later than deadline
+// (zero: as long as ctx allows).
+func publishAsync(ctx context.Context, js jetstream.JetStream, deadline time.Time, msgs []*nats.Msg) ([]jetstream.PubAckFuture, error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for _, m := range msgs {
 		for {
@@ -281,6 +323,9 @@ func PublishAsync(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg)
 			}
 			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
 				return futures, fmt.Errorf("%w to %s: %w", ErrPublish, m.Subject, err)
+			}
+			if !deadline.IsZero() && !time.Now().Before(deadline) {
+				return futures, fmt.Errorf("%w: %w", ErrPublish, context.DeadlineExceeded)
 			}
 			select {
 			case <-js.PublishAsyncComplete():

@@ -2,10 +2,13 @@ package events
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/onestack/webhooks/internal/natstest"
@@ -156,5 +159,52 @@ func TestPublishersStoreTraceContext(t *testing.T) {
 	b, okB := tracing.Parse(stored[4])
 	if !okA || !okB || a.TraceID() == b.TraceID() || a.IsSampled() {
 		t.Errorf("events published without a context stored %q and %q; want two fresh unsampled traces", stored[3], stored[4])
+	}
+}
+
+// TestPublishEndsAtItsTimeout: a publish nobody acknowledges ends at the
+// publisher's Timeout, its bound, even with a far longer AckTimeout and a
+// caller's context without a deadline. A core subscriber stands in for a
+// stream that takes the message and never answers.
+func TestPublishEndsAtItsTimeout(t *testing.T) {
+	t.Parallel()
+	nc, js := natstest.Start(t, natstest.Options{}).Connect(t)
+	sub, err := nc.SubscribeSync(SubjectAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	pub := NewPublisher(js, PublisherConfig{AckTimeout: time.Hour, Timeout: 200 * time.Millisecond})
+	e := Event{ID: NewID(), Type: "ticket.updated", TenantID: "ten_1", OccurredAt: time.Now().UTC(), Data: []byte(`{}`)}
+	done := make(chan error, 1)
+	go func() { done <- pub.PublishEvents(context.Background(), true, e) }()
+	err, ok := poll.ReceiveWithin(30*time.Second, done)
+	if !ok {
+		t.Fatal("PublishEvents still waits past its 200 ms Timeout, on its hour-long AckTimeout")
+	}
+	if !errors.Is(err, ErrPublish) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("PublishEvents = %v, want ErrPublish and context.DeadlineExceeded", err)
+	}
+}
+
+func TestEventMsg(t *testing.T) {
+	e := Event{ID: "evt_1", Type: "ticket.updated", TenantID: "ten_1", OccurredAt: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC), Data: []byte(`{"a":1}`)}
+	for _, dedupe := range []bool{false, true} {
+		m := e.Msg(dedupe)
+		want := nats.Header{HeaderEventID: {"evt_1"}, HeaderWatermillUUID: {"evt_1"}}
+		if dedupe {
+			want[nats.MsgIdHdr] = []string{"ten_1:evt_1"}
+		}
+		if diff := cmp.Diff(want, m.Header); diff != "" {
+			t.Errorf("Msg(%v) headers (-want +got):\n%s", dedupe, diff)
+		}
+		if m.Subject != "events.ten_1.ticket.updated" || string(m.Data) != string(e.Marshal()) {
+			t.Errorf("Msg(%v) = %s %s", dedupe, m.Subject, m.Data)
+		}
+		// A header added to one value leaves the others as they were.
+		m.Header.Add(HeaderEventID, "x")
+		if got := m.Header.Get(HeaderWatermillUUID); got != "evt_1" {
+			t.Errorf("after an Add to %s, %s = %q", HeaderEventID, HeaderWatermillUUID, got)
+		}
 	}
 }

@@ -14,12 +14,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Backoff between tries, and the budget when ctx has no deadline.
+// Backoff between tries.
 const (
 	firstWait = 25 * time.Millisecond
 	maxWait   = time.Second
-	budget    = 10 * time.Second
 )
+
+// Budget bounds Do's tries when ctx has no deadline.
+const Budget = 10 * time.Second
 
 // codeClusterUnavailable is JetStream's "temporarily unavailable" (no
 // leader, no quorum).
@@ -60,15 +62,23 @@ func Unanswered(err error) bool {
 }
 
 // Do calls op until it succeeds, fails with an error retry does not accept,
-// or ctx's deadline (or a 10 s budget) would pass before the next try. op
+// or ctx's deadline (or Budget from now) would pass before the next try. op
 // gets a context bounded by that deadline. The last error is returned.
 func Do(ctx context.Context, retry func(error) bool, op func(ctx context.Context) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, budget)
+		ctx, cancel = context.WithTimeout(ctx, Budget)
 		defer cancel()
 	}
 	deadline, _ := ctx.Deadline()
+	return Until(ctx, deadline, retry, op)
+}
+
+// Until is Do with the deadline given rather than carried by ctx, which
+// spares a hot path a context and its timer per call: op gets ctx as it is
+// and must bound its own waits by deadline. No try starts once the
+// deadline would pass before it; the last error is returned.
+func Until(ctx context.Context, deadline time.Time, retry func(error) bool, op func(ctx context.Context) error) error {
 	wait := firstWait
 	for {
 		err := op(ctx)

@@ -76,6 +76,31 @@ func TestDoStopsAtTheDeadline(t *testing.T) {
 	})
 }
 
+// TestUntilStopsAtItsDeadline: the deadline given bounds the tries
+// without one on ctx, and each try gets ctx as it is.
+func TestUntilStopsAtItsDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		deadline := time.Now().Add(3 * time.Second)
+		tries := 0
+		err := Until(context.Background(), deadline, Unsent, func(ctx context.Context) error {
+			if _, ok := ctx.Deadline(); ok {
+				t.Error("op got a context with a deadline, want the caller's")
+			}
+			tries++
+			return nats.ErrNoResponders
+		})
+		if !errors.Is(err, nats.ErrNoResponders) {
+			t.Errorf("Until = %v, want the last error", err)
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("Until returned %v past the deadline", time.Since(deadline))
+		}
+		if tries < 4 {
+			t.Errorf("%d tries in 3 s of backoff, want several", tries)
+		}
+	})
+}
+
 // TestProvisionTriesAgainWhenARequestIsLost: a create the cluster never
 // answers is made again after one try's bound, not left to use up the
 // whole budget. The clock is synctest's: the second try comes exactly one
