@@ -1,6 +1,7 @@
 package limiter
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -102,6 +103,29 @@ type pubAck struct {
 	Value string `json:"val"`
 }
 
+// counterValue reads the total from the server's usual answer to a
+// counter increment, {"stream":"RATELIMITS","seq":7,"val":"12"}, without
+// reflection. Any other answer (an error among them) is false, and is
+// read as JSON.
+func counterValue(reply []byte) (int64, bool) {
+	if bytes.Contains(reply, []byte(`"error"`)) {
+		return 0, false
+	}
+	_, rest, ok := bytes.Cut(reply, []byte(`"val":"`))
+	if !ok {
+		return 0, false
+	}
+	v, rest, ok := bytes.Cut(rest, []byte(`"`))
+	if !ok || string(rest) != "}" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
 // Add implements Store.
 func (s *NATS) Add(ctx context.Context, tenant string, window, delta int64) (int64, error) {
 	return s.batch.Add(ctx, tenant, window, delta)
@@ -116,26 +140,30 @@ func (s *NATS) add(ctx context.Context, tenant string, window, delta int64) (int
 	if !s.nc.IsConnected() {
 		return s.degrade(ctx, tenant, window, delta, nats.ErrConnectionClosed)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
+	// A request bounded by a timeout rather than a context: nats.go
+	// keeps a pool of timers for it, where a context would cost a timer
+	// and a context per request.
+	var subject [64]byte
 	m := &nats.Msg{
-		Subject: subjectPrefix + tenant + "." + strconv.FormatInt(window, 10),
+		Subject: string(strconv.AppendInt(append(append(append(subject[:0], subjectPrefix...), tenant...), '.'), window, 10)),
 		Header:  nats.Header{"Nats-Incr": {strconv.FormatInt(delta, 10)}},
 	}
-	reply, err := s.nc.RequestMsgWithContext(ctx, m)
+	reply, err := s.nc.RequestMsg(m, s.timeout)
 	if err != nil {
 		return s.degrade(ctx, tenant, window, delta, err)
 	}
-	var ack pubAck
-	if err := json.Unmarshal(reply.Data, &ack); err != nil {
-		return s.degrade(ctx, tenant, window, delta, fmt.Errorf("decode counter reply: %w", err))
-	}
-	if ack.Error != nil {
-		return s.degrade(ctx, tenant, window, delta, errors.New(ack.Error.Description))
-	}
-	n, err := strconv.ParseInt(ack.Value, 10, 64)
-	if err != nil {
-		return s.degrade(ctx, tenant, window, delta, fmt.Errorf("counter value %q: %w", ack.Value, err))
+	n, ok := counterValue(reply.Data)
+	if !ok {
+		var ack pubAck
+		if err := json.Unmarshal(reply.Data, &ack); err != nil {
+			return s.degrade(ctx, tenant, window, delta, fmt.Errorf("decode counter reply: %w", err))
+		}
+		if ack.Error != nil {
+			return s.degrade(ctx, tenant, window, delta, errors.New(ack.Error.Description))
+		}
+		if n, err = strconv.ParseInt(ack.Value, 10, 64); err != nil {
+			return s.degrade(ctx, tenant, window, delta, fmt.Errorf("counter value %q: %w", ack.Value, err))
+		}
 	}
 	if s.mode.result(s.now(), true) == toShared {
 		s.gauge.Set(0)

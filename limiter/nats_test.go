@@ -98,3 +98,46 @@ func TestNATSDownFallsBackAndReturns(t *testing.T) {
 		t.Errorf("Take after NATS is back = %+v, %v; want the shared count (at most 89 left after 11 takes)", d, err)
 	}
 }
+
+func TestCounterValue(t *testing.T) {
+	for _, tc := range []struct {
+		reply string
+		want  int64
+		ok    bool
+	}{
+		{`{"stream":"RATELIMITS","seq":7,"val":"12"}`, 12, true},
+		{`{"stream":"RATELIMITS","seq":8,"val":"-1"}`, -1, true},
+		{`{"stream":"RATELIMITS","domain":"hub","seq":9,"val":"0"}`, 0, true},
+		{`{"error":{"code":503,"err_code":10077,"description":"maximum bytes exceeded"},"val":"1"}`, 0, false},
+		{`{"stream":"RATELIMITS","seq":7}`, 0, false},
+		{`{"stream":"RATELIMITS","seq":7,"val":"x"}`, 0, false},
+		{`{"stream":"RATELIMITS","seq":7,"val":"99999999999999999999"}`, 0, false},
+		{`{"stream":"RATELIMITS","val":"3","seq":7}`, 0, false},
+		{`{"val":"3"`, 0, false},
+		{``, 0, false},
+	} {
+		got, ok := counterValue([]byte(tc.reply))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("counterValue(%s) = %d, %v, want %d, %v", tc.reply, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestCounterValueReadsTheServersAnswer: the server's own answers to
+// increments are read without the JSON decoder, so a change of their form
+// shows here rather than as a slower path.
+func TestCounterValueReadsTheServersAnswer(t *testing.T) {
+	t.Parallel()
+	srv := startNATS(t, t.TempDir(), -1)
+	_, s := natsLimiter(t, srv.ClientURL(), nil)
+	for i, delta := range []string{"3", "-1", "40"} {
+		reply, err := s.nc.RequestMsg(&nats.Msg{Subject: subjectPrefix + "ten_reply.1", Header: nats.Header{"Nats-Incr": {delta}}}, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := counterValue(reply.Data)
+		if want := []int64{3, 2, 42}[i]; !ok || got != want {
+			t.Errorf("counterValue(%s) = %d, %v, want %d, true", reply.Data, got, ok, want)
+		}
+	}
+}
