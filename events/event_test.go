@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/oklog/ulid/v2"
 )
 
 // TestEventIDProblems: an id is 1..64 letters, digits, '_' or '-', and not
@@ -41,5 +43,22 @@ func TestEventIDProblems(t *testing.T) {
 		if !errors.Is(got, tt.wantErr) || (got == nil) != (tt.wantErr == nil) {
 			t.Errorf("Problems(id %q) on id = %v, want %v", tt.id, got, tt.wantErr)
 		}
+	}
+}
+
+func TestNewIDWithPrefix(t *testing.T) {
+	for _, prefix := range []string{IDPrefix, "req_", "", "a_prefix_longer_than_the_buffer_"} {
+		a, b := NewIDWithPrefix(prefix), NewIDWithPrefix(prefix)
+		rest, ok := strings.CutPrefix(a, prefix)
+		if !ok || len(rest) != ulid.EncodedSize || a == b {
+			t.Errorf("NewIDWithPrefix(%q) = %q then %q, want the prefix and %d characters, fresh each time", prefix, a, b, ulid.EncodedSize)
+			continue
+		}
+		if _, err := ulid.ParseStrict(rest); err != nil {
+			t.Errorf("NewIDWithPrefix(%q) = %q: %v", prefix, a, err)
+		}
+	}
+	if id := NewID(); !ValidID(id) || !strings.HasPrefix(id, IDPrefix) {
+		t.Errorf("NewID() = %q, want a valid id starting %q", id, IDPrefix)
 	}
 }

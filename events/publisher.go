@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -44,6 +45,33 @@ type Publisher struct {
 	// types, when set, refuses data that fails its type's schema (see
 	// WithTypes).
 	types Source
+	// timers are the acknowledgement waits' timers, used again from one
+	// publish to the next.
+	timers *timerPool
+}
+
+// timerPool keeps stopped timers for use again. A nil pool makes a new
+// timer each time.
+type timerPool struct{ pool sync.Pool }
+
+// get returns a timer that fires after d.
+func (p *timerPool) get(d time.Duration) *time.Timer {
+	if p != nil {
+		if t, ok := p.pool.Get().(*time.Timer); ok {
+			t.Reset(d)
+			return t
+		}
+	}
+	return time.NewTimer(d)
+}
+
+// put stops t and keeps it. Since Go 1.23 a stopped timer's channel
+// holds no stale tick, so the next get's Reset starts it clean.
+func (p *timerPool) put(t *time.Timer) {
+	t.Stop()
+	if p != nil {
+		p.pool.Put(t)
+	}
 }
 
 // PublisherConfig tunes a Publisher; the zero value means the defaults.
@@ -77,7 +105,7 @@ func NewPublisher(js jetstream.JetStream, cfg PublisherConfig) *Publisher {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultPublishTimeout
 	}
-	return &Publisher{js: js, cfg: cfg}
+	return &Publisher{js: js, cfg: cfg, timers: &timerPool{}}
 }
 
 // publish publishes msgs within the publisher's bounds: Timeout from now,
@@ -89,7 +117,7 @@ func (p *Publisher) publish(ctx context.Context, msgs []*nats.Msg) error {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	return publishAll(ctx, p.js, p.cfg.AckTimeout, deadline, msgs)
+	return publishAll(ctx, p.js, p.timers, p.cfg.AckTimeout, deadline, msgs)
 }
 
 // PublishEvents publishes evts, each on its subject, and returns once every
@@ -148,11 +176,18 @@ func (e *Event) Msg(dedupe bool) *nats.Msg {
 	h := make(nats.Header, 5)
 	h[HeaderEventID] = m.vals[0:1:1]
 	h[HeaderWatermillUUID] = m.vals[1:2:2]
+	var subject string
 	if dedupe {
-		m.vals[2] = MsgID(e.TenantID, e.ID)
+		// The subject and the message id, Subject and MsgID, are cut
+		// from one string.
+		both := SubjectPrefix + e.TenantID + "." + e.Type + e.TenantID + ":" + e.ID
+		n := len(SubjectPrefix) + len(e.TenantID) + 1 + len(e.Type)
+		subject, m.vals[2] = both[:n], both[n:]
 		h[nats.MsgIdHdr] = m.vals[2:3:3]
+	} else {
+		subject = Subject(e.TenantID, e.Type)
 	}
-	m.msg = nats.Msg{Subject: Subject(e.TenantID, e.Type), Header: h, Data: e.Marshal()}
+	m.msg = nats.Msg{Subject: subject, Header: h, Data: e.Marshal()}
 	return &m.msg
 }
 
@@ -220,12 +255,12 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, timeout time.Durati
 	if !ok {
 		deadline = time.Now().Add(jsretry.Budget)
 	}
-	return publishAll(ctx, js, timeout, deadline, msgs)
+	return publishAll(ctx, js, nil, timeout, deadline, msgs)
 }
 
 // publishAll is PublishAll within deadline, which bounds every wait as
-// ctx's deadline would.
-func publishAll(ctx context.Context, js jetstream.JetStream, timeout time.Duration, deadline time.Time, msgs []*nats.Msg) error {
+// ctx's deadline would, with its timers from timers (nil: new ones).
+func publishAll(ctx context.Context, js jetstream.JetStream, timers *timerPool, timeout time.Duration, deadline time.Time, msgs []*nats.Msg) error {
 	retry := jsretry.Unsent
 	if allIdentified(msgs) {
 		retry = jsretry.Unanswered
@@ -236,7 +271,7 @@ func publishAll(ctx context.Context, js jetstream.JetStream, timeout time.Durati
 		if err != nil {
 			return err
 		}
-		failed, err := awaitEach(ctx, timeout, deadline, futures)
+		failed, err := awaitEach(ctx, timers, timeout, deadline, futures)
 		pending = append(failed, pending[len(futures):]...)
 		return err
 	})
@@ -259,13 +294,13 @@ func allIdentified(msgs []*nats.Msg) bool {
 // deadline, and returns the messages not acknowledged, with the first
 // error: the deadline passing is context.DeadlineExceeded, as it would be
 // from a context.
-func awaitEach(ctx context.Context, timeout time.Duration, deadline time.Time, futures []jetstream.PubAckFuture) ([]*nats.Msg, error) {
+func awaitEach(ctx context.Context, timers *timerPool, timeout time.Duration, deadline time.Time, futures []jetstream.PubAckFuture) ([]*nats.Msg, error) {
 	wait, timedOut := timeout, error(nats.ErrTimeout)
 	if left := time.Until(deadline); left < wait {
 		wait, timedOut = left, context.DeadlineExceeded
 	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
+	timer := timers.get(wait)
+	defer timers.put(timer)
 	var failed []*nats.Msg
 	var first error
 	for i, f := range futures {

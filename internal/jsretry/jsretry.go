@@ -36,6 +36,11 @@ const codeStoreFailed = 10077
 // stream, a bucket or the server's store is at its limit: the message was
 // not stored, and trying again at once would be refused the same way.
 func Full(err error) bool {
+	if err == nil {
+		// Before the target below, which escapes: a success (the usual
+		// case) allocates nothing.
+		return false
+	}
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == codeStoreFailed
 }
