@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -299,7 +301,7 @@ func (a *API) register() {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get("X-Request-Id")
 	if id == "" || len(id) > 128 || !events.ValidID(id) {
-		id = "req_" + events.NewID()[len(events.IDPrefix):]
+		id = events.NewIDWithPrefix("req_")
 	}
 	w.Header().Set("X-Request-Id", id)
 	a.mux.ServeHTTP(w, r)
@@ -311,19 +313,21 @@ func (a *API) wrap(rt route) http.Handler {
 	label := strings.TrimSpace(rt.method + " " + rt.pattern)
 	// An event's trace starts at the request that publishes it.
 	traced := rt.method == http.MethodPost && (rt.pattern == "/api/events" || rt.pattern == "/api/events/batch")
+	m := &routeMetrics{label: label, reqs: a.reqs, dur: a.dur}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		defer func() {
-			a.reqs.WithLabelValues(label, strconv.Itoa(sw.status)).Inc()
-			a.dur.WithLabelValues(label).Observe(time.Since(start).Seconds())
-		}()
+		// The status writer and the caller are one allocation.
+		st := &struct {
+			sw statusWriter
+			c  caller
+		}{sw: statusWriter{ResponseWriter: w, status: http.StatusOK}}
+		sw, c := &st.sw, &st.c
+		defer func() { m.observe(sw.status, time.Since(start)) }()
 		if traced {
 			var end func(int)
 			r, end = a.cfg.Tracer.ServerSpan(r, label, rt.pattern)
 			defer func() { end(sw.status) }()
 		}
-		c := &caller{}
 		var out http.ResponseWriter = sw
 		switch rt.access {
 		case admin:
@@ -377,6 +381,38 @@ func (a *API) wrap(rt route) http.Handler {
 		}
 		a.serve(out, r, c, rt)
 	})
+}
+
+// routeMetrics counts one route's requests and their durations. Its
+// series are looked up by their labels when first used, not on every
+// request: the histogram once, the counter again only when the status
+// differs from the last one counted.
+type routeMetrics struct {
+	label string
+	reqs  *prometheus.CounterVec
+	dur   *prometheus.HistogramVec
+
+	durOnce sync.Once
+	durObs  prometheus.Observer
+	last    atomic.Pointer[statusCounter]
+}
+
+// statusCounter is a route's counter of one status.
+type statusCounter struct {
+	status int
+	prometheus.Counter
+}
+
+// observe counts a request answered status after d.
+func (m *routeMetrics) observe(status int, d time.Duration) {
+	c := m.last.Load()
+	if c == nil || c.status != status {
+		c = &statusCounter{status, m.reqs.WithLabelValues(m.label, strconv.Itoa(status))}
+		m.last.Store(c)
+	}
+	c.Inc()
+	m.durOnce.Do(func() { m.durObs = m.dur.WithLabelValues(m.label) })
+	m.durObs.Observe(d.Seconds())
 }
 
 // serve runs a route's handler and writes its error, if any; a refusal at

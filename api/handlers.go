@@ -610,9 +610,11 @@ type eventInput struct {
 // event builds one input's envelope and lists its problems; prefix names
 // it in field errors ("" or "events[3].").
 func (a *API) event(in eventInput, tenantID, prefix string, now time.Time) (events.Event, []problem.FieldError) {
-	e := events.Event{ID: events.NewID(), Type: in.Type, TenantID: tenantID, OccurredAt: now, Data: in.Data}
+	e := events.Event{Type: in.Type, TenantID: tenantID, OccurredAt: now, Data: in.Data}
 	if in.ID != nil {
 		e.ID = *in.ID
+	} else {
+		e.ID = events.NewID()
 	}
 	var fields []problem.FieldError
 	for _, p := range e.Problems(a.cfg.Catalog.Catalog()) {
