@@ -607,9 +607,10 @@ type eventInput struct {
 	ID   *string         `json:"id"`
 }
 
-// event builds one input's envelope and lists its problems; prefix names
-// it in field errors ("" or "events[3].").
-func (a *API) event(in eventInput, tenantID, prefix string, now time.Time) (events.Event, []problem.FieldError) {
+// event builds one input's envelope and lists its problems; item is its
+// place in a batch, which names it in field errors ("events[3]."), or -1
+// for the event of POST /api/events.
+func (a *API) event(in eventInput, tenantID string, item int, now time.Time) (events.Event, []problem.FieldError) {
 	e := events.Event{Type: in.Type, TenantID: tenantID, OccurredAt: now, Data: in.Data}
 	if in.ID != nil {
 		e.ID = *in.ID
@@ -618,7 +619,7 @@ func (a *API) event(in eventInput, tenantID, prefix string, now time.Time) (even
 	}
 	var fields []problem.FieldError
 	for _, p := range e.Problems(a.cfg.Catalog.Catalog()) {
-		fields = append(fields, problem.FieldError{Field: prefix + p.Field, Reason: p.Err.Error()})
+		fields = append(fields, problem.FieldError{Field: itemPrefix(item) + p.Field, Reason: p.Err.Error()})
 	}
 	return e, fields
 }
@@ -634,10 +635,10 @@ func (a *API) publishEvent(w http.ResponseWriter, r *http.Request, c *caller) er
 			return err
 		}
 	}
-	if err := checkEventBytes(c, in.Data, ""); err != nil {
+	if err := checkEventBytes(c, in.Data, -1); err != nil {
 		return err
 	}
-	e, fields := a.event(in, c.tenant, "", a.cfg.Now().UTC())
+	e, fields := a.event(in, c.tenant, -1, a.cfg.Now().UTC())
 	if len(fields) > 0 {
 		return &problem.ValidationError{Fields: fields}
 	}
@@ -776,7 +777,7 @@ func (a *API) publishEvents(w http.ResponseWriter, r *http.Request, c *caller) e
 		return problem.Invalid("events", "must hold 1 to 100 events")
 	}
 	for i, ei := range in.Events {
-		if err := checkEventBytes(c, ei.Data, itemPrefix(i)); err != nil {
+		if err := checkEventBytes(c, ei.Data, i); err != nil {
 			return err
 		}
 	}
@@ -784,7 +785,7 @@ func (a *API) publishEvents(w http.ResponseWriter, r *http.Request, c *caller) e
 	evts := make([]events.Event, len(in.Events))
 	var fields []problem.FieldError
 	for i, ei := range in.Events {
-		e, fe := a.event(ei, c.tenant, itemPrefix(i), now)
+		e, fe := a.event(ei, c.tenant, i, now)
 		evts[i] = e
 		fields = append(fields, fe...)
 	}

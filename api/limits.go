@@ -56,13 +56,13 @@ func (a *API) getLimits(w http.ResponseWriter, r *http.Request, c *caller) error
 }
 
 // checkEventBytes refuses an event whose data, as sent, is over the
-// tenant's eventBytes: 413 PAYLOAD_TOO_LARGE naming the field (prefix ""
-// or "events[3].").
-func checkEventBytes(c *caller, data json.RawMessage, prefix string) error {
+// tenant's eventBytes: 413 PAYLOAD_TOO_LARGE naming the field, "data" for
+// item -1 (POST /api/events), "events[3].data" for item 3 of a batch.
+func checkEventBytes(c *caller, data json.RawMessage, item int) error {
 	err := limits.CheckEventBytes(c.limits.EventBytes, int64(len(bytes.TrimSpace(data))))
 	if qe, ok := err.(*limits.ExceededError); ok {
 		e := errExceeded(qe)
-		e.Message = prefix + "data: " + e.Message
+		e.Message = itemPrefix(item) + "data: " + e.Message
 		return e
 	}
 	return nil
@@ -85,5 +85,12 @@ func (a *API) checkStoredBytes(ctx context.Context, c *caller, size int64) error
 	return nil
 }
 
-// itemPrefix names the i-th event of a batch in field errors.
-func itemPrefix(i int) string { return "events[" + strconv.Itoa(i) + "]." }
+// itemPrefix names the i-th event of a batch in field errors, and the
+// event of POST /api/events (i < 0) by nothing. It is called only for an
+// error: the string is made for nothing otherwise.
+func itemPrefix(i int) string {
+	if i < 0 {
+		return ""
+	}
+	return "events[" + strconv.Itoa(i) + "]."
+}
