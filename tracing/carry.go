@@ -14,6 +14,11 @@ import (
 // tracing is on.
 const StateHeader = "tracestate"
 
+// httpHeader is Header as http.Header keys it. Read under that key, the
+// request's traceparent is found without Header.Get canonicalizing
+// "traceparent" into a new string on every request.
+const httpHeader = "Traceparent"
+
 // Stamp writes into h (a NATS message's or an HTTP request's headers) the
 // trace context an event is stored with: ctx's span context when it has a
 // valid one (the publish span, or a producer's traceparent), else a fresh
@@ -56,8 +61,8 @@ func (t *Tracer) Stored(h map[string][]string, tenant, id string) trace.SpanCont
 // producer's trace. Call end with the answer's status.
 func (t *Tracer) ServerSpan(r *http.Request, name, route string) (_ *http.Request, end func(status int)) {
 	if t == nil {
-		if v := r.Header.Get(Header); v != "" {
-			if sc, ok := Parse(v); ok {
+		if v := r.Header[httpHeader]; len(v) > 0 && v[0] != "" {
+			if sc, ok := Parse(v[0]); ok {
 				r = r.WithContext(trace.ContextWithRemoteSpanContext(r.Context(), sc))
 			}
 		}

@@ -176,6 +176,9 @@ func TestStampAndStored(t *testing.T) {
 
 func TestServerSpan(t *testing.T) {
 	const incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if want := http.CanonicalHeaderKey(Header); httpHeader != want {
+		t.Fatalf("httpHeader = %q, want %q, the key net/http files traceparent under", httpHeader, want)
+	}
 	t.Run("off carries the producer's context", func(t *testing.T) {
 		var off *Tracer
 		r := httptest.NewRequest("POST", "/api/events", nil)
