@@ -3,8 +3,12 @@ package api
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/limits"
 )
 
 // eventBodies are bodies of POST /api/events, and whether the fast path
@@ -20,22 +24,22 @@ var eventBodies = []struct {
 	{`{"id":"","type":"","data":{}}`, true},
 	{`{"type":"ticket.updated","data":{"s":"}]\"{[\\","t":"\u00e9"}}`, true},
 	{`{"data":{"a":{"b":{"c":[[],[{}]]}}}}`, true},
-	{`{"type":"ticket.updated","data":{},"data":{"a":1}}`, false},      // repeated key: the last wins
-	{`{"Type":"ticket.updated","data":{}}`, false},                     // keys match in any case
-	{`{"type":"ticket\u002eupdated","data":{}}`, false},                // an escape
-	{`{"type":"tické","data":{}}`, false},                              // beyond ASCII
-	{`{"type":"ticket.updated","id":null,"data":{}}`, false},           // null
-	{`{"type":"ticket.updated","data":null}`, false},                   // null data
-	{`{"type":"ticket.updated","data":[1]}`, false},                    // data not an object
-	{`{"type":"ticket.updated","data":"x"}`, false},                    // data not an object
-	{`{"type":"ticket.updated","data":{"a":}}`, false},                 // malformed data
-	{`{"type":"ticket.updated","data":{"a":1]}`, false},                // brackets crossed
-	{`{"type":"ticket.updated","data":{"a":"` + "\x01" + `"}}`, false}, // a control character
-	{`{"type":"ticket.updated","data":{}} {}`, false},                  // data after the value
-	{`{"type":"ticket.updated","data":{},}`, false},                    // a trailing comma
-	{`{"type":"ticket.updated","other":1}`, false},                     // an unknown field
-	{`{"type":1,"data":{}}`, false},                                    // a wrong type
-	{`{"type":"ticket.updated","data":{}`, false},                      // truncated
+	{`{"type":"ticket.updated","data":{},"data":{"a":1}}`, false},     // repeated key: the last wins
+	{`{"Type":"ticket.updated","data":{}}`, false},                    // keys match in any case
+	{`{"type":"ticket\u002eupdated","data":{}}`, false},               // an escape
+	{`{"type":"tické","data":{}}`, false},                             // beyond ASCII
+	{`{"type":"ticket.updated","id":null,"data":{}}`, false},          // null
+	{`{"type":"ticket.updated","data":null}`, false},                  // null data
+	{`{"type":"ticket.updated","data":[1]}`, false},                   // data not an object
+	{`{"type":"ticket.updated","data":"x"}`, false},                   // data not an object
+	{`{"type":"ticket.updated","data":{"a":}}`, true},                 // malformed data: left to json.Valid
+	{`{"type":"ticket.updated","data":{"a":1]}`, true},                // brackets crossed: the same
+	{`{"type":"ticket.updated","data":{"a":"` + "\x01" + `"}}`, true}, // a control character: the same
+	{`{"type":"ticket.updated","data":{}} {}`, false},                 // data after the value
+	{`{"type":"ticket.updated","data":{},}`, false},                   // a trailing comma
+	{`{"type":"ticket.updated","other":1}`, false},                    // an unknown field
+	{`{"type":1,"data":{}}`, false},                                   // a wrong type
+	{`{"type":"ticket.updated","data":{}`, false},                     // truncated
 	{`[]`, false},
 	{`{"type":"a"`, false},
 }
@@ -47,23 +51,34 @@ func TestEventBody(t *testing.T) {
 			t.Errorf("eventBody(%q) ok = %v, want %v", tc.body, ok, tc.fast)
 			continue
 		}
-		if !ok {
-			continue
-		}
-		var want eventInput
-		if err := decodeBytes([]byte(tc.body), &want); err != nil {
-			t.Errorf("decodeBytes(%q) = %v after the fast path read it", tc.body, err)
-			continue
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("eventBody(%q) differs from decodeBytes (-want +got):\n%s", tc.body, diff)
+		if ok {
+			agrees(t, []byte(tc.body), false, []eventInput{got})
 		}
 	}
 }
 
-// batchOf is the decodeBytes target of a batch body.
-type batchOf struct {
-	Events []eventInput `json:"events"`
+// agrees checks what the fast path read of body against decodeBytes: the
+// same events when every event's data is valid JSON, and a refusal of the
+// body when one is not.
+func agrees(t *testing.T, body []byte, batch bool, got []eventInput) {
+	t.Helper()
+	valid := true
+	for _, in := range got {
+		if in.Data != nil && !json.Valid(in.Data) {
+			valid = false
+		}
+	}
+	want, err := decodeEvents(body, batch)
+	switch {
+	case err != nil && valid:
+		t.Errorf("decodeEvents(%q) = %v after the fast path read it, data valid", body, err)
+	case err == nil && !valid:
+		t.Errorf("decodeEvents(%q) read it, though the fast path read data that is not valid JSON", body)
+	case err == nil:
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("the fast path's read of %q differs from decodeBytes (-want +got):\n%s", body, diff)
+		}
+	}
 }
 
 func TestBatchBody(t *testing.T) {
@@ -82,6 +97,7 @@ func TestBatchBody(t *testing.T) {
 		{`{"events":[{"type":"a","data":{}}],"more":1}`, false},
 		{`{"Events":[]}`, false},
 		{`{}`, false},
+		{`{"events":[{"type":"a","data":{"b":1 2}},{"type":"a","data":{}}]}`, true},
 	}
 	for _, tc := range bodies {
 		got, ok := batchBody([]byte(tc.body))
@@ -95,19 +111,13 @@ func TestBatchBody(t *testing.T) {
 			}
 			continue
 		}
-		var want batchOf
-		if err := decodeBytes([]byte(tc.body), &want); err != nil {
-			t.Errorf("decodeBytes(%q) = %v after the fast path read it", tc.body, err)
-			continue
-		}
-		if diff := cmp.Diff(want.Events, got); diff != "" {
-			t.Errorf("batchBody(%q) differs from decodeBytes (-want +got):\n%s", tc.body, diff)
-		}
+		agrees(t, []byte(tc.body), true, got)
 	}
 }
 
-// FuzzEventFastPath: whatever the fast path reads, decodeBytes reads too,
-// to the same value; what it does not read is left whole to decodeBytes.
+// FuzzEventFastPath: whatever the fast path reads, decodeBytes reads to
+// the same value, or refuses when an event's data is not valid JSON; what
+// it does not read is left whole to decodeBytes.
 func FuzzEventFastPath(f *testing.F) {
 	for _, tc := range eventBodies {
 		f.Add([]byte(tc.body))
@@ -115,24 +125,14 @@ func FuzzEventFastPath(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if got, ok := eventBody(body); ok {
-			var want eventInput
-			if err := decodeBytes(body, &want); err != nil {
-				t.Fatalf("eventBody(%q) read it; decodeBytes: %v", body, err)
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Fatalf("eventBody(%q) differs from decodeBytes (-want +got):\n%s", body, diff)
-			}
+			agrees(t, body, false, []eventInput{got})
 		} else if !cmp.Equal(got, eventInput{}) {
 			t.Fatalf("eventBody(%q) = %+v with false, want nothing", body, got)
 		}
 		if got, ok := batchBody(body); ok {
-			var want batchOf
-			if err := decodeBytes(body, &want); err != nil {
-				t.Fatalf("batchBody(%q) read it; decodeBytes: %v", body, err)
-			}
-			if diff := cmp.Diff(want.Events, got); diff != "" {
-				t.Fatalf("batchBody(%q) differs from decodeBytes (-want +got):\n%s", body, diff)
-			}
+			agrees(t, body, true, got)
+		} else if got != nil {
+			t.Fatalf("batchBody(%q) = %+v with false, want nothing", body, got)
 		}
 	})
 }
@@ -153,6 +153,86 @@ func TestAnswers(t *testing.T) {
 			if got := string(idAnswer(id)); got != string(want)+"\n" {
 				t.Errorf("idAnswer(%q) = %q, want %q", id, got, want)
 			}
+		}
+	}
+}
+
+// FuzzReadEvents: the publish routes answer a body read by the fast path
+// as they answer it decoded by encoding/json: the same events, or the
+// same refusal (a body that is not JSON is refused as such before any
+// check, an event's data over eventBytes before its problems), with the
+// tenant's whole eventBytes and with a small one.
+func FuzzReadEvents(f *testing.F) {
+	for _, tc := range eventBodies {
+		f.Add([]byte(tc.body), false)
+		f.Add([]byte(`{"events":[`+tc.body+`]}`), true)
+		f.Add([]byte(`{"events":[`+tc.body+`,`+tc.body+`]}`), true)
+	}
+	f.Add([]byte(`{"events":[]}`), true)
+	f.Add([]byte(`{"type":"ticket.updated","data":{"a":"a long enough value"} ,}`), false)
+	a := &API{cfg: Config{Catalog: events.DefaultCatalog()}}
+	now := time.Date(2026, 12, 3, 15, 0, 0, 0, time.UTC)
+	whole := &caller{tenant: "ten_1", limits: limits.Defaults()}
+	small := &caller{tenant: "ten_1", limits: limits.Defaults()}
+	small.limits.EventBytes = 16
+	f.Fuzz(func(t *testing.T, body []byte, batch bool) {
+		for _, c := range []*caller{whole, small} {
+			fastIns, fastEvts, fastErr := a.readEventsWith(body, batch, true, c, now)
+			ins, evts, err := a.readEventsWith(body, batch, false, c, now)
+			if (err == nil) != (fastErr == nil) {
+				t.Fatalf("readEvents(%q, batch %v): %v with the fast path, %v without", body, batch, fastErr, err)
+			}
+			if err != nil {
+				want, _ := json.Marshal(answer(err))
+				got, _ := json.Marshal(answer(fastErr))
+				if string(got) != string(want) || answer(err).Status != answer(fastErr).Status {
+					t.Fatalf("readEvents(%q, batch %v) answers %d %s with the fast path, %d %s without",
+						body, batch, answer(fastErr).Status, got, answer(err).Status, want)
+				}
+				continue
+			}
+			// Ids the server made differ from run to run.
+			for i := range evts {
+				if ins[i].ID == nil {
+					evts[i].ID, fastEvts[i].ID = "", ""
+				}
+			}
+			if diff := cmp.Diff(ins, fastIns); diff != "" {
+				t.Fatalf("readEvents(%q) inputs (-without +with the fast path):\n%s", body, diff)
+			}
+			if diff := cmp.Diff(evts, fastEvts); diff != "" {
+				t.Fatalf("readEvents(%q) events (-without +with the fast path):\n%s", body, diff)
+			}
+		}
+	})
+}
+
+// BenchmarkReadEvents reads and checks a batch of one event, and one
+// event alone, with the fast path and with encoding/json alone: the API's
+// own work on a publish body, without NATS.
+func BenchmarkReadEvents(b *testing.B) {
+	a := &API{cfg: Config{Catalog: events.DefaultCatalog()}}
+	c := &caller{tenant: "ten_1", limits: limits.Defaults()}
+	now := time.Date(2026, 12, 3, 15, 0, 0, 0, time.UTC)
+	one := `{"type":"ticket.updated","id":"evt_01JDQ4","data":` + benchData + `}`
+	for _, bc := range []struct {
+		name  string
+		body  string
+		batch bool
+	}{{"batch", `{"events":[` + one + `]}`, true}, {"one", one, false}} {
+		for _, fast := range []bool{false, true} {
+			name := bc.name + "/decoder"
+			if fast {
+				name = bc.name + "/fast"
+			}
+			b.Run(name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, _, err := a.readEventsWith([]byte(bc.body), bc.batch, fast, c, now); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }

@@ -624,25 +624,110 @@ func (a *API) event(in eventInput, tenantID string, item int, now time.Time) (ev
 	return e, fields
 }
 
+// batchInput is the body of POST /api/events/batch.
+type batchInput struct {
+	Events []eventInput `json:"events"`
+}
+
+// readEvents reads a publish body, the event of POST /api/events (batch
+// false) or the events of a batch, and builds their envelopes once they
+// pass the checks: the batch's size, each event's data against the
+// tenant's eventBytes, then each envelope against the catalog.
+//
+// The usual body is read by eventBody or batchBody, which leave the
+// data's JSON to the envelope's check (json.Valid) instead of checking it
+// twice. Such a body may then not be JSON at all, which the decoder
+// answers before any check: when a check refuses it, the body is decoded
+// in full, and a decoding error is the answer.
+func (a *API) readEvents(body []byte, batch bool, c *caller, now time.Time) ([]eventInput, []events.Event, error) {
+	return a.readEventsWith(body, batch, true, c, now)
+}
+
+// readEventsWith is readEvents, with the fast path or without.
+func (a *API) readEventsWith(body []byte, batch, fast bool, c *caller, now time.Time) ([]eventInput, []events.Event, error) {
+	var ins []eventInput
+	if fast {
+		if batch {
+			ins, fast = batchBody(body)
+		} else if in, ok := eventBody(body); ok {
+			ins, fast = []eventInput{in}, true
+		} else {
+			fast = false
+		}
+	}
+	if !fast {
+		var err error
+		if ins, err = decodeEvents(body, batch); err != nil {
+			return nil, nil, err
+		}
+	}
+	evts, err := a.checkEvents(ins, batch, c, now)
+	if err != nil && fast {
+		if _, derr := decodeEvents(body, batch); derr != nil {
+			return nil, nil, derr
+		}
+	}
+	return ins, evts, err
+}
+
+// decodeEvents decodes a publish body with encoding/json.
+func decodeEvents(body []byte, batch bool) ([]eventInput, error) {
+	if batch {
+		var in batchInput
+		if err := decodeBytes(body, &in); err != nil {
+			return nil, err
+		}
+		return in.Events, nil
+	}
+	var in eventInput
+	if err := decodeBytes(body, &in); err != nil {
+		return nil, err
+	}
+	return []eventInput{in}, nil
+}
+
+// checkEvents builds the envelopes of ins, or refuses them: a batch of
+// other than 1 to 100, an event's data over eventBytes (the first), every
+// envelope's problems.
+func (a *API) checkEvents(ins []eventInput, batch bool, c *caller, now time.Time) ([]events.Event, error) {
+	item := func(i int) int {
+		if batch {
+			return i
+		}
+		return -1
+	}
+	if batch && (len(ins) < 1 || len(ins) > maxBatch) {
+		return nil, problem.Invalid("events", "must hold 1 to 100 events")
+	}
+	for i, in := range ins {
+		if err := checkEventBytes(c, in.Data, item(i)); err != nil {
+			return nil, err
+		}
+	}
+	evts := make([]events.Event, len(ins))
+	var fields []problem.FieldError
+	for i, in := range ins {
+		e, fe := a.event(in, c.tenant, item(i), now)
+		evts[i] = e
+		fields = append(fields, fe...)
+	}
+	if len(fields) > 0 {
+		return nil, &problem.ValidationError{Fields: fields}
+	}
+	return evts, nil
+}
+
 func (a *API) publishEvent(w http.ResponseWriter, r *http.Request, c *caller) error {
 	body, err := readRequired(w, r, a.cfg.MaxBody)
 	if err != nil {
 		return err
 	}
-	in, ok := eventBody(body)
-	if !ok {
-		if err := decodeBytes(body, &in); err != nil {
-			return err
-		}
-	}
-	if err := checkEventBytes(c, in.Data, -1); err != nil {
+	ins, evts, err := a.readEvents(body, false, c, a.cfg.Now().UTC())
+	if err != nil {
 		return err
 	}
-	e, fields := a.event(in, c.tenant, -1, a.cfg.Now().UTC())
-	if len(fields) > 0 {
-		return &problem.ValidationError{Fields: fields}
-	}
-	fresh, err := a.unseen(r.Context(), c.tenant, []eventInput{in}, []events.Event{e})
+	e := evts[0]
+	fresh, err := a.unseen(r.Context(), c.tenant, ins, evts)
 	if err != nil {
 		return dedupeErr(err, "id", e.ID)
 	}
@@ -761,42 +846,19 @@ func publishErr(err error, key string, ids any) error {
 }
 
 func (a *API) publishEvents(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var in struct {
-		Events []eventInput `json:"events"`
-	}
 	body, err := readRequired(w, r, a.cfg.MaxBody)
 	if err != nil {
 		return err
 	}
-	if evts, ok := batchBody(body); ok {
-		in.Events = evts
-	} else if err := decodeBytes(body, &in); err != nil {
+	ins, evts, err := a.readEvents(body, true, c, a.cfg.Now().UTC())
+	if err != nil {
 		return err
-	}
-	if len(in.Events) < 1 || len(in.Events) > maxBatch {
-		return problem.Invalid("events", "must hold 1 to 100 events")
-	}
-	for i, ei := range in.Events {
-		if err := checkEventBytes(c, ei.Data, i); err != nil {
-			return err
-		}
-	}
-	now := a.cfg.Now().UTC()
-	evts := make([]events.Event, len(in.Events))
-	var fields []problem.FieldError
-	for i, ei := range in.Events {
-		e, fe := a.event(ei, c.tenant, i, now)
-		evts[i] = e
-		fields = append(fields, fe...)
-	}
-	if len(fields) > 0 {
-		return &problem.ValidationError{Fields: fields}
 	}
 	ids := make([]string, len(evts))
 	for i, e := range evts {
 		ids[i] = e.ID
 	}
-	fresh, err := a.unseen(r.Context(), c.tenant, in.Events, evts)
+	fresh, err := a.unseen(r.Context(), c.tenant, ins, evts)
 	if err != nil {
 		return dedupeErr(err, "ids", ids)
 	}
