@@ -108,17 +108,26 @@ func Operational(t string) bool {
 
 // Lookup returns type t of the catalog.
 func (c Catalog) Lookup(t string) (Type, bool) {
-	i := slices.IndexFunc(c, func(x Type) bool { return x.Type == t })
+	i := c.index(t)
 	if i < 0 {
 		return Type{}, false
 	}
 	return c[i], true
 }
 
-// Has reports whether t is a type of the catalog.
-func (c Catalog) Has(t string) bool {
-	return slices.ContainsFunc(c, func(x Type) bool { return x.Type == t })
+// index is the place of type t in c, or -1. It reads the types where
+// they are: a func(Type) of slices.IndexFunc would copy each one.
+func (c Catalog) index(t string) int {
+	for i := range c {
+		if c[i].Type == t {
+			return i
+		}
+	}
+	return -1
 }
+
+// Has reports whether t is a type of the catalog.
+func (c Catalog) Has(t string) bool { return c.index(t) >= 0 }
 
 // Internal reports whether t is a type only the platform emits, which
 // producers may not publish.
