@@ -34,7 +34,7 @@ func writeBody(w http.ResponseWriter, status int, b []byte) {
 // readBody reads a request body of at most max bytes; an empty body gives
 // nil. A body must be declared application/json.
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, max), r.ContentLength, max)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -51,6 +51,32 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 			Message: "request body must be application/json"}
 	}
 	return body, nil
+}
+
+// readAll is io.ReadAll into a buffer sized for a body of the declared
+// length (within max), so that a body whose length is known is read
+// without growing the buffer, nor a small one given io.ReadAll's 512
+// bytes. A wrong length costs only growth: what is read is what r holds.
+func readAll(r io.Reader, length, max int64) ([]byte, error) {
+	size := 512
+	if length >= 0 && length < max {
+		// One byte more, for the read that finds the end.
+		size = int(length) + 1
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 // isJSON reports whether a Content-Type is application/json: the plain
