@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -25,7 +24,6 @@ import (
 	"github.com/onestack/webhooks/endpointauth"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/opevents"
-	"github.com/onestack/webhooks/signature"
 	"github.com/onestack/webhooks/subscriptions"
 	"github.com/onestack/webhooks/tracing"
 )
@@ -41,7 +39,7 @@ const (
 const drainLimit = 64 << 10
 
 // excerptBuf is what an answer's excerpt is read into; buffers are reused
-// through the dispatcher's pool.
+// with their webhook (see webhook).
 type excerptBuf = [deliverylog.MaxResponseExcerpt]byte
 
 // result is what one HTTP attempt came to.
@@ -392,39 +390,26 @@ func endAttemptSpan(span trace.Span, res result, o outcome, now time.Time) {
 // post signs and sends the delivery's body to the subscription's URL,
 // with sc as its traceparent unless the subscription turned that off.
 func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now time.Time, sc trace.SpanContext) result {
-	ctx, cancel := context.WithTimeout(d.runCtx, d.cfg.Timeout)
-	defer cancel()
-	body := dl.ev.body
 	u, err := sub.Endpoint()
 	if err != nil {
 		return result{err: "invalid url"}
 	}
+	ctx, cancel := context.WithTimeout(d.runCtx, d.cfg.Timeout)
+	defer cancel()
+	w, _ := d.webhooks.Get().(*webhook)
+	if w == nil {
+		w = newWebhook()
+	}
 	// The request is built from the URL the index parsed, and sent by the
 	// transport itself: an http.Client would copy its headers and URL for
 	// redirects, which are never followed.
+	body := newPayload(dl.ev.body)
 	req := (&http.Request{
 		Method: http.MethodPost, URL: u, Host: u.Host,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)),
-		GetBody: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+		Header: w.build(sub, dl, now, sc, d.cfg.UserAgent),
+		Body:   body, ContentLength: int64(len(dl.ev.body)), GetBody: body.again,
 	}).WithContext(ctx)
-	req.Header = http.Header{
-		"Content-Type": {"application/json"},
-		"User-Agent":   {d.cfg.UserAgent},
-		// Standard Webhooks headers, lower-case as the specification writes them.
-		signature.HeaderID:        {dl.ev.id},
-		signature.HeaderTimestamp: {strconv.FormatInt(now.Unix(), 10)},
-		signature.HeaderSignature: {signature.SignAll(sub.SigningSecrets(now), dl.ev.id, now, body)},
-	}
-	if sub.SendsTraceparent() {
-		req.Header[tracing.Header] = []string{tracing.Format(sc)}
-		if ts := sc.TraceState(); ts.Len() > 0 {
-			req.Header[tracing.StateHeader] = []string{ts.String()}
-		}
-	}
-	for name, value := range sub.Headers() { // the subscription's own; never one of the above
-		req.Header.Set(name, value)
-	}
 	d.m.inflight.Inc()
 	start := time.Now()
 	resp, err := d.send(ctx, sub, req)
@@ -436,18 +421,17 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now tim
 		return result{err: describe(ctx, err), duration: time.Since(start),
 			unreachable: !errors.Is(err, egress.ErrInternal) && !errors.Is(err, context.Canceled) && !isTokenError(err)}
 	}
-	buf, _ := d.excerpts.Get().(*excerptBuf)
-	if buf == nil {
-		buf = new(excerptBuf)
-	}
-	n, _ := io.ReadFull(resp.Body, buf[:])
-	_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
-	resp.Body.Close()
-	r := result{status: resp.StatusCode, duration: time.Since(start)}
+	n, err := io.ReadFull(resp.Body, w.excerpt[:])
+	r := result{status: resp.StatusCode}
 	if n > 0 {
-		r.excerpt = string(buf[:n])
+		r.excerpt = string(w.excerpt[:n])
 	}
-	d.excerpts.Put(buf)
+	if err == nil { // more than the excerpt: drained, up to drainLimit
+		drain(resp.Body, w.excerpt[:])
+	}
+	resp.Body.Close()
+	r.duration = time.Since(start)
+	d.webhooks.Put(w)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	}
@@ -455,6 +439,19 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now tim
 		r.err = "endpoint answered " + strconv.Itoa(resp.StatusCode)
 	}
 	return r
+}
+
+// drain reads body through buf, up to drainLimit, so that its connection
+// can carry the next request; a longer body is left for Close, which
+// closes the connection instead.
+func drain(body io.Reader, buf []byte) {
+	for read := 0; read < drainLimit; {
+		n, err := body.Read(buf[:min(len(buf), drainLimit-read)])
+		read += n
+		if err != nil {
+			return
+		}
+	}
 }
 
 // describe turns a transport error into a short message for the tenant,

@@ -74,7 +74,7 @@ type Dispatcher struct {
 	parkers  *parkers
 	held     pendingMsgs
 	progress progress
-	excerpts sync.Pool // of *excerptBuf
+	webhooks sync.Pool // of *webhook, the parts of an attempt's request reused
 
 	// runCtx bounds attempts and publications; it is cancelled when a
 	// drain runs out of time.

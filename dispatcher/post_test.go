@@ -1,0 +1,206 @@
+package dispatcher
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/onestack/webhooks/egress"
+	"github.com/onestack/webhooks/events"
+	"github.com/onestack/webhooks/internal/natstest"
+	"github.com/onestack/webhooks/signature"
+	"github.com/onestack/webhooks/subscriptions"
+	"github.com/onestack/webhooks/tracing"
+)
+
+// received is one webhook as its receiver got it.
+type received struct {
+	header http.Header
+	body   string
+}
+
+// postStack is a dispatcher with what an attempt's post uses (its
+// client, metrics and run context; no fan-out, no log) over a real
+// subscription store on embedded NATS, and a receiver in this process
+// that records what it gets and answers with answer (204 when nil). New
+// connections to the receiver are counted.
+type postStack struct {
+	d      *Dispatcher
+	store  *subscriptions.Store
+	tenant string
+	url    string
+	conns  *atomic.Int64
+	got    *atomic.Int64
+
+	mu   sync.Mutex
+	seen []received
+	keep bool
+}
+
+func newPostStack(tb testing.TB, keep bool, answer http.HandlerFunc) *postStack {
+	tb.Helper()
+	ps := &postStack{conns: new(atomic.Int64), got: new(atomic.Int64), keep: keep}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		ps.got.Add(1)
+		if ps.keep {
+			ps.mu.Lock()
+			ps.seen = append(ps.seen, received{header: r.Header.Clone(), body: string(b)})
+			ps.mu.Unlock()
+		}
+		if answer != nil {
+			answer(w, r)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			ps.conns.Add(1)
+		}
+	}
+	srv.Start()
+	tb.Cleanup(srv.Close)
+	ps.url = srv.URL + "/hook"
+	_, js := natstest.Start(tb, natstest.Options{}).Connect(tb)
+	ctx := context.Background()
+	store, err := subscriptions.Open(ctx, js, subscriptions.Config{}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(store.Close)
+	ten, _, _, err := store.CreateTenant(ctx, subscriptions.TenantInput{Name: "post"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg := Config{Egress: egress.Policy{AllowHTTP: true, AllowPrivate: true}, UserAgent: "OneStack-Webhooks/test"}.withDefaults()
+	runCtx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
+	ps.d = &Dispatcher{cfg: cfg, client: NewClient(cfg.Egress), m: newMetrics(prometheus.NewRegistry()), runCtx: runCtx}
+	ps.store, ps.tenant = store, ten.ID
+	return ps
+}
+
+// subscribe creates a subscription to the receiver with in's settings and
+// returns it as the index holds it, which is what a worker posts with.
+func (ps *postStack) subscribe(tb testing.TB, in subscriptions.CreateInput) *subscriptions.Subscription {
+	tb.Helper()
+	in.URL, in.EventTypes = ps.url, []string{"ticket.updated"}
+	created, err := ps.store.CreateSubscription(context.Background(), ps.tenant, in)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sub, ok := ps.store.Index().Subscription(ps.tenant, created.ID)
+	if !ok {
+		tb.Fatal("subscription not in the index")
+	}
+	return sub
+}
+
+// delivery is a first attempt of a ticket.updated event with body to sub.
+func (ps *postStack) delivery(sub *subscriptions.Subscription, body string) *delivery {
+	id := events.NewID()
+	ev := &event{tenant: ps.tenant, id: id, typ: "ticket.updated", body: []byte(body), trace: tracing.FromKey(ps.tenant + ":" + id)}
+	return &delivery{id: "dlv_post", tenant: ps.tenant, sub: sub.ID, ev: ev, attempt: 1}
+}
+
+// TestPostSendsTheWebhook posts to subscriptions with different settings
+// in turn, twice over, so each request is built in the parts the one
+// before used: each receiver gets exactly the headers of its own
+// subscription (none left from another), a signature its secret
+// verifies, and the body.
+func TestPostSendsTheWebhook(t *testing.T) {
+	t.Parallel()
+	ps := newPostStack(t, true, nil)
+	secret := "whsec_" + strings.Repeat("MfKQ9r8GKYqrTwjUPD8ILPZI", 2)
+	off := false
+	subs := []struct {
+		name   string
+		in     subscriptions.CreateInput
+		custom map[string]string
+		tp     bool
+	}{
+		{"custom headers", subscriptions.CreateInput{Secret: &secret, Headers: map[string]string{"x-team": "blue", "X-Env": "test"}}, map[string]string{"X-Team": "blue", "X-Env": "test"}, true},
+		{"no traceparent", subscriptions.CreateInput{Secret: &secret, SendTraceparent: &off}, nil, false},
+		{"defaults", subscriptions.CreateInput{Secret: &secret}, nil, true},
+	}
+	key, err := signature.ParseSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier := signature.Verifier{Secrets: []signature.Secret{key}}
+	for round := range 2 {
+		for _, s := range subs {
+			sub := ps.subscribe(t, s.in)
+			body := `{"round":` + strconv.Itoa(round) + `,"sub":"` + s.name + `"}`
+			dl := ps.delivery(sub, body)
+			now := time.Now()
+			sc := tracing.Child(dl.ev.trace)
+			if r := ps.d.post(sub, dl, now, sc); !r.ok() {
+				t.Fatalf("%s: post = %+v, want a success", s.name, r)
+			}
+			ps.mu.Lock()
+			got := ps.seen[len(ps.seen)-1]
+			ps.mu.Unlock()
+			want := http.Header{
+				"Content-Type":      {"application/json"},
+				"User-Agent":        {"OneStack-Webhooks/test"},
+				"Content-Length":    {strconv.Itoa(len(body))},
+				"Accept-Encoding":   {"gzip"},
+				"Webhook-Id":        {dl.ev.id},
+				"Webhook-Timestamp": {strconv.FormatInt(now.Unix(), 10)},
+				"Webhook-Signature": {signature.Sign(key, dl.ev.id, now, []byte(body))},
+			}
+			if s.tp {
+				want["Traceparent"] = []string{tracing.Format(sc)}
+			}
+			for k, v := range s.custom {
+				want[k] = []string{v}
+			}
+			delete(got.header, "Accept-Encoding") // the transport's, compression being off
+			delete(want, "Accept-Encoding")
+			if diff := cmp.Diff(want, got.header); diff != "" {
+				t.Errorf("round %d, %s: headers received (-want +got):\n%s", round, s.name, diff)
+			}
+			if got.body != body {
+				t.Errorf("round %d, %s: body received %q, want %q", round, s.name, got.body, body)
+			}
+			if err := verifier.VerifyHeaders(got.header.Get, []byte(got.body)); err != nil {
+				t.Errorf("round %d, %s: Verify = %v, want nil", round, s.name, err)
+			}
+		}
+	}
+}
+
+// TestPostDrainsLongAnswers: an answer longer than the excerpt kept is
+// read to its end (within drainLimit), so the next webhook goes on the
+// same connection; the excerpt is the answer's start.
+func TestPostDrainsLongAnswers(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("0123456789", 1000) // 10,000 bytes
+	ps := newPostStack(t, false, func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, long)
+	})
+	sub := ps.subscribe(t, subscriptions.CreateInput{})
+	for i := range 3 {
+		r := ps.d.post(sub, ps.delivery(sub, `{}`), time.Now(), tracing.Fresh())
+		if !r.ok() || r.excerpt != long[:len(excerptBuf{})] {
+			t.Fatalf("post %d = status %d, error %q, excerpt of %d bytes; want 200 and the answer's first %d bytes", i, r.status, r.err, len(r.excerpt), len(excerptBuf{}))
+		}
+	}
+	if n := ps.conns.Load(); n != 1 {
+		t.Errorf("receiver saw %d connections for 3 webhooks, want 1", n)
+	}
+}
