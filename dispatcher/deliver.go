@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -403,12 +404,16 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now tim
 	// The request is built from the URL the index parsed, and sent by the
 	// transport itself: an http.Client would copy its headers and URL for
 	// redirects, which are never followed.
-	body := newPayload(dl.ev.body)
+	// The body is a NopCloser over a bytes.Reader, a reader the transport
+	// knows to be in memory: it writes the headers and the body in one
+	// write, where with another it would flush the headers first.
+	body := dl.ev.body
 	req := (&http.Request{
 		Method: http.MethodPost, URL: u, Host: u.Host,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: w.build(sub, dl, now, sc, d.cfg.UserAgent),
-		Body:   body, ContentLength: int64(len(dl.ev.body)), GetBody: body.again,
+		Body:   io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)),
+		GetBody: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
 	}).WithContext(ctx)
 	d.m.inflight.Inc()
 	start := time.Now()

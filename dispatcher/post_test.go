@@ -204,3 +204,44 @@ func TestPostDrainsLongAnswers(t *testing.T) {
 		t.Errorf("receiver saw %d connections for 3 webhooks, want 1", n)
 	}
 }
+
+// countingConn counts the writes made on a connection.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestPostWritesOnce: a webhook whose request fits the transport's write
+// buffer leaves in one write, headers and body together (the transport
+// flushes the headers apart for a body it does not know to be in
+// memory: one more syscall and packet per webhook).
+func TestPostWritesOnce(t *testing.T) {
+	t.Parallel()
+	ps := newPostStack(t, false, nil)
+	var writes atomic.Int64
+	tr := newTransport(ps.d.cfg.Egress)
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{Conn: c, writes: &writes}, nil
+	}
+	ps.d.client = clientOf(tr)
+	sub := ps.subscribe(t, subscriptions.CreateInput{})
+	const webhooks = 5
+	for i := range webhooks {
+		if r := ps.d.post(sub, ps.delivery(sub, `{"ticketId":"T-1","status":"open"}`), time.Now(), tracing.Fresh()); !r.ok() {
+			t.Fatalf("post %d = %+v, want a success", i, r)
+		}
+	}
+	if n := writes.Load(); n != webhooks {
+		t.Errorf("%d webhooks took %d writes, want %d", webhooks, n, webhooks)
+	}
+}

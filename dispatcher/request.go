@@ -1,8 +1,6 @@
 package dispatcher
 
 import (
-	"bytes"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -89,23 +87,3 @@ func (w *webhook) build(sub *subscriptions.Subscription, dl *delivery, now time.
 	}
 	return w.header
 }
-
-// payload is a request body over an event's bytes, which nothing writes:
-// a reader whose Close does nothing, and which makes a fresh one of
-// itself for a request sent again (GetBody).
-type payload struct {
-	bytes.Reader
-	b []byte
-}
-
-func newPayload(b []byte) *payload {
-	p := &payload{b: b}
-	p.Reset(b)
-	return p
-}
-
-// Close does nothing: the bytes are the event's.
-func (*payload) Close() error { return nil }
-
-// again is GetBody: the same bytes from their start.
-func (p *payload) again() (io.ReadCloser, error) { return newPayload(p.b), nil }
