@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -96,29 +95,16 @@ const (
 // bounds, never a worker of the pool that other tenants share.
 func (d *Dispatcher) runWorker() {
 	defer d.workers.Done()
+	w := d.newWorker()
+	defer w.close()
 	for {
 		dl, ok := d.queue.next()
 		if !ok {
 			return
 		}
-		var lease struct {
-			wg      sync.WaitGroup
-			demoted bool
-		}
-		lease.wg.Add(1)
-		t := time.AfterFunc(d.cfg.LendFor, func() {
-			defer lease.wg.Done()
-			if lease.demoted = d.queue.demote(dl); lease.demoted {
-				d.m.demoted.Inc()
-				d.workers.Add(1)
-				go d.runWorker()
-			}
-		})
-		d.attempt(dl)
-		if !t.Stop() {
-			lease.wg.Wait()
-		}
-		dl.demoted = lease.demoted
+		w.lendFor(dl)
+		d.attempt(w, dl)
+		dl.demoted = w.returned()
 		// An endpoint slower than its queue assumed: what no longer fits
 		// is parked, stored once, to be read back at its pace.
 		for _, late := range d.queue.done(dl) {
@@ -132,8 +118,9 @@ func (d *Dispatcher) runWorker() {
 
 // attempt makes one try of a delivery and commits its outcome: the log
 // record, and what the outcome needs stored with it (a schedule, events
-// for the tenant); the delivery is settled once they are stored.
-func (d *Dispatcher) attempt(dl *delivery) {
+// for the tenant); the delivery is settled once they are stored. w is
+// the worker making it.
+func (d *Dispatcher) attempt(w *worker, dl *delivery) {
 	sub, err := d.subscription(d.runCtx, dl.tenant, dl.sub)
 	switch {
 	case errors.Is(err, subscriptions.ErrNotFound):
@@ -169,7 +156,7 @@ func (d *Dispatcher) attempt(dl *delivery) {
 		} else {
 			sc = tracing.Child(sc)
 		}
-		res = d.post(sub, dl, now, sc)
+		res = d.post(w, sub, dl, now, sc)
 		dl.outcome = res.destinationOutcome()
 	}
 	if res.cut {
@@ -390,17 +377,18 @@ func endAttemptSpan(span trace.Span, res result, o outcome, now time.Time) {
 
 // post signs and sends the delivery's body to the subscription's URL,
 // with sc as its traceparent unless the subscription turned that off.
-func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now time.Time, sc trace.SpanContext) result {
+func (d *Dispatcher) post(wk *worker, sub *subscriptions.Subscription, dl *delivery, now time.Time, sc trace.SpanContext) result {
 	u, err := sub.Endpoint()
 	if err != nil {
 		return result{err: "invalid url"}
 	}
-	ctx, cancel := context.WithTimeout(d.runCtx, d.cfg.Timeout)
-	defer cancel()
-	w, _ := d.webhooks.Get().(*webhook)
+	ctx := wk.start()
+	defer wk.finish()
+	w := wk.hook
 	if w == nil {
 		w = newWebhook()
 	}
+	wk.hook = nil // until the answer's body is closed
 	// The request is built from the URL the index parsed, and sent by the
 	// transport itself: an http.Client would copy its headers and URL for
 	// redirects, which are never followed.
@@ -423,8 +411,11 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now tim
 		if d.runCtx.Err() != nil {
 			return result{cut: true}
 		}
+		// The attempt's timeout counts as one whichever error the
+		// transport gave for it (the cause, or context.Canceled).
+		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
 		return result{err: describe(ctx, err), duration: time.Since(start),
-			unreachable: !errors.Is(err, egress.ErrInternal) && !errors.Is(err, context.Canceled) && !isTokenError(err)}
+			unreachable: !errors.Is(err, egress.ErrInternal) && (timedOut || !errors.Is(err, context.Canceled)) && !isTokenError(err)}
 	}
 	n, err := io.ReadFull(resp.Body, w.excerpt[:])
 	r := result{status: resp.StatusCode}
@@ -436,7 +427,7 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now tim
 	}
 	resp.Body.Close()
 	r.duration = time.Since(start)
-	d.webhooks.Put(w)
+	wk.hook = w
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	}

@@ -74,7 +74,6 @@ type Dispatcher struct {
 	parkers  *parkers
 	held     pendingMsgs
 	progress progress
-	webhooks sync.Pool // of *webhook, the parts of an attempt's request reused
 
 	// runCtx bounds attempts and publications; it is cancelled when a
 	// drain runs out of time.

@@ -46,8 +46,10 @@ func BenchmarkPost(b *testing.B) {
 			cpu := processCPU()
 			b.RunParallel(func(p *testing.PB) {
 				dl := ps.delivery(sub, body)
+				wk := ps.d.newWorker()
+				defer wk.close()
 				for p.Next() {
-					if r := ps.d.post(sub, dl, time.Now(), tracing.Child(dl.ev.trace)); !r.ok() {
+					if r := ps.d.post(wk, sub, dl, time.Now(), tracing.Child(dl.ev.trace)); !r.ok() {
 						b.Errorf("post = %+v, want a success", r)
 						return
 					}

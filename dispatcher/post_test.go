@@ -19,6 +19,7 @@ import (
 	"github.com/onestack/webhooks/egress"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/internal/natstest"
+	"github.com/onestack/webhooks/internal/poll"
 	"github.com/onestack/webhooks/signature"
 	"github.com/onestack/webhooks/subscriptions"
 	"github.com/onestack/webhooks/tracing"
@@ -42,6 +43,8 @@ type postStack struct {
 	url    string
 	conns  *atomic.Int64
 	got    *atomic.Int64
+	// stop ends the dispatcher's run context, as a drain out of time does.
+	stop context.CancelFunc
 
 	mu   sync.Mutex
 	seen []received
@@ -88,6 +91,7 @@ func newPostStack(tb testing.TB, keep bool, answer http.HandlerFunc) *postStack 
 	runCtx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
 	ps.d = &Dispatcher{cfg: cfg, client: NewClient(cfg.Egress), m: newMetrics(prometheus.NewRegistry()), runCtx: runCtx}
+	ps.stop = cancel
 	ps.store, ps.tenant = store, ten.ID
 	return ps
 }
@@ -140,6 +144,8 @@ func TestPostSendsTheWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	verifier := signature.Verifier{Secrets: []signature.Secret{key}}
+	wk := ps.d.newWorker()
+	defer wk.close()
 	for round := range 2 {
 		for _, s := range subs {
 			sub := ps.subscribe(t, s.in)
@@ -147,7 +153,7 @@ func TestPostSendsTheWebhook(t *testing.T) {
 			dl := ps.delivery(sub, body)
 			now := time.Now()
 			sc := tracing.Child(dl.ev.trace)
-			if r := ps.d.post(sub, dl, now, sc); !r.ok() {
+			if r := ps.d.post(wk, sub, dl, now, sc); !r.ok() {
 				t.Fatalf("%s: post = %+v, want a success", s.name, r)
 			}
 			ps.mu.Lock()
@@ -194,8 +200,10 @@ func TestPostDrainsLongAnswers(t *testing.T) {
 		_, _ = io.WriteString(w, long)
 	})
 	sub := ps.subscribe(t, subscriptions.CreateInput{})
+	wk := ps.d.newWorker()
+	defer wk.close()
 	for i := range 3 {
-		r := ps.d.post(sub, ps.delivery(sub, `{}`), time.Now(), tracing.Fresh())
+		r := ps.d.post(wk, sub, ps.delivery(sub, `{}`), time.Now(), tracing.Fresh())
 		if !r.ok() || r.excerpt != long[:len(excerptBuf{})] {
 			t.Fatalf("post %d = status %d, error %q, excerpt of %d bytes; want 200 and the answer's first %d bytes", i, r.status, r.err, len(r.excerpt), len(excerptBuf{}))
 		}
@@ -236,12 +244,53 @@ func TestPostWritesOnce(t *testing.T) {
 	ps.d.client = clientOf(tr)
 	sub := ps.subscribe(t, subscriptions.CreateInput{})
 	const webhooks = 5
+	wk := ps.d.newWorker()
+	defer wk.close()
 	for i := range webhooks {
-		if r := ps.d.post(sub, ps.delivery(sub, `{"ticketId":"T-1","status":"open"}`), time.Now(), tracing.Fresh()); !r.ok() {
+		if r := ps.d.post(wk, sub, ps.delivery(sub, `{"ticketId":"T-1","status":"open"}`), time.Now(), tracing.Fresh()); !r.ok() {
 			t.Fatalf("post %d = %+v, want a success", i, r)
 		}
 	}
 	if n := writes.Load(); n != webhooks {
 		t.Errorf("%d webhooks took %d writes, want %d", webhooks, n, webhooks)
+	}
+}
+
+// TestPostTimeoutAndCut: a worker's attempts to an endpoint that never
+// answers end at the timeout, each (the context a timeout ended is not
+// reused: the attempt after it succeeds, and the next timeout fires
+// again), as "timeout", the destination unreachable; an attempt in flight
+// when the dispatcher's run ends is cut.
+func TestPostTimeoutAndCut(t *testing.T) {
+	t.Parallel()
+	ps := newPostStack(t, false, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Hang") != "" {
+			<-r.Context().Done()
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	ps.d.cfg.Timeout = 100 * time.Millisecond
+	hang := ps.subscribe(t, subscriptions.CreateInput{Headers: map[string]string{"X-Hang": "1"}})
+	fast := ps.subscribe(t, subscriptions.CreateInput{})
+	wk := ps.d.newWorker()
+	defer wk.close()
+	for i := range 2 {
+		r := ps.d.post(wk, hang, ps.delivery(hang, `{}`), time.Now(), tracing.Fresh())
+		if r.err != "timeout" || !r.unreachable || r.status != 0 || r.cut {
+			t.Errorf("post %d to a hanging endpoint = %+v, want a timeout, unreachable", i, r)
+		}
+		if r := ps.d.post(wk, fast, ps.delivery(fast, `{}`), time.Now(), tracing.Fresh()); !r.ok() {
+			t.Errorf("post %d after a timeout = %+v, want a success", i, r)
+		}
+	}
+	ps.d.cfg.Timeout = time.Minute
+	go func() {
+		// Ends the run once the hanging request is in flight.
+		poll.Within(time.Minute, func() bool { return ps.got.Load() >= 5 })
+		ps.stop()
+	}()
+	if r := ps.d.post(wk, hang, ps.delivery(hang, `{}`), time.Now(), tracing.Fresh()); !r.cut {
+		t.Errorf("post cut by the run's end = %+v, want cut", r)
 	}
 }

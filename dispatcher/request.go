@@ -14,11 +14,11 @@ import (
 
 // webhook is what one attempt's request is built of besides its body: its
 // header map, the values' slices, and the buffer the values are written
-// into, then the buffer the answer's excerpt is read into. A worker takes
-// one from the dispatcher's pool for an attempt and gives it back once
-// the answer's body is closed, when, by the http.RoundTripper contract,
-// the transport no longer reads the request; an attempt that failed in
-// the transport leaves its webhook to the garbage collector.
+// into, then the buffer the answer's excerpt is read into. A worker
+// reuses its webhook once the answer's body is closed, when, by the
+// http.RoundTripper contract, the transport no longer reads the request;
+// an attempt that failed in the transport leaves its webhook to the
+// garbage collector.
 type webhook struct {
 	header  http.Header
 	values  []string
