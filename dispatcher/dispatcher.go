@@ -62,6 +62,9 @@ type Dispatcher struct {
 	fanoutIter jetstream.MessagesContext
 	// lastRead is the last event sequence the fan-out read.
 	lastRead atomic.Uint64
+	// matched is the fan-out's buffer of the subscriptions an event
+	// matches, reused from event to event (only runFanout uses it).
+	matched []*subscriptions.Subscription
 	// leaderSub receives the announcements of a new fan-out consumer
 	// leader; repull asks the fan-out to pull from it anew (see
 	// fanoutLeaderElected).
@@ -530,7 +533,11 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 			span.End()
 		}()
 	}
-	subs := d.store.Index().Match(nil, tenant, typ)
+	subs := d.store.Index().Match(d.matched[:0], tenant, typ)
+	defer func() {
+		clear(subs) // what the next event matches is found again
+		d.matched = subs[:0]
+	}()
 	// A FIFO subscription reads its tenant's events in their own order
 	// (receiveFIFO): the fan-out leaves it out.
 	subs = slices.DeleteFunc(subs, (*subscriptions.Subscription).Ordered)
@@ -672,11 +679,14 @@ func (d *Dispatcher) commit(dl *delivery, rec deliverylog.Record, msgs []*nats.M
 // error, if any.
 func (d *Dispatcher) commitThen(rec deliverylog.Record, msgs []*nats.Msg, then func(error)) {
 	d.progress.started()
-	done := join(2, func(err error) {
+	done := func(err error) {
 		d.progress.finished()
 		then(err)
-	})
-	d.pub.publish(d.runCtx, msgs, done)
+	}
+	if len(msgs) > 0 { // else the record alone: nothing to join
+		done = join(2, done)
+		d.pub.publish(d.runCtx, msgs, done)
+	}
 	if err := d.log.Append(d.runCtx, rec, done); err != nil {
 		done(err)
 	}

@@ -558,12 +558,22 @@ func remove(list []*tenantQueue, tq *tenantQueue) []*tenantQueue {
 	return slices.Delete(list, i, i+1)
 }
 
-// pop takes the first tenant of *list.
-func pop(list *[]*tenantQueue) *tenantQueue {
-	tq := (*list)[0]
-	(*list)[0] = nil
-	*list = (*list)[1:]
-	return tq
+// pop takes the first of *list (a round robin of tenants, or a
+// tenant's ready subscriptions).
+func pop[T any](list *[]*T) *T {
+	l := *list
+	v := l[0]
+	l[0] = nil
+	if len(l) == 1 {
+		// Emptied, it keeps its array from here: the next append, the
+		// usual one-in one-out of a lightly loaded queue, fills it
+		// again, where the slice past it would have no room left after
+		// as many pops as the array had slots, and allocate each time.
+		*list = l[:0]
+	} else {
+		*list = l[1:]
+	}
+	return v
 }
 
 // next blocks until a delivery may start, and returns it; false once
@@ -601,9 +611,7 @@ func (q *fairQueue) take(wait bool) (*delivery, bool) {
 			q.over = append(q.over, tq)
 			continue
 		}
-		sq := tq.ready[0]
-		tq.ready[0] = nil
-		tq.ready = tq.ready[1:]
+		sq := pop(&tq.ready)
 		sq.inReady = false
 		if len(sq.waiting) == 0 { // taken out meanwhile (takeParked)
 			q.dropIfIdle(sq)
