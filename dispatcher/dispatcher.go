@@ -672,17 +672,26 @@ func (d *Dispatcher) settle(dl *delivery, err error) {
 // commit appends d's outcome to the attempt log and stores msgs (a
 // schedule, events for the tenant), then settles d once all are stored.
 func (d *Dispatcher) commit(dl *delivery, rec deliverylog.Record, msgs []*nats.Msg) {
-	d.commitThen(rec, msgs, func(err error) { d.settle(dl, err) })
+	d.storeOutcome(rec, msgs, func(err error) {
+		d.progress.finished()
+		d.settle(dl, err)
+	})
 }
 
 // commitThen appends rec and stores msgs, then calls then with the first
 // error, if any.
 func (d *Dispatcher) commitThen(rec deliverylog.Record, msgs []*nats.Msg, then func(error)) {
-	d.progress.started()
-	done := func(err error) {
+	d.storeOutcome(rec, msgs, func(err error) {
 		d.progress.finished()
 		then(err)
-	}
+	})
+}
+
+// storeOutcome is commit and commitThen: it counts one store in
+// progress, appends rec and stores msgs, and calls done, which ends the
+// count, with the first error, if any.
+func (d *Dispatcher) storeOutcome(rec deliverylog.Record, msgs []*nats.Msg, done func(error)) {
+	d.progress.started()
 	if len(msgs) > 0 { // else the record alone: nothing to join
 		done = join(2, done)
 		d.pub.publish(d.runCtx, msgs, done)

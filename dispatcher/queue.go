@@ -67,10 +67,12 @@ type fairQueue struct {
 	busy  int
 	empty chan struct{}
 	// waiting counts deliveries waiting, backlogged the subscriptions with
-	// some; below is signalled when waiting drops under the budget.
-	waiting    int
-	backlogged int
-	below      chan struct{}
+	// some; below is signalled when waiting drops under the budget, if
+	// belowWanted (admit waits on it): closed then, and made again.
+	waiting     int
+	backlogged  int
+	below       chan struct{}
+	belowWanted bool
 	// total is the rate of the whole queue.
 	total meter
 	// paces outlive the queues, which are dropped when idle: a pace must
@@ -284,6 +286,7 @@ func (q *fairQueue) admit(ctx context.Context) error {
 			return nil
 		}
 		below := q.below
+		q.belowWanted = true
 		q.mu.Unlock()
 		if q.onEvict == nil {
 			select {
@@ -715,9 +718,9 @@ func (q *fairQueue) dequeued(sq *subQueue, n int) {
 	if len(sq.waiting) == 0 {
 		q.backlogged--
 	}
-	if q.waiting < q.budget() {
+	if q.belowWanted && q.waiting < q.budget() {
 		close(q.below)
-		q.below = make(chan struct{})
+		q.below, q.belowWanted = make(chan struct{}), false
 	}
 }
 
@@ -832,6 +835,6 @@ func (q *fairQueue) close() []*delivery {
 	q.ready, q.over, q.capped = nil, nil, nil
 	q.cond.Broadcast()
 	close(q.below)
-	q.below = make(chan struct{})
+	q.below, q.belowWanted = make(chan struct{}), false
 	return left
 }
