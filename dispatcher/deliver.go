@@ -38,8 +38,8 @@ const (
 // reusable; past it, the connection is closed instead.
 const drainLimit = 64 << 10
 
-// excerptBuf is what an answer's excerpt is read into; buffers are reused
-// with their webhook (see webhook).
+// excerptBuf is what an answer's excerpt is read into; a worker reuses
+// its own (see webhook).
 type excerptBuf = [deliverylog.MaxResponseExcerpt]byte
 
 // result is what one HTTP attempt came to.
@@ -385,10 +385,6 @@ func (d *Dispatcher) post(wk *worker, sub *subscriptions.Subscription, dl *deliv
 	ctx := wk.start()
 	defer wk.finish()
 	w := wk.hook
-	if w == nil {
-		w = newWebhook()
-	}
-	wk.hook = nil // until the answer's body is closed
 	// The request is built from the URL the index parsed, and sent by the
 	// transport itself: an http.Client would copy its headers and URL for
 	// redirects, which are never followed.
@@ -427,7 +423,6 @@ func (d *Dispatcher) post(wk *worker, sub *subscriptions.Subscription, dl *deliv
 	}
 	resp.Body.Close()
 	r.duration = time.Since(start)
-	wk.hook = w
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	}

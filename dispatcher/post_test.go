@@ -120,10 +120,10 @@ func (ps *postStack) delivery(sub *subscriptions.Subscription, body string) *del
 }
 
 // TestPostSendsTheWebhook posts to subscriptions with different settings
-// in turn, twice over, so each request is built in the parts the one
-// before used: each receiver gets exactly the headers of its own
-// subscription (none left from another), a signature its secret
-// verifies, and the body.
+// in turn, twice over, on one worker, whose scratch buffer each
+// request's values are written into: each receiver gets exactly the
+// headers of its own subscription (none left from another), a signature
+// its secret verifies, and the body.
 func TestPostSendsTheWebhook(t *testing.T) {
 	t.Parallel()
 	ps := newPostStack(t, true, nil)

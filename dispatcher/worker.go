@@ -8,9 +8,9 @@ import (
 
 // worker is what one worker goroutine reuses from attempt to attempt: the
 // timer of the time it is lent for, the context its attempts run in with
-// the timer of their timeout, and the parts of their requests. Each
-// attempt so arms two timers made once, where a timer, a context and a
-// map of its children were made for each.
+// the timer of their timeout, and the scratch space of their requests.
+// Each attempt so arms two timers made once, where a timer, a context and
+// a map of its children were made for each.
 type worker struct {
 	d *Dispatcher
 
@@ -28,13 +28,12 @@ type worker struct {
 	cancel  context.CancelCauseFunc
 	timeout *time.Timer
 
-	// hook is the parts of the next request (see webhook); an attempt
-	// the transport failed leaves it to the garbage collector.
+	// hook is the scratch space of its requests (see webhook).
 	hook *webhook
 }
 
 func (d *Dispatcher) newWorker() *worker {
-	w := &worker{d: d, demoted: make(chan bool, 1)}
+	w := &worker{d: d, demoted: make(chan bool, 1), hook: newWebhook()}
 	w.lend = time.AfterFunc(time.Hour, w.overrun)
 	w.lend.Stop()
 	return w
