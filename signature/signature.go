@@ -238,6 +238,7 @@ func computeMAC(s Secret, id string, unix int64, body []byte) [sha256.Size]byte 
 	p = append(p, '.')
 	p = strconv.AppendInt(p, unix, 10)
 	p = append(p, '.')
+	m.scratch = p[:0] // grown for a long id: kept so
 	m.h.Write(p)
 	m.h.Write(body)
 	var sum [sha256.Size]byte
