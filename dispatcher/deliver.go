@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -25,7 +24,6 @@ import (
 	"github.com/onestack/webhooks/endpointauth"
 	"github.com/onestack/webhooks/events"
 	"github.com/onestack/webhooks/opevents"
-	"github.com/onestack/webhooks/signature"
 	"github.com/onestack/webhooks/subscriptions"
 	"github.com/onestack/webhooks/tracing"
 )
@@ -40,8 +38,8 @@ const (
 // reusable; past it, the connection is closed instead.
 const drainLimit = 64 << 10
 
-// excerptBuf is what an answer's excerpt is read into; buffers are reused
-// through the dispatcher's pool.
+// excerptBuf is what an answer's excerpt is read into; a worker reuses
+// its own (see webhook).
 type excerptBuf = [deliverylog.MaxResponseExcerpt]byte
 
 // result is what one HTTP attempt came to.
@@ -97,29 +95,16 @@ const (
 // bounds, never a worker of the pool that other tenants share.
 func (d *Dispatcher) runWorker() {
 	defer d.workers.Done()
+	w := d.newWorker()
+	defer w.close()
 	for {
 		dl, ok := d.queue.next()
 		if !ok {
 			return
 		}
-		var lease struct {
-			wg      sync.WaitGroup
-			demoted bool
-		}
-		lease.wg.Add(1)
-		t := time.AfterFunc(d.cfg.LendFor, func() {
-			defer lease.wg.Done()
-			if lease.demoted = d.queue.demote(dl); lease.demoted {
-				d.m.demoted.Inc()
-				d.workers.Add(1)
-				go d.runWorker()
-			}
-		})
-		d.attempt(dl)
-		if !t.Stop() {
-			lease.wg.Wait()
-		}
-		dl.demoted = lease.demoted
+		w.lendFor(dl)
+		d.attempt(w, dl)
+		dl.demoted = w.returned()
 		// An endpoint slower than its queue assumed: what no longer fits
 		// is parked, stored once, to be read back at its pace.
 		for _, late := range d.queue.done(dl) {
@@ -133,8 +118,9 @@ func (d *Dispatcher) runWorker() {
 
 // attempt makes one try of a delivery and commits its outcome: the log
 // record, and what the outcome needs stored with it (a schedule, events
-// for the tenant); the delivery is settled once they are stored.
-func (d *Dispatcher) attempt(dl *delivery) {
+// for the tenant); the delivery is settled once they are stored. w is
+// the worker making it.
+func (d *Dispatcher) attempt(w *worker, dl *delivery) {
 	sub, err := d.subscription(d.runCtx, dl.tenant, dl.sub)
 	switch {
 	case errors.Is(err, subscriptions.ErrNotFound):
@@ -170,7 +156,7 @@ func (d *Dispatcher) attempt(dl *delivery) {
 		} else {
 			sc = tracing.Child(sc)
 		}
-		res = d.post(sub, dl, now, sc)
+		res = d.post(w, sub, dl, now, sc)
 		dl.outcome = res.destinationOutcome()
 	}
 	if res.cut {
@@ -391,40 +377,28 @@ func endAttemptSpan(span trace.Span, res result, o outcome, now time.Time) {
 
 // post signs and sends the delivery's body to the subscription's URL,
 // with sc as its traceparent unless the subscription turned that off.
-func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now time.Time, sc trace.SpanContext) result {
-	ctx, cancel := context.WithTimeout(d.runCtx, d.cfg.Timeout)
-	defer cancel()
-	body := dl.ev.body
+func (d *Dispatcher) post(wk *worker, sub *subscriptions.Subscription, dl *delivery, now time.Time, sc trace.SpanContext) result {
 	u, err := sub.Endpoint()
 	if err != nil {
 		return result{err: "invalid url"}
 	}
+	ctx := wk.start()
+	defer wk.finish()
+	w := wk.hook
 	// The request is built from the URL the index parsed, and sent by the
 	// transport itself: an http.Client would copy its headers and URL for
 	// redirects, which are never followed.
+	// The body is a NopCloser over a bytes.Reader, a reader the transport
+	// knows to be in memory: it writes the headers and the body in one
+	// write, where with another it would flush the headers first.
+	body := dl.ev.body
 	req := (&http.Request{
 		Method: http.MethodPost, URL: u, Host: u.Host,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)),
+		Header: w.build(sub, dl, now, sc, d.cfg.UserAgent),
+		Body:   io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)),
 		GetBody: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
 	}).WithContext(ctx)
-	req.Header = http.Header{
-		"Content-Type": {"application/json"},
-		"User-Agent":   {d.cfg.UserAgent},
-		// Standard Webhooks headers, lower-case as the specification writes them.
-		signature.HeaderID:        {dl.ev.id},
-		signature.HeaderTimestamp: {strconv.FormatInt(now.Unix(), 10)},
-		signature.HeaderSignature: {signature.SignAll(sub.SigningSecrets(now), dl.ev.id, now, body)},
-	}
-	if sub.SendsTraceparent() {
-		req.Header[tracing.Header] = []string{tracing.Format(sc)}
-		if ts := sc.TraceState(); ts.Len() > 0 {
-			req.Header[tracing.StateHeader] = []string{ts.String()}
-		}
-	}
-	for name, value := range sub.Headers() { // the subscription's own; never one of the above
-		req.Header.Set(name, value)
-	}
 	d.m.inflight.Inc()
 	start := time.Now()
 	resp, err := d.send(ctx, sub, req)
@@ -433,21 +407,22 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now tim
 		if d.runCtx.Err() != nil {
 			return result{cut: true}
 		}
+		// The attempt's timeout counts as one whichever error the
+		// transport gave for it (the cause, or context.Canceled).
+		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
 		return result{err: describe(ctx, err), duration: time.Since(start),
-			unreachable: !errors.Is(err, egress.ErrInternal) && !errors.Is(err, context.Canceled) && !isTokenError(err)}
+			unreachable: !errors.Is(err, egress.ErrInternal) && (timedOut || !errors.Is(err, context.Canceled)) && !isTokenError(err)}
 	}
-	buf, _ := d.excerpts.Get().(*excerptBuf)
-	if buf == nil {
-		buf = new(excerptBuf)
-	}
-	n, _ := io.ReadFull(resp.Body, buf[:])
-	_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
-	resp.Body.Close()
-	r := result{status: resp.StatusCode, duration: time.Since(start)}
+	n, err := io.ReadFull(resp.Body, w.excerpt[:])
+	r := result{status: resp.StatusCode}
 	if n > 0 {
-		r.excerpt = string(buf[:n])
+		r.excerpt = string(w.excerpt[:n])
 	}
-	d.excerpts.Put(buf)
+	if err == nil { // more than the excerpt: drained, up to drainLimit
+		drain(resp.Body, w.excerpt[:])
+	}
+	resp.Body.Close()
+	r.duration = time.Since(start)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	}
@@ -455,6 +430,19 @@ func (d *Dispatcher) post(sub *subscriptions.Subscription, dl *delivery, now tim
 		r.err = "endpoint answered " + strconv.Itoa(resp.StatusCode)
 	}
 	return r
+}
+
+// drain reads body through buf, up to drainLimit, so that its connection
+// can carry the next request; a longer body is left for Close, which
+// closes the connection instead.
+func drain(body io.Reader, buf []byte) {
+	for read := 0; read < drainLimit; {
+		n, err := body.Read(buf[:min(len(buf), drainLimit-read)])
+		read += n
+		if err != nil {
+			return
+		}
+	}
 }
 
 // describe turns a transport error into a short message for the tenant,

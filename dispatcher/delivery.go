@@ -32,14 +32,24 @@ func DeliveryID(at time.Time, seq uint64, sub string) string {
 	var entropy [10]byte
 	binary.BigEndian.PutUint64(entropy[:8], seq)
 	_ = u.SetEntropy(entropy[:]) // ten bytes: never fails
-	return deliveryPrefix + u.String() + strings.TrimPrefix(sub, subPrefix)
+	return withULID(u, sub)
+}
+
+// withULID is "dlv_", u and sub's ULID, made in one buffer: one
+// allocation, the string.
+func withULID(u ulid.ULID, sub string) string {
+	var buf [len(deliveryPrefix) + 2*ulidLen]byte
+	b := append(buf[:0], deliveryPrefix...)
+	_ = u.MarshalTextTo(b[len(b) : len(b)+ulidLen]) // sized: never fails
+	b = append(b[:len(b)+ulidLen], strings.TrimPrefix(sub, subPrefix)...)
+	return string(b)
 }
 
 // NewDeliveryID returns a fresh id for a delivery to sub that no stored
 // event position names, such as a replay's: "dlv_", a new ULID, and the
 // subscription's.
 func NewDeliveryID(sub string) string {
-	return deliveryPrefix + ulid.Make().String() + strings.TrimPrefix(sub, subPrefix)
+	return withULID(ulid.Make(), sub)
 }
 
 // SubscriptionOf returns the subscription a delivery id belongs to.

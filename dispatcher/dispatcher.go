@@ -62,6 +62,9 @@ type Dispatcher struct {
 	fanoutIter jetstream.MessagesContext
 	// lastRead is the last event sequence the fan-out read.
 	lastRead atomic.Uint64
+	// matched is the fan-out's buffer of the subscriptions an event
+	// matches, reused from event to event (only runFanout uses it).
+	matched []*subscriptions.Subscription
 	// leaderSub receives the announcements of a new fan-out consumer
 	// leader; repull asks the fan-out to pull from it anew (see
 	// fanoutLeaderElected).
@@ -74,7 +77,6 @@ type Dispatcher struct {
 	parkers  *parkers
 	held     pendingMsgs
 	progress progress
-	excerpts sync.Pool // of *excerptBuf
 
 	// runCtx bounds attempts and publications; it is cancelled when a
 	// drain runs out of time.
@@ -531,7 +533,11 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 			span.End()
 		}()
 	}
-	subs := d.store.Index().Match(nil, tenant, typ)
+	subs := d.store.Index().Match(d.matched[:0], tenant, typ)
+	defer func() {
+		clear(subs) // what the next event matches is found again
+		d.matched = subs[:0]
+	}()
 	// A FIFO subscription reads its tenant's events in their own order
 	// (receiveFIFO): the fan-out leaves it out.
 	subs = slices.DeleteFunc(subs, (*subscriptions.Subscription).Ordered)
@@ -666,18 +672,30 @@ func (d *Dispatcher) settle(dl *delivery, err error) {
 // commit appends d's outcome to the attempt log and stores msgs (a
 // schedule, events for the tenant), then settles d once all are stored.
 func (d *Dispatcher) commit(dl *delivery, rec deliverylog.Record, msgs []*nats.Msg) {
-	d.commitThen(rec, msgs, func(err error) { d.settle(dl, err) })
+	d.storeOutcome(rec, msgs, func(err error) {
+		d.progress.finished()
+		d.settle(dl, err)
+	})
 }
 
 // commitThen appends rec and stores msgs, then calls then with the first
 // error, if any.
 func (d *Dispatcher) commitThen(rec deliverylog.Record, msgs []*nats.Msg, then func(error)) {
-	d.progress.started()
-	done := join(2, func(err error) {
+	d.storeOutcome(rec, msgs, func(err error) {
 		d.progress.finished()
 		then(err)
 	})
-	d.pub.publish(d.runCtx, msgs, done)
+}
+
+// storeOutcome is commit and commitThen: it counts one store in
+// progress, appends rec and stores msgs, and calls done, which ends the
+// count, with the first error, if any.
+func (d *Dispatcher) storeOutcome(rec deliverylog.Record, msgs []*nats.Msg, done func(error)) {
+	d.progress.started()
+	if len(msgs) > 0 { // else the record alone: nothing to join
+		done = join(2, done)
+		d.pub.publish(d.runCtx, msgs, done)
+	}
 	if err := d.log.Append(d.runCtx, rec, done); err != nil {
 		done(err)
 	}

@@ -67,10 +67,12 @@ type fairQueue struct {
 	busy  int
 	empty chan struct{}
 	// waiting counts deliveries waiting, backlogged the subscriptions with
-	// some; below is signalled when waiting drops under the budget.
-	waiting    int
-	backlogged int
-	below      chan struct{}
+	// some; below is signalled when waiting drops under the budget, if
+	// belowWanted (admit waits on it): closed then, and made again.
+	waiting     int
+	backlogged  int
+	below       chan struct{}
+	belowWanted bool
 	// total is the rate of the whole queue.
 	total meter
 	// paces outlive the queues, which are dropped when idle: a pace must
@@ -284,6 +286,7 @@ func (q *fairQueue) admit(ctx context.Context) error {
 			return nil
 		}
 		below := q.below
+		q.belowWanted = true
 		q.mu.Unlock()
 		if q.onEvict == nil {
 			select {
@@ -558,12 +561,22 @@ func remove(list []*tenantQueue, tq *tenantQueue) []*tenantQueue {
 	return slices.Delete(list, i, i+1)
 }
 
-// pop takes the first tenant of *list.
-func pop(list *[]*tenantQueue) *tenantQueue {
-	tq := (*list)[0]
-	(*list)[0] = nil
-	*list = (*list)[1:]
-	return tq
+// pop takes the first of *list (a round robin of tenants, or a
+// tenant's ready subscriptions).
+func pop[T any](list *[]*T) *T {
+	l := *list
+	v := l[0]
+	l[0] = nil
+	if len(l) == 1 {
+		// Emptied, it keeps its array from here: the next append, the
+		// usual one-in one-out of a lightly loaded queue, fills it
+		// again, where the slice past it would have no room left after
+		// as many pops as the array had slots, and allocate each time.
+		*list = l[:0]
+	} else {
+		*list = l[1:]
+	}
+	return v
 }
 
 // next blocks until a delivery may start, and returns it; false once
@@ -601,9 +614,7 @@ func (q *fairQueue) take(wait bool) (*delivery, bool) {
 			q.over = append(q.over, tq)
 			continue
 		}
-		sq := tq.ready[0]
-		tq.ready[0] = nil
-		tq.ready = tq.ready[1:]
+		sq := pop(&tq.ready)
 		sq.inReady = false
 		if len(sq.waiting) == 0 { // taken out meanwhile (takeParked)
 			q.dropIfIdle(sq)
@@ -707,9 +718,9 @@ func (q *fairQueue) dequeued(sq *subQueue, n int) {
 	if len(sq.waiting) == 0 {
 		q.backlogged--
 	}
-	if q.waiting < q.budget() {
+	if q.belowWanted && q.waiting < q.budget() {
 		close(q.below)
-		q.below = make(chan struct{})
+		q.below, q.belowWanted = make(chan struct{}), false
 	}
 }
 
@@ -824,6 +835,6 @@ func (q *fairQueue) close() []*delivery {
 	q.ready, q.over, q.capped = nil, nil, nil
 	q.cond.Broadcast()
 	close(q.below)
-	q.below = make(chan struct{})
+	q.below, q.belowWanted = make(chan struct{}), false
 	return left
 }

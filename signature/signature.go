@@ -18,6 +18,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -75,15 +76,24 @@ const (
 // key: String and LogValue give "REDACTED".
 type Secret struct {
 	key []byte
+	// macs holds HMAC states keyed with key, shared by the copies of
+	// the secret: a signature resets one rather than hashing the key's
+	// pads into a new one.
+	macs *sync.Pool
 	// priv is set instead of key for scheme v1a.
 	priv ed25519.PrivateKey
+}
+
+// hmacSecret is the v1 secret of key.
+func hmacSecret(key []byte) Secret {
+	return Secret{key: key, macs: &sync.Pool{New: func() any { return newMACState(key) }}}
 }
 
 // NewSecret returns a fresh secret of 32 random bytes.
 func NewSecret() Secret {
 	key := make([]byte, 32)
 	rand.Read(key) // never fails, per crypto/rand's documentation
-	return Secret{key: key}
+	return hmacSecret(key)
 }
 
 // NewSigningKey returns a fresh Ed25519 key pair, for scheme v1a.
@@ -121,7 +131,7 @@ func ParseSecret(s string) (Secret, error) {
 	if len(key) < minKeyLen || len(key) > maxKeyLen {
 		return Secret{}, fmt.Errorf("%w: key must be %d to %d bytes, got %d", ErrInvalidSecret, minKeyLen, maxKeyLen, len(key))
 	}
-	return Secret{key: key}, nil
+	return hmacSecret(key), nil
 }
 
 // Reveal returns the secret in its "whsec_" text form, or a v1a key pair's
@@ -213,19 +223,40 @@ func AppendSignature(dst []byte, s Secret, id string, unix int64, body []byte) [
 	return base64.StdEncoding.AppendEncode(dst, sum[:])
 }
 
-// computeMAC is HMAC-SHA256 over "<id>.<unix>.<body>".
+// computeMAC is HMAC-SHA256 over "<id>.<unix>.<body>", with a keyed
+// state from the secret's pool, reset and handed back after (a zero
+// Secret has no pool: a state of its own).
 func computeMAC(s Secret, id string, unix int64, body []byte) [sha256.Size]byte {
-	mac := hmac.New(sha256.New, s.key)
-	var prefix [96]byte
-	p := append(prefix[:0], id...)
+	var m *macState
+	if s.macs != nil {
+		m = s.macs.Get().(*macState)
+		defer s.macs.Put(m)
+	} else {
+		m = newMACState(s.key)
+	}
+	p := append(m.scratch[:0], id...)
 	p = append(p, '.')
 	p = strconv.AppendInt(p, unix, 10)
 	p = append(p, '.')
-	mac.Write(p)
-	mac.Write(body)
+	m.scratch = p[:0] // grown for a long id: kept so
+	m.h.Write(p)
+	m.h.Write(body)
 	var sum [sha256.Size]byte
-	mac.Sum(sum[:0])
+	copy(sum[:], m.h.Sum(m.scratch[:0]))
+	m.h.Reset()
 	return sum
+}
+
+// macState is an HMAC state keyed with a secret and the buffer it is fed
+// from: the signed content's prefix, then its sum. Both stay on the heap
+// with the state, reused from signature to signature.
+type macState struct {
+	h       hash.Hash
+	scratch []byte
+}
+
+func newMACState(key []byte) *macState {
+	return &macState{h: hmac.New(sha256.New, key), scratch: make([]byte, 0, 96)}
 }
 
 // contents holds the buffers of signed content: Ed25519 takes its message
@@ -256,14 +287,24 @@ func releaseContent(p *[]byte) {
 // SignAll returns the header value carrying one signature per secret,
 // space-separated, as sent while a rotated secret is still valid.
 func SignAll(secrets []Secret, id string, ts time.Time, body []byte) string {
-	var buf []byte
+	var buf [2 * v1Len]byte // one secret, or two during a rotation
+	return string(AppendAll(buf[:0], secrets, id, ts.Unix(), body))
+}
+
+// v1Len is the length of a "v1,<base64 MAC>" signature.
+const v1Len = len(SchemeV1) + 1 + 44
+
+// AppendAll appends SignAll's header value to dst and returns the
+// extended buffer; with room in dst and v1 secrets only it does not
+// allocate.
+func AppendAll(dst []byte, secrets []Secret, id string, unix int64, body []byte) []byte {
 	for i, s := range secrets {
 		if i > 0 {
-			buf = append(buf, ' ')
+			dst = append(dst, ' ')
 		}
-		buf = AppendSignature(buf, s, id, ts.Unix(), body)
+		dst = AppendSignature(dst, s, id, unix, body)
 	}
-	return string(buf)
+	return dst
 }
 
 // ParseSignatures splits a webhook-signature header into its v1 MACs.

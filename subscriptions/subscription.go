@@ -173,7 +173,12 @@ func (s *Subscription) Secret() string {
 // SigningSecrets returns the secrets that sign a delivery made at now: the
 // current one first, then rotated ones still within their overlap.
 func (s *Subscription) SigningSecrets(now time.Time) []signature.Secret {
-	out := make([]signature.Secret, 0, len(s.secrets))
+	return s.AppendSigningSecrets(make([]signature.Secret, 0, len(s.secrets)), now)
+}
+
+// AppendSigningSecrets is SigningSecrets appending to out, a buffer the
+// caller reuses from delivery to delivery.
+func (s *Subscription) AppendSigningSecrets(out []signature.Secret, now time.Time) []signature.Secret {
 	for _, e := range s.secrets {
 		if !e.Expires.IsZero() && !now.Before(e.Expires) {
 			continue
