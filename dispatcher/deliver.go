@@ -54,6 +54,8 @@ type result struct {
 	// unreachable: the transport failed (a timeout, a connection refused,
 	// reset or closed, TLS, DNS), not a refusal before dialling.
 	unreachable bool
+	// shed: not sent, its destination's breaker was open.
+	shed bool
 }
 
 func (r result) ok() bool { return r.err == "" && r.status >= 200 && r.status < 300 }
@@ -148,7 +150,7 @@ func (d *Dispatcher) attempt(w *worker, dl *delivery) {
 		// Its destination's breaker is open: not sent, and retried on the
 		// schedule as any failure.
 		d.m.shed.Inc()
-		res = result{err: errBreakerOpen}
+		res = result{err: errBreakerOpen, shed: true}
 	} else {
 		if d.cfg.Tracer.Enabled() {
 			span = d.attemptSpan(sub, dl)

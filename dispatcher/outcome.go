@@ -53,7 +53,9 @@ func decide(res result, manual bool, wait time.Duration, more bool) outcome {
 		return outcome{verdict: delivered}
 	case res.status == http.StatusGone:
 		return outcome{verdict: gone}
-	case manual:
+	case manual && !res.shed:
+		// One attempt by hand, sent and failed. One shed by an open
+		// breaker was never sent: it waits the schedule like any other.
 		return outcome{verdict: manualFailed}
 	case !more:
 		return outcome{verdict: givenUp}

@@ -25,6 +25,8 @@ func TestDecide(t *testing.T) {
 		{"Retry-After adds no attempt", result{status: 503, err: "endpoint answered 503", retryAfter: time.Hour}, false, 0, false, outcome{verdict: givenUp}},
 		{"the last failure gives up", result{status: 500, err: "endpoint answered 500"}, false, 0, false, outcome{verdict: givenUp}},
 		{"a failed manual attempt schedules nothing", result{status: 500, err: "endpoint answered 500"}, true, time.Second, true, outcome{verdict: manualFailed}},
+		{"a manual attempt shed by an open breaker waits the schedule", result{err: errBreakerOpen, shed: true}, true, time.Minute, true, outcome{verdict: retryLater, wait: time.Minute}},
+		{"a manual attempt shed past the schedule gives up", result{err: errBreakerOpen, shed: true}, true, 0, false, outcome{verdict: givenUp}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
