@@ -116,6 +116,19 @@ type tenantHour struct {
 // files cannot be opened is moved aside and rebuilt (see
 // [streamindex.Open]).
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.Logger) (*Index, error) {
+	ix, err := openStore(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := ix.store.Follow(ctx, js); err != nil {
+		ix.store.Close(context.Background())
+		return nil, err
+	}
+	return ix, nil
+}
+
+// openStore opens the index's store without following the stream.
+func openStore(cfg Config, logger *slog.Logger) (*Index, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("event index: no directory: %w", ErrInvalid)
 	}
@@ -146,10 +159,6 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 		return nil, err
 	}
 	ix.store, ix.db = store, store.DB()
-	if err := store.Follow(ctx, js); err != nil {
-		store.Close(context.Background())
-		return nil, err
-	}
 	return ix, nil
 }
 
