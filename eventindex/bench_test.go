@@ -74,7 +74,7 @@ func (c benchCorpus) msg(m *streamindex.Msg, i int) {
 
 // apply applies events [from, to) in batches of batch messages, as the
 // follower does, through the store's Commit and the index's apply.
-func (c benchCorpus) apply(b *testing.B, ix *Index, from, to, batch int) {
+func (c benchCorpus) apply(b testing.TB, ix *Index, from, to, batch int) {
 	msgs := make([]streamindex.Msg, batch)
 	for i := from; i < to; {
 		n := 0
@@ -89,7 +89,7 @@ func (c benchCorpus) apply(b *testing.B, ix *Index, from, to, batch int) {
 	}
 }
 
-func openBenchIndex(b *testing.B) *Index {
+func openBenchIndex(b testing.TB) *Index {
 	ix, err := openStore(Config{Dir: b.TempDir(), RetentionEvery: time.Hour}, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -138,6 +138,9 @@ func BenchmarkApply(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N)/1e3, "cpu-µs/event")
 			m := ix.db.Metrics()
+			if os.Getenv("EVENTINDEX_BENCH_LSM") != "" {
+				b.Logf("LSM after %d events:\n%s", history+b.N, m)
+			}
 			b.ReportMetric(float64(m.Total().TableBytesCompacted)/float64(history+b.N), "compacted-B/event")
 		})
 	}
