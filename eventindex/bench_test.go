@@ -174,6 +174,34 @@ func BenchmarkSeen(b *testing.B) {
 	}
 	b.Run("new", run(func(i int) string { return c.id(history + i) }, false))
 	b.Run("repeat", run(func(i int) string { return c.id(int(mix(uint64(i)) % uint64(history))) }, true))
+	// As webhookd checks: while the index applies 5,000 events a second,
+	// 16 every 3.2 ms, with the flushes and compactions they make.
+	b.Run("new-while-applying", func(b *testing.B) {
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			t := time.NewTicker(16 * 200 * time.Microsecond)
+			defer t.Stop()
+			msgs := make([]streamindex.Msg, 16)
+			for i := history; ; {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+				for j := range msgs {
+					c.msg(&msgs[j], i)
+					i++
+				}
+				if err := ix.store.Commit(msgs[15].Seq, 16, func(pb *pebble.Batch) error { return ix.apply(pb, msgs) }); err != nil {
+					panic(err)
+				}
+			}
+		}()
+		defer func() { close(stop); <-done }()
+		// Ids the applier never reaches.
+		run(func(i int) string { return c.id(1<<40 + i) }, false)(b)
+	})
 }
 
 func mix(x uint64) uint64 {
