@@ -197,4 +197,18 @@ func TestStoredBytesAfterAFailedBatch(t *testing.T) {
 	if got, err := ix.readStoredBytes(c.tenant); err != nil || got != want {
 		t.Errorf("stored bytes = %d, %v; want %d", got, err, want)
 	}
+	// Every hour's bytes are found by retention, however they were written.
+	if _, err := ix.expire(c.stored(len(msgs) + 2).Add(2 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	it, err := ix.db.NewIter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	for valid := it.First(); valid; valid = it.Next() {
+		if k := it.Key()[0]; k == kindBytes || k == kindHour {
+			t.Errorf("key %q left after retention", it.Key())
+		}
+	}
 }

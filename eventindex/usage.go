@@ -43,15 +43,18 @@ type bytesWrite struct {
 // under the store's write lock (in apply), so what it reads is every
 // earlier batch's: the value it wrote itself last, kept in ix.written,
 // while the batch that wrote it is committed (a batch that failed is
-// applied again, and its value is not read), else the store's. Stored
-// times follow stream order, so only the newest two hours are kept.
+// applied again, and its value is not read), else the store's; the hour
+// key is written with the first. Stored times follow stream order, so
+// only the newest two hours are kept.
 func (ix *Index) addBytes(b *pebble.Batch, kb []byte, deltas map[tenantHour]int64, seq uint64) ([]byte, error) {
 	applied := ix.store.Applied()
 	var newest uint64
 	for th, d := range deltas {
 		kb = bytesKey(kb[:0], th.tenant, th.hour)
 		w, ok := ix.written[th]
-		if !ok || w.seq > applied {
+		// Written in a committed batch, the hour key is there already.
+		known := ok && w.seq <= applied
+		if !known {
 			v, found, err := ix.store.AppendValue(kb[len(kb):], kb)
 			if err != nil {
 				return kb, err
@@ -67,7 +70,10 @@ func (ix *Index) addBytes(b *pebble.Batch, kb []byte, deltas map[tenantHour]int6
 		var v [8]byte
 		binary.BigEndian.PutUint64(v[:], w.total)
 		_ = b.Set(kb, v[:], nil)
-		_ = b.Set(hourKey(kb[:0], th.hour, th.tenant), nil, nil)
+		if !known {
+			kb = hourKey(kb[:0], th.hour, th.tenant)
+			_ = b.Set(kb, nil, nil)
+		}
 		newest = max(newest, th.hour)
 	}
 	for th := range ix.written {
