@@ -142,12 +142,16 @@ type pending struct {
 // sequence. A record that would create a delivery already past retention
 // is dropped. It runs under the store's write lock.
 func (ix *Index) put(b *pebble.Batch, recs []Record) error {
-	defer clear(ix.dirty)
+	defer func() {
+		clear(ix.dirty)
+		clear(ix.slab[:min(len(recs), cap(ix.slab))]) // what they held was the batch's
+	}()
 	if err := ix.loadAll(recs); err != nil {
 		return err
 	}
 	cutoff := ix.cutoff.Load()
-	var kb []byte
+	kb, vb := ix.kb[:0], ix.vb[:0]
+	defer func() { ix.kb, ix.vb = kb[:0], vb[:0] }()
 	for i := range recs {
 		r := &recs[i]
 		k, ok := parseDeliveryID(r.DeliveryID)
@@ -167,27 +171,31 @@ func (ix *Index) put(b *pebble.Batch, recs []Record) error {
 		}
 	}
 
-	var vb []byte
 	for _, p := range ix.dirty {
 		if !p.changed {
 			continue
 		}
 		vb = appendDeliveryValue(vb[:0], &p.d)
 		// A batch's Set fails only once committed.
-		_ = b.Set([]byte(p.pk), vb, nil)
+		kb = append(kb[:0], p.pk...)
+		_ = b.Set(kb, vb, nil)
 		code, _ := statusCode(p.d.Status)
 		if p.stored && code != p.oldStatus {
-			_ = b.Delete(statusKey(kb[:0], p.tenant, p.key, p.oldStatus), nil)
+			kb = statusKey(kb[:0], p.tenant, p.key, p.oldStatus)
+			_ = b.Delete(kb, nil)
 		}
 		// The status key only points at the delivery: a page by status
 		// reads one range and a lookup per delivery on it, and the store
 		// writes (and compacts) each delivery once, not twice.
 		if !p.stored || code != p.oldStatus {
-			_ = b.Set(statusKey(kb[:0], p.tenant, p.key, code), nil, nil)
+			kb = statusKey(kb[:0], p.tenant, p.key, code)
+			_ = b.Set(kb, nil, nil)
 		}
 		if !p.stored {
-			_ = b.Set(eventKey(kb[:0], p.tenant, p.d.EventID, p.key), nil, nil)
-			_ = b.Set(createdKey(kb[:0], p.d.CreatedAt.UnixNano(), p.tenant, p.key), nil, nil)
+			kb = eventKey(kb[:0], p.tenant, p.d.EventID, p.key)
+			_ = b.Set(kb, nil, nil)
+			kb = createdKey(kb[:0], p.d.CreatedAt.UnixNano(), p.tenant, p.key)
+			_ = b.Set(kb, nil, nil)
 		}
 	}
 	return nil
@@ -197,7 +205,13 @@ func (ix *Index) put(b *pebble.Batch, recs []Record) error {
 // seeking the keys in order, which costs less than a lookup each.
 func (ix *Index) loadAll(recs []Record) error {
 	keys := ix.keys[:0]
-	var kb []byte
+	kb := ix.lkb[:0]
+	defer func() { ix.lkb = kb[:0] }()
+	// One pending a record at most, from a slab kept between batches.
+	if cap(ix.slab) < len(recs) {
+		ix.slab = make([]pending, len(recs))
+	}
+	slab := ix.slab[:len(recs)]
 	for i := range recs {
 		r := &recs[i]
 		k, ok := parseDeliveryID(r.DeliveryID)
@@ -208,7 +222,8 @@ func (ix *Index) loadAll(recs []Record) error {
 		if ix.dirty[string(kb)] != nil {
 			continue
 		}
-		p := &pending{pk: string(kb), tenant: r.TenantID, key: k}
+		p := &slab[len(keys)]
+		*p = pending{pk: string(kb), tenant: r.TenantID, key: k}
 		ix.dirty[p.pk] = p
 		keys = append(keys, p)
 	}

@@ -86,8 +86,11 @@ type Index struct {
 	// the retention cutoff apply checks.
 	dirty  map[string]*pending
 	keys   []*pending
+	slab   []pending // the pendings of dirty
 	recs   []Record
-	kb     []byte
+	kb     []byte // retention's and put's
+	vb     []byte
+	lkb    []byte       // loadAll's
 	cutoff atomic.Int64 // ns: deliveries created before are deleted
 }
 

@@ -100,8 +100,12 @@ type Index struct {
 	// reach is what the index is known to hold (see Seen).
 	reach reach
 
-	// deltas is apply's scratch: bytes stored by tenant and hour.
+	// Apply's scratch, under the store's write lock: bytes stored by
+	// tenant and hour, a key and a value.
 	deltas map[tenantHour]int64
+	kb, vb []byte
+	// written is what apply last wrote to the bytes keys (see addBytes).
+	written map[tenantHour]bytesWrite
 	// stored holds each tenant's last storedReading.
 	stored sync.Map
 }
@@ -116,6 +120,19 @@ type tenantHour struct {
 // files cannot be opened is moved aside and rebuilt (see
 // [streamindex.Open]).
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.Logger) (*Index, error) {
+	ix, err := openStore(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := ix.store.Follow(ctx, js); err != nil {
+		ix.store.Close(context.Background())
+		return nil, err
+	}
+	return ix, nil
+}
+
+// openStore opens the index's store without following the stream.
+func openStore(cfg Config, logger *slog.Logger) (*Index, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("event index: no directory: %w", ErrInvalid)
 	}
@@ -123,7 +140,8 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ix := &Index{log: logger, retention: cfg.Retention, now: cfg.Now, deltas: map[tenantHour]int64{}}
+	ix := &Index{log: logger, retention: cfg.Retention, now: cfg.Now, deltas: map[tenantHour]int64{},
+		written: map[tenantHour]bytesWrite{}}
 	store, err := streamindex.Open(streamindex.Config{
 		Name:           "event index",
 		Dir:            cfg.Dir,
@@ -146,10 +164,6 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 		return nil, err
 	}
 	ix.store, ix.db = store, store.DB()
-	if err := store.Follow(ctx, js); err != nil {
-		store.Close(context.Background())
-		return nil, err
-	}
 	return ix, nil
 }
 
@@ -157,7 +171,11 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.
 // tenants' stored bytes. It runs under the store's write lock, so the
 // bytes it reads are every earlier batch's.
 func (ix *Index) apply(b *pebble.Batch, msgs []streamindex.Msg) error {
-	var kb, vb []byte
+	if len(msgs) == 0 {
+		return nil
+	}
+	kb, vb := ix.kb, ix.vb
+	defer func() { ix.kb, ix.vb = kb[:0], vb[:0] }()
 	clear(ix.deltas)
 	for i := range msgs {
 		m := &msgs[i]
@@ -169,21 +187,25 @@ func (ix *Index) apply(b *pebble.Batch, msgs []streamindex.Msg) error {
 		size := storedSize(m)
 		// A batch copies what it is given: kb and vb are scratch.
 		vb = listValue(vb[:0], e.Type, e.ID)
-		_ = b.Set(listKey(kb[:0], tenant, e.OccurredAt, e.Seq), vb, nil)
-		_ = b.Set(typeKey(kb[:0], tenant, e.Type, e.OccurredAt, e.Seq), []byte(e.ID), nil)
+		kb = listKey(kb[:0], tenant, e.OccurredAt, e.Seq)
+		_ = b.Set(kb, vb, nil)
+		vb = append(vb[:0], e.ID...)
+		kb = typeKey(kb[:0], tenant, e.Type, e.OccurredAt, e.Seq)
+		_ = b.Set(kb, vb, nil)
 		vb = idValue(vb[:0], e.OccurredAt, e.Seq, e.Type, m.Stored)
-		_ = b.Set(idKey(kb[:0], tenant, e.ID), vb, nil)
+		kb = idKey(kb[:0], tenant, e.ID)
+		_ = b.Set(kb, vb, nil)
 		vb = storedValue(vb[:0], tenant, e.Type, e.ID, e.OccurredAt)
-		_ = b.Set(storedKey(kb[:0], m.Stored, e.Seq), vb, nil)
+		kb = storedKey(kb[:0], m.Stored, e.Seq)
+		_ = b.Set(kb, vb, nil)
 		ix.deltas[tenantHour{tenant, hourOf(m.Stored)}] += size
 	}
-	if err := ix.addBytes(b, ix.deltas); err != nil {
+	last := &msgs[len(msgs)-1]
+	var err error
+	if kb, err = ix.addBytes(b, kb, ix.deltas, last.Seq); err != nil {
 		return err
 	}
-	if len(msgs) > 0 {
-		last := &msgs[len(msgs)-1]
-		ix.reach.applying(last.Seq, last.Stored)
-	}
+	ix.reach.applying(last.Seq, last.Stored)
 	return nil
 }
 

@@ -99,14 +99,16 @@ func (ix *Index) Seen(ctx context.Context, tenant string, ids []string, since, r
 	}
 	defer release()
 	seen := make([]bool, len(ids))
-	var kb []byte
+	// Scratch on the stack: an id key and its value fit (a longer one
+	// moves to the heap).
+	var kbuf, vbuf [128]byte
 	for i, id := range ids {
-		kb = idKey(kb[:0], tenant, id)
-		v, err := ix.store.Get(kb)
+		kb := idKey(kbuf[:0], tenant, id)
+		v, found, err := ix.store.AppendValue(vbuf[:0], kb)
 		if err != nil {
 			return nil, fmt.Errorf("event %s: %w", id, err)
 		}
-		if stored, ok := idStored(v); ok && !stored.Before(since) {
+		if stored, ok := idStored(v); found && ok && !stored.Before(since) {
 			seen[i] = true
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
 
@@ -133,6 +134,72 @@ func TestStoredBytes(t *testing.T) {
 	}
 	if got, err := ix.StoredBytes(ctx, "ten_a"); err != nil || got != 0 {
 		t.Errorf("StoredBytes(ten_a) after retention = %d, %v; want 0", got, err)
+	}
+	it, err := ix.db.NewIter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	for valid := it.First(); valid; valid = it.Next() {
+		if k := it.Key()[0]; k == kindBytes || k == kindHour {
+			t.Errorf("key %q left after retention", it.Key())
+		}
+	}
+}
+
+// TestStoredBytesAfterAFailedBatch: a batch that was not committed is
+// applied again, and its bytes count once; apply reads the bytes it last
+// wrote only once their batch is committed.
+func TestStoredBytesAfterAFailedBatch(t *testing.T) {
+	t.Parallel()
+	c := newBenchCorpus()
+	ix := openBenchIndex(t)
+	msgs := make([]streamindex.Msg, 3)
+	var want int64
+	for i := range msgs {
+		c.msg(&msgs[i], i)
+		want += storedSize(&msgs[i])
+	}
+	commit := func(msgs []streamindex.Msg, fail error) error {
+		return ix.store.Commit(msgs[len(msgs)-1].Seq, uint64(len(msgs)), func(b *pebble.Batch) error {
+			if err := ix.apply(b, msgs); err != nil {
+				return err
+			}
+			return fail
+		})
+	}
+	if err := commit(msgs[:1], nil); err != nil {
+		t.Fatal(err)
+	}
+	failed := errors.New("the store failed")
+	if err := commit(msgs[1:], failed); !errors.Is(err, failed) {
+		t.Fatalf("commit = %v, want %v", err, failed)
+	}
+	if err := commit(msgs[1:], nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ix.readStoredBytes(c.tenant); err != nil || got != want {
+		t.Errorf("stored bytes = %d, %v; want %d", got, err, want)
+	}
+	// Without what it wrote (as after a restart), apply reads the store.
+	var next streamindex.Msg
+	c.msg(&next, len(msgs))
+	want += storedSize(&next)
+	if err := commit([]streamindex.Msg{next}, nil); err != nil {
+		t.Fatal(err)
+	}
+	clear(ix.written)
+	c.msg(&next, len(msgs)+1)
+	want += storedSize(&next)
+	if err := commit([]streamindex.Msg{next}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ix.readStoredBytes(c.tenant); err != nil || got != want {
+		t.Errorf("stored bytes = %d, %v; want %d", got, err, want)
+	}
+	// Every hour's bytes are found by retention, however they were written.
+	if _, err := ix.expire(c.stored(len(msgs) + 2).Add(2 * time.Hour)); err != nil {
+		t.Fatal(err)
 	}
 	it, err := ix.db.NewIter(nil)
 	if err != nil {

@@ -31,24 +31,57 @@ func storedSize(m *streamindex.Msg) int64 {
 	return int64(n)
 }
 
-// addBytes adds deltas to the tenants' bytes keys in b; it runs under the
-// store's write lock (in apply), so what it reads is every earlier batch's.
-func (ix *Index) addBytes(b *pebble.Batch, deltas map[tenantHour]int64) error {
-	var kb []byte
+// bytesWrite is a bytes key's value as apply last wrote it, in the batch
+// whose last stream sequence is seq.
+type bytesWrite struct {
+	total uint64
+	seq   uint64
+}
+
+// addBytes adds deltas to the tenants' bytes keys in b, the batch whose
+// last stream sequence is seq, with kb as scratch (returned). It runs
+// under the store's write lock (in apply), so what it reads is every
+// earlier batch's: the value it wrote itself last, kept in ix.written,
+// while the batch that wrote it is committed (a batch that failed is
+// applied again, and its value is not read), else the store's; the hour
+// key is written with the first. Stored times follow stream order, so
+// only the newest two hours are kept.
+func (ix *Index) addBytes(b *pebble.Batch, kb []byte, deltas map[tenantHour]int64, seq uint64) ([]byte, error) {
+	applied := ix.store.Applied()
+	var newest uint64
 	for th, d := range deltas {
 		kb = bytesKey(kb[:0], th.tenant, th.hour)
-		v, err := ix.store.Get(kb)
-		if err != nil {
-			return err
+		w, ok := ix.written[th]
+		// Written in a committed batch, the hour key is there already.
+		known := ok && w.seq <= applied
+		if !known {
+			v, found, err := ix.store.AppendValue(kb[len(kb):], kb)
+			if err != nil {
+				return kb, err
+			}
+			w.total = 0
+			if found && len(v) == 8 {
+				w.total = binary.BigEndian.Uint64(v)
+			}
 		}
-		var was uint64
-		if len(v) == 8 {
-			was = binary.BigEndian.Uint64(v)
+		w.total += uint64(d)
+		w.seq = seq
+		ix.written[th] = w
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], w.total)
+		_ = b.Set(kb, v[:], nil)
+		if !known {
+			kb = hourKey(kb[:0], th.hour, th.tenant)
+			_ = b.Set(kb, nil, nil)
 		}
-		_ = b.Set(kb, binary.BigEndian.AppendUint64(nil, was+uint64(d)), nil)
-		_ = b.Set(hourKey(kb[:0], th.hour, th.tenant), nil, nil)
+		newest = max(newest, th.hour)
 	}
-	return nil
+	for th := range ix.written {
+		if th.hour+1 < newest {
+			delete(ix.written, th)
+		}
+	}
+	return kb, nil
 }
 
 // expireBytes forgets the tenants' bytes of the hours wholly before cutoff.
@@ -61,7 +94,9 @@ func (ix *Index) expireBytes(cutoff time.Time) (int, error) {
 		if !ok {
 			return nil
 		}
-		_ = b.Delete(bytesKey(nil, tenant, binary.BigEndian.Uint64(key[1:9])), nil)
+		hour := binary.BigEndian.Uint64(key[1:9])
+		_ = b.Delete(bytesKey(nil, tenant, hour), nil)
+		delete(ix.written, tenantHour{tenant, hour}) // under the write lock, as apply
 		return nil
 	})
 }

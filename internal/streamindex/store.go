@@ -187,6 +187,7 @@ type Store struct {
 	notify      chan struct{} // closed when applied moves; nil without waiters
 
 	closeMu   sync.RWMutex // reads hold it shared; Close exclusive
+	release   func()       // closeMu.RUnlock, made once: Reading's result
 	closed    bool
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -214,6 +215,7 @@ func Open(cfg Config, logger *slog.Logger) (*Store, error) {
 	}
 	s := &Store{cfg: cfg, log: logger, done: make(chan struct{}), closedCh: make(chan struct{}),
 		msgs: make(chan jetstream.Msg, 2*cfg.BatchMsgs)}
+	s.release = s.closeMu.RUnlock
 	err := s.open()
 	if err == nil {
 		return s, nil
@@ -273,11 +275,12 @@ func (s *Store) open() (err error) {
 	// Compactions are most of an index's cost: the store holds little
 	// (deliveries and events age out), so its files stay uncompressed
 	// (disk is cheaper than the CPU to compress every byte at every
-	// level), and its levels are few and large (fewer rewrites of each
-	// byte).
+	// level). Its base level keeps pebble's size (64 MiB): one base level
+	// as large as the whole index (it was 256 MiB) made every L0
+	// compaction rewrite more of it as the index grew, the cost per event
+	// growing with the history kept (eventindex's BenchmarkApply).
 	opts.L0CompactionThreshold = 8
 	opts.L0StopWritesThreshold = 32
-	opts.LBaseMaxBytes = 256 << 20
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
@@ -338,15 +341,27 @@ func (s *Store) DB() *pebble.DB { return s.db }
 
 // Get returns a copy of key's value, nil if there is none.
 func (s *Store) Get(key []byte) ([]byte, error) {
+	v, found, err := s.AppendValue(nil, key)
+	if !found {
+		return nil, err
+	}
+	return v, nil
+}
+
+// AppendValue appends key's value to dst and returns it, with whether
+// there is one: a read on a hot path passes its scratch buffer, and
+// allocates nothing.
+func (s *Store) AppendValue(dst, key []byte) (value []byte, found bool, err error) {
 	v, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil
+		return dst, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w: %w", s.cfg.Name, s.cfg.ErrUnavailable, err)
+		return dst, false, fmt.Errorf("read %s: %w: %w", s.cfg.Name, s.cfg.ErrUnavailable, err)
 	}
-	defer closer.Close()
-	return append([]byte(nil), v...), nil
+	dst = append(dst, v...)
+	closer.Close()
+	return dst, true, nil
 }
 
 // Applied returns the stream sequence of the last message applied.
@@ -367,8 +382,10 @@ func (s *Store) Commit(seq, msgs uint64, fn func(b *pebble.Batch) error) error {
 		if err := fn(b); err != nil {
 			return err
 		}
-		// A batch's Set fails only once committed.
-		return b.Set(keyApplied, binary.BigEndian.AppendUint64(nil, seq), nil)
+		// A batch's Set fails only once committed, and copies its value.
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], seq)
+		return b.Set(keyApplied, v[:], nil)
 	})
 	if err != nil {
 		return err
@@ -470,7 +487,7 @@ func (s *Store) Reading() (release func(), err error) {
 		s.closeMu.RUnlock()
 		return nil, fmt.Errorf("%s closed: %w", s.cfg.Name, s.cfg.ErrUnavailable)
 	}
-	return s.closeMu.RUnlock, nil
+	return s.release, nil
 }
 
 // Close stops following the stream, waits for the store's goroutines and
