@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
@@ -206,5 +207,87 @@ func TestEventMsg(t *testing.T) {
 		if got := m.Header.Get(HeaderWatermillUUID); got != "evt_1" {
 			t.Errorf("after an Add to %s, %s = %q", HeaderEventID, HeaderWatermillUUID, got)
 		}
+	}
+}
+
+// TestPublishAcrossAReconnect: a publish made while its NATS server is
+// down ends by its Timeout, failed (ErrPublish, which the API answers 503)
+// and never hanging, when the server stays down; when the server comes
+// back within the Timeout it either succeeds, and the event is stored,
+// or fails as above, and a retry with the same id stores it once. Either
+// way the answer never claims a publish the stream does not hold.
+func TestPublishAcrossAReconnect(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := natstest.Start(t, natstest.Options{Dir: dir})
+	port := srv.Addr().(*net.TCPAddr).Port
+	_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	ctx := context.Background()
+	stream, err := EnsureStream(ctx, js, StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := func() uint64 {
+		t.Helper()
+		var n uint64
+		poll.Until(t, 30*time.Second, "the events stream's info", func() bool {
+			info, err := stream.Info(ctx)
+			if err == nil {
+				n = info.State.Msgs
+			}
+			return err == nil
+		})
+		return n
+	}
+	publish := func(pub *Publisher, e Event) <-chan error {
+		done := make(chan error, 1)
+		go func() { done <- pub.PublishEvents(ctx, true, e) }()
+		return done
+	}
+	mk := func(id string) Event {
+		return Event{ID: id, Type: "ticket.updated", TenantID: "ten_1", OccurredAt: time.Now().UTC(), Data: []byte(`{}`)}
+	}
+
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	short := NewPublisher(js, PublisherConfig{AckTimeout: time.Hour, Timeout: 300 * time.Millisecond})
+	err, ok := poll.ReceiveWithin(30*time.Second, publish(short, mk("evt_down")))
+	if !ok {
+		t.Fatal("PublishEvents with the server down still waits past its 300 ms Timeout")
+	}
+	if !errors.Is(err, ErrPublish) {
+		t.Errorf("PublishEvents with the server down = %v, want ErrPublish", err)
+	}
+
+	pub := NewPublisher(js, PublisherConfig{AckTimeout: 2 * time.Second, Timeout: 20 * time.Second})
+	done := publish(pub, mk("evt_back"))
+	natstest.Start(t, natstest.Options{Dir: dir, Port: port})
+	err, ok = poll.ReceiveWithin(30*time.Second, done)
+	if !ok {
+		t.Fatal("PublishEvents across the server's restart still waits past its 20 s Timeout")
+	}
+	// What the first publish of evt_down may have left in the client's
+	// buffer reaches the stream on the reconnect: count evt_back alone.
+	before := stored()
+	if err == nil {
+		// Stored: a retry is deduplicated, so the count does not change.
+		if err := pub.PublishEvents(ctx, true, mk("evt_back")); err != nil {
+			t.Fatalf("PublishEvents again after the reconnect = %v", err)
+		}
+		if after := stored(); after != before {
+			t.Errorf("PublishEvents across the restart answered nil, yet its retry stored a message (%d then %d): it was not stored", before, after)
+		}
+		return
+	}
+	if !errors.Is(err, ErrPublish) {
+		t.Errorf("PublishEvents across the restart = %v, want nil or ErrPublish", err)
+	}
+	for range 2 {
+		if err := pub.PublishEvents(ctx, true, mk("evt_back")); err != nil {
+			t.Fatalf("PublishEvents again after the reconnect = %v", err)
+		}
+	}
+	if after := stored(); after > before+1 {
+		t.Errorf("two retries of evt_back stored %d messages, want at most one", after-before)
 	}
 }
