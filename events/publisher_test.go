@@ -5,11 +5,13 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/onestack/webhooks/internal/natstest"
@@ -289,5 +291,74 @@ func TestPublishAcrossAReconnect(t *testing.T) {
 	}
 	if after := stored(); after > before+1 {
 		t.Errorf("two retries of evt_back stored %d messages, want at most one", after-before)
+	}
+}
+
+// ackedFuture is a PubAckFuture already acknowledged.
+type ackedFuture struct {
+	ok  chan *jetstream.PubAck
+	msg *nats.Msg
+}
+
+func newAckedFuture(subject string) *ackedFuture {
+	f := &ackedFuture{ok: make(chan *jetstream.PubAck, 1), msg: &nats.Msg{Subject: subject}}
+	f.ack()
+	return f
+}
+
+// ack makes the acknowledgement ready, unless it is.
+func (f *ackedFuture) ack() {
+	select {
+	case f.ok <- &jetstream.PubAck{Stream: StreamName}:
+	default:
+	}
+}
+
+func (f *ackedFuture) Ok() <-chan *jetstream.PubAck { return f.ok }
+func (f *ackedFuture) Err() <-chan error            { return nil }
+func (f *ackedFuture) Msg() *nats.Msg               { return f.msg }
+
+// TestAwaitEachCountsAcknowledgementsIn: a wait whose deadline has come
+// (or whose context ended) as the acknowledgements arrived answers the
+// events acknowledged as stored, not failed: the timer's case, ready at
+// the same time, does not win by chance; only futures still without an
+// acknowledgement are failed.
+func TestAwaitEachCountsAcknowledgementsIn(t *testing.T) {
+	var futures []jetstream.PubAckFuture
+	for i := range 20 {
+		futures = append(futures, newAckedFuture("events.ten_1.ticket.updated."+strconv.Itoa(i)))
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name     string
+		ctx      context.Context
+		deadline time.Time
+	}{
+		{"deadline passed", context.Background(), time.Now().Add(-time.Second)},
+		{"context ended", ended, time.Now().Add(time.Hour)},
+	} {
+		for _, timers := range []*timerPool{nil, {}} {
+			for _, f := range futures {
+				f.(*ackedFuture).ack()
+			}
+			failed, err := awaitEach(tc.ctx, timers, time.Hour, tc.deadline, futures)
+			if len(failed) != 0 || err != nil {
+				t.Errorf("%s: awaitEach(20 acknowledged) = %d failed, %v; want none, nil", tc.name, len(failed), err)
+			}
+			// Drain what was left unread, for the next round.
+			for _, f := range futures {
+				select {
+				case <-f.Ok():
+				default:
+				}
+			}
+		}
+	}
+	// A future never acknowledged is still failed, with the deadline's error.
+	pending := &ackedFuture{ok: make(chan *jetstream.PubAck), msg: &nats.Msg{Subject: "events.ten_1.ticket.updated"}}
+	failed, err := awaitEach(context.Background(), &timerPool{}, time.Hour, time.Now(), []jetstream.PubAckFuture{newAckedFuture("a"), pending})
+	if len(failed) != 1 || failed[0] != pending.msg || !errors.Is(err, ErrPublish) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("awaitEach(one acknowledged, one not, deadline passed) = %v, %v; want the second, ErrPublish and DeadlineExceeded", failed, err)
 	}
 }
