@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,7 +43,32 @@ var eventBodies = []struct {
 	{`{"type":"ticket.updated","data":{}`, false},                     // truncated
 	{`[]`, false},
 	{`{"type":"a"`, false},
+	{"\xef\xbb\xbf" + `{"type":"ticket.updated","data":{}}`, false}, // a byte order mark
+	{`{"type":"ticket.updated","data":{}}` + "\x00", false},         // a NUL after the value
+	{`null`, false},             // not an object
+	{`"ticket.updated"`, false}, // not an object
+	{`{"\u0074ype":"ticket.updated","data":{}}`, false},                                  // an escape in a key
+	{`{"type":"ticket.updated","TYPE":"board.updated","data":{}}`, false},                // a key repeated in another case
+	{`{"type":"tick` + "\xff" + `","data":{}}`, false},                                   // not UTF-8 in the type
+	{`{"typ` + "\xff" + `":"ticket.updated","data":{}}`, false},                          // not UTF-8 in a key
+	{`{"type":"ticket.updated","data":{"a":"` + "\xff\xfe" + `"}}`, true},                // not UTF-8 in the data: as it is
+	{`{"type":"ticket.updated","data":{"a":"\\"}}`, true},                                // an escaped backslash ends a string
+	{`{"type":"ticket.updated","data":{"a":"\"}","b":"]"}}`, true},                       // an escaped quote, brackets in strings
+	{`{"type":"ticket.updated","data":{"a":"\\"},"id":"x"}`, true},                       // the same, before another field
+	{`{"type":"ticket.updated","data":{"a":"x\"}}`, false},                               // a string that does not end
+	{`{"type":"ticket.updated","data":{"n":-0.5e+10,"m":1E400,"z":0,"t":true}}`, true},   // numbers and literals
+	{`{"type":"ticket.updated","data":{"n":01}}`, true},                                  // a number JSON refuses: left to json.Valid
+	{`{"type":"ticket.updated","data":{"a":` + deep + `}}`, true},                        // deeper than encoding/json goes: the same
+	{`{"type":"webhook.test","data":{}}`, true},                                          // an internal type
+	{`{"type":"ticket.nope","data":{}}`, true},                                           // an unknown type
+	{`{"type":"ticket.updated","id":"batch","data":{}}`, true},                           // the reserved id
+	{`{"type":"ticket.updated","id":"a b","data":{}}`, true},                             // an id of the wrong form
+	{`{"type":"ticket.updated","id":"` + strings.Repeat("x", 65) + `","data":{}}`, true}, // an id too long
+	{`{"type":"ticket.updated","data":{"a":1}` + "\t\r\n }\n", true},                     // every kind of whitespace
 }
+
+// deep is an array nested deeper than encoding/json's limit of 10,000.
+var deep = strings.Repeat("[", 10001) + strings.Repeat("]", 10001)
 
 func TestEventBody(t *testing.T) {
 	for _, tc := range eventBodies {
@@ -171,40 +197,83 @@ func FuzzReadEvents(f *testing.F) {
 	f.Add([]byte(`{"events":[]}`), true)
 	f.Add([]byte(`{"type":"ticket.updated","data":{"a":"a long enough value"} ,}`), false)
 	a := &API{cfg: Config{Catalog: events.DefaultCatalog()}}
-	now := time.Date(2026, 12, 3, 15, 0, 0, 0, time.UTC)
 	whole := &caller{tenant: "ten_1", limits: limits.Defaults()}
 	small := &caller{tenant: "ten_1", limits: limits.Defaults()}
 	small.limits.EventBytes = 16
 	f.Fuzz(func(t *testing.T, body []byte, batch bool) {
 		for _, c := range []*caller{whole, small} {
-			fastIns, fastEvts, fastErr := a.readEventsWith(body, batch, true, c, now)
-			ins, evts, err := a.readEventsWith(body, batch, false, c, now)
-			if (err == nil) != (fastErr == nil) {
-				t.Fatalf("readEvents(%q, batch %v): %v with the fast path, %v without", body, batch, fastErr, err)
-			}
-			if err != nil {
-				want, _ := json.Marshal(answer(err))
-				got, _ := json.Marshal(answer(fastErr))
-				if string(got) != string(want) || answer(err).Status != answer(fastErr).Status {
-					t.Fatalf("readEvents(%q, batch %v) answers %d %s with the fast path, %d %s without",
-						body, batch, answer(fastErr).Status, got, answer(err).Status, want)
-				}
-				continue
-			}
-			// Ids the server made differ from run to run.
-			for i := range evts {
-				if ins[i].ID == nil {
-					evts[i].ID, fastEvts[i].ID = "", ""
-				}
-			}
-			if diff := cmp.Diff(ins, fastIns); diff != "" {
-				t.Fatalf("readEvents(%q) inputs (-without +with the fast path):\n%s", body, diff)
-			}
-			if diff := cmp.Diff(evts, fastEvts); diff != "" {
-				t.Fatalf("readEvents(%q) events (-without +with the fast path):\n%s", body, diff)
-			}
+			sameAnswer(t, a, c, body, batch)
 		}
 	})
+}
+
+// sameAnswer fails t unless readEvents answers body as it does without
+// the fast path: the same events, or the same status and error body.
+func sameAnswer(t *testing.T, a *API, c *caller, body []byte, batch bool) {
+	t.Helper()
+	now := time.Date(2026, 12, 3, 15, 0, 0, 0, time.UTC)
+	fastIns, fastEvts, fastErr := a.readEventsWith(body, batch, true, c, now)
+	ins, evts, err := a.readEventsWith(body, batch, false, c, now)
+	if (err == nil) != (fastErr == nil) {
+		t.Fatalf("readEvents(%.200q, batch %v): %v with the fast path, %v without", body, batch, fastErr, err)
+	}
+	if err != nil {
+		want, _ := json.Marshal(answer(err))
+		got, _ := json.Marshal(answer(fastErr))
+		if string(got) != string(want) || answer(err).Status != answer(fastErr).Status {
+			t.Fatalf("readEvents(%.200q, batch %v) answers %d %s with the fast path, %d %s without",
+				body, batch, answer(fastErr).Status, got, answer(err).Status, want)
+		}
+		return
+	}
+	// Ids the server made differ from run to run.
+	for i := range evts {
+		if ins[i].ID == nil {
+			evts[i].ID, fastEvts[i].ID = "", ""
+		}
+	}
+	if diff := cmp.Diff(ins, fastIns); diff != "" {
+		t.Fatalf("readEvents(%.200q) inputs (-without +with the fast path):\n%s", body, diff)
+	}
+	if diff := cmp.Diff(evts, fastEvts); diff != "" {
+		t.Fatalf("readEvents(%.200q) events (-without +with the fast path):\n%s", body, diff)
+	}
+}
+
+// TestReadEventsLargeBodies: bodies too large to seed the fuzzer with are
+// answered with the fast path as without it: data over its 256 KiB, over
+// eventBytes, a batch over 100 events, a batch whose last event's data is
+// not JSON, and the largest body the API reads.
+func TestReadEventsLargeBodies(t *testing.T) {
+	a := &API{cfg: Config{Catalog: events.DefaultCatalog()}}
+	c := &caller{tenant: "ten_1", limits: limits.Defaults()}
+	one := `{"type":"ticket.updated","data":{"a":1}}`
+	items := func(n int, last string) string {
+		return `{"events":[` + strings.Repeat(one+",", n-1) + last + `]}`
+	}
+	big := `{"type":"ticket.updated","data":{"a":"` + strings.Repeat("x", events.MaxDataBytes) + `"}}`
+	for _, tc := range []struct {
+		name  string
+		body  string
+		batch bool
+	}{
+		{"data over 256 KiB", big, false},
+		{"a batch item's data over 256 KiB", items(2, big), true},
+		{"100 events", items(100, one), true},
+		{"101 events", items(101, one), true},
+		{"101 events, the last one's data not JSON", items(101, `{"type":"ticket.updated","data":{"a":}}`), true},
+		{"100 events, the last one's data not JSON", items(100, `{"type":"ticket.updated","data":{"a":}}`), true},
+		{"100 events, the last one too deep", items(100, `{"type":"ticket.updated","data":{"a":`+deep+`}}`), true},
+		{"MaxBody", `{"type":"ticket.updated","data":{"a":"` + strings.Repeat("y", DefaultMaxBody-64) + `"}}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			small := *c
+			small.limits.EventBytes = 1 << 10
+			for _, c := range []*caller{c, &small} {
+				sameAnswer(t, a, c, []byte(tc.body), tc.batch)
+			}
+		})
+	}
 }
 
 // BenchmarkReadEvents reads and checks a batch of one event, and one

@@ -132,13 +132,15 @@ func (c Catalog) Has(t string) bool { return c.index(t) >= 0 }
 // Internal reports whether t is a type only the platform emits, which
 // producers may not publish.
 func (c Catalog) Internal(t string) bool {
-	return slices.ContainsFunc(c, func(x Type) bool { return x.Type == t && x.Internal })
+	i := c.index(t)
+	return i >= 0 && c[i].Internal
 }
 
 // Deprecated reports whether t is a deprecated type, which new
 // subscriptions may not name.
 func (c Catalog) Deprecated(t string) bool {
-	return slices.ContainsFunc(c, func(x Type) bool { return x.Type == t && x.Deprecated })
+	i := c.index(t)
+	return i >= 0 && c[i].Deprecated
 }
 
 // ValidPattern reports whether p may appear in a subscription's eventTypes:

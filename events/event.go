@@ -128,9 +128,8 @@ func (e *Event) Problems(c Catalog) []*FieldError {
 		out = append(out, &FieldError{Field: "data", Err: ErrRequired})
 	case !validData(e.Data):
 		out = append(out, &FieldError{Field: "data", Err: ErrInvalidData})
-	case typ >= 0 && c[typ].compiled != nil:
-		// What dataProblems finds, with the type already found.
-		out = append(out, c[typ].compiled.Check(e.Data)...)
+	default:
+		out = append(out, c.schemaProblems(typ, e.Data)...)
 	}
 	return out
 }

@@ -312,29 +312,42 @@ func awaitEach(ctx context.Context, timers *timerPool, timeout time.Duration, de
 				first = fmt.Errorf("%w to %s: %w", ErrPublish, f.Msg().Subject, err)
 			}
 		case <-timer.C:
-			if first == nil {
+			late := unacknowledged(futures[i:])
+			if first == nil && len(late) > 0 {
 				if timedOut == context.DeadlineExceeded {
 					first = fmt.Errorf("%w: %w", ErrPublish, timedOut)
 				} else {
 					first = fmt.Errorf("%w: no acknowledgement within %s: %w", ErrPublish, timeout, timedOut)
 				}
 			}
-			for _, g := range futures[i:] {
-				failed = append(failed, g.Msg())
-			}
-			return failed, first
+			return append(failed, late...), first
 		case <-ctx.Done():
-			if first == nil {
+			late := unacknowledged(futures[i:])
+			if first == nil && len(late) > 0 {
 				first = fmt.Errorf("%w: %w", ErrPublish, ctx.Err())
 			}
-			for _, g := range futures[i:] {
-				failed = append(failed, g.Msg())
-			}
-			return failed, first
+			return append(failed, late...), first
 		}
 		failed = append(failed, f.Msg())
 	}
 	return failed, first
+}
+
+// unacknowledged returns the messages of futures with no acknowledgement
+// yet. A wait that ends sees the acknowledgements already in: select
+// picks at random among the cases ready, and an event the stream stored
+// is not to be answered as failed because the timer fired as its
+// acknowledgement came.
+func unacknowledged(futures []jetstream.PubAckFuture) []*nats.Msg {
+	var late []*nats.Msg
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		default:
+			late = append(late, f.Msg())
+		}
+	}
+	return late
 }
 
 // PublishAsync starts publishing msgs and returns their futures. When the

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/onestack/webhooks/internal/natstest"
@@ -206,5 +209,156 @@ func TestEventMsg(t *testing.T) {
 		if got := m.Header.Get(HeaderWatermillUUID); got != "evt_1" {
 			t.Errorf("after an Add to %s, %s = %q", HeaderEventID, HeaderWatermillUUID, got)
 		}
+	}
+}
+
+// TestPublishAcrossAReconnect: a publish made while its NATS server is
+// down ends by its Timeout, failed (ErrPublish, which the API answers 503)
+// and never hanging, when the server stays down; when the server comes
+// back within the Timeout it either succeeds, and the event is stored,
+// or fails as above, and a retry with the same id stores it once. Either
+// way the answer never claims a publish the stream does not hold.
+func TestPublishAcrossAReconnect(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := natstest.Start(t, natstest.Options{Dir: dir})
+	port := srv.Addr().(*net.TCPAddr).Port
+	_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	ctx := context.Background()
+	stream, err := EnsureStream(ctx, js, StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := func() uint64 {
+		t.Helper()
+		var n uint64
+		poll.Until(t, 30*time.Second, "the events stream's info", func() bool {
+			info, err := stream.Info(ctx)
+			if err == nil {
+				n = info.State.Msgs
+			}
+			return err == nil
+		})
+		return n
+	}
+	publish := func(pub *Publisher, e Event) <-chan error {
+		done := make(chan error, 1)
+		go func() { done <- pub.PublishEvents(ctx, true, e) }()
+		return done
+	}
+	mk := func(id string) Event {
+		return Event{ID: id, Type: "ticket.updated", TenantID: "ten_1", OccurredAt: time.Now().UTC(), Data: []byte(`{}`)}
+	}
+
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	short := NewPublisher(js, PublisherConfig{AckTimeout: time.Hour, Timeout: 300 * time.Millisecond})
+	err, ok := poll.ReceiveWithin(30*time.Second, publish(short, mk("evt_down")))
+	if !ok {
+		t.Fatal("PublishEvents with the server down still waits past its 300 ms Timeout")
+	}
+	if !errors.Is(err, ErrPublish) {
+		t.Errorf("PublishEvents with the server down = %v, want ErrPublish", err)
+	}
+
+	pub := NewPublisher(js, PublisherConfig{AckTimeout: 2 * time.Second, Timeout: 20 * time.Second})
+	done := publish(pub, mk("evt_back"))
+	natstest.Start(t, natstest.Options{Dir: dir, Port: port})
+	err, ok = poll.ReceiveWithin(30*time.Second, done)
+	if !ok {
+		t.Fatal("PublishEvents across the server's restart still waits past its 20 s Timeout")
+	}
+	// What the first publish of evt_down may have left in the client's
+	// buffer reaches the stream on the reconnect: count evt_back alone.
+	before := stored()
+	if err == nil {
+		// Stored: a retry is deduplicated, so the count does not change.
+		if err := pub.PublishEvents(ctx, true, mk("evt_back")); err != nil {
+			t.Fatalf("PublishEvents again after the reconnect = %v", err)
+		}
+		if after := stored(); after != before {
+			t.Errorf("PublishEvents across the restart answered nil, yet its retry stored a message (%d then %d): it was not stored", before, after)
+		}
+		return
+	}
+	if !errors.Is(err, ErrPublish) {
+		t.Errorf("PublishEvents across the restart = %v, want nil or ErrPublish", err)
+	}
+	for range 2 {
+		if err := pub.PublishEvents(ctx, true, mk("evt_back")); err != nil {
+			t.Fatalf("PublishEvents again after the reconnect = %v", err)
+		}
+	}
+	if after := stored(); after > before+1 {
+		t.Errorf("two retries of evt_back stored %d messages, want at most one", after-before)
+	}
+}
+
+// ackedFuture is a PubAckFuture already acknowledged.
+type ackedFuture struct {
+	ok  chan *jetstream.PubAck
+	msg *nats.Msg
+}
+
+func newAckedFuture(subject string) *ackedFuture {
+	f := &ackedFuture{ok: make(chan *jetstream.PubAck, 1), msg: &nats.Msg{Subject: subject}}
+	f.ack()
+	return f
+}
+
+// ack makes the acknowledgement ready, unless it is.
+func (f *ackedFuture) ack() {
+	select {
+	case f.ok <- &jetstream.PubAck{Stream: StreamName}:
+	default:
+	}
+}
+
+func (f *ackedFuture) Ok() <-chan *jetstream.PubAck { return f.ok }
+func (f *ackedFuture) Err() <-chan error            { return nil }
+func (f *ackedFuture) Msg() *nats.Msg               { return f.msg }
+
+// TestAwaitEachCountsAcknowledgementsIn: a wait whose deadline has come
+// (or whose context ended) as the acknowledgements arrived answers the
+// events acknowledged as stored, not failed: the timer's case, ready at
+// the same time, does not win by chance; only futures still without an
+// acknowledgement are failed.
+func TestAwaitEachCountsAcknowledgementsIn(t *testing.T) {
+	var futures []jetstream.PubAckFuture
+	for i := range 20 {
+		futures = append(futures, newAckedFuture("events.ten_1.ticket.updated."+strconv.Itoa(i)))
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name     string
+		ctx      context.Context
+		deadline time.Time
+	}{
+		{"deadline passed", context.Background(), time.Now().Add(-time.Second)},
+		{"context ended", ended, time.Now().Add(time.Hour)},
+	} {
+		for _, timers := range []*timerPool{nil, {}} {
+			for _, f := range futures {
+				f.(*ackedFuture).ack()
+			}
+			failed, err := awaitEach(tc.ctx, timers, time.Hour, tc.deadline, futures)
+			if len(failed) != 0 || err != nil {
+				t.Errorf("%s: awaitEach(20 acknowledged) = %d failed, %v; want none, nil", tc.name, len(failed), err)
+			}
+			// Drain what was left unread, for the next round.
+			for _, f := range futures {
+				select {
+				case <-f.Ok():
+				default:
+				}
+			}
+		}
+	}
+	// A future never acknowledged is still failed, with the deadline's error.
+	pending := &ackedFuture{ok: make(chan *jetstream.PubAck), msg: &nats.Msg{Subject: "events.ten_1.ticket.updated"}}
+	failed, err := awaitEach(context.Background(), &timerPool{}, time.Hour, time.Now(), []jetstream.PubAckFuture{newAckedFuture("a"), pending})
+	if len(failed) != 1 || failed[0] != pending.msg || !errors.Is(err, ErrPublish) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("awaitEach(one acknowledged, one not, deadline passed) = %v, %v; want the second, ErrPublish and DeadlineExceeded", failed, err)
 	}
 }

@@ -181,9 +181,14 @@ func escapePointer(t string) string {
 
 // dataProblems checks data against type t's schema, if it has one.
 func (c Catalog) dataProblems(t string, data json.RawMessage) []*FieldError {
-	typ, ok := c.Lookup(t)
-	if !ok || typ.compiled == nil {
+	return c.schemaProblems(c.index(t), data)
+}
+
+// schemaProblems checks data against the schema of c's i-th type, if i
+// is a type's place (not -1) and it has one.
+func (c Catalog) schemaProblems(i int, data json.RawMessage) []*FieldError {
+	if i < 0 || c[i].compiled == nil {
 		return nil
 	}
-	return typ.compiled.Check(data)
+	return c[i].compiled.Check(data)
 }
