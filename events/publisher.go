@@ -391,14 +391,20 @@ func publishAsync(ctx context.Context, js jetstream.JetStream, deadline time.Tim
 func AwaitAll(ctx context.Context, timeout time.Duration, futures []jetstream.PubAckFuture) error {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
-	for _, f := range futures {
+	for i, f := range futures {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
 			return fmt.Errorf("%w to %s: %w", ErrPublish, f.Msg().Subject, err)
 		case <-timer.C:
+			if len(unacknowledged(futures[i:])) == 0 {
+				return nil
+			}
 			return fmt.Errorf("%w: no acknowledgement within %s: %w", ErrPublish, timeout, nats.ErrTimeout)
 		case <-ctx.Done():
+			if len(unacknowledged(futures[i:])) == 0 {
+				return nil
+			}
 			return fmt.Errorf("%w: %w", ErrPublish, ctx.Err())
 		}
 	}

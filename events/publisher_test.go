@@ -362,3 +362,32 @@ func TestAwaitEachCountsAcknowledgementsIn(t *testing.T) {
 		t.Errorf("awaitEach(one acknowledged, one not, deadline passed) = %v, %v; want the second, ErrPublish and DeadlineExceeded", failed, err)
 	}
 }
+
+// AwaitAll, as awaitEach, answers a wait that ends with every
+// acknowledgement already in as a success.
+func TestAwaitAllCountsAcknowledgementsIn(t *testing.T) {
+	var futures []jetstream.PubAckFuture
+	for i := range 20 {
+		futures = append(futures, newAckedFuture("events.ten_1.ticket.updated."+strconv.Itoa(i)))
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for round := range 20 {
+		for _, f := range futures {
+			f.(*ackedFuture).ack()
+		}
+		if err := AwaitAll(ended, time.Hour, futures); err != nil {
+			t.Fatalf("round %d: AwaitAll(20 acknowledged, context ended) = %v, want nil", round, err)
+		}
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			default:
+			}
+		}
+	}
+	pending := &ackedFuture{ok: make(chan *jetstream.PubAck), msg: &nats.Msg{Subject: "events.ten_1.ticket.updated"}}
+	if err := AwaitAll(ended, time.Hour, []jetstream.PubAckFuture{pending}); !errors.Is(err, ErrPublish) || !errors.Is(err, context.Canceled) {
+		t.Errorf("AwaitAll(one never acknowledged, context ended) = %v, want ErrPublish and Canceled", err)
+	}
+}
