@@ -718,18 +718,33 @@ func (a *API) checkEvents(ins []eventInput, batch bool, c *caller, now time.Time
 }
 
 func (a *API) publishEvent(w http.ResponseWriter, r *http.Request, c *caller) error {
+	return a.publish(w, r, c, false)
+}
+
+func (a *API) publishEvents(w http.ResponseWriter, r *http.Request, c *caller) error {
+	return a.publish(w, r, c, true)
+}
+
+// publish serves both publish routes: the event of POST /api/events
+// (batch false), answered {"id"}, or the events of a batch, answered
+// {"ids"}; a 503 names them in its details the same way (idsDetail).
+func (a *API) publish(w http.ResponseWriter, r *http.Request, c *caller, batch bool) error {
 	body, err := readRequired(w, r, a.cfg.MaxBody)
 	if err != nil {
 		return err
 	}
-	ins, evts, err := a.readEvents(body, false, c, a.cfg.Now().UTC())
+	ins, evts, err := a.readEvents(body, batch, c, a.cfg.Now().UTC())
 	if err != nil {
 		return err
 	}
-	e := evts[0]
+	ids := make([]string, len(evts))
+	for i, e := range evts {
+		ids[i] = e.ID
+	}
 	fresh, err := a.unseen(r.Context(), c.tenant, ins, evts)
 	if err != nil {
-		return dedupeErr(err, "id", e.ID)
+		key, v := idsDetail(batch, ids)
+		return dedupeErr(err, key, v)
 	}
 	if len(fresh) > 0 {
 		if err := a.checkStoredBytes(r.Context(), c, dataBytes(fresh)); err != nil {
@@ -738,12 +753,26 @@ func (a *API) publishEvent(w http.ResponseWriter, r *http.Request, c *caller) er
 		if err := a.checkIntake(r.Context()); err != nil {
 			return err
 		}
-		if err := a.cfg.Publisher.PublishEvents(r.Context(), true, e); err != nil {
-			return publishErr(err, "id", e.ID)
+		if err := a.cfg.Publisher.PublishEvents(r.Context(), true, fresh...); err != nil {
+			key, v := idsDetail(batch, ids)
+			return publishErr(err, key, v)
 		}
 	}
-	writeBody(w, http.StatusAccepted, idAnswer(e.ID))
+	if batch {
+		writeBody(w, http.StatusAccepted, idsAnswer(ids))
+	} else {
+		writeBody(w, http.StatusAccepted, idAnswer(ids[0]))
+	}
 	return nil
+}
+
+// idsDetail is how a publish's error details name its events: "id" and
+// the one of POST /api/events, "ids" and a batch's.
+func idsDetail(batch bool, ids []string) (string, any) {
+	if batch {
+		return "ids", ids
+	}
+	return "id", ids[0]
 }
 
 // unseen returns the events of evts (made from ins) to publish: all but
@@ -843,36 +872,4 @@ func publishErr(err error, key string, ids any) error {
 	return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: unavailableRetryAfter,
 		Message: "the event store did not acknowledge in time; the events may or may not be stored: retry with the same ids, which are delivered once",
 		Details: map[string]any{key: ids}, cause: err}
-}
-
-func (a *API) publishEvents(w http.ResponseWriter, r *http.Request, c *caller) error {
-	body, err := readRequired(w, r, a.cfg.MaxBody)
-	if err != nil {
-		return err
-	}
-	ins, evts, err := a.readEvents(body, true, c, a.cfg.Now().UTC())
-	if err != nil {
-		return err
-	}
-	ids := make([]string, len(evts))
-	for i, e := range evts {
-		ids[i] = e.ID
-	}
-	fresh, err := a.unseen(r.Context(), c.tenant, ins, evts)
-	if err != nil {
-		return dedupeErr(err, "ids", ids)
-	}
-	if len(fresh) > 0 {
-		if err := a.checkStoredBytes(r.Context(), c, dataBytes(fresh)); err != nil {
-			return err
-		}
-		if err := a.checkIntake(r.Context()); err != nil {
-			return err
-		}
-		if err := a.cfg.Publisher.PublishEvents(r.Context(), true, fresh...); err != nil {
-			return publishErr(err, "ids", ids)
-		}
-	}
-	writeBody(w, http.StatusAccepted, idsAnswer(ids))
-	return nil
 }
