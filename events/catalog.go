@@ -129,13 +129,6 @@ func (c Catalog) index(t string) int {
 // Has reports whether t is a type of the catalog.
 func (c Catalog) Has(t string) bool { return c.index(t) >= 0 }
 
-// Internal reports whether t is a type only the platform emits, which
-// producers may not publish.
-func (c Catalog) Internal(t string) bool {
-	i := c.index(t)
-	return i >= 0 && c[i].Internal
-}
-
 // Deprecated reports whether t is a deprecated type, which new
 // subscriptions may not name.
 func (c Catalog) Deprecated(t string) bool {
