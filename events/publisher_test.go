@@ -306,6 +306,15 @@ func newAckedFuture(subject string) *ackedFuture {
 	return f
 }
 
+// ackedFutures is n futures, each acknowledged.
+func ackedFutures(n int) []jetstream.PubAckFuture {
+	var futures []jetstream.PubAckFuture
+	for i := range n {
+		futures = append(futures, newAckedFuture("events.ten_1.ticket.updated."+strconv.Itoa(i)))
+	}
+	return futures
+}
+
 // ack makes the acknowledgement ready, unless it is.
 func (f *ackedFuture) ack() {
 	select {
@@ -324,10 +333,7 @@ func (f *ackedFuture) Msg() *nats.Msg               { return f.msg }
 // the same time, does not win by chance; only futures still without an
 // acknowledgement are failed.
 func TestAwaitEachCountsAcknowledgementsIn(t *testing.T) {
-	var futures []jetstream.PubAckFuture
-	for i := range 20 {
-		futures = append(futures, newAckedFuture("events.ten_1.ticket.updated."+strconv.Itoa(i)))
-	}
+	futures := ackedFutures(20)
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
 	for _, tc := range []struct {
@@ -366,10 +372,7 @@ func TestAwaitEachCountsAcknowledgementsIn(t *testing.T) {
 // AwaitAll, as awaitEach, answers a wait that ends with every
 // acknowledgement already in as a success.
 func TestAwaitAllCountsAcknowledgementsIn(t *testing.T) {
-	var futures []jetstream.PubAckFuture
-	for i := range 20 {
-		futures = append(futures, newAckedFuture("events.ten_1.ticket.updated."+strconv.Itoa(i)))
-	}
+	futures := ackedFutures(20)
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
 	for round := range 20 {
