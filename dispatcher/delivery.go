@@ -79,6 +79,9 @@ type event struct {
 	body      []byte
 	remaining atomic.Int32
 	failed    atomic.Bool
+	// again are the messages that brought the event again during its
+	// fan-out, settled with it (see fanning).
+	again []jetstream.Msg
 
 	// trace is the trace context the event was stored with (or, stored
 	// without one, the one derived from its id): the parent of every

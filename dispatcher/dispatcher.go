@@ -62,6 +62,10 @@ type Dispatcher struct {
 	fanoutIter jetstream.MessagesContext
 	// lastRead is the last event sequence the fan-out read.
 	lastRead atomic.Uint64
+	// started is when Start ran; logSynced is when the last Sync of the
+	// attempt log that succeeded began (the fan-out's, see unfinished).
+	started   time.Time
+	logSynced time.Time
 	// matched is the fan-out's buffer of the subscriptions an event
 	// matches, reused from event to event (only runFanout uses it).
 	matched []*subscriptions.Subscription
@@ -76,6 +80,7 @@ type Dispatcher struct {
 	pub      *publisher
 	parkers  *parkers
 	held     pendingMsgs
+	fanning  fanning
 	progress progress
 
 	// runCtx bounds attempts and publications; it is cancelled when a
@@ -254,6 +259,7 @@ func (d *Dispatcher) window(s *subscriptions.Subscription) int {
 
 // Start begins consuming. It returns at once.
 func (d *Dispatcher) Start() error {
+	d.started = time.Now()
 	d.runCtx, d.runCancel = context.WithCancel(context.Background())
 	d.bgCtx, d.bgCancel = context.WithCancel(d.runCtx)
 	for range d.cfg.Workers {
@@ -499,7 +505,9 @@ func (d *Dispatcher) keepHeldAlive(ctx context.Context) {
 // active subscription. A subscription whose queue has no room, or that is
 // paced, gets its delivery parked instead; a disabled one gets a skipped
 // record; a FIFO one reads the events stream itself. The event is
-// acknowledged once each delivery is settled.
+// acknowledged once each delivery is settled. An event delivered again is
+// not fanned out twice: it joins its deliveries still being made here,
+// and leaves out those the attempt log shows finished (unfinished).
 func (d *Dispatcher) fanout(m jetstream.Msg) {
 	tenant, typ, err := events.ParseSubject(m.Subject())
 	if err != nil {
@@ -542,6 +550,22 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 	// (receiveFIFO): the fan-out leaves it out.
 	subs = slices.DeleteFunc(subs, (*subscriptions.Subscription).Ordered)
 	subs = d.store.Filter(subs, m.Data()) // payload filters: no delivery for an event left out
+	switch {
+	case len(subs) == 0:
+	case md.NumDelivered > 1 || md.Sequence.Stream <= d.lastRead.Load():
+		// Delivered again (a consumer that lost its state sends it as
+		// new, but after events this replica read already).
+		if d.fanning.join(md.Sequence.Stream, m) {
+			d.held.add(m, time.Now())
+			return
+		}
+		subs = d.unfinished(subs, tenant, md, time.Now().Add(-logSyncReuse))
+	case md.Timestamp.Before(d.started):
+		// Stored before this process started: the process before it
+		// (this replica killed, with the NATS it embedded) may have
+		// made its deliveries without its acknowledgement being kept.
+		subs = d.unfinished(subs, tenant, md, d.started)
+	}
 	if len(subs) == 0 {
 		d.settleMsg(m, opAck, 0)
 		return
@@ -551,6 +575,7 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 	ev := &event{msg: m, tenant: tenant, id: eventID, typ: typ, seq: md.Sequence.Stream, body: m.Data(), trace: sc}
 	ev.remaining.Store(int32(len(subs)))
 	d.held.add(m, time.Now())
+	d.fanning.add(ev)
 	for _, s := range subs {
 		dl := &delivery{id: DeliveryID(md.Timestamp, ev.seq, s.ID), tenant: tenant, sub: s.ID, ev: ev, attempt: 1, created: md.Timestamp.UTC()}
 		switch {
@@ -567,6 +592,48 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 		}
 	}
 }
+
+// unfinished keeps, of the subscriptions an event that may have been
+// fanned out before matched, those whose delivery of it the attempt log
+// does not show finished (succeeded, or failed for good). An event comes
+// again when its acknowledgement was lost: a NATS server killed forgets
+// up to 100 ms of its consumers' acknowledgements (and sends those events
+// as new), and this process killed, or cut off from NATS, loses those not
+// yet sent. Its deliveries were then usually made and logged already, and
+// making them again would send every receiver a duplicate.
+//
+// The log must hold what was logged before since: it is brought up to
+// date first (bounded by syncWait) unless a Sync that began after since
+// did so already. A delivery it does not show, or shows pending (its
+// retry may not have been stored), or a log that cannot be read keeps the
+// delivery: at least once.
+func (d *Dispatcher) unfinished(subs []*subscriptions.Subscription, tenant string, md *jetstream.MsgMetadata, since time.Time) []*subscriptions.Subscription {
+	ctx, cancel := context.WithTimeout(d.runCtx, syncWait)
+	defer cancel()
+	if d.logSynced.Before(since) {
+		began := time.Now()
+		if err := d.index.Sync(ctx); err != nil {
+			d.logger.Warn("fan-out: bring the attempt log up to date for an event that may have been fanned out; its deliveries are made again",
+				"tenant", tenant, "seq", md.Sequence.Stream, "err", err)
+			return subs
+		}
+		d.logSynced = began
+	}
+	return slices.DeleteFunc(subs, func(s *subscriptions.Subscription) bool {
+		got, err := d.index.Delivery(ctx, tenant, DeliveryID(md.Timestamp, md.Sequence.Stream, s.ID))
+		if err != nil || (got.Status != deliverylog.StatusSucceeded && got.Status != deliverylog.StatusFailed) {
+			return false
+		}
+		d.m.alreadyMade.Inc()
+		return true
+	})
+}
+
+// logSyncReuse is how long the fan-out takes one Sync of the attempt log
+// to cover the events delivered again after it began: a burst of them
+// (a NATS server restarted) costs a Sync every quarter second, not one
+// each. An attempt logged in between is not seen, and is made again.
+const logSyncReuse = 250 * time.Millisecond
 
 // fanoutSpan starts the span of an event's fan-out on this replica, in
 // the trace the event was stored with.
@@ -661,12 +728,16 @@ func (d *Dispatcher) settle(dl *delivery, err error) {
 	if ev.remaining.Add(-1) > 0 {
 		return
 	}
-	d.held.remove(ev.msg)
+	op, delay := opAck, time.Duration(0)
 	if ev.failed.Load() {
-		d.settleMsg(ev.msg, opNak, time.Second)
-		return
+		op, delay = opNak, time.Second
 	}
-	d.settleMsg(ev.msg, opAck, 0)
+	for _, m := range d.fanning.done(ev) { // the event delivered again meanwhile
+		d.held.remove(m)
+		d.settleMsg(m, op, delay)
+	}
+	d.held.remove(ev.msg)
+	d.settleMsg(ev.msg, op, delay)
 }
 
 // commit appends d's outcome to the attempt log and stores msgs (a

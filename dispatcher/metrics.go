@@ -17,6 +17,7 @@ type metrics struct {
 	consumeErrors prometheus.Counter
 	demoted       prometheus.Counter
 	shed          prometheus.Counter
+	alreadyMade   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -57,8 +58,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		shed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "webhooks_attempts_shed_total", Help: "Deliveries not sent because their destination's breaker was open: each is recorded as a failed attempt and retried on the schedule.",
 		}),
+		alreadyMade: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "webhooks_redeliveries_already_made_total", Help: "Deliveries of an event JetStream delivered again that were not made again: the attempt log shows them finished (the event's acknowledgement was lost, not its delivery).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.parked, m.attempts, m.duration, m.disabled, m.inflight, m.endToEnd, m.ackErrors, m.consumeErrors, m.demoted, m.shed} {
+	for _, c := range []prometheus.Collector{m.events, m.parked, m.attempts, m.duration, m.disabled, m.inflight, m.endToEnd, m.ackErrors, m.consumeErrors, m.demoted, m.shed, m.alreadyMade} {
 		reg.MustRegister(c)
 	}
 	// Every series exists from the start, at zero: a rate over it works

@@ -96,7 +96,9 @@ func TestManualRetrySupersedesTheSchedule(t *testing.T) {
 // TestSkippedDeliveryIsOneRecord: an event that matches a disabled
 // subscription is kept as one skipped delivery, however often it is fanned
 // out (here: the fan-out consumer is deleted while no webhookd runs, and
-// the next start reads every retained event again).
+// the next start reads every retained event again, as after a NATS that
+// lost its consumer's state). The active subscription's delivery, which
+// the attempt log shows made, is not made again.
 func TestSkippedDeliveryIsOneRecord(t *testing.T) {
 	t.Parallel()
 	ns := natstest.Start(t, natstest.Options{})
@@ -122,12 +124,57 @@ func TestSkippedDeliveryIsOneRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	env = testenv.Start(t, testenv.Options{DataDir: dir, NATSURL: ns.ClientURL()})
-	if got := on.WaitFor(2, 30*time.Second); len(got) != 2 || got[1].ID != evt {
-		t.Fatalf("the active endpoint got %d webhooks, want the event again after the fan-out read it anew", len(got))
+	if !poll.Within(30*time.Second, func() bool { return metric(t, env, "webhooks_redeliveries_already_made_total") == 1 }) {
+		t.Fatalf("the fan-out did not read the event anew and find its delivery made (webhooks_redeliveries_already_made_total %v, want 1)",
+			metric(t, env, "webhooks_redeliveries_already_made_total"))
 	}
 	skipped := pollDeliveries(t, env, ten, disabled.ID, "", func(d []deliveryJSON) bool { return len(d) >= 1 })
 	if len(skipped) != 1 || skipped[0].Status != "skipped" || skipped[0].EventID != evt {
 		t.Errorf("disabled subscription's deliveries after a second fan-out = %+v, want one skipped record of %s", skipped, evt)
+	}
+	if got := on.Received(); len(got) != 1 {
+		t.Errorf("the active endpoint got %d webhooks, want 1: its delivery was made before the second fan-out", len(got))
+	}
+}
+
+// TestFanoutReadingAgainRepeatsNothing: while webhookd runs, its fan-out
+// consumer is replaced by one that starts at the stream's beginning, as
+// when a NATS server killed comes back with its consumer's state from
+// before its last acknowledgements: the fan-out reads delivered events
+// again, as new, and makes none of their deliveries a second time.
+func TestFanoutReadingAgainRepeatsNothing(t *testing.T) {
+	t.Parallel()
+	ns := natstest.Start(t, natstest.Options{})
+	_, js := ns.Connect(t)
+	env := testenv.Start(t, testenv.Options{NATSURL: ns.ClientURL()})
+	ten, err := env.CreateTenant("acme", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := receiver(t)
+	subscribe(t, env, ten, rc, "ticket.*")
+	const n = 5
+	for range n {
+		publish(t, env, ten, "ticket.updated")
+	}
+	rc.WaitFor(n, 30*time.Second)
+
+	ctx := context.Background()
+	if err := js.DeleteConsumer(ctx, events.StreamName, "fanout"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{
+		Durable: "fanout", FilterSubject: events.SubjectAll, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: 10 * time.Second, MaxAckPending: 1000, MaxDeliver: -1, DeliverPolicy: jetstream.DeliverAllPolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !poll.Within(30*time.Second, func() bool { return metric(t, env, "webhooks_redeliveries_already_made_total") == n }) {
+		t.Fatalf("webhooks_redeliveries_already_made_total = %v, want %d: the fan-out did not read the events again, or made them again",
+			metric(t, env, "webhooks_redeliveries_already_made_total"), n)
+	}
+	if got := rc.Count(); got != n {
+		t.Errorf("the endpoint got %d webhooks, want %d: deliveries made again", got, n)
 	}
 }
 
