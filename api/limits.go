@@ -23,14 +23,16 @@ type limitsView struct {
 
 func viewLimits(l limits.Limits) limitsView { return limitsView(l) }
 
-// usageView is what a tenant uses of the limits that can be counted:
-// requests a minute are in the rate-limit headers of every answer;
+// usageView is what a tenant uses of the limits that can be counted;
 // attempts in flight are not counted here.
 type usageView struct {
-	Subscriptions int64  `json:"subscriptions"`
-	EventTypes    int64  `json:"eventTypes"`
-	StoredBytes   *int64 `json:"storedBytes,omitempty"`
-	Jobs          *int64 `json:"jobs,omitempty"`
+	// RequestsPerMinute is the requests its window has counted, this one
+	// included (its limit less X-RateLimit-Remaining).
+	RequestsPerMinute *int64 `json:"requestsPerMinute,omitempty"`
+	Subscriptions     int64  `json:"subscriptions"`
+	EventTypes        int64  `json:"eventTypes"`
+	StoredBytes       *int64 `json:"storedBytes,omitempty"`
+	Jobs              *int64 `json:"jobs,omitempty"`
 }
 
 func (a *API) getLimits(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -47,12 +49,30 @@ func (a *API) getLimits(w http.ResponseWriter, r *http.Request, c *caller) error
 		n := int64(a.cfg.Recovery.Running(c.tenant))
 		usage.Jobs = &n
 	}
+	if n, ok := requestsCounted(w); ok {
+		usage.RequestsPerMinute = &n
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, struct {
 		Limits limitsView `json:"limits"`
 		Usage  usageView  `json:"usage"`
 	}{viewLimits(c.limits), usage})
 	return nil
+}
+
+// requestsCounted reads, from the rate limiter's writer under w, how many
+// requests the tenant's window has counted; false without a limiter.
+func requestsCounted(w http.ResponseWriter) (int64, bool) {
+	for {
+		switch v := w.(type) {
+		case interface{ RequestsCounted() int }:
+			return int64(v.RequestsCounted()), true
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return 0, false
+		}
+	}
 }
 
 // checkEventBytes refuses an event whose data, as sent, is over the

@@ -149,6 +149,10 @@ type headerWriter struct {
 	r *http.Request
 }
 
+// RequestsCounted is how many of the tenant's requests its window has
+// counted so far, this one included, across every replica.
+func (w *headerWriter) RequestsCounted() int { return w.d.Limit - w.d.Remaining }
+
 // done is Admit's: it gives the unit back when the answer was free.
 func (w *headerWriter) done() {
 	if free(w.status, w.wildcard) {

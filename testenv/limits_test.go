@@ -24,6 +24,10 @@ type limitsJSON struct {
 	Usage  map[string]int64 `json:"usage"`
 }
 
+// getLimits reads GET /api/limits. Its usage.requestsPerMinute must be
+// what the same answer's rate-limit headers say the window has counted;
+// it is checked here and left out of what is returned, since a window
+// may end between two requests of a test.
 func getLimits(t *testing.T, env *testenv.Env, ten testenv.Tenant) limitsJSON {
 	t.Helper()
 	r, err := env.Do("GET", "/api/limits", ten.APIKey, nil)
@@ -34,6 +38,15 @@ func getLimits(t *testing.T, env *testenv.Env, ten testenv.Tenant) limitsJSON {
 	if err := r.JSON(&out); err != nil {
 		t.Fatal(err)
 	}
+	limit, err := strconv.ParseInt(r.Header.Get("X-RateLimit-Limit"), 10, 64)
+	if err != nil {
+		t.Fatalf("X-RateLimit-Limit %q", r.Header.Get("X-RateLimit-Limit"))
+	}
+	counted, ok := out.Usage["requestsPerMinute"]
+	if want := limit - int64(remaining(t, r)); !ok || counted != want || counted < 1 {
+		t.Errorf("usage.requestsPerMinute = %d (present: %v), want %d: the limit less X-RateLimit-Remaining, this request included", counted, ok, want)
+	}
+	delete(out.Usage, "requestsPerMinute")
 	return out
 }
 
