@@ -2,8 +2,10 @@ package deliverylog
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/oklog/ulid/v2"
@@ -42,6 +44,55 @@ func (ix *Index) Delivery(ctx context.Context, tenant, id string) (Delivery, err
 		return Delivery{}, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
 	}
 	return d, nil
+}
+
+// Finished reports whether tenant's delivery id is logged finished:
+// succeeded, or failed with nothing more to come. An id the index does not
+// hold (or cannot be one) is not finished, without an error: it is the
+// fan-out's probe for deliveries that are mostly not logged at all.
+func (ix *Index) Finished(tenant, id string) (bool, error) {
+	k, ok := parseDeliveryID(id)
+	if !ok || !validTenant(tenant) {
+		return false, nil
+	}
+	release, err := ix.store.Reading()
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	var kb [64]byte
+	d, found, err := ix.get(tenant, k, primaryKey(kb[:0], tenant, k))
+	if err != nil || !found {
+		return false, err
+	}
+	return d.Status == StatusSucceeded || d.Status == StatusFailed, nil
+}
+
+// NewestCreated returns when the newest delivery the index holds was
+// created, and false if it holds none: no delivery created after it is
+// logged (as far as the index has read the stream).
+func (ix *Index) NewestCreated() (time.Time, bool, error) {
+	release, err := ix.store.Reading()
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	defer release()
+	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindCreated}, UpperBound: []byte{kindCreated + 1}})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read delivery index: %w: %w", ErrUnavailable, err)
+	}
+	defer it.Close()
+	if !it.Last() {
+		if err := it.Error(); err != nil {
+			return time.Time{}, false, fmt.Errorf("read delivery index: %w: %w", ErrUnavailable, err)
+		}
+		return time.Time{}, false, nil
+	}
+	key := it.Key()
+	if len(key) < 9 {
+		return time.Time{}, false, fmt.Errorf("read delivery index: malformed created key %x", key)
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(key[1:9])^1<<63)).UTC(), true, nil
 }
 
 // get reads one delivery by its primary key.

@@ -60,12 +60,19 @@ type Dispatcher struct {
 	fanoutMu   sync.Mutex
 	fanoutCons jetstream.Consumer
 	fanoutIter jetstream.MessagesContext
-	// lastRead is the last event sequence the fan-out read.
+	// lastRead is the highest event sequence the fan-out made deliveries
+	// of: one read again at or below it was fanned out here before.
 	lastRead atomic.Uint64
-	// started is when Start ran; logSynced is when the last Sync of the
-	// attempt log that succeeded began (the fan-out's, see unfinished).
-	started   time.Time
-	logSynced time.Time
+	// started is when Start ran. The rest is the fan-out goroutine's own
+	// (see unfinished and syncLog): when the last Sync of the attempt
+	// log that succeeded began, and when the last one failed (zero since
+	// one worked); whether newestLogged was read after the first Sync, and
+	// the creation time of the newest delivery logged then (zero: none).
+	started       time.Time
+	logSynced     time.Time
+	logSyncFailed time.Time
+	newestRead    bool
+	newestLogged  time.Time
 	// matched is the fan-out's buffer of the subscriptions an event
 	// matches, reused from event to event (only runFanout uses it).
 	matched []*subscriptions.Subscription
@@ -338,7 +345,7 @@ func (d *Dispatcher) runFanout(ctx context.Context) {
 		switch {
 		case err == nil:
 			d.progress.fanoutRead()
-			d.fanout(m)
+			d.fanout(ctx, m)
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed) && d.repull.Swap(false):
@@ -507,8 +514,9 @@ func (d *Dispatcher) keepHeldAlive(ctx context.Context) {
 // record; a FIFO one reads the events stream itself. The event is
 // acknowledged once each delivery is settled. An event delivered again is
 // not fanned out twice: it joins its deliveries still being made here,
-// and leaves out those the attempt log shows finished (unfinished).
-func (d *Dispatcher) fanout(m jetstream.Msg) {
+// and leaves out those the attempt log shows finished (unfinished). ctx
+// bounds the fan-out's waits on the attempt log.
+func (d *Dispatcher) fanout(ctx context.Context, m jetstream.Msg) {
 	tenant, typ, err := events.ParseSubject(m.Subject())
 	if err != nil {
 		d.logger.Error("fan-out: drop a message on a malformed subject", "subject", m.Subject())
@@ -519,6 +527,14 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 	if err != nil {
 		d.logger.Error("fan-out: message without metadata", "subject", m.Subject(), "err", err)
 		d.settleMsg(m, opNak, time.Second)
+		return
+	}
+	// Delivered again (a consumer that lost its state sends it as new,
+	// but after events this replica fanned out already): while its
+	// deliveries are still being made here, it joins them.
+	again := md.NumDelivered > 1 || md.Sequence.Stream <= d.lastRead.Load()
+	if again && d.fanning.join(md.Sequence.Stream, m) {
+		d.held.add(m, time.Now())
 		return
 	}
 	eventID := m.Headers().Get(events.HeaderEventID)
@@ -552,19 +568,13 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 	subs = d.store.Filter(subs, m.Data()) // payload filters: no delivery for an event left out
 	switch {
 	case len(subs) == 0:
-	case md.NumDelivered > 1 || md.Sequence.Stream <= d.lastRead.Load():
-		// Delivered again (a consumer that lost its state sends it as
-		// new, but after events this replica read already).
-		if d.fanning.join(md.Sequence.Stream, m) {
-			d.held.add(m, time.Now())
-			return
-		}
-		subs = d.unfinished(subs, tenant, md, time.Now().Add(-logSyncReuse))
-	case md.Timestamp.Before(d.started):
+	case again:
+		subs = d.unfinished(ctx, subs, tenant, md, time.Now().Add(-logSyncReuse))
+	case md.Timestamp.Before(d.started) && d.mayBeLogged(ctx, md.Timestamp):
 		// Stored before this process started: the process before it
 		// (this replica killed, with the NATS it embedded) may have
 		// made its deliveries without its acknowledgement being kept.
-		subs = d.unfinished(subs, tenant, md, d.started)
+		subs = d.unfinished(ctx, subs, tenant, md, d.started)
 	}
 	if len(subs) == 0 {
 		d.settleMsg(m, opAck, 0)
@@ -602,26 +612,16 @@ func (d *Dispatcher) fanout(m jetstream.Msg) {
 // yet sent. Its deliveries were then usually made and logged already, and
 // making them again would send every receiver a duplicate.
 //
-// The log must hold what was logged before since: it is brought up to
-// date first (bounded by syncWait) unless a Sync that began after since
-// did so already. A delivery it does not show, or shows pending (its
-// retry may not have been stored), or a log that cannot be read keeps the
-// delivery: at least once.
-func (d *Dispatcher) unfinished(subs []*subscriptions.Subscription, tenant string, md *jetstream.MsgMetadata, since time.Time) []*subscriptions.Subscription {
-	ctx, cancel := context.WithTimeout(d.runCtx, syncWait)
-	defer cancel()
-	if d.logSynced.Before(since) {
-		began := time.Now()
-		if err := d.index.Sync(ctx); err != nil {
-			d.logger.Warn("fan-out: bring the attempt log up to date for an event that may have been fanned out; its deliveries are made again",
-				"tenant", tenant, "seq", md.Sequence.Stream, "err", err)
-			return subs
-		}
-		d.logSynced = began
-	}
+// The log should hold what was logged before since (syncLog). Read stale,
+// it shows fewer deliveries finished, never more: a delivery it does not
+// show, or shows pending (its retry may not have been stored), or a log
+// that cannot be read keeps the delivery, which is made again: at least
+// once.
+func (d *Dispatcher) unfinished(ctx context.Context, subs []*subscriptions.Subscription, tenant string, md *jetstream.MsgMetadata, since time.Time) []*subscriptions.Subscription {
+	d.syncLog(ctx, since)
 	return slices.DeleteFunc(subs, func(s *subscriptions.Subscription) bool {
-		got, err := d.index.Delivery(ctx, tenant, DeliveryID(md.Timestamp, md.Sequence.Stream, s.ID))
-		if err != nil || (got.Status != deliverylog.StatusSucceeded && got.Status != deliverylog.StatusFailed) {
+		done, err := d.index.Finished(tenant, DeliveryID(md.Timestamp, md.Sequence.Stream, s.ID))
+		if err != nil || !done {
 			return false
 		}
 		d.m.alreadyMade.Inc()
@@ -629,11 +629,68 @@ func (d *Dispatcher) unfinished(subs []*subscriptions.Subscription, tenant strin
 	})
 }
 
-// logSyncReuse is how long the fan-out takes one Sync of the attempt log
-// to cover the events delivered again after it began: a burst of them
+// mayBeLogged reports whether deliveries of an event stored at t may be in
+// the attempt log: not when the newest delivery it held once brought up to
+// date after this process started was created before t (a fan-out
+// delivery is created at its event's stored time). So a backlog stored
+// before a restart and never fanned out is not looked up event by event.
+// Unknown (the log could not be brought up to date or read) is true.
+func (d *Dispatcher) mayBeLogged(ctx context.Context, t time.Time) bool {
+	if !d.newestRead {
+		if !d.syncLog(ctx, d.started) {
+			return true
+		}
+		newest, _, err := d.index.NewestCreated()
+		if err != nil {
+			return true
+		}
+		d.newestRead, d.newestLogged = true, newest
+	}
+	return !t.After(d.newestLogged)
+}
+
+// syncLog brings this replica's attempt log up to what was logged before
+// since (one Sync, bounded by logSyncWait), unless a Sync that began after
+// since did already, and reports whether the log is known to hold it. A
+// stale log is safe to read (see unfinished), so after a failure the
+// fan-out goes on, tries again only logSyncRetry later, and says so in the
+// log once until a Sync works again. Only the fan-out goroutine calls it.
+func (d *Dispatcher) syncLog(ctx context.Context, since time.Time) bool {
+	if !d.logSynced.Before(since) {
+		return true
+	}
+	began := time.Now()
+	if began.Sub(d.logSyncFailed) < logSyncRetry {
+		return false
+	}
+	sctx, cancel := context.WithTimeout(ctx, logSyncWait)
+	err := d.index.Sync(sctx)
+	cancel()
+	if err != nil {
+		if d.logSyncFailed.IsZero() {
+			d.logger.Warn("fan-out: the attempt log is not up to date; events read again may be delivered again until it is", "err", err)
+		}
+		d.logSyncFailed = began
+		return false
+	}
+	if !d.logSyncFailed.IsZero() {
+		d.logger.Info("fan-out: the attempt log is up to date again")
+	}
+	d.logSynced, d.logSyncFailed = began, time.Time{}
+	return true
+}
+
+// The fan-out's Syncs of the attempt log (syncLog). logSyncReuse is how
+// long one covers the events read again after it began: a burst of them
 // (a NATS server restarted) costs a Sync every quarter second, not one
-// each. An attempt logged in between is not seen, and is made again.
-const logSyncReuse = 250 * time.Millisecond
+// each, and an attempt logged in between is not seen, so it is made
+// again. logSyncWait bounds one Sync, and logSyncRetry is the pause after
+// one failed: the fan-out waits on the log at most a second at a time.
+const (
+	logSyncReuse = 250 * time.Millisecond
+	logSyncWait  = time.Second
+	logSyncRetry = time.Second
+)
 
 // fanoutSpan starts the span of an event's fan-out on this replica, in
 // the trace the event was stored with.
@@ -763,7 +820,27 @@ func (d *Dispatcher) commitThen(rec deliverylog.Record, msgs []*nats.Msg, then f
 // count, with the first error, if any.
 func (d *Dispatcher) storeOutcome(rec deliverylog.Record, msgs []*nats.Msg, done func(error)) {
 	d.progress.started()
-	if len(msgs) > 0 { // else the record alone: nothing to join
+	switch {
+	case len(msgs) == 0: // the record alone: nothing to join
+	case rec.Status == deliverylog.StatusSucceeded || rec.Status == deliverylog.StatusFailed:
+		// What goes with a finished record (delivery.exhausted, a
+		// health event) is stored first, the record after it: a log
+		// that shows a delivery finished has stored all of it, so an
+		// event fanned out again can leave the delivery out
+		// (unfinished) without losing what it was to send.
+		d.pub.publish(d.runCtx, msgs, func(err error) {
+			if err != nil {
+				done(err)
+				return
+			}
+			go func() { // off the publisher's goroutine: Append may wait for room
+				if err := d.log.Append(d.runCtx, rec, done); err != nil {
+					done(err)
+				}
+			}()
+		})
+		return
+	default:
 		done = join(2, done)
 		d.pub.publish(d.runCtx, msgs, done)
 	}

@@ -59,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "webhooks_attempts_shed_total", Help: "Deliveries not sent because their destination's breaker was open: each is recorded as a failed attempt and retried on the schedule.",
 		}),
 		alreadyMade: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "webhooks_redeliveries_already_made_total", Help: "Deliveries of an event JetStream delivered again that were not made again: the attempt log shows them finished (the event's acknowledgement was lost, not its delivery).",
+			Name: "webhooks_redeliveries_already_made_total", Help: "Deliveries not made again when their event was read again (delivered again by JetStream, or read anew after a consumer lost its state or after a restart): the attempt log shows them finished.",
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.events, m.parked, m.attempts, m.duration, m.disabled, m.inflight, m.endToEnd, m.ackErrors, m.consumeErrors, m.demoted, m.shed, m.alreadyMade} {

@@ -81,6 +81,37 @@ type Cluster struct {
 // waits until JetStream has a meta leader.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	var c *Cluster
+	for attempt := 1; ; attempt++ {
+		var err error
+		if c, err = startCluster(t, n); err == nil {
+			break
+		}
+		if attempt == clusterAttempts {
+			t.Fatal(err)
+		}
+		t.Logf("%v; starting the cluster again on other ports", err)
+	}
+	poll.Until(t, 2*time.Minute, fmt.Sprintf("a stream placed on %d nodes", n), func() bool {
+		return c.hasMetaLeader() && c.placesReplicated(n)
+	})
+	return c
+}
+
+// A cluster's route ports are found free a moment before its servers
+// listen on them, and another test's server or an outgoing connection can
+// take one in between: that server never listens. So a cluster whose
+// servers do not all listen within clusterListenWait is started again on
+// other ports, clusterAttempts times at most.
+const (
+	clusterListenWait = 20 * time.Second
+	clusterAttempts   = 3
+)
+
+// startCluster starts n servers and waits until each listens; if one does
+// not, it shuts them all down and says which.
+func startCluster(t testing.TB, n int) (*Cluster, error) {
+	t.Helper()
 	ports := make([]int, n)
 	for i := range ports {
 		ports[i] = freePort(t)
@@ -106,15 +137,15 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		c.Servers = append(c.Servers, &Server{s})
 		c.opts = append(c.opts, o)
 	}
-	for _, s := range c.Servers {
-		if !s.ReadyForConnections(time.Minute) {
-			t.Fatal("cluster server not ready in a minute")
+	for i, s := range c.Servers {
+		if !s.ReadyForConnections(clusterListenWait) {
+			for _, s := range c.Servers {
+				s.Shutdown()
+			}
+			return nil, fmt.Errorf("cluster server %d not listening within %v (its route port %d may have been taken)", i+1, clusterListenWait, ports[i])
 		}
 	}
-	poll.Until(t, 2*time.Minute, fmt.Sprintf("a stream placed on %d nodes", n), func() bool {
-		return c.hasMetaLeader() && c.placesReplicated(n)
-	})
-	return c
+	return c, nil
 }
 
 // placesReplicated reports whether a stream with n replicas can be made
