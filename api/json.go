@@ -54,14 +54,17 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 }
 
 // readAll is io.ReadAll into a buffer sized for a body of the declared
-// length (within max), so that a body whose length is known is read
-// without growing the buffer, nor a small one given io.ReadAll's 512
-// bytes. A wrong length costs only growth: what is read is what r holds.
+// length (within max, and up to readAhead), so that a body whose length is
+// known is read without growing the buffer, nor a small one given
+// io.ReadAll's 512 bytes. A wrong length costs only growth: what is read
+// is what r holds. Past readAhead the buffer grows as the body arrives, so
+// a client that declares a megabyte and sends it slowly, or never, holds
+// no more memory than it sent.
 func readAll(r io.Reader, length, max int64) ([]byte, error) {
 	size := 512
 	if length >= 0 && length < max {
 		// One byte more, for the read that finds the end.
-		size = int(length) + 1
+		size = int(min(length, readAhead)) + 1
 	}
 	b := make([]byte, 0, size)
 	for {
@@ -78,6 +81,10 @@ func readAll(r io.Reader, length, max int64) ([]byte, error) {
 		}
 	}
 }
+
+// readAhead is the most readAll reserves for a body before it arrives:
+// the usual event or batch is smaller and is read into one buffer.
+const readAhead = 64 << 10
 
 // isJSON reports whether a Content-Type is application/json: the plain
 // header that nearly every request carries is told without parsing it.
