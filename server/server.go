@@ -589,14 +589,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // exits). It returns what it left.
 func (s *Server) closeBackends(ctx context.Context) (left []string) {
 	if s.logw != nil {
-		// What the dispatcher logged goes out before NATS closes.
-		if err := s.logw.Close(ctx); err != nil {
+		// What the dispatcher logged goes out before NATS closes, within
+		// half of the time left: with NATS gone it never would, and what
+		// follows must still close.
+		wctx, cancel := partOf(ctx, 2)
+		if err := s.logw.Close(wctx); err != nil {
 			s.logger.Warn("attempt log: records not stored at shutdown (their deliveries are redelivered)", "err", err)
 		}
+		cancel()
 	}
 	left = s.closeLookups(ctx)
 	s.certs.Stop()
-	s.ops.Close(ctx) // the operational events it queued go out before NATS closes
+	// The operational events it queued go out before NATS closes, within
+	// half of the time left, as the attempt log's records.
+	octx, cancel := partOf(ctx, 2)
+	s.ops.Close(octx)
+	cancel()
 	if s.nc != nil {
 		// Drain flushes what the dispatcher published and acked; the
 		// closed handler says when it is done, within the drain timeout.
@@ -630,6 +638,16 @@ func (s *Server) closeBackends(ctx context.Context) (left []string) {
 		s.logger.Warn("tracing: spans not exported at shutdown", "err", err)
 	}
 	return left
+}
+
+// partOf returns a context that ends with ctx or once 1/n of the time
+// left to ctx's deadline has passed, whichever is first.
+func partOf(ctx context.Context, n int) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/time.Duration(n)))
 }
 
 // closeIndex closes an index within ctx, and reports whether it is closed
