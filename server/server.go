@@ -554,12 +554,8 @@ func (s *Server) Err() <-chan error { return s.serveErr }
 // index that cannot flush to a lost disk) is logged and left behind, and
 // the error names it.
 func (s *Server) Shutdown(ctx context.Context) error {
-	httpCtx := ctx
-	if deadline, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		httpCtx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
-		defer cancel()
-	}
+	httpCtx, cancel := partOf(ctx, 2)
+	defer cancel()
 	err := s.http.Shutdown(httpCtx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		s.logger.Warn("shutdown: requests still running after their share of the grace; closing their connections")
